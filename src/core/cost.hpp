@@ -1,0 +1,28 @@
+// Cost of a call in micro-dollars with exact integer arithmetic: prices are DECIMAL(10,6)
+// dollars per 1000 tokens, and a float would drift over millions of recorded tasks.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace celaest::core {
+
+// round((tok_in * price_in + tok_out * price_out) / 1000, 6) dollars, as an integer number
+// of micro-dollars, rounded half away from zero. Prices are decimal strings as PostgreSQL
+// prints numerics ("0.002500", "1", ".5", "-0.1"); empty (or all blanks) means 0 (no price).
+// Throws std::invalid_argument for a price that is not a plain decimal.
+long long cost_micro_usd(long long tok_in, long long tok_out, std::string_view price_in_per_1k,
+                         std::string_view price_out_per_1k);
+
+// A decimal price in millionths ("0.0025" → 2500); digits past the sixth decimal are
+// rounded half away from zero. nullopt if not a plain decimal or too large.
+std::optional<long long> parse_price_micro(std::string_view price);
+
+// Micro-dollars as a decimal string with six places ("1234" → "0.001234"), ready to cast
+// to numeric without going through a float.
+std::string format_micro_usd(long long micro);
+
+}  // namespace celaest::core
+
+#include "core/cpp_only.hpp"

@@ -1,0 +1,41 @@
+#include "core/json_output.hpp"
+
+#include "core/json_util.hpp"
+#include "core/text.hpp"
+
+namespace celaest::core {
+namespace {
+
+std::optional<std::string_view> fenced_body(std::string_view text) {
+  if (!starts_with(text, "```")) return std::nullopt;
+  const std::size_t first_newline = text.find('\n');
+  const std::size_t closing = text.rfind("```");
+  if (first_newline == std::string_view::npos || closing <= first_newline) return std::nullopt;
+  return text.substr(first_newline + 1, closing - first_newline - 1);
+}
+
+std::optional<std::string_view> bracketed_span(std::string_view text) {
+  const std::size_t open = text.find_first_of("{[");
+  if (open == std::string_view::npos) return std::nullopt;
+  const char close_char = text[open] == '{' ? '}' : ']';
+  const std::size_t close = text.rfind(close_char);
+  if (close == std::string_view::npos || close < open) return std::nullopt;
+  return text.substr(open, close - open + 1);
+}
+
+}  // namespace
+
+std::optional<nlohmann::json> parse_json_output(std::string_view text) {
+  text = trim(text);
+  if (text.empty()) return std::nullopt;
+  if (auto whole = parse_json(text)) return whole;
+  if (auto fenced = fenced_body(text)) {
+    if (auto inner = parse_json(trim(*fenced))) return inner;
+  }
+  if (auto span = bracketed_span(text)) {
+    if (auto inner = parse_json(*span)) return inner;
+  }
+  return std::nullopt;
+}
+
+}  // namespace celaest::core
