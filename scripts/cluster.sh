@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs a command inside a throwaway PostgreSQL 15 cluster with celaest preloaded.
+# The server runs as the postgres user (pg_virtualenv), so this works as root too.
+# Inside the command: PGHOST/PGPORT/PGUSER/PGPASSWORD are set, and CELAEST_SERVER_LOG names
+# the server log. Extra server settings: CELAEST_PG_OPTIONS="-o name=value ...".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+inner=$(printf '%q ' "$@")
+# shellcheck disable=SC2086
+exec pg_virtualenv -t -v 15 \
+  -o "shared_preload_libraries=celaest" \
+  -o "celaest.encryption_key=${CELAEST_ENCRYPTION_KEY:-celaest-throwaway-cluster-key}" \
+  -o "celaest.health_check_interval=${CELAEST_HEALTH_CHECK_INTERVAL:-0}" \
+  -o "max_connections=64" \
+  ${CELAEST_PG_OPTIONS:-} \
+  bash -c 'export CELAEST_SERVER_LOG="$(dirname "$PG_CLUSTER_CONF_ROOT")/log/postgresql-15-regress.log"; '"$inner"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything CELAEST needs to build, test and run its demo on Debian 12.
+# Idempotent and non-interactive; skips apt entirely when every package is already present.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential g++ make cmake pkg-config
+  postgresql-15 postgresql-server-dev-15 postgresql-contrib-15 postgresql-client-15
+  libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev ca-certificates
+  python3 python3-pytest python3-psycopg2 openssl
+  nginx-light libnginx-mod-http-echo util-linux
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+# postgresql-contrib-15 is virtual on Debian 12 (pgcrypto ships in postgresql-15): check by file.
+if [ -f /usr/share/postgresql/15/extension/pgcrypto.control ]; then
+  missing=("${missing[@]/postgresql-contrib-15}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | sed '/^$/d'))
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts a default cluster on install; our tests use their own throwaway clusters.
+echo "install-deps: all dependencies present"

@@ -1,0 +1,27 @@
+// The celaest.* settings (GUCs). Defined once in _PG_init; read directly by the C++ glue.
+#pragma once
+
+namespace celaest::pg::settings {
+
+extern char* encryption_key;         // superuser only, never shown
+extern char* worker_database;        // celaest.database: where the background workers run
+extern int health_check_interval_s;  // seconds between API-key health checks
+extern int health_failure_threshold; // consecutive failures before a key is marked unhealthy
+extern int http_timeout_ms;
+extern int http_connect_timeout_ms;
+extern int max_retries;
+extern int retry_base_delay_ms;
+extern int retry_max_delay_ms;
+extern int worker_concurrency;
+extern int max_response_kb;
+extern char* user_id;                // celaest.user_id: who is calling (API.md)
+extern char* request_id;             // correlation id recorded by audits and tasks
+extern char* client_ip;
+extern char* user_agent;
+
+// celaest.<provider>_base_url, indexed by core::Provider order.
+const char* base_url_setting(int provider_index);
+
+void define_all();
+
+}  // namespace celaest::pg::settings

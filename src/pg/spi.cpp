@@ -1,0 +1,110 @@
+#include "pg/spi.hpp"
+
+#include "pg/boundary.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+}
+
+#include <string_view>
+#include <unordered_map>
+
+namespace celaest::pg {
+
+namespace {
+
+// Plans live for the backend; PostgreSQL's plan cache revalidates them after DDL.
+std::unordered_map<std::string_view, SPIPlanPtr>& plan_cache() {
+  static std::unordered_map<std::string_view, SPIPlanPtr> cache;
+  return cache;
+}
+
+constexpr int kMaxParams = 32;
+
+SPIPlanPtr prepared_plan(const char* sql, int param_count) {
+  auto& cache = plan_cache();
+  // Keyed by the SQL literal's text: callers pass string literals, so the view stays valid.
+  std::string_view key(sql);
+  if (auto found = cache.find(key); found != cache.end()) return found->second;
+  SPIPlanPtr plan = pg_guarded([&] {
+    Oid types[kMaxParams];
+    for (int i = 0; i < param_count; ++i) types[i] = TEXTOID;
+    SPIPlanPtr prepared = SPI_prepare(sql, param_count, types);
+    if (prepared == nullptr)
+      elog(ERROR, "celaest: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), sql);
+    SPI_keepplan(prepared);
+    return prepared;
+  });
+  cache.emplace(key, plan);
+  return plan;
+}
+
+}  // namespace
+
+SpiSession::SpiSession() {
+  pg_guarded([] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "celaest: SPI_connect failed");
+  });
+  connected_ = true;
+}
+
+SpiSession::~SpiSession() {
+  if (!connected_) return;
+  try {
+    pg_guarded([] { SPI_finish(); });
+  } catch (...) {
+    // Transaction abort cleans up SPI if finishing failed; nothing more to do here.
+  }
+}
+
+QueryResult SpiSession::run(const char* sql, const std::vector<Text>& params, bool read_only) {
+  const int param_count = static_cast<int>(params.size());
+  if (param_count > kMaxParams) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: too many SPI parameters");
+  SPIPlanPtr plan = prepared_plan(sql, param_count);
+
+  Datum values[kMaxParams];
+  char nulls[kMaxParams];
+  pg_guarded([&] {
+    for (int i = 0; i < param_count; ++i) {
+      const Text& param = params[i];
+      nulls[i] = param ? ' ' : 'n';
+      values[i] = param ? PointerGetDatum(cstring_to_text_with_len(param->data(), (int)param->size())) : (Datum)0;
+    }
+  });
+  int status = pg_guarded([&] { return SPI_execute_plan(plan, values, nulls, read_only, 0); });
+  if (status < 0) throw Error(ERRCODE_INTERNAL_ERROR, std::string("celaest: SPI failed: ") + SPI_result_code_string(status));
+
+  QueryResult result;
+  result.processed = SPI_processed;
+  SPITupleTable* table = SPI_tuptable;
+  if (table != nullptr) {
+    const int columns = table->tupdesc->natts;
+    result.rows.reserve(SPI_processed);
+    for (uint64 r = 0; r < SPI_processed; ++r) {
+      Row row;
+      row.reserve(columns);
+      for (int c = 1; c <= columns; ++c) {
+        char* cstring = pg_guarded([&] { return SPI_getvalue(table->vals[r], table->tupdesc, c); });
+        if (cstring == nullptr) {
+          row.emplace_back(std::nullopt);
+        } else {
+          row.emplace_back(std::string(cstring));
+          pfree(cstring);
+        }
+      }
+      result.rows.push_back(std::move(row));
+    }
+    pg_guarded([&] { SPI_freetuptable(table); });
+  }
+  return result;
+}
+
+Text SpiSession::scalar(const char* sql, const std::vector<Text>& params, bool read_only) {
+  QueryResult result = run(sql, params, read_only);
+  if (result.rows.empty() || result.rows[0].empty()) return std::nullopt;
+  return result.rows[0][0];
+}
+
+}  // namespace celaest::pg

@@ -1,0 +1,43 @@
+// SPI from C++: every call goes through pg_guarded, values cross as text, plans are cached.
+//
+// Values are exchanged as text (parameters are cast in the SQL: `$1::uuid`). That keeps the
+// glue free of Datum bookkeeping and costs little next to executing the statement; the
+// statement's plan is prepared once per backend and kept (SPI_keepplan).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace celaest::pg {
+
+using Text = std::optional<std::string>;  // nullopt = SQL NULL
+using Row = std::vector<Text>;
+
+struct QueryResult {
+  std::vector<Row> rows;
+  uint64_t processed = 0;
+
+  bool empty() const { return rows.empty(); }
+  const Text& at(size_t row, size_t column) const { return rows.at(row).at(column); }
+};
+
+// One SPI connection for the lifetime of the object.
+class SpiSession {
+ public:
+  SpiSession();
+  ~SpiSession();
+  SpiSession(const SpiSession&) = delete;
+  SpiSession& operator=(const SpiSession&) = delete;
+
+  // Runs `sql` (all parameters typed text) through a cached prepared plan.
+  QueryResult run(const char* sql, const std::vector<Text>& params = {}, bool read_only = false);
+  // First column of the first row, or nullopt.
+  Text scalar(const char* sql, const std::vector<Text>& params = {}, bool read_only = false);
+
+ private:
+  bool connected_ = false;
+};
+
+}  // namespace celaest::pg
