@@ -1,0 +1,271 @@
+-- CELAEST — module 10: identity (organizations, users_profile) and "who is calling".
+
+-- ---------------------------------------------------------------------------
+-- organizations
+-- ---------------------------------------------------------------------------
+CREATE TABLE celaest.organizations (
+    id                      UUID            NOT NULL DEFAULT uuid_generate_v4(),
+    name                    VARCHAR(255)    NOT NULL,
+    slug                    VARCHAR(100)    NOT NULL,
+    email                   VARCHAR(255),
+    phone                   VARCHAR(50),
+    website                 VARCHAR(500),
+    address_line1           VARCHAR(255),
+    address_line2           VARCHAR(255),
+    city                    VARCHAR(100),
+    state                   VARCHAR(100),
+    postal_code             VARCHAR(20),
+    country_code            CHAR(2),
+    tax_id                  VARCHAR(50),
+    settings                JSONB           NOT NULL DEFAULT '{}',
+    metadata                JSONB           NOT NULL DEFAULT '{}',
+    max_users               INTEGER         NOT NULL DEFAULT 5,
+    max_api_calls_per_month BIGINT          NOT NULL DEFAULT 10000,
+    created_at              TIMESTAMPTZ     NOT NULL DEFAULT NOW(),
+    updated_at              TIMESTAMPTZ     NOT NULL DEFAULT NOW(),
+    deleted_at              TIMESTAMPTZ,
+
+    CONSTRAINT organizations_pkey PRIMARY KEY (id),
+    CONSTRAINT organizations_slug_key UNIQUE (slug),
+    CONSTRAINT organizations_name_not_blank CHECK (btrim(name) <> ''),
+    -- URL-friendly: lowercase letters, digits, '-' and '_', starting with a letter or digit.
+    CONSTRAINT organizations_slug_format CHECK (slug ~ '^[a-z0-9][a-z0-9_-]*$'),
+    CONSTRAINT organizations_email_format CHECK (email ~ '^[^@[:space:]]+@[^@[:space:]]+$'),
+    CONSTRAINT organizations_country_code_format CHECK (country_code ~ '^[A-Z]{2}$'),
+    CONSTRAINT organizations_settings_is_object CHECK (jsonb_typeof(settings) = 'object'),
+    CONSTRAINT organizations_metadata_is_object CHECK (jsonb_typeof(metadata) = 'object'),
+    -- Limits follow the plans' convention: -1 means unlimited.
+    CONSTRAINT organizations_max_users_valid CHECK (max_users >= -1),
+    CONSTRAINT organizations_max_api_calls_per_month_valid CHECK (max_api_calls_per_month >= -1)
+);
+
+CREATE TRIGGER organizations_set_updated_at
+    BEFORE UPDATE ON celaest.organizations
+    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+
+COMMENT ON TABLE celaest.organizations IS
+    'Business entities that group users; the base of multi-tenancy. Soft-deleted (deleted_at), never removed once they have history.';
+COMMENT ON COLUMN celaest.organizations.id IS 'Unique identifier (PK).';
+COMMENT ON COLUMN celaest.organizations.name IS 'Organization name.';
+COMMENT ON COLUMN celaest.organizations.slug IS 'URL-friendly identifier (UNIQUE).';
+COMMENT ON COLUMN celaest.organizations.email IS 'Contact email.';
+COMMENT ON COLUMN celaest.organizations.phone IS 'Phone number.';
+COMMENT ON COLUMN celaest.organizations.website IS 'Website.';
+COMMENT ON COLUMN celaest.organizations.address_line1 IS 'Address line 1.';
+COMMENT ON COLUMN celaest.organizations.address_line2 IS 'Address line 2.';
+COMMENT ON COLUMN celaest.organizations.city IS 'City.';
+COMMENT ON COLUMN celaest.organizations.state IS 'State or province.';
+COMMENT ON COLUMN celaest.organizations.postal_code IS 'Postal code.';
+COMMENT ON COLUMN celaest.organizations.country_code IS 'ISO 3166-1 alpha-2 country code (two uppercase letters).';
+COMMENT ON COLUMN celaest.organizations.tax_id IS 'Tax identifier.';
+COMMENT ON COLUMN celaest.organizations.settings IS 'Custom settings (JSON object), e.g. timezone, locale, branding, roi.hourly_rate.';
+COMMENT ON COLUMN celaest.organizations.metadata IS 'Additional data (JSON object).';
+COMMENT ON COLUMN celaest.organizations.max_users IS 'User limit (-1 = unlimited).';
+COMMENT ON COLUMN celaest.organizations.max_api_calls_per_month IS 'API call limit per month (-1 = unlimited).';
+COMMENT ON COLUMN celaest.organizations.created_at IS 'Creation time.';
+COMMENT ON COLUMN celaest.organizations.updated_at IS 'Last update time (maintained by trigger).';
+COMMENT ON COLUMN celaest.organizations.deleted_at IS 'Deletion time (soft delete); NULL while the organization is live.';
+
+-- ---------------------------------------------------------------------------
+-- users_profile
+-- ---------------------------------------------------------------------------
+CREATE TABLE celaest.users_profile (
+    id                   UUID            NOT NULL,
+    organization_id      UUID,
+    email                VARCHAR(255)    NOT NULL,
+    first_name           VARCHAR(100),
+    last_name            VARCHAR(100),
+    display_name         VARCHAR(200),
+    avatar_url           VARCHAR(500),
+    phone                VARCHAR(50),
+    role                 celaest.user_role NOT NULL DEFAULT 'viewer',
+    scopes               JSONB           NOT NULL DEFAULT '[]',
+    timezone             VARCHAR(50)     NOT NULL DEFAULT 'UTC',
+    locale               VARCHAR(10)     NOT NULL DEFAULT 'es',
+    preferences          JSONB           NOT NULL DEFAULT '{}',
+    onboarding_completed BOOLEAN         NOT NULL DEFAULT FALSE,
+    onboarding_step      INTEGER         NOT NULL DEFAULT 0,
+    last_login_at        TIMESTAMPTZ,
+    login_count          INTEGER         NOT NULL DEFAULT 0,
+    metadata             JSONB           NOT NULL DEFAULT '{}',
+    created_at           TIMESTAMPTZ     NOT NULL DEFAULT NOW(),
+    updated_at           TIMESTAMPTZ     NOT NULL DEFAULT NOW(),
+    deleted_at           TIMESTAMPTZ,
+
+    CONSTRAINT users_profile_pkey PRIMARY KEY (id),
+    CONSTRAINT users_profile_email_key UNIQUE (email),
+    -- SET NULL: organization_id is optional (a user may exist before joining a
+    -- tenant), so a removed organization leaves its users unattached rather than
+    -- deleting accounts that belong to the auth system.
+    CONSTRAINT users_profile_organization_id_fkey FOREIGN KEY (organization_id)
+        REFERENCES celaest.organizations (id) ON DELETE SET NULL,
+    CONSTRAINT users_profile_email_format CHECK (email ~ '^[^@[:space:]]+@[^@[:space:]]+$'),
+    CONSTRAINT users_profile_scopes_is_array CHECK (jsonb_typeof(scopes) = 'array'),
+    CONSTRAINT users_profile_preferences_is_object CHECK (jsonb_typeof(preferences) = 'object'),
+    CONSTRAINT users_profile_metadata_is_object CHECK (jsonb_typeof(metadata) = 'object'),
+    CONSTRAINT users_profile_onboarding_step_nonneg CHECK (onboarding_step >= 0),
+    CONSTRAINT users_profile_login_count_nonneg CHECK (login_count >= 0)
+);
+
+CREATE INDEX users_profile_organization_id_idx ON celaest.users_profile (organization_id);
+
+CREATE TRIGGER users_profile_set_updated_at
+    BEFORE UPDATE ON celaest.users_profile
+    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+
+-- Supabase: users_profile.id is the auth user's id. When the database has
+-- auth.users at install time, tie the profile to it (deleting the auth user
+-- deletes the profile); otherwise the table stands alone.
+DO $$
+BEGIN
+    IF pg_catalog.to_regclass('auth.users') IS NOT NULL THEN
+        ALTER TABLE celaest.users_profile
+            ADD CONSTRAINT users_profile_id_fkey FOREIGN KEY (id)
+            REFERENCES auth.users (id) ON DELETE CASCADE;
+    END IF;
+END;
+$$;
+
+COMMENT ON TABLE celaest.users_profile IS
+    'Extended user profile; complements Supabase auth.users (id is the auth user''s id). Soft-deleted (deleted_at).';
+COMMENT ON COLUMN celaest.users_profile.id IS 'Auth user id (PK); references auth.users(id) when installed on Supabase.';
+COMMENT ON COLUMN celaest.users_profile.organization_id IS 'Organization the user belongs to (FK -> organizations).';
+COMMENT ON COLUMN celaest.users_profile.email IS 'Email (UNIQUE).';
+COMMENT ON COLUMN celaest.users_profile.first_name IS 'First name.';
+COMMENT ON COLUMN celaest.users_profile.last_name IS 'Last name.';
+COMMENT ON COLUMN celaest.users_profile.display_name IS 'Name shown in the UI.';
+COMMENT ON COLUMN celaest.users_profile.avatar_url IS 'Avatar URL.';
+COMMENT ON COLUMN celaest.users_profile.phone IS 'Phone number.';
+COMMENT ON COLUMN celaest.users_profile.role IS 'User role.';
+COMMENT ON COLUMN celaest.users_profile.scopes IS 'Fine-grained permissions (JSON array), e.g. ["licenses:read", "users:manage"].';
+COMMENT ON COLUMN celaest.users_profile.timezone IS 'Time zone.';
+COMMENT ON COLUMN celaest.users_profile.locale IS 'Preferred language.';
+COMMENT ON COLUMN celaest.users_profile.preferences IS 'UI preferences (JSON object).';
+COMMENT ON COLUMN celaest.users_profile.onboarding_completed IS 'Whether onboarding is completed.';
+COMMENT ON COLUMN celaest.users_profile.onboarding_step IS 'Current onboarding step.';
+COMMENT ON COLUMN celaest.users_profile.last_login_at IS 'Last login time.';
+COMMENT ON COLUMN celaest.users_profile.login_count IS 'Login counter.';
+COMMENT ON COLUMN celaest.users_profile.metadata IS 'Additional data (JSON object).';
+COMMENT ON COLUMN celaest.users_profile.created_at IS 'Creation time.';
+COMMENT ON COLUMN celaest.users_profile.updated_at IS 'Last update time (maintained by trigger).';
+COMMENT ON COLUMN celaest.users_profile.deleted_at IS 'Deletion time (soft delete); NULL while the user is live.';
+
+-- ---------------------------------------------------------------------------
+-- Who is calling (API.md): celaest.user_id setting, else Supabase auth.uid().
+-- ---------------------------------------------------------------------------
+-- STABLE: within one statement the answer cannot change. A malformed setting is a
+-- caller bug and raises in both variants (silently acting as "nobody" would hide
+-- it and drop the actor from audit rows); only "no user at all" differs.
+CREATE FUNCTION celaest.current_user_id_or_null()
+RETURNS uuid
+LANGUAGE plpgsql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_setting text := btrim(current_setting('celaest.user_id', true));
+    v_user    uuid;
+BEGIN
+    IF v_setting IS NOT NULL AND v_setting <> '' THEN
+        -- The forms uuid_in accepts: 32 hex digits, optionally '-' after any group of
+        -- four, optionally in braces. Checked up front so that no subtransaction is needed.
+        IF v_setting !~* '^([0-9a-f]{4}(-?[0-9a-f]{4}){7}|\{[0-9a-f]{4}(-?[0-9a-f]{4}){7}\})$' THEN
+            RAISE EXCEPTION 'celaest.user_id is not a valid uuid: "%"', v_setting
+                USING ERRCODE = 'invalid_text_representation',
+                      HINT = 'SET celaest.user_id to the users_profile.id of the acting user, or RESET it.';
+        END IF;
+        RETURN v_setting::uuid;
+    END IF;
+
+    -- Supabase: the JWT "sub" claim. Called dynamically: auth.uid() need not exist.
+    IF to_regprocedure('auth.uid()') IS NOT NULL THEN
+        EXECUTE 'SELECT auth.uid()' INTO v_user;
+        RETURN v_user;
+    END IF;
+
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION celaest.current_user_id_or_null() IS
+    'The acting CELAEST user: the setting celaest.user_id, else Supabase auth.uid(), else NULL. Raises 22P02 when celaest.user_id is set but not a uuid. Used by row-level security and automatic auditing.';
+
+CREATE FUNCTION celaest.current_user_id()
+RETURNS uuid
+LANGUAGE plpgsql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user uuid := celaest.current_user_id_or_null();
+BEGIN
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'no CELAEST user: set celaest.user_id or authenticate'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Run SET LOCAL celaest.user_id = ''<users_profile.id>'' first, or call through Supabase Auth (auth.uid()).';
+    END IF;
+    RETURN v_user;
+END;
+$$;
+COMMENT ON FUNCTION celaest.current_user_id() IS
+    'The acting CELAEST user: the setting celaest.user_id, else Supabase auth.uid(). Raises 42501 when neither gives a user, 22P02 when celaest.user_id is not a uuid.';
+
+-- SECURITY DEFINER: row-level security policies call these, including the policy on
+-- users_profile itself; running as the owner (not subject to RLS, which is not
+-- FORCEd) avoids policy recursion and lets a user learn their own organization.
+CREATE FUNCTION celaest.current_org_id_or_null()
+RETURNS uuid
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT u.organization_id
+      FROM celaest.users_profile AS u
+     WHERE u.id = celaest.current_user_id_or_null()
+       AND u.deleted_at IS NULL;
+$$;
+COMMENT ON FUNCTION celaest.current_org_id_or_null() IS
+    'Organization of the acting user (users_profile.organization_id), or NULL when there is no user, no live profile or no organization. Used by row-level security.';
+
+CREATE FUNCTION celaest.current_org_id()
+RETURNS uuid
+LANGUAGE plpgsql
+STABLE PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user uuid := celaest.current_user_id();
+    v_org  uuid;
+BEGIN
+    SELECT u.organization_id INTO v_org
+      FROM celaest.users_profile AS u
+     WHERE u.id = v_user
+       AND u.deleted_at IS NULL;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'CELAEST user % has no profile', v_user
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'There is no live row in celaest.users_profile with this id (missing or soft-deleted).',
+                  HINT = 'Create the user''s celaest.users_profile row, or act as another user.';
+    END IF;
+    RETURN v_org;
+END;
+$$;
+COMMENT ON FUNCTION celaest.current_org_id() IS
+    'Organization of the acting user (users_profile.organization_id; NULL if the user belongs to none). Raises 42501 when there is no user or the user has no live profile.';
+
+CREATE FUNCTION celaest.current_user_is_super_admin()
+RETURNS boolean
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE((
+        SELECT u.role = 'super_admin'::celaest.user_role
+          FROM celaest.users_profile AS u
+         WHERE u.id = celaest.current_user_id_or_null()
+           AND u.deleted_at IS NULL), false);
+$$;
+COMMENT ON FUNCTION celaest.current_user_is_super_admin() IS
+    'True when the acting user has a live profile with role super_admin (global administrator: row-level security lets them see every organization).';
