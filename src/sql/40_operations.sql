@@ -48,9 +48,9 @@ CREATE TABLE celaest.task_batches (
     -- SET NULL (catalog).
     CONSTRAINT task_batches_model_id_fkey FOREIGN KEY (model_id)
         REFERENCES celaest.ai_models (id) ON DELETE SET NULL,
-    CONSTRAINT task_batches_total_tasks_nonneg CHECK (total_tasks >= 0),
-    CONSTRAINT task_batches_completed_tasks_nonneg CHECK (completed_tasks >= 0),
-    CONSTRAINT task_batches_failed_tasks_nonneg CHECK (failed_tasks >= 0),
+    -- One constraint for the three counters: it sorts (and so is checked and
+    -- reported) before counters_within_total, which a negative total also breaks.
+    CONSTRAINT task_batches_counters_nonneg CHECK (total_tasks >= 0 AND completed_tasks >= 0 AND failed_tasks >= 0),
     CONSTRAINT task_batches_counters_within_total CHECK (completed_tasks + failed_tasks <= total_tasks),
     CONSTRAINT task_batches_options_is_object CHECK (jsonb_typeof(options) = 'object'),
     CONSTRAINT task_batches_metadata_is_object CHECK (jsonb_typeof(metadata) = 'object')

@@ -249,6 +249,12 @@ DECLARE
     v_mask          text   := NULL;
     k               text;
 BEGIN
+    -- It runs with the owner's rights: refuse to serve any table but ours.
+    IF TG_TABLE_SCHEMA <> 'celaest' OR TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'ROW' THEN
+        RAISE EXCEPTION 'celaest.audit_row_change() only audits CELAEST tables (AFTER ... FOR EACH ROW)'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+
     IF TG_OP = 'INSERT' THEN
         v_new := to_jsonb(NEW);
         v_action := 'create';
