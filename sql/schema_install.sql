@@ -26,6 +26,14 @@ SELECT c.relname AS not_an_extension_member
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                       AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e');
 
+-- All fifteen tables hold user data: pg_dump dumps their rows (extconfig).
+SELECT c.relname AS dumped_table
+  FROM pg_extension AS e
+  CROSS JOIN LATERAL unnest(e.extconfig) AS t (oid)
+  JOIN pg_class AS c ON c.oid = t.oid
+ WHERE e.extname = 'celaest'
+ ORDER BY c.relname;
+
 -- Without Supabase's auth schema, users_profile.id stands alone.
 SELECT conname FROM pg_constraint
  WHERE conrelid = 'celaest.users_profile'::regclass AND contype = 'f'

@@ -150,6 +150,17 @@ COMMENT ON COLUMN celaest.users_profile.created_at IS 'Creation time.';
 COMMENT ON COLUMN celaest.users_profile.updated_at IS 'Last update time (maintained by trigger).';
 COMMENT ON COLUMN celaest.users_profile.deleted_at IS 'Deletion time (soft delete); NULL while the user is live.';
 
+-- pg_dump skips the rows of an extension's tables unless they are marked as
+-- configuration tables; these rows are user data, so all of them are dumped.
+-- Restore as a superuser with ordinary triggers off, e.g.
+--   PGOPTIONS='-c session_replication_role=replica' pg_restore -d target dump
+-- otherwise the automatic audit would log every restored license, plan, key, user,
+-- flag and setting as newly created (and the licensing triggers would re-check
+-- restored history). audit_logs' append-only triggers stay on (ENABLE ALWAYS);
+-- they do not stop inserts.
+SELECT pg_catalog.pg_extension_config_dump('celaest.organizations', '');
+SELECT pg_catalog.pg_extension_config_dump('celaest.users_profile', '');
+
 -- ---------------------------------------------------------------------------
 -- Who is calling (API.md): celaest.user_id setting, else Supabase auth.uid().
 -- ---------------------------------------------------------------------------

@@ -187,3 +187,8 @@ COMMENT ON COLUMN celaest.license_usage_log.task_id IS 'Task that caused the con
 COMMENT ON COLUMN celaest.license_usage_log.user_id IS 'User who caused the consumption, if any (FK -> users_profile).';
 COMMENT ON COLUMN celaest.license_usage_log.metadata IS 'Additional data (JSON object).';
 COMMENT ON COLUMN celaest.license_usage_log.created_at IS 'Time of the consumption.';
+
+-- pg_dump: these rows are user data (see module 10).
+SELECT pg_catalog.pg_extension_config_dump('celaest.subscription_plans', '');
+SELECT pg_catalog.pg_extension_config_dump('celaest.licenses', '');
+SELECT pg_catalog.pg_extension_config_dump('celaest.license_usage_log', '');

@@ -232,6 +232,11 @@ COMMENT ON COLUMN celaest.prompts_master.metadata IS 'Additional data (JSON obje
 COMMENT ON COLUMN celaest.prompts_master.created_at IS 'Creation time.';
 COMMENT ON COLUMN celaest.prompts_master.updated_at IS 'Last update time (maintained by trigger).';
 
+-- pg_dump: these rows are user data (see module 10).
+SELECT pg_catalog.pg_extension_config_dump('celaest.ai_models', '');
+SELECT pg_catalog.pg_extension_config_dump('celaest.ai_api_pool', '');
+SELECT pg_catalog.pg_extension_config_dump('celaest.prompts_master', '');
+
 -- ---------------------------------------------------------------------------
 -- increment_api_key_usage (data dictionary, "Funciones Disponibles")
 -- ---------------------------------------------------------------------------

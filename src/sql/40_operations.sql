@@ -215,3 +215,7 @@ COMMENT ON COLUMN celaest.processed_tasks.completed_at IS 'Processing end time.'
 ALTER TABLE celaest.license_usage_log
     ADD CONSTRAINT license_usage_log_task_id_fkey FOREIGN KEY (task_id)
     REFERENCES celaest.processed_tasks (id) ON DELETE SET NULL;
+
+-- pg_dump: these rows are user data (see module 10).
+SELECT pg_catalog.pg_extension_config_dump('celaest.task_batches', '');
+SELECT pg_catalog.pg_extension_config_dump('celaest.processed_tasks', '');

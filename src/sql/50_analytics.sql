@@ -83,3 +83,6 @@ COMMENT ON COLUMN celaest.roi_metrics.new_users_count IS 'New users in the perio
 COMMENT ON COLUMN celaest.roi_metrics.metadata IS 'Additional data (JSON object).';
 COMMENT ON COLUMN celaest.roi_metrics.created_at IS 'Creation time.';
 COMMENT ON COLUMN celaest.roi_metrics.updated_at IS 'Last update time (maintained by trigger).';
+
+-- pg_dump: these rows are user data (see module 10).
+SELECT pg_catalog.pg_extension_config_dump('celaest.roi_metrics', '');

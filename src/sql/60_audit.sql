@@ -145,6 +145,10 @@ COMMENT ON COLUMN celaest.telemetry_events.browser IS 'Browser.';
 COMMENT ON COLUMN celaest.telemetry_events.os IS 'Operating system.';
 COMMENT ON COLUMN celaest.telemetry_events.created_at IS 'Event time.';
 
+-- pg_dump: these rows are user data (see module 10).
+SELECT pg_catalog.pg_extension_config_dump('celaest.audit_logs', '');
+SELECT pg_catalog.pg_extension_config_dump('celaest.telemetry_events', '');
+
 -- ---------------------------------------------------------------------------
 -- log_audit (data dictionary, "Funciones Disponibles")
 -- ---------------------------------------------------------------------------

@@ -89,3 +89,7 @@ COMMENT ON COLUMN celaest.feature_flags.target_organizations IS 'Targeted organi
 COMMENT ON COLUMN celaest.feature_flags.metadata IS 'Additional data (JSON object).';
 COMMENT ON COLUMN celaest.feature_flags.created_at IS 'Creation time.';
 COMMENT ON COLUMN celaest.feature_flags.updated_at IS 'Last update time (maintained by trigger).';
+
+-- pg_dump: these rows are user data (see module 10).
+SELECT pg_catalog.pg_extension_config_dump('celaest.system_config', '');
+SELECT pg_catalog.pg_extension_config_dump('celaest.feature_flags', '');
