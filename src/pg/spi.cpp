@@ -8,7 +8,6 @@ extern "C" {
 #include "utils/builtins.h"
 }
 
-#include <string_view>
 #include <unordered_map>
 
 namespace celaest::pg {
@@ -16,8 +15,8 @@ namespace celaest::pg {
 namespace {
 
 // Plans live for the backend; PostgreSQL's plan cache revalidates them after DDL.
-std::unordered_map<std::string_view, SPIPlanPtr>& plan_cache() {
-  static std::unordered_map<std::string_view, SPIPlanPtr> cache;
+std::unordered_map<std::string, SPIPlanPtr>& plan_cache() {
+  static std::unordered_map<std::string, SPIPlanPtr> cache;
   return cache;
 }
 
@@ -25,8 +24,9 @@ constexpr int kMaxParams = 32;
 
 SPIPlanPtr prepared_plan(const char* sql, int param_count) {
   auto& cache = plan_cache();
-  // Keyed by the SQL literal's text: callers pass string literals, so the view stays valid.
-  std::string_view key(sql);
+  // Keyed by the statement's text (some statements are built once per backend, e.g. with
+  // the schema that holds pgcrypto).
+  std::string key(sql);
   if (auto found = cache.find(key); found != cache.end()) return found->second;
   SPIPlanPtr plan = pg_guarded([&] {
     Oid types[kMaxParams];
@@ -37,7 +37,7 @@ SPIPlanPtr prepared_plan(const char* sql, int param_count) {
     SPI_keepplan(prepared);
     return prepared;
   });
-  cache.emplace(key, plan);
+  cache.emplace(std::move(key), plan);
   return plan;
 }
 

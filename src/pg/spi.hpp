@@ -33,8 +33,14 @@ class SpiSession {
 
   // Runs `sql` (all parameters typed text) through a cached prepared plan.
   QueryResult run(const char* sql, const std::vector<Text>& params = {}, bool read_only = false);
+  QueryResult run(const std::string& sql, const std::vector<Text>& params = {}, bool read_only = false) {
+    return run(sql.c_str(), params, read_only);
+  }
   // First column of the first row, or nullopt.
   Text scalar(const char* sql, const std::vector<Text>& params = {}, bool read_only = false);
+  Text scalar(const std::string& sql, const std::vector<Text>& params = {}, bool read_only = false) {
+    return scalar(sql.c_str(), params, read_only);
+  }
 
  private:
   bool connected_ = false;

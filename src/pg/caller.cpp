@@ -1,0 +1,30 @@
+#include "pg/caller.hpp"
+
+#include "pg/boundary.hpp"
+
+namespace celaest::pg {
+
+Caller resolve_caller(SpiSession& spi, const std::optional<std::string>& user_id) {
+  QueryResult rows = spi.run(
+      "SELECT x.uid::text, u.id IS NOT NULL, u.organization_id::text"
+      " FROM (SELECT coalesce($1::uuid, celaest.current_user_id()) AS uid) x"
+      " LEFT JOIN celaest.users_profile u ON u.id = x.uid AND u.deleted_at IS NULL",
+      {user_id}, true);
+  const std::string uid = rows.at(0, 0).value_or("");
+  if (rows.at(0, 1) != Text("t"))
+    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "user " + uid + " has no CELAEST profile", "",
+                "Create the user in celaest.users_profile.");
+  if (!rows.at(0, 2))
+    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "user " + uid + " belongs to no organization", "",
+                "Set celaest.users_profile.organization_id.");
+  return Caller{uid, *rows.at(0, 2)};
+}
+
+std::string reserve_ai_request(SpiSession& spi, const Caller& caller, const std::optional<std::string>& task_id) {
+  Text license = spi.scalar("SELECT celaest.reserve_ai_request($1::uuid, $2::uuid, $3::uuid)",
+                            {caller.organization_id, caller.user_id, task_id});
+  if (!license) throw Error(kNoLicense, "organization " + caller.organization_id + " has no license in force");
+  return *license;
+}
+
+}  // namespace celaest::pg

@@ -1,0 +1,23 @@
+// Who is calling (API.md): the user (argument, else celaest.current_user_id()) and the
+// organization of that user's profile.
+#pragma once
+
+#include "pg/spi.hpp"
+
+#include <optional>
+#include <string>
+
+namespace celaest::pg {
+
+struct Caller {
+  std::string user_id;
+  std::string organization_id;
+};
+
+// 42501 when there is no user, no profile, or no organization.
+Caller resolve_caller(SpiSession& spi, const std::optional<std::string>& user_id);
+
+// Reserves one AI request of the caller's license (LC001–LC004, LC010); returns the license id.
+std::string reserve_ai_request(SpiSession& spi, const Caller& caller, const std::optional<std::string>& task_id);
+
+}  // namespace celaest::pg

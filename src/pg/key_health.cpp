@@ -1,0 +1,31 @@
+#include "pg/key_health.hpp"
+
+#include "pg/settings.hpp"
+
+namespace celaest::pg {
+
+void KeyHealth::record_use(const std::string& key_id, long long tokens) {
+  spi_.run("SELECT celaest.increment_api_key_usage($1::uuid, $2::int)", {key_id, std::to_string(tokens)});
+}
+
+void KeyHealth::succeeded(const std::string& key_id) {
+  // Written only when something changes: a healthy key's row stays untouched on the hot path.
+  spi_.run(
+      "UPDATE celaest.ai_api_pool SET consecutive_failures = 0, is_healthy = true "
+      "WHERE id = $1::uuid AND (consecutive_failures <> 0 OR NOT is_healthy)",
+      {key_id});
+}
+
+void KeyHealth::failed(const std::string& key_id, bool definitive) {
+  spi_.run(
+      "UPDATE celaest.ai_api_pool SET consecutive_failures = consecutive_failures + 1, "
+      "  is_healthy = is_healthy AND NOT $2::boolean AND consecutive_failures + 1 < $3::int "
+      "WHERE id = $1::uuid",
+      {key_id, std::string(definitive ? "true" : "false"), std::to_string(settings::health_failure_threshold)});
+}
+
+void KeyHealth::checked(const std::string& key_id) {
+  spi_.run("UPDATE celaest.ai_api_pool SET last_health_check = now() WHERE id = $1::uuid", {key_id});
+}
+
+}  // namespace celaest::pg
