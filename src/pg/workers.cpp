@@ -164,22 +164,46 @@ extern "C" PGDLLEXPORT void celaest_maintenance_main(Datum) {
 }
 
 // Runs pending batch tasks; woken by submit_batch, otherwise polls every second.
+// Two transactions per pass: the claim (tasks enter processing and are charged to the
+// license) commits before any provider is called, so other sessions see the tasks in flight
+// and no license row lock is held during HTTP; the calls and their records are the second.
 extern "C" PGDLLEXPORT void celaest_batch_runner_main(Datum) {
   connect_worker(WorkerKind::BatchRunner);
   before_shmem_exit(on_exit_mark_stopped, Int32GetDatum(static_cast<int>(WorkerKind::BatchRunner)));
   MemoryContext loop_context = AllocSetContextCreate(TopMemoryContext, "celaest batch runner", ALLOCSET_DEFAULT_SIZES);
+  bool requeued = false;
   for (;;) {
     MemoryContextSwitchTo(loop_context);
     MemoryContextReset(loop_context);
-    long ran = 0;
+    long claimed = 0;
     if (!RecoveryInProgress()) {
-      celaest::pg::shared::worker_state(WorkerKind::BatchRunner, "running");
-      ran = run_unit(WorkerKind::BatchRunner,
-                     "SELECT CASE WHEN to_regprocedure('celaest.run_pending_tasks(integer)') IS NULL THEN 0 "
-                     "ELSE celaest.run_pending_tasks(current_setting('celaest.worker_concurrency')::int)::bigint END");
+      celaest::pg::shared::worker_state(WorkerKind::BatchRunner, "claiming");
+      if (!requeued) {
+        requeued = run_unit(WorkerKind::BatchRunner,
+                            "SELECT CASE WHEN to_regprocedure('celaest._requeue_orphaned_tasks()') IS NULL THEN 0 "
+                            "ELSE celaest._requeue_orphaned_tasks()::bigint END") >= 0;
+      }
+      claimed = run_unit(WorkerKind::BatchRunner,
+                         "SELECT CASE WHEN to_regprocedure('celaest._claim_batch_tasks(integer)') IS NULL THEN 0 "
+                         "ELSE celaest._claim_batch_tasks(current_setting('celaest.worker_concurrency')::int)::bigint END");
+      if (claimed > 0) {
+        celaest::pg::shared::worker_state(WorkerKind::BatchRunner, "calling providers");
+        long ran = run_unit(WorkerKind::BatchRunner,
+                            "SELECT celaest._run_claimed_tasks(current_setting('celaest.worker_concurrency')::int)::bigint");
+        if (ran < 0) {
+          // The pass failed as a whole: its tasks must not stay in processing forever.
+          run_unit(WorkerKind::BatchRunner,
+                   "WITH failed AS (UPDATE celaest.processed_tasks SET status = 'failed', "
+                   "  completed_at = clock_timestamp(), error_code = 'runner_error', "
+                   "  error_message = 'the batch runner failed while running this task (see the server log)' "
+                   "  WHERE status = 'processing' AND metadata->>'claimed_by' = pg_backend_pid()::text "
+                   "  RETURNING batch_id) "
+                   "SELECT count(celaest._refresh_batch(b)) FROM (SELECT DISTINCT batch_id FROM failed) s(b)");
+        }
+      }
     }
     celaest::pg::shared::worker_state(WorkerKind::BatchRunner, "idle");
-    if (ran <= 0) wait_for(1'000);
+    if (claimed <= 0) wait_for(1'000);
     else CHECK_FOR_INTERRUPTS();
   }
 }

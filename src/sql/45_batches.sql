@@ -1,0 +1,242 @@
+-- Batches: submit_batch (native) queues one pending processed_tasks row per input; the
+-- batch runner worker claims them (short transaction: status processing + license charge,
+-- committed before any provider is called), runs them side by side through libcurl multi
+-- (native _run_claimed_tasks), and records them. Tasks left in processing by a runner that
+-- died are put back in the queue (at-least-once; nothing is deleted before it has run).
+
+CREATE FUNCTION celaest.submit_batch(p_prompt text, p_inputs jsonb, p_user_id uuid DEFAULT NULL,
+                                     p_options jsonb DEFAULT '{}')
+    RETURNS uuid
+    AS 'MODULE_PATHNAME', 'celaest_submit_batch'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION celaest.submit_batch(text, jsonb, uuid, jsonb) IS
+    'Queues a batch: p_inputs is a JSON array of variable objects for the prompt (slug or slug@version); checks max_batch_size and the AI requests left (LC010) and every input''s variables (LC030), creates the task_batches row and one pending task per input, wakes the batch runner and returns the batch id. Options as run_prompt, plus name and priority.';
+
+CREATE FUNCTION celaest._wake_batch_runner() RETURNS void
+    AS 'MODULE_PATHNAME', 'celaest_wake_batch_runner'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION celaest._wake_batch_runner() IS
+    'Internal: sets the batch runner''s latch so that newly queued tasks start at once.';
+
+CREATE FUNCTION celaest.batch_status(p_batch_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_batch  celaest.task_batches;
+    v_counts record;
+    v_done   bigint;
+    v_eta    numeric;
+BEGIN
+    SELECT * INTO v_batch FROM celaest.task_batches WHERE id = p_batch_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'batch % does not exist', p_batch_id USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT count(*) AS total,
+           count(*) FILTER (WHERE status = 'pending')    AS pending,
+           count(*) FILTER (WHERE status IN ('processing', 'retrying')) AS processing,
+           count(*) FILTER (WHERE status = 'completed')  AS completed,
+           count(*) FILTER (WHERE status = 'failed')     AS failed,
+           count(*) FILTER (WHERE status = 'cancelled')  AS cancelled,
+           min(started_at) AS first_start, max(completed_at) AS last_end
+      INTO v_counts
+      FROM celaest.processed_tasks WHERE batch_id = p_batch_id;
+    v_done := v_counts.completed + v_counts.failed + v_counts.cancelled;
+    -- Remaining work at the pace observed so far (wall clock since the first task started).
+    IF v_done > 0 AND v_counts.pending + v_counts.processing > 0 AND v_counts.first_start IS NOT NULL THEN
+        v_eta := round(extract(epoch FROM (clock_timestamp() - v_counts.first_start)) / v_done
+                       * (v_counts.pending + v_counts.processing), 1);
+    ELSIF v_counts.pending + v_counts.processing = 0 THEN
+        v_eta := 0;
+    END IF;
+    RETURN jsonb_build_object(
+        'batch_id', p_batch_id, 'status', v_batch.status, 'total', v_counts.total,
+        'pending', v_counts.pending, 'processing', v_counts.processing,
+        'completed', v_counts.completed, 'failed', v_counts.failed, 'cancelled', v_counts.cancelled,
+        'progress', CASE WHEN v_counts.total = 0 THEN 1 ELSE round(v_done::numeric / v_counts.total, 4) END,
+        'eta_seconds', v_eta,
+        'started_at', v_batch.started_at, 'completed_at', v_batch.completed_at);
+END;
+$$;
+COMMENT ON FUNCTION celaest.batch_status(uuid) IS
+    'Progress of a batch: {status, total, pending, processing, completed, failed, cancelled, progress (0..1), eta_seconds}.';
+
+CREATE FUNCTION celaest.wait_batch(p_batch_id uuid, p_timeout interval DEFAULT '5 minutes') RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_deadline timestamptz := clock_timestamp() + p_timeout;
+    v_status   jsonb;
+    v_pause    float8 := 0.01;
+BEGIN
+    IF p_timeout IS NULL OR p_timeout < interval '0' THEN
+        RAISE EXCEPTION 'timeout must be a non-negative interval, not %', coalesce(p_timeout::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    LOOP
+        -- Each statement of a VOLATILE function sees a new snapshot: the runner's commits.
+        v_status := celaest.batch_status(p_batch_id);
+        EXIT WHEN v_status ->> 'status' IN ('completed', 'failed', 'cancelled')
+               OR clock_timestamp() >= v_deadline;
+        PERFORM pg_catalog.pg_sleep(least(v_pause, greatest(extract(epoch FROM v_deadline - clock_timestamp()), 0)));
+        v_pause := least(v_pause * 2, 0.2);   -- quick for short batches, cheap for long ones
+    END LOOP;
+    RETURN v_status;
+END;
+$$;
+COMMENT ON FUNCTION celaest.wait_batch(uuid, interval) IS
+    'Blocks (cancellable) until the batch ends or the timeout passes; returns batch_status().';
+
+CREATE FUNCTION celaest.cancel_batch(p_batch_id uuid) RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_cancelled integer;
+BEGIN
+    PERFORM 1 FROM celaest.task_batches WHERE id = p_batch_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'batch % does not exist', p_batch_id USING ERRCODE = 'no_data_found';
+    END IF;
+    -- Tasks a runner holds right now finish; every other unfinished task is cancelled.
+    WITH open_tasks AS (
+        SELECT id FROM celaest.processed_tasks
+         WHERE batch_id = p_batch_id AND status IN ('pending', 'retrying')
+         FOR UPDATE SKIP LOCKED)
+    UPDATE celaest.processed_tasks t
+       SET status = 'cancelled', completed_at = clock_timestamp(),
+           error_code = 'cancelled', error_message = 'cancelled by cancel_batch()'
+      FROM open_tasks WHERE t.id = open_tasks.id;
+    GET DIAGNOSTICS v_cancelled = ROW_COUNT;
+    UPDATE celaest.task_batches
+       SET status = 'cancelled', completed_at = coalesce(completed_at, clock_timestamp())
+     WHERE id = p_batch_id AND status NOT IN ('completed', 'failed', 'cancelled');
+    RETURN v_cancelled;
+END;
+$$;
+COMMENT ON FUNCTION celaest.cancel_batch(uuid) IS
+    'Cancels every task of the batch not yet running (tasks in flight finish); returns how many were cancelled.';
+
+-- Batch counters and status from its tasks. Internal.
+CREATE FUNCTION celaest._refresh_batch(p_batch_id uuid) RETURNS void
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+AS $$
+    UPDATE celaest.task_batches b
+       SET completed_tasks = c.completed, failed_tasks = c.failed,
+           started_at = coalesce(b.started_at, c.first_start),
+           status = CASE WHEN b.status = 'cancelled' THEN b.status
+                         WHEN c.open > 0 THEN 'processing'::celaest.task_status
+                         WHEN c.completed = 0 AND c.failed > 0 THEN 'failed'::celaest.task_status
+                         ELSE 'completed'::celaest.task_status END,
+           completed_at = CASE WHEN c.open = 0 THEN coalesce(b.completed_at, clock_timestamp()) END
+      FROM (SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
+                   count(*) FILTER (WHERE status = 'failed') AS failed,
+                   count(*) FILTER (WHERE status IN ('pending', 'processing', 'retrying')) AS open,
+                   min(started_at) AS first_start
+              FROM celaest.processed_tasks WHERE batch_id = p_batch_id) c
+     WHERE b.id = p_batch_id;
+$$;
+COMMENT ON FUNCTION celaest._refresh_batch(uuid) IS
+    'Internal: recomputes a batch''s counters and status from its tasks.';
+
+-- Claims up to p_limit pending batch tasks for this backend: each one enters processing
+-- (max_concurrent_tasks, LC010 → stays queued) and is charged one AI request (refusals
+-- fail the task with the license's reason). The worker commits this before calling.
+CREATE FUNCTION celaest._claim_batch_tasks(p_limit integer) RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_task    record;
+    v_claimed integer := 0;
+    v_license uuid;
+BEGIN
+    FOR v_task IN
+        SELECT t.id, t.organization_id, t.user_id, t.batch_id
+          FROM celaest.processed_tasks t
+          JOIN celaest.task_batches b ON b.id = t.batch_id
+         WHERE t.status = 'pending' AND b.status IN ('pending', 'processing')
+         ORDER BY b.priority DESC, t.created_at, t.id
+         LIMIT p_limit
+           FOR UPDATE OF t SKIP LOCKED
+    LOOP
+        BEGIN
+            UPDATE celaest.processed_tasks
+               SET status = 'processing', started_at = clock_timestamp(),
+                   queue_time_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int,
+                   metadata = metadata || jsonb_build_object('claimed_by', pg_backend_pid())
+             WHERE id = v_task.id;
+            v_license := celaest.reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id);
+            UPDATE celaest.processed_tasks SET license_id = v_license WHERE id = v_task.id;
+            v_claimed := v_claimed + 1;
+        EXCEPTION WHEN SQLSTATE 'LC001' OR SQLSTATE 'LC002' OR SQLSTATE 'LC003' OR SQLSTATE 'LC004'
+                    OR SQLSTATE 'LC010' THEN
+            IF SQLSTATE = 'LC010' AND SQLERRM LIKE '%max_concurrent_tasks%' THEN
+                NULL;   -- the organization is at max_concurrent_tasks: stays queued for a later pass
+            ELSE
+                UPDATE celaest.processed_tasks
+                   SET status = 'failed', completed_at = clock_timestamp(),
+                       error_code = CASE SQLSTATE WHEN 'LC010' THEN 'quota_exceeded' ELSE 'license_unusable' END,
+                       error_message = SQLERRM
+                 WHERE id = v_task.id;
+                PERFORM celaest._refresh_batch(v_task.batch_id);
+            END IF;
+        END;
+        UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
+         WHERE id = v_task.batch_id AND status = 'pending';
+    END LOOP;
+    RETURN v_claimed;
+END;
+$$;
+COMMENT ON FUNCTION celaest._claim_batch_tasks(integer) IS
+    'Internal (batch runner): claims up to p_limit pending tasks for this backend and charges their AI requests.';
+
+CREATE FUNCTION celaest._run_claimed_tasks(p_parallel integer) RETURNS integer
+    AS 'MODULE_PATHNAME', 'celaest_run_claimed_tasks'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION celaest._run_claimed_tasks(integer) IS
+    'Internal (batch runner): runs the tasks this backend claimed, at most p_parallel transfers at once, and records them.';
+
+-- Puts back in the queue the tasks of runners that are gone (crash, restart).
+CREATE FUNCTION celaest._requeue_orphaned_tasks() RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_task record;
+    v_count integer := 0;
+BEGIN
+    FOR v_task IN
+        SELECT id, organization_id FROM celaest.processed_tasks t
+         WHERE status = 'processing' AND batch_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                            WHERE a.pid = (t.metadata ->> 'claimed_by')::int)
+           FOR UPDATE SKIP LOCKED
+    LOOP
+        UPDATE celaest.processed_tasks SET status = 'pending', started_at = NULL,
+               metadata = metadata - 'claimed_by' WHERE id = v_task.id;
+        -- Its charge was never used: give it back (it is charged again when re-claimed).
+        PERFORM celaest.release_quota(v_task.organization_id, 'ai_requests', 1);
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION celaest._requeue_orphaned_tasks() IS
+    'Internal (batch runner): returns to pending the tasks held in processing by a runner that no longer exists.';
+
+CREATE FUNCTION celaest.run_pending_tasks(p_parallel integer DEFAULT 4) RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- One call, one transaction: for running the queue by hand (tests, no worker). The
+    -- background worker runs the two steps in separate transactions instead.
+    PERFORM celaest._claim_batch_tasks(p_parallel);
+    RETURN celaest._run_claimed_tasks(p_parallel);
+END;
+$$;
+COMMENT ON FUNCTION celaest.run_pending_tasks(integer) IS
+    'Claims and runs up to p_parallel pending batch tasks in this session (the batch runner does the same in the background).';
