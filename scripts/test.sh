@@ -15,7 +15,7 @@ cmake --build build/core -j"$(nproc)" >/dev/null
 ctest --test-dir build/core --output-on-failure -j2 | tail -n 3
 
 echo "== mock provider self-test"
-python3 -m unittest discover -s test/mock -p 'test_*.py' 2>&1 | tail -n 3
+/usr/bin/python3 -m unittest discover -s test/mock -p 'test_*.py' 2>&1 | tail -n 3
 
 echo "== pg_regress and integration tests in a throwaway cluster"
 scripts/cluster.sh bash test/run_in_cluster.sh

@@ -4,9 +4,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
+# Debian's interpreter: pytest and psycopg2 come from Debian packages (python3-pytest, python3-psycopg2).
+PYTHON=${PYTHON:-/usr/bin/python3}
 
 port_file=$(mktemp)
-python3 test/mock/mock_provider.py --port 0 --port-file "$port_file" &
+"$PYTHON" test/mock/mock_provider.py --port 0 --port-file "$port_file" &
 mock_pid=$!
 trap 'kill $mock_pid 2>/dev/null' EXIT
 for _ in $(seq 50); do [ -s "$port_file" ] && break; sleep 0.1; done
@@ -19,7 +21,7 @@ if ! make -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config; then
 fi
 
 if ls test/integration/test_*.py >/dev/null 2>&1; then
-  python3 -m pytest -q -p no:cacheprovider test/integration || status=1
+  "$PYTHON" -m pytest -q -p no:cacheprovider test/integration || status=1
 fi
 
 if grep -E "terminated by signal|was terminated by exception" "$CELAEST_SERVER_LOG"; then

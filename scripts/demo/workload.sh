@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 port_file=$(mktemp)
-python3 test/mock/mock_provider.py --port 0 --port-file "$port_file" &
+/usr/bin/python3 test/mock/mock_provider.py --port 0 --port-file "$port_file" &
 mock_pid=$!
 trap 'kill $mock_pid 2>/dev/null' EXIT
 for _ in $(seq 50); do [ -s "$port_file" ] && break; sleep 0.1; done
