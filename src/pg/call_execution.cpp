@@ -4,6 +4,7 @@
 #include "core/failure.hpp"
 #include "core/json_output.hpp"
 #include "core/retry_policy.hpp"
+#include "core/text.hpp"
 #include "http/client.hpp"
 
 #include "pg/call_execution.hpp"
@@ -131,6 +132,9 @@ void CallExecution::on_response(const http::Response& response) {
   core::ChatResult result = response.error == http::TransportError::None
                                 ? core::codec_for(model.provider).decode_chat(to_decodable(response), chat_)
                                 : transport_result(response);
+  // Providers echo (parts of) a rejected key in their error messages: never keep it.
+  if (!current_key_->secret.empty())
+    result.error_message = core::redact(std::move(result.error_message), current_key_->secret);
   ++outcome_.attempts;
   outcome_.ai_time_ms += response.elapsed_ms;
   outcome_.history.push_back(AttemptRecord{model.model_id, current_key_->id, result.http_status,
@@ -140,8 +144,11 @@ void CallExecution::on_response(const http::Response& response) {
 
   if (current_key_->id) {
     const std::string& key = *current_key_->id;
-    health_.record_use(key, result.ok ? result.tokens_input + result.tokens_output : 0);
-    shared::record_tokens(key, result.tokens_input + result.tokens_output, now_ms());
+    // Tokens the provider reported are billed even when the answer is refused (a blocked
+    // prompt, output that is not the JSON asked for): the key's counter says so too.
+    const long long tokens = result.tokens_input + result.tokens_output;
+    health_.record_use(key, tokens);
+    shared::record_tokens(key, tokens, now_ms());
     if (result.ok || result.failure == core::FailureKind::Blocked || result.failure == core::FailureKind::EmptyOutput ||
         result.failure == core::FailureKind::MalformedResponse || result.failure == core::FailureKind::BadRequest) {
       health_.succeeded(key);  // the key worked; the request or the output was the problem
@@ -149,8 +156,10 @@ void CallExecution::on_response(const http::Response& response) {
       health_.failed(key, true);
       excluded_keys_.insert(key);
     } else if (result.failure == core::FailureKind::RateLimited) {
-      long wait = result.retry_after_ms.value_or(settings::retry_base_delay_ms);
-      shared::cool_down(key, now_ms() + wait);
+      // The provider's own delay keeps every call off this key until it has passed. Without
+      // one, the back-off alone paces the retry: a cool-down of the base delay outlasted the
+      // jittered back-off (0..base), so the retry found its only key "cooling" and gave up.
+      if (result.retry_after_ms) shared::cool_down(key, now_ms() + *result.retry_after_ms);
     } else if (result.retryable) {
       health_.failed(key, false);
     }

@@ -138,7 +138,8 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
   {
     SpiSession spi;
     QueryResult keys = spi.run(
-        "SELECT id, provider::text, coalesce(metadata->>'base_url', ''), xmin::text FROM celaest.ai_api_pool"
+        "SELECT id, provider::text, coalesce(metadata->>'base_url', ''), md5(key_value_encrypted)"
+        " FROM celaest.ai_api_pool"
         " WHERE ($1 IS NULL OR id = $1::uuid) AND ($1 IS NOT NULL OR is_active) ORDER BY provider, priority DESC, id",
         {only_key}, true);
     if (only_key && keys.empty()) throw Error(ERRCODE_NO_DATA_FOUND, "API key " + *only_key + " does not exist");

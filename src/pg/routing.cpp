@@ -35,10 +35,12 @@ ModelChoice model_from_row(const Row& row) {
   return ModelChoice{*row[0], *row[1], *provider, row[3].value_or(""), row[4].value_or("")};
 }
 
-// Decrypted keys by pool id, valid while the row version (xmin) is unchanged: pgcrypto's
-// iterated S2K makes each decryption cost far more than the rest of a call.
+// Decrypted keys by pool id, valid while the ciphertext and the encryption key are the same:
+// pgcrypto's iterated S2K makes each decryption cost more than the rest of a call. Not the row
+// version (xmin): every call bumps the key's usage counters, so xmin changes on every use.
 struct CachedSecret {
-  std::string row_version;
+  std::string ciphertext_digest;
+  std::string encryption_key;
   std::string secret;
 };
 std::unordered_map<std::string, CachedSecret>& secret_cache() {
@@ -61,20 +63,22 @@ std::string pgcrypto_function(SpiSession& spi, const char* name) {
   return schema + "." + name;
 }
 
-std::string decrypt_pool_key(SpiSession& spi, const std::string& key_id, const std::string& row_version) {
-  auto& cache = secret_cache();
-  if (auto found = cache.find(key_id); found != cache.end() && found->second.row_version == row_version)
-    return found->second.secret;
+std::string decrypt_pool_key(SpiSession& spi, const std::string& key_id, const std::string& ciphertext_digest) {
+  // Checked first: emptying the setting stops every session at once, cache or not.
   const char* encryption_key = settings::encryption_key;
   if (encryption_key == nullptr || encryption_key[0] == '\0')
     throw Error(kEncryptionKeyMissing, "celaest.encryption_key is not set",
                 "The API-key pool is encrypted with pgcrypto under this setting.",
                 "A superuser sets it in postgresql.conf, with ALTER SYSTEM, or ALTER DATABASE ... SET.");
+  auto& cache = secret_cache();
+  if (auto found = cache.find(key_id); found != cache.end() && found->second.ciphertext_digest == ciphertext_digest &&
+                                       found->second.encryption_key == encryption_key)
+    return found->second.secret;
   std::string sql = "SELECT " + pgcrypto_function(spi, "pgp_sym_decrypt") +
                     "(key_value_encrypted, $2) FROM celaest.ai_api_pool WHERE id = $1::uuid";
   Text secret = spi.scalar(sql, {key_id, std::string(encryption_key)}, true);
   if (!secret) throw Error(ERRCODE_NO_DATA_FOUND, "API key " + key_id + " not found in the pool");
-  cache[key_id] = CachedSecret{row_version, *secret};
+  cache[key_id] = CachedSecret{ciphertext_digest, encryption_key, *secret};
   return *secret;
 }
 
@@ -121,7 +125,7 @@ std::vector<ModelChoice> Router::candidate_models(const core::CallOptions& optio
 std::optional<KeyChoice> Router::pick_key(const ModelChoice& model, const std::set<std::string>& excluded) {
   QueryResult rows = spi_.run(
       "SELECT id, priority, weight, rate_limit_rpm, rate_limit_tpm, rate_limit_rpd, "
-      "       coalesce(metadata->>'base_url', ''), xmin::text "
+      "       coalesce(metadata->>'base_url', ''), md5(key_value_encrypted) "
       "FROM celaest.ai_api_pool "
       "WHERE provider = $1::celaest.ai_provider AND is_active AND is_healthy "
       "  AND (expires_at IS NULL OR expires_at > now())",

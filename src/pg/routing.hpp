@@ -42,15 +42,15 @@ class Router {
   std::optional<KeyChoice> pick_key(const ModelChoice& model, const std::set<std::string>& excluded);
 
  private:
-  std::string decrypt(const std::string& key_id, const std::string& row_version);
   std::string base_url_for(core::Provider provider, const std::string& key_override) const;
 
   SpiSession& spi_;
 };
 
-// The plaintext of a key from the pool (also used by check_api_keys). LC040 when the
+// The plaintext of a key from the pool (also used by check_api_keys), cached per backend while
+// md5(key_value_encrypted) = `ciphertext_digest` and the setting are unchanged. LC040 when the
 // encryption key setting is empty.
-std::string decrypt_pool_key(SpiSession& spi, const std::string& key_id, const std::string& row_version);
+std::string decrypt_pool_key(SpiSession& spi, const std::string& key_id, const std::string& ciphertext_digest);
 // The schema-qualified name of a pgcrypto function, wherever pgcrypto is installed.
 std::string pgcrypto_function(SpiSession& spi, const char* name);
 // The base URL for a provider: the key's metadata override, else celaest.<provider>_base_url.
