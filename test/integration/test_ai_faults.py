@@ -1,0 +1,468 @@
+"""Every fault the mock can inject, through ai_chat/run_prompt: the final status, error_code,
+retry count, the attempts the provider saw, key health and what was consumed."""
+
+import socket
+import threading
+import time
+import uuid
+
+import psycopg2
+import psycopg2.errors
+import pytest
+
+from conftest import MODELS, expected_cost, one, scalar
+
+
+def say(text):
+    """A user message unique to this test run (fail-then-ok counts per text)."""
+    return [{"role": "user", "content": "%s #%s" % (text, uuid.uuid4().hex[:8])}]
+
+
+def attempts_of(task):
+    return task["metadata"]["attempts"]
+
+
+# ------------------------------------------------------------------ retryable, then success
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+def test_429_retry_after_then_success(db, mock, conn, provider):
+    key_id, _ = db.only_key(conn, provider, "ratelimited")
+    started = time.monotonic()
+    result = db.ai_chat(conn, say("[[mock:fail-then-ok=1]] [[mock:429]] [[mock:retry-after=1]]"),
+                        MODELS[provider][0], {"provider": provider})
+    elapsed = time.monotonic() - started
+    assert result["status"] == "completed", result
+    assert result["retry_count"] == 1
+    assert result["provider"] == provider
+    statuses = [r["status_returned"] for r in mock.chat_requests(provider)]
+    assert statuses == [429, 200]
+    # The provider's delay was honoured (1 s), not the 10 ms base delay.
+    assert 1.0 <= elapsed < 3.0
+    task = db.task(conn, result["task_id"])
+    assert task["retry_count"] == 1 and task["api_key_id"] == key_id
+    assert [a["http_status"] for a in attempts_of(task)] == [429, 200]
+    assert [a["outcome"] for a in attempts_of(task)] == ["rate_limited", "ok"]
+    # A rate limit is not a key failure.
+    key = db.key(conn, key_id)
+    assert key["is_healthy"] and key["consecutive_failures"] == 0
+
+
+def test_429_without_retry_after_retries_the_same_key(db, mock, conn):
+    key_id, _ = db.only_key(conn, "openai", "ratelimited-nohint")
+    used = db.license_used(conn)
+    result = db.ai_chat(conn, say("[[mock:fail-then-ok=2]] [[mock:429]]"), None, {"provider": "openai"})
+    assert result["status"] == "completed", result
+    assert result["retry_count"] == 2
+    assert [r["status_returned"] for r in mock.chat_requests("openai")] == [429, 429, 200]
+    assert db.task(conn, result["task_id"])["api_key_id"] == key_id
+    # Retries are part of one unit.
+    assert db.license_used(conn) == used + 1
+
+
+@pytest.mark.parametrize("provider,status,code", [("openai", 500, "server_error"), ("deepseek", 503, "overloaded"),
+                                                  ("anthropic", 529, "overloaded"), ("local", 500, "server_error")])
+def test_server_errors_retried_then_success(db, mock, conn, provider, status, code):
+    before = db.key(conn, db.keys[provider])
+    used = db.license_used(conn)
+    result = db.ai_chat(conn, say("[[mock:fail-then-ok=2]] [[mock:%d]]" % status), MODELS[provider][0],
+                        {"provider": provider})
+    assert result["status"] == "completed", result
+    assert result["retry_count"] == 2
+    assert result["error_code"] is None
+    assert [r["status_returned"] for r in mock.chat_requests(provider)] == [status, status, 200]
+    task = db.task(conn, result["task_id"])
+    assert task["retry_count"] == 2
+    assert [a["outcome"] for a in attempts_of(task)] == [code, code, "ok"]
+    # Cost from the successful attempt's tokens only.
+    m = db.models[provider]
+    assert task["cost_usd"] == expected_cost(task["tokens_input"], task["tokens_output"], m["price_in"], m["price_out"])
+    key = db.key(conn, db.keys[provider])
+    # Three requests with the key; the success reset its failure count.
+    assert key["usage_count"] == before["usage_count"] + 3
+    assert key["tokens_used"] == before["tokens_used"] + task["tokens_input"] + task["tokens_output"]
+    assert key["consecutive_failures"] == 0 and key["is_healthy"]
+    assert db.license_used(conn) == used + 1
+
+
+def test_retries_exhausted_fall_back_to_next_model_by_priority(db, mock, conn):
+    # openai candidates: gpt-4o-mini (default), then gpt-4o (priority 55) before gpt-4.1 (5).
+    low = db.add_model(conn, "openai", "gpt-4.1", 5, "1.000000", "2.000000")
+    high = db.add_model(conn, "openai", "gpt-4o", 55, "0.250000", "1.000000")
+    mock.fault(provider="openai", status=503, count=3, model="gpt-4o-mini")
+    used = db.license_used(conn)
+    result = db.ai_chat(conn, say("fall back please"), None, {"provider": "openai"})
+    assert result["status"] == "completed", result
+    assert result["model"] == "gpt-4o"
+    assert result["retry_count"] == 3  # max_retries (2) + 1 on the first model, then one success
+    sent = [(r["body"]["model"], r["status_returned"]) for r in mock.chat_requests("openai")]
+    assert sent == [("gpt-4o-mini", 503)] * 3 + [("gpt-4o", 200)]
+    task = db.task(conn, result["task_id"])
+    assert task["model_id"] == high
+    assert task["model_id"] != low
+    assert task["cost_usd"] == expected_cost(task["tokens_input"], task["tokens_output"], "0.250000", "1.000000")
+    assert [a["model"] for a in attempts_of(task)] == ["gpt-4o-mini"] * 3 + ["gpt-4o"]
+    assert db.license_used(conn) == used + 1
+
+
+def test_max_retries_setting(db, mock):
+    c = db.connect(max_retries=0)
+    result = db.ai_chat(c, say("[[mock:500]]"), None, {"provider": "groq"})
+    assert result["status"] == "failed" and result["retry_count"] == 0
+    assert result["error_code"] == "server_error"
+    assert len(mock.chat_requests("groq")) == 1
+
+
+def test_retries_exhausted_without_fallback_fails(db, mock, conn):
+    tasks, used = db.task_count(conn), db.license_used(conn)
+    result = db.ai_chat(conn, say("[[mock:503]]"), None, {"provider": "deepseek"})
+    assert result["status"] == "failed"
+    assert result["error_code"] == "overloaded"
+    assert result["retry_count"] == 2
+    assert result["output_text"] is None and result["error_message"]
+    assert len(mock.chat_requests("deepseek")) == 3
+    task = db.task(conn, result["task_id"])
+    assert (task["status"], task["error_code"], task["retry_count"]) == ("failed", "overloaded", 2)
+    assert task["tokens_input"] == 0 and task["cost_usd"] == 0
+    assert task["api_key_id"] == db.keys["deepseek"]
+    assert db.task_count(conn) == tasks + 1
+    # It reached the provider: one unit consumed.
+    assert db.license_used(conn) == used + 1
+    # Three failures in a row reach the default threshold (3): the key is unhealthy now.
+    key = db.key(conn, db.keys["deepseek"])
+    assert key["consecutive_failures"] == 3 and not key["is_healthy"]
+
+
+def test_raise_option_is_lc021(db, mock, conn):
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(conn, say("[[mock:500]]"), None, {"provider": "groq", "raise": True})
+    assert exc.value.pgcode == "LC021"
+    assert "server_error" in exc.value.pgerror
+    assert exc.value.diag.message_detail  # the provider's message
+    assert len(mock.chat_requests("groq")) == 3
+    # raise: "true" as text too; and the connection is fine afterwards.
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(conn, say("[[mock:400]]"), None, {"provider": "groq", "raise": "true"})
+    assert exc.value.pgcode == "LC021"
+    assert db.ai_chat(conn, say("fine again"), None, {"provider": "groq"})["status"] == "completed"
+
+
+# ------------------------------------------------------------------ key failures
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "groq"])
+def test_invalid_key_marked_unhealthy_and_another_key_used(db, mock, conn, provider):
+    bad_id, _ = db.only_key(conn, provider, "revoked", valid=False, options={"priority": 10})
+    from conftest import add_key, new_secret
+    good_secret = new_secret(provider + "-backup")
+    good_id = add_key(conn, provider, provider + "-backup", good_secret, {"priority": 0})
+    result = db.ai_chat(conn, say("auth fallback"), None, {"provider": provider})
+    assert result["status"] == "completed", result
+    assert result["retry_count"] == 1
+    task = db.task(conn, result["task_id"])
+    assert task["api_key_id"] == good_id
+    assert [a["api_key_id"] for a in attempts_of(task)] == [bad_id, good_id]
+    assert attempts_of(task)[0]["outcome"] in ("auth_failed", "forbidden")
+    # Gemini answers a bad key with 400 API_KEY_INVALID, the others with 401.
+    statuses = [r["status_returned"] for r in mock.chat_requests(provider)]
+    assert statuses == [400 if provider == "gemini" else 401, 200]
+    bad = db.key(conn, bad_id)
+    assert not bad["is_healthy"] and bad["consecutive_failures"] == 1  # definitive: at once
+    good = db.key(conn, good_id)
+    assert good["is_healthy"] and good["usage_count"] == 1
+    # The next call goes straight to the healthy key.
+    mock.reset()
+    assert db.ai_chat(conn, say("again"), None, {"provider": provider})["status"] == "completed"
+    assert [r["status_returned"] for r in mock.chat_requests(provider)] == [200]
+
+
+def test_only_invalid_key_fails_with_auth_failed(db, mock, conn):
+    bad_id, _ = db.only_key(conn, "openai", "revoked-alone", valid=False)
+    used = db.license_used(conn)
+    result = db.ai_chat(conn, say("no good key"), None, {"provider": "openai"})
+    assert result["status"] == "failed"
+    assert result["error_code"] == "auth_failed"
+    assert result["retry_count"] == 0
+    assert len(mock.chat_requests("openai")) == 1
+    assert not db.key(conn, bad_id)["is_healthy"]
+    assert db.license_used(conn) == used + 1
+    # Now no usable key is left: LC020, and nothing consumed.
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(conn, say("no key at all"), None, {"provider": "openai"})
+    assert exc.value.pgcode == "LC020"
+    assert db.license_used(conn) == used + 1
+
+
+def test_transient_failures_mark_unhealthy_after_threshold(db, mock):
+    c = db.connect(health_failure_threshold=2, max_retries=0)
+    key_id, _ = db.only_key(c, "groq", "flaky")
+    result = db.ai_chat(c, say("[[mock:500]]"), None, {"provider": "groq"})
+    assert result["status"] == "failed"
+    key = db.key(c, key_id)
+    assert key["consecutive_failures"] == 1 and key["is_healthy"]
+    # A success resets the count.
+    assert db.ai_chat(c, say("ok"), None, {"provider": "groq"})["status"] == "completed"
+    assert db.key(c, key_id)["consecutive_failures"] == 0
+    db.ai_chat(c, say("[[mock:500]]"), None, {"provider": "groq"})
+    db.ai_chat(c, say("[[mock:502]]"), None, {"provider": "groq"})
+    key = db.key(c, key_id)
+    assert key["consecutive_failures"] == 2 and not key["is_healthy"]
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(c, say("key is out"), None, {"provider": "groq"})
+    assert exc.value.pgcode == "LC020"
+
+
+# ------------------------------------------------------------------ broken replies
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "local"])
+def test_malformed_json_body(db, mock, conn, provider):
+    result = db.ai_chat(conn, say("[[mock:malformed]]"), MODELS[provider][0], {"provider": provider})
+    assert result["status"] == "failed"
+    assert result["error_code"] == "malformed_response"
+    assert result["retry_count"] == 0
+    assert len(mock.chat_requests(provider)) == 1
+    task = db.task(conn, result["task_id"])
+    assert task["error_code"] == "malformed_response" and task["output_raw"] is None
+    # The key did its job: no failure counted against it.
+    assert db.key(conn, db.keys[provider])["consecutive_failures"] == 0
+
+
+def test_truncated_body(db, mock, conn):
+    result = db.ai_chat(conn, say("[[mock:truncated]]"), None, {"provider": "openai"})
+    assert result["status"] == "failed"
+    assert result["error_code"] == "connection_failed"
+    # A transfer cut short is transient: retried (max_retries = 2), then given up.
+    assert result["retry_count"] == 2
+    assert [r["status_returned"] for r in mock.chat_requests("openai")] == [200, 200, 200]
+
+
+def test_truncated_then_success(db, mock, conn):
+    mock.fault(provider="anthropic", kind="truncated", count=1)
+    result = db.ai_chat(conn, say("cut once"), None, {"provider": "anthropic"})
+    assert result["status"] == "completed" and result["retry_count"] == 1
+
+
+def test_hang_hits_http_timeout(db, mock):
+    c = db.connect(http_timeout=300, max_retries=0)
+    started = time.monotonic()
+    result = db.ai_chat(c, say("[[mock:hang=3]]"), None, {"provider": "openai"})
+    elapsed = time.monotonic() - started
+    assert result["status"] == "failed"
+    assert result["error_code"] == "timeout"
+    assert result["retry_count"] == 0
+    assert 0.25 <= elapsed < 1.5
+    task = db.task(c, result["task_id"])
+    assert task["error_code"] == "timeout" and 250 <= task["ai_time_ms"] < 1500
+
+
+def test_timeout_ms_option_and_retry(db, mock, conn):
+    mock.fault(provider="openai", kind="hang", seconds=3, count=1)  # only the first request hangs
+    started = time.monotonic()
+    result = db.ai_chat(conn, say("hang once"), None, {"provider": "openai", "timeout_ms": 200})
+    assert result["status"] == "completed", result
+    assert result["retry_count"] == 1
+    assert time.monotonic() - started < 1.5
+    task = db.task(conn, result["task_id"])
+    assert [a["outcome"] for a in attempts_of(task)] == ["timeout", "ok"]
+
+
+def test_refused_connection(db, mock, conn):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Nothing listens on `port` now.
+    key_id, _ = db.only_key(conn, "openai", "nowhere",
+                            options={"base_url": "http://127.0.0.1:%d/openai/v1" % port})
+    used = db.license_used(conn)
+    started = time.monotonic()
+    result = db.ai_chat(conn, say("anyone there"), None, {"provider": "openai"})
+    assert result["status"] == "failed"
+    assert result["error_code"] == "connection_failed"
+    assert result["retry_count"] == 2
+    assert time.monotonic() - started < 2.0
+    assert mock.requests() == []
+    task = db.task(conn, result["task_id"])
+    assert task["api_key_id"] == key_id
+    assert "127.0.0.1" in task["error_message"] or "connect" in task["error_message"].lower()
+    assert db.license_used(conn) == used + 1
+    assert db.key(conn, key_id)["consecutive_failures"] == 3
+
+
+def test_key_base_url_overrides_setting(db, mock, conn):
+    # The setting points somewhere dead; the key's own base_url points at the mock.
+    c = db.connect(groq_base_url="http://127.0.0.1:9/nowhere")
+    db.only_key(c, "groq", "own-url", options={"base_url": mock.url("groq")})
+    result = db.ai_chat(c, say("per-key url"), None, {"provider": "groq"})
+    assert result["status"] == "completed"
+    assert [r["path"] for r in mock.chat_requests("groq")] == ["/groq/openai/v1/chat/completions"]
+
+
+@pytest.mark.parametrize("provider,code,finish", [("openai", "content_blocked", "content_filter"),
+                                                  ("groq", "content_blocked", "content_filter"),
+                                                  ("anthropic", "content_blocked", "refusal"),
+                                                  ("gemini", "content_blocked", None),
+                                                  ("local", "empty_output", "stop")])
+def test_blocked_content(db, mock, conn, provider, code, finish):
+    key_before = db.key(conn, db.keys[provider])
+    result = db.ai_chat(conn, say("[[mock:blocked]]"), MODELS[provider][0], {"provider": provider})
+    assert result["status"] == "failed"
+    assert result["error_code"] == code
+    assert result["retry_count"] == 0
+    assert result["output_text"] is None
+    assert len(mock.chat_requests(provider)) == 1
+    task = db.task(conn, result["task_id"])
+    assert task["error_code"] == code
+    if finish:
+        assert task["metadata"]["finish_reason"] == finish
+    # The prompt was still billed by the provider: input tokens and their cost are recorded.
+    assert task["tokens_input"] > 0
+    m = db.models[provider]
+    assert task["cost_usd"] == expected_cost(task["tokens_input"], task["tokens_output"], m["price_in"], m["price_out"])
+    # ... and by the key's counters, which agree with the task.
+    key = db.key(conn, db.keys[provider])
+    assert key["usage_count"] == key_before["usage_count"] + 1
+    assert key["tokens_used"] == key_before["tokens_used"] + task["tokens_input"] + task["tokens_output"]
+
+
+def test_unknown_model_falls_through_to_next(db, mock, conn):
+    db.add_model(conn, "anthropic", "claude-missing-model", 100)
+    result = db.ai_chat(conn, say("which claude"), None, {"provider": "anthropic"})
+    assert result["status"] == "completed"
+    assert result["model"] == MODELS["anthropic"][0]
+    assert [r["status_returned"] for r in mock.chat_requests("anthropic")] == [404, 200]
+    assert result["retry_count"] == 1
+
+
+# ------------------------------------------------------------------ refusals before any provider
+
+
+def test_no_usable_key_is_lc020_and_consumes_nothing(db, mock, conn):
+    scalar(conn, "UPDATE celaest.ai_api_pool SET is_active = false WHERE provider = 'gemini'")
+    tasks, used = db.task_count(conn), db.license_used(conn)
+    logged = scalar(conn, "SELECT count(*) FROM celaest.license_usage_log")
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(conn, say("no key"), None, {"provider": "gemini"})
+    assert exc.value.pgcode == "LC020"
+    assert db.task_count(conn) == tasks
+    assert db.license_used(conn) == used
+    assert scalar(conn, "SELECT count(*) FROM celaest.license_usage_log") == logged
+    assert mock.requests() == []
+    # Unhealthy or expired keys are not usable either.
+    scalar(conn, "UPDATE celaest.ai_api_pool SET is_active = true, is_healthy = false WHERE provider = 'gemini'")
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(conn, say("unhealthy"), None, {"provider": "gemini"})
+    assert exc.value.pgcode == "LC020"
+    scalar(conn, "UPDATE celaest.ai_api_pool SET is_healthy = true, expires_at = now() - interval '1 minute'"
+                 " WHERE provider = 'gemini'")
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(conn, say("expired"), None, {"provider": "gemini"})
+    assert exc.value.pgcode == "LC020"
+    assert db.license_used(conn) == used and mock.requests() == []
+    scalar(conn, "UPDATE celaest.ai_api_pool SET expires_at = NULL WHERE provider = 'gemini'")
+
+
+def test_without_keys_the_next_provider_is_used(db, mock, conn):
+    # No key for the default model's provider: routing moves to the next model by priority.
+    scalar(conn, "UPDATE celaest.ai_api_pool SET is_active = false WHERE provider = 'openai'")
+    result = db.ai_chat(conn, say("route around"))
+    assert result["status"] == "completed"
+    assert result["provider"] == "groq"  # priority 50, after openai's 60
+    assert mock.requests("openai") == []
+
+
+def test_inactive_model_is_lc020(db, mock, conn):
+    scalar(conn, "UPDATE celaest.ai_models SET is_active = false WHERE model_id = 'deepseek-chat'")
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(conn, say("inactive"), "deepseek-chat")
+    assert exc.value.pgcode == "LC020"
+
+
+def test_no_license_is_refused_and_consumes_nothing(db, mock, conn):
+    # A user of another organization without any license.
+    org = scalar(conn, "INSERT INTO celaest.organizations (name, slug) VALUES ('No License', %s) RETURNING id",
+                 ("nolic-" + uuid.uuid4().hex[:6],))
+    user = str(uuid.uuid4())
+    scalar(conn, "INSERT INTO celaest.users_profile (id, organization_id, email) VALUES (%s, %s, %s)",
+           (user, org, "nolic-%s@example.test" % user[:6]))
+    c = db.connect(user_id=user)
+    tasks = db.task_count(c)
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(c, say("unlicensed"))
+    assert exc.value.pgcode == "LC001"
+    assert db.task_count(c) == tasks and mock.requests() == []
+
+
+def test_exhausted_quota_is_lc010_and_nothing_reaches_a_provider(db, mock, conn):
+    limit = db.license_used(conn)
+    scalar(conn, "UPDATE celaest.licenses SET custom_limits = %s WHERE id = %s",
+           ('{"max_ai_requests_per_month": %d}' % limit, db.license_id))
+    try:
+        with pytest.raises(psycopg2.Error) as exc:
+            db.ai_chat(conn, say("over quota"))
+        assert exc.value.pgcode == "LC010"
+        assert db.license_used(conn) == limit and mock.requests() == []
+    finally:
+        scalar(conn, "UPDATE celaest.licenses SET custom_limits = NULL WHERE id = %s", (db.license_id,))
+
+
+# ------------------------------------------------------------------ cancellation
+
+
+def test_statement_timeout_cancels_a_hanging_call(db, mock, conn):
+    tasks, used = db.task_count(conn), db.license_used(conn)
+    scalar(conn, "SET statement_timeout = 300")
+    started = time.monotonic()
+    with pytest.raises(psycopg2.errors.QueryCanceled) as exc:
+        db.ai_chat(conn, say("[[mock:hang=5]]"), None, {"provider": "openai"})
+    elapsed = time.monotonic() - started
+    assert exc.value.pgcode == "57014"
+    assert elapsed < 1.0, elapsed
+    assert len(mock.chat_requests("openai")) == 1
+    scalar(conn, "SET statement_timeout = 0")
+    # The same connection keeps working, for SQL and for provider calls.
+    assert scalar(conn, "SELECT 41 + 1") == 42
+    result = db.ai_chat(conn, say("after the cancel"), None, {"provider": "openai"})
+    assert result["status"] == "completed"
+    # The cancelled call rolled back: no task, no unit.
+    assert db.task_count(conn) == tasks + 1
+    assert db.license_used(conn) == used + 1
+
+
+def test_pg_cancel_backend_interrupts_a_call(db, mock, conn):
+    pid = scalar(conn, "SELECT pg_backend_pid()")
+    other = db.connect()
+    outcome = {}
+
+    def call():
+        started = time.monotonic()
+        try:
+            db.ai_chat(conn, say("[[mock:hang=5]]"), None, {"provider": "anthropic"})
+        except psycopg2.Error as e:
+            outcome["code"] = e.pgcode
+        outcome["elapsed"] = time.monotonic() - started
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    deadline = time.monotonic() + 3
+    while not mock.chat_requests("anthropic") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert scalar(other, "SELECT pg_cancel_backend(%s)", (pid,))
+    thread.join(5)
+    assert outcome.get("code") == "57014"
+    assert outcome["elapsed"] < 1.5
+    assert db.ai_chat(conn, say("still alive"), None, {"provider": "anthropic"})["status"] == "completed"
+    other.close()
+
+
+def test_cancel_during_retry_backoff(db, mock, conn):
+    db.only_key(conn, "groq", "backoff")
+    scalar(conn, "SET statement_timeout = 400")
+    started = time.monotonic()
+    with pytest.raises(psycopg2.errors.QueryCanceled):
+        # Retry-After: 5 s of back-off, interrupted by the statement timeout.
+        db.ai_chat(conn, say("[[mock:429]] [[mock:retry-after=5]]"), None, {"provider": "groq"})
+    assert [r["status_returned"] for r in mock.chat_requests("groq")] == [429]
+    assert time.monotonic() - started < 1.2
+    scalar(conn, "SET statement_timeout = 0")
+    assert scalar(conn, "SELECT 1") == 1
