@@ -351,7 +351,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_hash  text := encode(sha256(convert_to(lower(btrim(COALESCE(p_license_key, ''))), 'UTF8')), 'hex');
+    v_hash  text := encode(sha256(convert_to(lower(btrim(COALESCE(p_license_key, ''), E' \t\r\n')), 'UTF8')), 'hex');
     v_lic   record;
     v_code  text;
     v_users bigint;
@@ -372,7 +372,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN jsonb_build_object('valid', false, 'code', 'NOT_FOUND', 'license_id', NULL,
                                   'organization_id', NULL, 'plan', NULL, 'status', NULL,
-                                  'expires_at', NULL, 'limits', NULL, 'usage', NULL);
+                                  'expires_at', NULL, 'trial_ends_at', NULL, 'billing_cycle', NULL,
+                                  'limits', NULL, 'usage', NULL);
     END IF;
 
     v_code := v_lic.code;
@@ -907,7 +908,7 @@ BEGIN
         IF NOT isfinite(v_ts) THEN
             RAISE EXCEPTION '% must be a finite timestamp, not %', v_key, v_opts -> v_key
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Leave expires_at out for a license that does not expire.';
+                      HINT = 'Leave expires_at out for a license that does not expire; starts_at defaults to now.';
         END IF;
         IF v_key = 'starts_at' THEN
             v_starts := v_ts;

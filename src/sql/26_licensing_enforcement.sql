@@ -37,8 +37,9 @@
 --     For submit_batch: raises LC001-LC004 as above, LC010 when p_inputs exceeds
 --     max_batch_size, and LC010 when fewer than p_inputs AI requests remain in the
 --     period. With p_reserve the p_inputs requests are charged at once (atomically,
---     exactly as consume_quota; the runner then must not charge each task again and
---     should release_quota() the ones that never reach a provider); without it
+--     exactly as consume_quota, logged as one license_usage_log row with
+--     metadata.event = batch_reserve; the runner then must not charge each task again
+--     and should release_quota() the ones that never reach a provider); without it
 --     nothing is charged and each task is charged by reserve_ai_request when it runs.
 --     22023 for a negative or NULL p_inputs.
 --   celaest.reserve_counted(p_org_id uuid, p_key text, p_amount bigint, p_strict boolean,
@@ -199,6 +200,8 @@ AS $$
 DECLARE
     v_license uuid;
     v_check   jsonb;
+    v_start   timestamptz;
+    v_end     timestamptz;
 BEGIN
     IF p_inputs IS NULL OR p_inputs < 0 THEN
         RAISE EXCEPTION 'number of batch inputs must be zero or positive, not %', COALESCE(p_inputs::text, 'NULL')
@@ -207,7 +210,14 @@ BEGIN
     v_license := celaest.assert_license_usable(p_org_id);                 -- 22004, LC001-LC004
     PERFORM celaest.reserve_counted(p_org_id, 'max_batch_size', p_inputs, true);  -- LC010
     IF p_reserve THEN
-        PERFORM celaest.take_quota(p_org_id, 'ai_requests', p_inputs);   -- LC010, atomic
+        SELECT q.period_start, q.period_end INTO v_start, v_end
+          FROM celaest.take_quota(p_org_id, 'ai_requests', p_inputs) AS q;   -- LC010, atomic
+        IF p_inputs > 0 THEN
+            INSERT INTO celaest.license_usage_log
+                (license_id, organization_id, metric, quantity, period_start, period_end, metadata)
+            VALUES (v_license, p_org_id, 'ai_requests', p_inputs, v_start, v_end,
+                    '{"event": "batch_reserve"}');
+        END IF;
     ELSE
         v_check := celaest.check_limit(p_org_id, 'ai_requests', p_inputs);
         IF NOT (v_check ->> 'allowed')::boolean THEN
@@ -225,7 +235,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION celaest.check_batch(uuid, integer, boolean) IS
-    'For submit_batch: returns the organization''s usable license, or raises LC001-LC004 for the license, LC010 when p_inputs exceeds max_batch_size or the AI requests left in the period (DETAIL limit/used/requested). p_reserve charges the p_inputs requests at once (atomic); otherwise nothing is charged. 22023 for a negative p_inputs.';
+    'For submit_batch: returns the organization''s usable license, or raises LC001-LC004 for the license, LC010 when p_inputs exceeds max_batch_size or the AI requests left in the period (DETAIL limit/used/requested). p_reserve charges the p_inputs requests at once (atomic, one license_usage_log row); otherwise nothing is charged. 22023 for a negative p_inputs.';
 
 -- ---------------------------------------------------------------------------
 -- Triggers
