@@ -103,9 +103,11 @@ void define_all() {
                 PGC_USERSET);
   for (int i = 0; i < kProviderCount; ++i) {
     auto provider = static_cast<core::Provider>(i);
-    // Superuser only: redirecting a provider would send its API keys elsewhere.
+    // Superuser only: redirecting a provider would send its API keys elsewhere. The boot value
+    // must outlive the call (the GUC keeps the pointer for pg_settings.boot_val): a static
+    // NUL-terminated literal, never a temporary std::string.
     define_string(kBaseUrlSettings[i].name, kBaseUrlSettings[i].description, &base_urls[i],
-                  std::string(core::default_base_url(provider)).c_str(), PGC_SUSET);
+                  core::default_base_url(provider).data(), PGC_SUSET);
   }
   MarkGUCPrefixReserved("celaest");
 }

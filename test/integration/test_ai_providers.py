@@ -404,3 +404,24 @@ def test_json_mode_groq_server_side_validation(db, mock, conn):
     task = db.task(conn, result["task_id"])
     assert task["metadata"]["http_status"] == 400
     assert len(mock.chat_requests("groq")) == 1
+
+
+DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "deepseek": "https://api.deepseek.com",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+    "local": "http://localhost:11434",
+}
+
+
+def test_base_url_settings_default_to_the_public_endpoints(db, conn):
+    settings = {r["name"]: r for r in rows(conn, "SELECT name, boot_val, reset_val, context FROM pg_settings"
+                                                 " WHERE name LIKE 'celaest.%%_base_url'")}
+    for provider, url in DEFAULT_BASE_URLS.items():
+        row = settings["celaest.%s_base_url" % provider]
+        assert (row["boot_val"], row["reset_val"], row["context"]) == (url, url, "superuser"), row
+    # This connection points at the mock; RESET goes back to the public endpoint.
+    scalar(conn, "RESET celaest.groq_base_url")
+    assert scalar(conn, "SHOW celaest.groq_base_url") == DEFAULT_BASE_URLS["groq"]
