@@ -14,8 +14,13 @@
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 
+extern "C" {
+#include "access/xact.h"
+}
+
 #include <chrono>
 #include <map>
+#include <set>
 
 namespace core = celaest::core;
 using namespace celaest::pg;
@@ -33,6 +38,41 @@ core::CallOptions parse_options_or_raise(const nlohmann::json& options) {
   } catch (const core::InvalidOption& invalid) {
     throw Error(ERRCODE_INVALID_PARAMETER_VALUE, invalid.what());
   }
+}
+
+// The batch runner is woken when the transaction that queued tasks commits: woken earlier,
+// it would look before the rows are visible, find nothing and sleep for its poll interval.
+bool wake_runner_at_commit = false;
+
+void wake_runner_at_end_of_transaction(XactEvent event, void*) noexcept {
+  if (!wake_runner_at_commit) return;
+  switch (event) {
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PARALLEL_COMMIT:
+      wake_runner_at_commit = false;
+      try {
+        shared::wake_worker(shared::WorkerKind::BatchRunner);
+      } catch (...) {
+        // Only a missed wake-up: the runner polls every second anyway.
+      }
+      break;
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+    case XACT_EVENT_PREPARE:  // COMMIT PREPARED comes later, from any session: the poll finds it
+      wake_runner_at_commit = false;
+      break;
+    default:
+      break;
+  }
+}
+
+void wake_runner_when_committed() {
+  static bool registered = false;
+  if (!registered) {
+    pg_guarded([] { RegisterXactCallback(wake_runner_at_end_of_transaction, nullptr); });
+    registered = true;
+  }
+  wake_runner_at_commit = true;
 }
 
 // The call a prompt makes with these variables: messages plus the prompt's sampling defaults.
@@ -89,6 +129,10 @@ CELAEST_FUNCTION(celaest_submit_batch) {
   // The license, max_batch_size and the AI requests left (LC001–LC004, LC010).
   Text license = spi.scalar("SELECT celaest.check_batch($1::uuid, $2::int)",
                             {caller.organization_id, std::to_string(inputs.size())});
+  // An unknown model or provider option is the caller's error (22023), and a batch with no
+  // active model to run on is refused now (LC020), not failed task by task later.
+  Router router(spi);
+  router.candidate_models(call_options, prompt.preferred_model_id);
   // The model chosen now is recorded on the batch; routing still happens per task.
   Text model_id = spi.scalar(
       "SELECT id FROM celaest.ai_models WHERE is_active AND ("
@@ -109,8 +153,7 @@ CELAEST_FUNCTION(celaest_submit_batch) {
       " FROM jsonb_array_elements($8::jsonb) WITH ORDINALITY AS i(input, ordinality)",
       {caller.organization_id, caller.user_id, license, *batch_id, prompt.id, options.dump(), call_options.request_id,
        *inputs_text});
-  // The runner may sleep up to a second; wake it (it sees the rows once we commit).
-  shared::wake_worker(shared::WorkerKind::BatchRunner);
+  wake_runner_when_committed();
   return uuid_datum(*batch_id);
 }
 
@@ -131,7 +174,10 @@ CELAEST_FUNCTION(celaest_run_claimed_tasks) {
       " ORDER BY created_at");
   if (claimed.empty()) return Int32GetDatum(0);
 
+  Router router(spi);
+  KeyHealth health(spi);
   std::map<std::string, PromptDefinition> prompts;
+  std::set<std::string> routable;  // option sets known to have candidate models in this pass
   std::vector<CallInput> inputs;
   std::vector<TaskContext> contexts;
   std::vector<CallOutcome> failed_early;  // tasks that cannot be called (prompt gone, variables)
@@ -162,20 +208,27 @@ CELAEST_FUNCTION(celaest_run_claimed_tasks) {
       RenderedPrompt rendered;
       CallInput input = prompt_call(found->second, context.input_metadata.value("variables", nlohmann::json::object()),
                                     parse_options_or_raise(options), rendered);
+      // A task whose options no longer route (model deactivated or unknown) fails alone here;
+      // left to run_calls it would throw and fail the whole pass, other batches' tasks included.
+      std::string route = options.dump() + '|' + input.preferred_model_id.value_or("");
+      if (!routable.count(route)) {
+        router.candidate_models(input.options, input.preferred_model_id);
+        routable.insert(route);
+      }
       context.input_text = rendered.user_text;
       inputs.push_back(std::move(input));
       contexts.push_back(std::move(context));
     } catch (const Error& error) {
       CallOutcome outcome;
-      outcome.result.error_code = error.sqlstate() == kTemplateVariableMissing ? "missing_variable" : "invalid_task";
+      outcome.result.error_code = error.sqlstate() == kTemplateVariableMissing ? "missing_variable"
+                                  : error.sqlstate() == kNoUsableKey            ? "no_usable_model"
+                                                                                : "invalid_task";
       outcome.result.error_message = error.message();
       failed_early.push_back(std::move(outcome));
       failed_contexts.push_back(std::move(context));
     }
   }
 
-  Router router(spi);
-  KeyHealth health(spi);
   std::vector<CallOutcome> outcomes = run_calls(router, health, std::move(inputs), static_cast<size_t>(parallel));
   for (size_t i = 0; i < outcomes.size(); ++i) {
     CallOutcome& outcome = outcomes[i];

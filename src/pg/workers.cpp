@@ -92,15 +92,20 @@ void connect_worker(WorkerKind kind) {
   pgstat_report_appname(shared::worker_name(kind));
 }
 
-// Waits up to timeout_ms for a latch set, a config reload or postmaster death.
-void wait_for(long timeout_ms) {
-  int events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
-  if (events & WL_LATCH_SET) ResetLatch(MyLatch);
+// Serves a terminate or cancel, and applies a configuration reload (SIGHUP).
+void serve_signals() {
   CHECK_FOR_INTERRUPTS();
   if (ConfigReloadPending) {
     ConfigReloadPending = false;
     ProcessConfigFile(PGC_SIGHUP);
   }
+}
+
+// Waits up to timeout_ms for a latch set, a config reload or postmaster death.
+void wait_for(long timeout_ms) {
+  int events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
+  if (events & WL_LATCH_SET) ResetLatch(MyLatch);
+  serve_signals();
 }
 
 void on_exit_mark_stopped(int, Datum kind) { shared::worker_stopped(static_cast<WorkerKind>(DatumGetInt32(kind))); }
@@ -134,6 +139,7 @@ using celaest::pg::shared::WorkerKind;
 using celaest::pg::workers::connect_worker;
 using celaest::pg::workers::on_exit_mark_stopped;
 using celaest::pg::workers::run_unit;
+using celaest::pg::workers::serve_signals;
 using celaest::pg::workers::wait_for;
 
 // License upkeep every minute; API-key health checks every celaest.health_check_interval.
@@ -203,7 +209,8 @@ extern "C" PGDLLEXPORT void celaest_batch_runner_main(Datum) {
       }
     }
     celaest::pg::shared::worker_state(WorkerKind::BatchRunner, "idle");
+    // Busy: straight to the next pass, but a reload (e.g. worker_concurrency) still applies.
     if (claimed <= 0) wait_for(1'000);
-    else CHECK_FOR_INTERRUPTS();
+    else serve_signals();
   }
 }

@@ -19,6 +19,24 @@ CREATE FUNCTION celaest._wake_batch_runner() RETURNS void
 COMMENT ON FUNCTION celaest._wake_batch_runner() IS
     'Internal: sets the batch runner''s latch so that newly queued tasks start at once.';
 
+-- Who may see, wait for or cancel a batch: the acting CELAEST user's organization, a
+-- CELAEST super_admin, or a role that may write task_batches itself (its owner, a superuser,
+-- an operator granted UPDATE). Asked from inside SECURITY DEFINER functions, so the invoking
+-- role is read from the role setting (SET ROLE) or, without one, session_user. Others get
+-- "does not exist": a batch id of another organization reveals nothing.
+CREATE FUNCTION celaest._batch_visible(p_org_id uuid) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p_org_id = celaest.current_org_id_or_null()
+        OR celaest.current_user_is_super_admin()
+        OR has_table_privilege(CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                                    ELSE current_setting('role') END,
+                               'celaest.task_batches', 'UPDATE');
+$$;
+COMMENT ON FUNCTION celaest._batch_visible(uuid) IS
+    'Internal: true when the caller may see a batch of this organization (its own organization, a CELAEST super_admin, or a role that may update task_batches).';
+
 CREATE FUNCTION celaest.batch_status(p_batch_id uuid) RETURNS jsonb
     LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -30,7 +48,7 @@ DECLARE
     v_eta    numeric;
 BEGIN
     SELECT * INTO v_batch FROM celaest.task_batches WHERE id = p_batch_id;
-    IF NOT FOUND THEN
+    IF NOT FOUND OR NOT celaest._batch_visible(v_batch.organization_id) THEN
         RAISE EXCEPTION 'batch % does not exist', p_batch_id USING ERRCODE = 'no_data_found';
     END IF;
     SELECT count(*) AS total,
@@ -60,7 +78,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION celaest.batch_status(uuid) IS
-    'Progress of a batch: {status, total, pending, processing, completed, failed, cancelled, progress (0..1), eta_seconds}.';
+    'Progress of a batch: {status, total, pending, processing, completed, failed, cancelled, progress (0..1), eta_seconds (NULL until a task has finished)}. A batch of another organization does not exist for the caller (P0002).';
 
 CREATE FUNCTION celaest.wait_batch(p_batch_id uuid, p_timeout interval DEFAULT '5 minutes') RETURNS jsonb
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -94,21 +112,21 @@ CREATE FUNCTION celaest.cancel_batch(p_batch_id uuid) RETURNS integer
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_org       uuid;
     v_cancelled integer;
 BEGIN
-    PERFORM 1 FROM celaest.task_batches WHERE id = p_batch_id FOR UPDATE;
-    IF NOT FOUND THEN
+    SELECT organization_id INTO v_org FROM celaest.task_batches WHERE id = p_batch_id;
+    IF NOT FOUND OR NOT celaest._batch_visible(v_org) THEN
         RAISE EXCEPTION 'batch % does not exist', p_batch_id USING ERRCODE = 'no_data_found';
     END IF;
-    -- Tasks a runner holds right now finish; every other unfinished task is cancelled.
-    WITH open_tasks AS (
-        SELECT id FROM celaest.processed_tasks
-         WHERE batch_id = p_batch_id AND status IN ('pending', 'retrying')
-         FOR UPDATE SKIP LOCKED)
-    UPDATE celaest.processed_tasks t
+    -- Tasks a runner holds right now finish; every task still queued is cancelled. Locks are
+    -- taken in the runner's order (tasks, then the batch row) and waited for, never skipped:
+    -- a task the runner is claiming this instant is re-checked once its claim commits (it is
+    -- then processing and runs), and no queued task is left behind in a cancelled batch.
+    UPDATE celaest.processed_tasks
        SET status = 'cancelled', completed_at = clock_timestamp(),
            error_code = 'cancelled', error_message = 'cancelled by cancel_batch()'
-      FROM open_tasks WHERE t.id = open_tasks.id;
+     WHERE batch_id = p_batch_id AND status = 'pending';
     GET DIAGNOSTICS v_cancelled = ROW_COUNT;
     UPDATE celaest.task_batches
        SET status = 'cancelled', completed_at = coalesce(completed_at, clock_timestamp())
@@ -117,7 +135,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION celaest.cancel_batch(uuid) IS
-    'Cancels every task of the batch not yet running (tasks in flight finish); returns how many were cancelled.';
+    'Cancels every task of the batch still queued (tasks in flight finish) and marks the batch cancelled; returns how many tasks were cancelled. A batch of another organization does not exist for the caller (P0002).';
 
 -- Batch counters and status from its tasks. Internal.
 CREATE FUNCTION celaest._refresh_batch(p_batch_id uuid) RETURNS void
@@ -152,16 +170,23 @@ DECLARE
     v_task    record;
     v_claimed integer := 0;
     v_license uuid;
+    v_full    uuid[] := '{}';   -- organizations found at max_concurrent_tasks in this pass
 BEGIN
+    IF p_limit IS NULL OR p_limit < 1 THEN
+        RETURN 0;
+    END IF;
+    -- The queue in order, without a LIMIT: tasks of an organization at its concurrency limit
+    -- stay queued and are passed over, so they never hold up other organizations' tasks.
+    -- Rows are fetched (and locked) a few at a time and the loop stops at p_limit claims.
     FOR v_task IN
         SELECT t.id, t.organization_id, t.user_id, t.batch_id
           FROM celaest.processed_tasks t
           JOIN celaest.task_batches b ON b.id = t.batch_id
          WHERE t.status = 'pending' AND b.status IN ('pending', 'processing')
          ORDER BY b.priority DESC, t.created_at, t.id
-         LIMIT p_limit
            FOR UPDATE OF t SKIP LOCKED
     LOOP
+        CONTINUE WHEN v_task.organization_id = ANY (v_full);
         BEGIN
             UPDATE celaest.processed_tasks
                SET status = 'processing', started_at = clock_timestamp(),
@@ -171,10 +196,13 @@ BEGIN
             v_license := celaest.reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id);
             UPDATE celaest.processed_tasks SET license_id = v_license WHERE id = v_task.id;
             v_claimed := v_claimed + 1;
+            UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
+             WHERE id = v_task.batch_id AND status = 'pending';
         EXCEPTION WHEN SQLSTATE 'LC001' OR SQLSTATE 'LC002' OR SQLSTATE 'LC003' OR SQLSTATE 'LC004'
                     OR SQLSTATE 'LC010' THEN
             IF SQLSTATE = 'LC010' AND SQLERRM LIKE '%max_concurrent_tasks%' THEN
-                NULL;   -- the organization is at max_concurrent_tasks: stays queued for a later pass
+                -- The organization is at max_concurrent_tasks: its tasks stay queued for a later pass.
+                v_full := v_full || v_task.organization_id;
             ELSE
                 UPDATE celaest.processed_tasks
                    SET status = 'failed', completed_at = clock_timestamp(),
@@ -184,14 +212,13 @@ BEGIN
                 PERFORM celaest._refresh_batch(v_task.batch_id);
             END IF;
         END;
-        UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
-         WHERE id = v_task.batch_id AND status = 'pending';
+        EXIT WHEN v_claimed >= p_limit;
     END LOOP;
     RETURN v_claimed;
 END;
 $$;
 COMMENT ON FUNCTION celaest._claim_batch_tasks(integer) IS
-    'Internal (batch runner): claims up to p_limit pending tasks for this backend and charges their AI requests.';
+    'Internal (batch runner): claims up to p_limit pending tasks for this backend and charges their AI requests; tasks of organizations at max_concurrent_tasks stay queued and are passed over.';
 
 CREATE FUNCTION celaest._run_claimed_tasks(p_parallel integer) RETURNS integer
     AS 'MODULE_PATHNAME', 'celaest_run_claimed_tasks'
