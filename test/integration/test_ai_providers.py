@@ -425,3 +425,70 @@ def test_base_url_settings_default_to_the_public_endpoints(db, conn):
     # This connection points at the mock; RESET goes back to the public endpoint.
     scalar(conn, "RESET celaest.groq_base_url")
     assert scalar(conn, "SHOW celaest.groq_base_url") == DEFAULT_BASE_URLS["groq"]
+
+
+def test_declared_variable_missing_is_lc030(db, mock, conn):
+    scalar(conn, "INSERT INTO celaest.prompts_master (slug, name, category, system_prompt, user_prompt_template,"
+                 " variables, is_default) VALUES ('it-declared', 'declared', 'test', 'Plain system.',"
+                 " 'Uses {{a}} only.', '[\"a\", \"b\"]', true)")
+    with pytest.raises(psycopg2.Error) as exc:
+        db.run_prompt(conn, "it-declared", {"a": "x"})
+    assert exc.value.pgcode == "LC030" and "b" in exc.value.diag.message_primary
+    assert mock.requests() == []
+    assert db.run_prompt(conn, "it-declared", {"a": "x", "b": "y"})["status"] == "completed"
+
+
+def test_prompt_statistics_count_failures(db, mock, conn):
+    pid = scalar(conn, "INSERT INTO celaest.prompts_master (slug, name, category, system_prompt,"
+                       " user_prompt_template, is_default) VALUES ('it-stats', 'stats', 'test', 'S.', '{{q}}', true)"
+                       " RETURNING id")
+    assert db.run_prompt(conn, "it-stats", {"q": "fine [[mock:sleep=100]]"})["status"] == "completed"
+    failed = db.run_prompt(conn, "it-stats", {"q": "broken [[mock:400]]"})
+    assert failed["status"] == "failed" and failed["error_code"] == "bad_request"
+    assert db.task(conn, failed["task_id"])["prompt_id"] == pid
+    stats = one(conn, "SELECT usage_count, avg_response_time_ms, success_rate FROM celaest.prompts_master"
+                      " WHERE id = %s", (pid,))
+    assert stats["usage_count"] == 2
+    assert stats["success_rate"] == Decimal("50.00")
+    times = [r["execution_time_ms"] for r in rows(conn, "SELECT execution_time_ms FROM celaest.processed_tasks"
+                                                        " WHERE prompt_id = %s", (pid,))]
+    assert abs(stats["avg_response_time_ms"] - sum(times) / 2) <= 1
+    assert max(times) >= 100
+
+
+def test_local_without_any_pool_key_is_called_keyless(db, mock, conn):
+    # A local Ollama needs no key: with no local key in the pool at all, it is called without one.
+    scalar(conn, "DELETE FROM celaest.ai_api_pool WHERE provider = 'local'")
+    try:
+        result = db.ai_chat(conn, [{"role": "user", "content": "keyless ollama"}], MODELS["local"][0])
+        assert result["status"] == "completed" and result["provider"] == "local"
+        assert db.task(conn, result["task_id"])["api_key_id"] is None
+        record = mock.chat_requests("local")[0]
+        assert "authorization" not in record["headers"]
+        assert record["body"]["stream"] is False
+        # Other providers are never called keyless.
+        scalar(conn, "UPDATE celaest.ai_api_pool SET is_active = false WHERE provider = 'groq'")
+        with pytest.raises(psycopg2.Error) as exc:
+            db.ai_chat(conn, [{"role": "user", "content": "keyless groq"}], None, {"provider": "groq"})
+        assert exc.value.pgcode == "LC020"
+    finally:
+        from conftest import add_key, new_secret
+        secret = new_secret("local")
+        key_id = add_key(conn, "local", "local-primary", secret)
+        db.seeded_keys[db.seeded_keys.index(db.keys["local"])] = key_id
+        db.keys["local"], db.secrets["local"] = key_id, secret
+
+
+def test_explicit_user_argument(db, mock):
+    anonymous = db.connect(user=False)
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(anonymous, [{"role": "user", "content": "who am i"}])
+    assert exc.value.pgcode == "42501"
+    result = scalar(anonymous, "SELECT celaest.ai_chat('[{\"role\": \"user\", \"content\": \"as a user\"}]',"
+                               " NULL, %s)", (db.user_id,))
+    assert result["status"] == "completed"
+    assert db.task(anonymous, result["task_id"])["user_id"] == db.user_id
+    with pytest.raises(psycopg2.Error) as exc:
+        scalar(anonymous, "SELECT celaest.ai_chat('[{\"role\": \"user\", \"content\": \"x\"}]', NULL, %s)",
+               (str(uuid.uuid4()),))
+    assert exc.value.pgcode == "42501"

@@ -2,6 +2,8 @@
 priority and weight, expiry, and LC040 without an encryption key."""
 
 import collections
+import socket
+import threading
 import datetime
 import time
 import uuid
@@ -302,3 +304,61 @@ def test_key_functions_are_not_public(db, mock, conn):
     finally:
         scalar(conn, "RESET ROLE")
         scalar(conn, "DROP ROLE %s" % role)
+
+
+def make_org(conn, tag):
+    """Another organization with its own user and active license; returns the user id."""
+    org = scalar(conn, "INSERT INTO celaest.organizations (name, slug) VALUES (%s, %s) RETURNING id",
+                 ("Org " + tag, "org-" + tag))
+    user = str(uuid.uuid4())
+    scalar(conn, "INSERT INTO celaest.users_profile (id, organization_id, email, role) VALUES (%s, %s, %s, 'admin')",
+           (user, org, "%s@example.test" % tag))
+    scalar(conn, "SELECT celaest.issue_license(%s, 'it-pro')", (org,))
+    return user
+
+
+def test_rpm_window_exact_under_concurrency(db, mock, conn):
+    wait_for_fresh_minute()
+    key_id, _ = db.only_key(conn, "deepseek", "concurrent", options={"rate_limit_rpm": 3})
+    # Six organizations, so that no license row is shared between the calls.
+    users = [make_org(conn, "rpm-%s-%d" % (uuid.uuid4().hex[:6], i)) for i in range(6)]
+    conns = [db.connect(user_id=u) for u in users]
+    barrier = threading.Barrier(len(conns))
+    outcomes = [None] * len(conns)
+
+    def call(i):
+        barrier.wait()
+        try:
+            r = db.ai_chat(conns[i], say("concurrent [[mock:sleep=300]]"), None, {"provider": "deepseek"})
+            outcomes[i] = r["status"]
+        except psycopg2.Error as e:
+            outcomes[i] = e.pgcode
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(conns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    elapsed = time.monotonic() - started
+    assert sorted(outcomes) == ["LC020"] * 3 + ["completed"] * 3, outcomes
+    assert db.key(conn, key_id)["usage_count"] == 3
+    assert len(mock.chat_requests("deepseek")) == 3
+    # Different organizations do not wait for each other: three 300 ms calls ran side by side.
+    assert elapsed < 0.85, elapsed
+    for c in conns:
+        c.close()
+
+
+def test_check_api_keys_unreachable_key(db, mock, conn):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key_id, _ = db.only_key(conn, "gemini", "unreachable",
+                            options={"base_url": "http://127.0.0.1:%d/gemini/v1beta" % port})
+    row = rows(conn, "SELECT * FROM celaest.check_api_keys(%s)", (key_id,))[0]
+    assert row["healthy"] is False and row["status_code"] is None
+    assert row["error"] and "connect" in row["error"].lower()
+    key = db.key(conn, key_id)
+    assert key["is_healthy"] and key["consecutive_failures"] == 1  # transient, below the threshold
+    assert mock.requests() == []
