@@ -106,11 +106,18 @@ bool CallExecution::next_request(http::Request& request) {
   while (!finished_ && model_index_ < models_.size()) {
     const ModelChoice& model = models_[model_index_];
     current_key_ = router_.pick_key(model, excluded_keys_);
+    if (!current_key_ && rate_limit_wait_ms_ > 0) {
+      // Every key left is cooling down after the 429: wait for it rather than give up the model.
+      backoff_ms_ = rate_limit_wait_ms_;
+      rate_limit_wait_ms_ = 0;
+      return false;
+    }
     if (!current_key_) {
       ++model_index_;  // no usable key for this provider: the next model
       retries_on_model_ = 0;
       continue;
     }
+    rate_limit_wait_ms_ = 0;
     chat_.model = model.model_id;
     const auto& codec = core::codec_for(model.provider);
     long timeout = input_.options.timeout_ms.value_or(settings::http_timeout_ms);
@@ -184,12 +191,19 @@ void CallExecution::schedule_retry(const core::ChatResult& failure) {
   last_failure_ = failure;
   backoff_ms_ = core::backoff_delay_ms(retries_on_model_, settings::retry_base_delay_ms,
                                        settings::retry_max_delay_ms, failure.retry_after_ms, jitter());
+  if (failure.failure == core::FailureKind::RateLimited && failure.retry_after_ms && current_key_->id) {
+    // The key that answered 429 cools down for its Retry-After (on_response); another key of the
+    // pool may take the retry now. next_request() falls back to this wait when none can.
+    rate_limit_wait_ms_ = backoff_ms_;
+    backoff_ms_ = 0;
+  }
 }
 
 void CallExecution::next_model(core::ChatResult failure) {
   last_failure_ = std::move(failure);
   ++model_index_;
   retries_on_model_ = 0;
+  rate_limit_wait_ms_ = 0;
 }
 
 void CallExecution::finish(core::ChatResult result) {
@@ -216,9 +230,13 @@ void CallExecution::finish(core::ChatResult result) {
 CallOutcome run_call(Router& router, KeyHealth& health, CallInput input) {
   CallExecution execution(router, health, std::move(input));
   http::Request request;
-  while (execution.next_request(request)) {
-    http::Response response = backend_client().perform(request, [] { return interrupt_pending(); });
-    execution.on_response(response);
+  for (;;) {
+    if (execution.next_request(request)) {
+      http::Response response = backend_client().perform(request, [] { return interrupt_pending(); });
+      execution.on_response(response);
+    } else if (execution.finished()) {
+      break;
+    }
     if (execution.backoff_ms() > 0) sleep_interruptibly(execution.backoff_ms());
   }
   return execution.outcome();
@@ -245,6 +263,10 @@ std::vector<CallOutcome> run_calls(Router& router, KeyHealth& health, std::vecto
       if (executions[i]->next_request(request)) {
         sending.push_back(i);
         requests.push_back(std::move(request));
+      } else if (!executions[i]->finished()) {
+        // Waiting for a cooling key: come back after its delay.
+        not_before[i] = now + std::max(1L, executions[i]->backoff_ms());
+        earliest_wait = earliest_wait < 0 ? not_before[i] : std::min(earliest_wait, not_before[i]);
       }
     }
     if (requests.empty()) {

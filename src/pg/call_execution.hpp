@@ -48,7 +48,8 @@ class CallExecution {
  public:
   CallExecution(Router& router, KeyHealth& health, CallInput input);
 
-  // The next request to send; false when the call is over (see outcome()).
+  // The next request to send. False when there is none now: the call is over (finished()),
+  // or it must wait backoff_ms() first (its only keys are cooling down after a 429).
   bool next_request(http::Request& request);
   // Feeds the response of the last request; may schedule a back-off (backoff_ms()).
   void on_response(const http::Response& response);
@@ -72,6 +73,9 @@ class CallExecution {
   std::optional<KeyChoice> current_key_;
   std::optional<core::ChatResult> last_failure_;
   long backoff_ms_ = 0;
+  // After a 429 with Retry-After on this model: the delay to wait if no other key can take
+  // the retry at once (the rate-limited key cools down in the meantime).
+  long rate_limit_wait_ms_ = 0;
   bool finished_ = false;
   CallOutcome outcome_;
 };

@@ -48,6 +48,26 @@ def test_429_retry_after_then_success(db, mock, conn, provider):
     assert key["is_healthy"] and key["consecutive_failures"] == 0
 
 
+def test_429_moves_to_another_key_without_waiting(db, mock, conn):
+    from conftest import add_key, new_secret
+    limited_id, limited_secret = db.only_key(conn, "openai", "limited", options={"priority": 10})
+    spare_secret = new_secret("openai-spare")
+    spare_id = add_key(conn, "openai", "spare", spare_secret, {"priority": 0})
+    mock.fault(provider="openai", status=429, retry_after=5, count=1, key_prefix=limited_secret)
+    started = time.monotonic()
+    result = db.ai_chat(conn, say("rate limited key"), None, {"provider": "openai"})
+    elapsed = time.monotonic() - started
+    assert result["status"] == "completed", result
+    assert result["retry_count"] == 1
+    task = db.task(conn, result["task_id"])
+    assert [a["api_key_id"] for a in attempts_of(task)] == [limited_id, spare_id]
+    # The 5 s Retry-After binds the limited key, not the call: the spare key answered at once.
+    assert elapsed < 1.5, elapsed
+    # And the limited key stays off for the other calls until its delay has passed.
+    again = db.ai_chat(conn, say("while cooling"), None, {"provider": "openai"})
+    assert db.task(conn, again["task_id"])["api_key_id"] == spare_id
+
+
 def test_429_without_retry_after_retries_the_same_key(db, mock, conn):
     key_id, _ = db.only_key(conn, "openai", "ratelimited-nohint")
     used = db.license_used(conn)
