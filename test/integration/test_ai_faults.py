@@ -486,3 +486,25 @@ def test_cancel_during_retry_backoff(db, mock, conn):
     assert time.monotonic() - started < 1.2
     scalar(conn, "SET statement_timeout = 0")
     assert scalar(conn, "SELECT 1") == 1
+
+
+def test_oversized_response_is_refused(db, mock):
+    c = db.connect()
+    scalar(c, "SET celaest.max_response_size = 16")  # kB
+    mock.fault(provider="openai", status=500, count=1, body="x" * 40000, content_type="text/plain")
+    result = db.ai_chat(c, say("huge reply"), None, {"provider": "openai"})
+    assert result["status"] == "failed"
+    assert result["error_code"] == "response_too_large"
+    assert result["retry_count"] == 0
+    assert len(mock.chat_requests("openai")) == 1
+
+
+def test_proxy_html_error_page(db, mock, conn):
+    mock.fault(provider="groq", status=502, count=3,
+               body="<html><body><h1>502 Bad Gateway</h1>\n<p>cloudflare</p></body></html>")
+    result = db.ai_chat(conn, say("behind a proxy"), None, {"provider": "groq"})
+    assert result["status"] == "failed"
+    assert result["error_code"] == "overloaded"
+    assert result["retry_count"] == 2
+    assert "502 Bad Gateway" in result["error_message"]
+    assert "\n" not in result["error_message"] and len(result["error_message"]) <= 1000

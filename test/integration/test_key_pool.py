@@ -362,3 +362,19 @@ def test_check_api_keys_unreachable_key(db, mock, conn):
     key = db.key(conn, key_id)
     assert key["is_healthy"] and key["consecutive_failures"] == 1  # transient, below the threshold
     assert mock.requests() == []
+
+
+def test_check_api_keys_gemini_and_anthropic_bad_keys(db, mock, conn):
+    results = {}
+    for provider in ("gemini", "anthropic"):
+        key_id, _ = db.only_key(conn, provider, "check-bad", valid=False)
+        results[provider] = (key_id, rows(conn, "SELECT * FROM celaest.check_api_keys(%s)", (key_id,))[0])
+    gemini_id, gemini = results["gemini"]
+    assert gemini["healthy"] is False and gemini["status_code"] == 400  # API_KEY_INVALID
+    anthropic_id, anthropic = results["anthropic"]
+    assert anthropic["healthy"] is False and anthropic["status_code"] == 401
+    for key_id in (gemini_id, anthropic_id):
+        assert not db.key(conn, key_id)["is_healthy"]  # a rejected key is definitive
+    sent = {r["path"]: r["headers"] for r in mock.requests()}
+    assert "x-goog-api-key" in sent["/gemini/v1beta/models"]
+    assert sent["/anthropic/v1/models"]["anthropic-version"] == "2023-06-01"
