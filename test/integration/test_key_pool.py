@@ -329,7 +329,7 @@ def test_rpm_window_exact_under_concurrency(db, mock, conn):
     def call(i):
         barrier.wait()
         try:
-            r = db.ai_chat(conns[i], say("concurrent [[mock:sleep=300]]"), None, {"provider": "deepseek"})
+            r = db.ai_chat(conns[i], say("concurrent [[mock:sleep=500]]"), None, {"provider": "deepseek"})
             outcomes[i] = r["status"]
         except psycopg2.Error as e:
             outcomes[i] = e.pgcode
@@ -344,8 +344,9 @@ def test_rpm_window_exact_under_concurrency(db, mock, conn):
     assert sorted(outcomes) == ["LC020"] * 3 + ["completed"] * 3, outcomes
     assert db.key(conn, key_id)["usage_count"] == 3
     assert len(mock.chat_requests("deepseek")) == 3
-    # Different organizations do not wait for each other: three 300 ms calls ran side by side.
-    assert elapsed < 0.85, elapsed
+    # Different organizations do not wait for each other: three 500 ms calls ran side by side
+    # (one after the other would take over 1.5 s).
+    assert elapsed < 1.2, elapsed
     for c in conns:
         c.close()
 
@@ -378,3 +379,23 @@ def test_check_api_keys_gemini_and_anthropic_bad_keys(db, mock, conn):
     sent = {r["path"]: r["headers"] for r in mock.requests()}
     assert "x-goog-api-key" in sent["/gemini/v1beta/models"]
     assert sent["/anthropic/v1/models"]["anthropic-version"] == "2023-06-01"
+
+
+@pytest.mark.xfail(reason="known limitation: reserve_ai_request() charges the license before the provider call, in "
+                          "the caller's transaction, so the license row lock is held for the whole call and the "
+                          "calls of one organization run one after the other", strict=False)
+def test_calls_of_one_organization_run_side_by_side(db, mock, conn):
+    conns = [db.connect() for _ in range(3)]
+    barrier = threading.Barrier(len(conns))
+
+    def call(c):
+        barrier.wait()
+        db.ai_chat(c, say("same org [[mock:sleep=500]]"), None, {"provider": "groq"})
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=call, args=(c,)) for c in conns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert time.monotonic() - started < 1.2
