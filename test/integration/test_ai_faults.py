@@ -10,7 +10,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import MODELS, expected_cost, one, scalar
+from conftest import MODELS, expected_cost, scalar
 
 
 def say(text):

@@ -1,7 +1,6 @@
 """Every provider through run_prompt and ai_chat against the strict mock: the result jsonb,
 the processed_tasks row, the key and license counters, and what the provider received."""
 
-import datetime
 import json
 import uuid
 from decimal import Decimal

@@ -12,7 +12,6 @@ import json
 import os
 import threading
 import time
-import uuid
 
 import psycopg2
 import pytest
