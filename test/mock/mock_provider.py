@@ -79,6 +79,9 @@ class MockServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY every reply on a
+    # kept-alive connection waits ~40 ms for the client's delayed ACK (Nagle).
+    disable_nagle_algorithm = True
     server_version = "celaest-mock/1.0"
     sys_version = ""
     timeout = 300  # idle keep-alive connections
