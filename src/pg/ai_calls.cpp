@@ -7,6 +7,7 @@
 #include "pg/call_execution.hpp"
 #include "pg/caller.hpp"
 #include "pg/prompt_source.hpp"
+#include "pg/quota_gate.hpp"
 #include "pg/task_record.hpp"
 
 #include "pg/boundary.hpp"
@@ -44,22 +45,23 @@ std::optional<std::string> correlation_id(const core::CallOptions& options) {
   return std::nullopt;
 }
 
-// The common tail: reserve the license unit, call, record, and shape the result.
+// The common tail: admit against the quota, call, record, charge, and shape the result.
 Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext context, CallInput input,
                          int64_t started_ms) {
   const bool raise_on_failure = input.options.raise_on_failure;
-  context.license_id = reserve_ai_request(spi, caller, std::nullopt);
+  context.license_id = admit_ai_request(spi, caller);
   Router router(spi);
   KeyHealth health(spi);
   CallOutcome outcome = run_call(router, health, std::move(input));
   if (outcome.attempts == 0) {
-    // Nothing reached a provider: raising rolls back the reserved unit too.
+    // Nothing reached a provider: nothing is charged.
     throw Error(kNoUsableKey, "no usable API key for any candidate model",
                 "Every key of the candidate providers is inactive, unhealthy, expired or at its rate limit.",
                 "Add a key with celaest.add_api_key() or check celaest.v_api_pool_status.");
   }
   long execution_ms = static_cast<long>(now_ms() - started_ms);
   std::string task_id = record_task(spi, context, outcome, execution_ms);
+  charge_ai_request(spi, caller, task_id);  // one unit per call that reached a provider
   if (context.prompt_id) update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
   if (!outcome.result.ok && raise_on_failure) {
     throw Error(kProviderFailed,

@@ -21,11 +21,4 @@ Caller resolve_caller(SpiSession& spi, const std::optional<std::string>& user_id
   return Caller{uid, *rows.at(0, 2)};
 }
 
-std::string reserve_ai_request(SpiSession& spi, const Caller& caller, const std::optional<std::string>& task_id) {
-  Text license = spi.scalar("SELECT celaest.reserve_ai_request($1::uuid, $2::uuid, $3::uuid)",
-                            {caller.organization_id, caller.user_id, task_id});
-  if (!license) throw Error(kNoLicense, "organization " + caller.organization_id + " has no license in force");
-  return *license;
-}
-
 }  // namespace celaest::pg

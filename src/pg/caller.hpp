@@ -17,7 +17,4 @@ struct Caller {
 // 42501 when there is no user, no profile, or no organization.
 Caller resolve_caller(SpiSession& spi, const std::optional<std::string>& user_id);
 
-// Reserves one AI request of the caller's license (LC001–LC004, LC010); returns the license id.
-std::string reserve_ai_request(SpiSession& spi, const Caller& caller, const std::optional<std::string>& task_id);
-
 }  // namespace celaest::pg

@@ -44,10 +44,18 @@ struct KeyWindow {
   int64 cooldown_until_ms;
 };
 
+struct InflightSlot {
+  char license_id[37];  // empty = free
+  int64 count;
+};
+
+constexpr int kInflightSlots = 1024;  // licenses with AI calls in flight at once
+
 struct State {
   LWLock* lock;
   WorkerSlot workers[kWorkerKinds];
   KeyWindow windows[kKeySlots];
+  InflightSlot inflight[kInflightSlots];
 };
 
 State* state = nullptr;
@@ -141,7 +149,51 @@ Admission admit_locked(const std::string& key_id, const KeyLimits& limits, int64
   return Admission::Admitted;
 }
 
+InflightSlot* find_inflight(const std::string& license_id, bool create) {
+  static InflightSlot local[kInflightSlots];  // not preloaded: this backend's own calls only
+  InflightSlot* table = state ? state->inflight : local;
+  size_t hash = std::hash<std::string>{}(license_id);
+  InflightSlot* free_slot = nullptr;
+  for (int probe = 0; probe < kInflightSlots; ++probe) {
+    InflightSlot* slot = &table[(hash + probe) % kInflightSlots];
+    if (slot->license_id[0] == '\0' || slot->count == 0) {
+      if (slot->license_id[0] != '\0' && license_id == slot->license_id) return slot;
+      if (!free_slot) free_slot = slot;
+      if (slot->license_id[0] == '\0') break;  // end of the probe chain
+      continue;
+    }
+    if (license_id == slot->license_id) return slot;
+  }
+  if (!create || !free_slot) return nullptr;
+  copy_text(free_slot->license_id, sizeof free_slot->license_id, license_id.c_str());
+  free_slot->count = 0;
+  return free_slot;
+}
+
 }  // namespace
+
+bool admit_inflight(const std::string& license_id, int64_t remaining, int64_t* inflight) {
+  auto admit = [&] {
+    InflightSlot* slot = find_inflight(license_id, true);
+    *inflight = slot ? slot->count : 0;
+    if (remaining >= 0 && *inflight + 1 > remaining) return false;
+    if (slot) ++slot->count;
+    return true;
+  };
+  if (!state) return admit();
+  LockGuard lock(LW_EXCLUSIVE);
+  return admit();
+}
+
+void release_inflight(const std::string& license_id) {
+  auto release = [&] {
+    InflightSlot* slot = find_inflight(license_id, false);
+    if (slot && slot->count > 0) --slot->count;
+  };
+  if (!state) return release();
+  LockGuard lock(LW_EXCLUSIVE);
+  release();
+}
 
 const char* worker_name(WorkerKind kind) {
   return kind == WorkerKind::Maintenance ? "celaest maintenance" : "celaest batch runner";

@@ -39,4 +39,12 @@ Admission admit_request(const std::string& key_id, const KeyLimits& limits, int6
 void record_tokens(const std::string& key_id, int64_t tokens, int64_t now_ms);
 void cool_down(const std::string& key_id, int64_t until_ms);  // after a 429 with Retry-After
 
+// AI requests of a license admitted but not yet committed (charged at the end of the call):
+// admission counts them, so concurrent calls of one organization never overshoot the quota
+// while none of them holds the license row lock during its provider call.
+// Admits when inflight + 1 <= remaining (remaining < 0 = unlimited); returns the in-flight
+// count seen (before admission) in *inflight.
+bool admit_inflight(const std::string& license_id, int64_t remaining, int64_t* inflight);
+void release_inflight(const std::string& license_id);
+
 }  // namespace celaest::pg::shared

@@ -495,9 +495,6 @@ def test_a_killed_runner_restarts_and_the_batch_still_completes(env):
     assert env.ai_requests_used(org) == 6
 
 
-@pytest.mark.xfail(reason="caller.cpp resolve_caller: coalesce($1, current_user_id()) is folded while a generic "
-                          "plan is estimated, so from the 6th call in a session p_user_id without celaest.user_id "
-                          "raises 42501 (fix: OFFSET 0 in that subquery)", strict=False)
 def test_submit_batch_with_p_user_id_and_no_session_user_works_every_time(env):
     org = env.org(max_concurrent_tasks=0)
     conn = connect()

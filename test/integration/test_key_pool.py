@@ -381,9 +381,6 @@ def test_check_api_keys_gemini_and_anthropic_bad_keys(db, mock, conn):
     assert sent["/anthropic/v1/models"]["anthropic-version"] == "2023-06-01"
 
 
-@pytest.mark.xfail(reason="known limitation: reserve_ai_request() charges the license before the provider call, in "
-                          "the caller's transaction, so the license row lock is held for the whole call and the "
-                          "calls of one organization run one after the other", strict=False)
 def test_calls_of_one_organization_run_side_by_side(db, mock, conn):
     conns = [db.connect() for _ in range(3)]
     barrier = threading.Barrier(len(conns))
