@@ -11,6 +11,7 @@
 #include "pg/task_record.hpp"
 
 #include "pg/boundary.hpp"
+#include "pg/wall_clock.hpp"
 #include "pg/datum.hpp"
 #include "pg/settings.hpp"
 
@@ -19,11 +20,6 @@
 namespace celaest::pg {
 
 namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 nlohmann::json parse_json_argument(const std::optional<std::string>& text, const char* /*argument*/,
                                    nlohmann::json fallback) {

@@ -10,6 +10,7 @@
 #include "pg/task_record.hpp"
 
 #include "pg/boundary.hpp"
+#include "pg/wall_clock.hpp"
 #include "pg/datum.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
@@ -26,11 +27,6 @@ namespace core = celaest::core;
 using namespace celaest::pg;
 
 namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 core::CallOptions parse_options_or_raise(const nlohmann::json& options) {
   try {

@@ -10,6 +10,7 @@
 #include "pg/call_execution.hpp"
 
 #include "pg/boundary.hpp"
+#include "pg/wall_clock.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 
@@ -23,16 +24,6 @@ namespace {
 
 // A backstop, far above what retries and fallback need, so that no pool shape can loop.
 constexpr int kMaxAttemptsPerCall = 64;
-
-double jitter() {
-  static std::mt19937_64 generator{std::random_device{}()};
-  return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
-}
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 http::Client& backend_client() {
   // One per backend, kept for its lifetime: connections to providers are reused across calls.
@@ -190,7 +181,7 @@ void CallExecution::schedule_retry(const core::ChatResult& failure) {
   ++retries_on_model_;
   last_failure_ = failure;
   backoff_ms_ = core::backoff_delay_ms(retries_on_model_, settings::retry_base_delay_ms,
-                                       settings::retry_max_delay_ms, failure.retry_after_ms, jitter());
+                                       settings::retry_max_delay_ms, failure.retry_after_ms, random_unit());
   if (failure.failure == core::FailureKind::RateLimited && failure.retry_after_ms && current_key_->id) {
     // The key that answered 429 cools down for its Retry-After (on_response); another key of the
     // pool may take the retry now. next_request() falls back to this wait when none can.

@@ -3,6 +3,7 @@
 #include "core/weighted_pick.hpp"
 
 #include "pg/boundary.hpp"
+#include "pg/wall_clock.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 
@@ -13,16 +14,6 @@
 namespace celaest::pg {
 
 namespace {
-
-double random_unit() {
-  static std::mt19937_64 generator{std::random_device{}()};
-  return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
-}
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::optional<int64_t> optional_int(const Text& text) {
   if (!text) return std::nullopt;

@@ -24,7 +24,8 @@ TEST(Abort, HangingServerIsAbortedPromptly) {
   Client client;
   Request request = make_request("/hang");
   request.timeout_ms = 30000;
-  AbortAfter abort(milliseconds(210));  // off the 20 ms poll grid, for an honest latency
+  // Late enough that data flows even on a loaded machine; off the 20 ms poll grid.
+  AbortAfter abort(milliseconds(610));
   const Response response = client.perform(request, abort.check());
   const long latency = abort.ms_since_deadline();
   report_latency("perform, silent server", latency);
@@ -37,7 +38,8 @@ TEST(Abort, HangingServerIsAbortedPromptly) {
 
 TEST(Abort, TransferWithDataFlowingIsAbortedPromptly) {
   Client client;
-  AbortAfter abort(milliseconds(210));  // off the 20 ms poll grid, for an honest latency
+  // Late enough that data flows even on a loaded machine; off the 20 ms poll grid.
+  AbortAfter abort(milliseconds(610));
   const Response response = client.perform(make_request("/drip"), abort.check());
   const long latency = abort.ms_since_deadline();
   report_latency("perform, dripping server", latency);
@@ -81,7 +83,8 @@ TEST(Abort, EmptyCheckMeansNeverAbort) {
 TEST(Abort, PerformManyStopsRunningAndQueuedTransfers) {
   Client client;
   std::vector<Request> requests(8, make_request("/hang"));
-  AbortAfter abort(milliseconds(210));  // off the 20 ms poll grid, for an honest latency
+  // Late enough that data flows even on a loaded machine; off the 20 ms poll grid.
+  AbortAfter abort(milliseconds(610));
   const std::vector<Response> responses = client.perform_many(requests, 4, abort.check());
   const long latency = abort.ms_since_deadline();
   report_latency("perform_many, 4 running + 4 queued", latency);
