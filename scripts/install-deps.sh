@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential g++ make cmake pkg-config
-  postgresql-15 postgresql-server-dev-15 postgresql-contrib-15 postgresql-client-15
+  postgresql-15 postgresql-server-dev-15 postgresql-client-15 postgresql-common
   libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev ca-certificates
   python3 python3-pytest python3-psycopg2 openssl
   nginx-light libnginx-mod-http-echo util-linux
@@ -15,11 +15,7 @@ missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-# postgresql-contrib-15 is virtual on Debian 12 (pgcrypto ships in postgresql-15): check by file.
-if [ -f /usr/share/postgresql/15/extension/pgcrypto.control ]; then
-  missing=("${missing[@]/postgresql-contrib-15}")
-fi
-missing=($(printf '%s\n' "${missing[@]}" | sed '/^$/d'))
+# (pgcrypto and uuid-ossp ship in postgresql-15 itself on Debian 12.)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
