@@ -70,6 +70,13 @@ class MockServer(ThreadingHTTPServer):
             self.log_file.write(time.strftime("%Y-%m-%dT%H:%M:%S ") + line + "\n")
             self.log_file.flush()
 
+    def handle_error(self, request, client_address):
+        # A client that hangs up on purpose (a cancelled call, an oversized reply it refused)
+        # is part of the tests, not a mock failure: keep the log free of its traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
     def provider_for(self, path):
         for p in self.providers:
             if path == p.prefix or path.startswith(p.prefix + "/"):
