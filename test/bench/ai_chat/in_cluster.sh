@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# The part of test/bench/ai_chat_bench.sh that runs inside the throwaway cluster
+# (scripts/cluster.sh, started under `taskset -c $BENCH_SERVER_CPU` so that the postmaster
+# and every backend it forks run on that core). Not meant to be run by hand.
+#
+# Expects from ai_chat_bench.sh: BENCH_PORT (nginx), BENCH_WORK (scratch directory holding
+# bare_post and nginx's capture.log), BENCH_CALLS, BENCH_SECONDS, BENCH_SELECT1_SECONDS,
+# BENCH_ROUNDS, BENCH_NGINX_CPU, BENCH_SERVER_CPU, BENCH_CLIENT_CPU.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+: "${BENCH_PORT:?}" "${BENCH_WORK:?}"
+rounds=${BENCH_ROUNDS}
+url="http://127.0.0.1:${BENCH_PORT}/v1/chat/completions"
+psql=(psql -X -q -v ON_ERROR_STOP=1)
+
+fail() { echo "ai_chat_bench: $*" >&2; exit 1; }
+
+# --- data, and one call through the capturing location -------------------------------
+"${psql[@]}" -v port="$BENCH_PORT" -f "$here/setup.sql"
+first=$("${psql[@]}" -At -c \
+  "SELECT celaest.ai_chat('[{\"role\":\"user\",\"content\":\"hi\"}]', NULL, '00000000-0000-4000-8000-0000000000b1')")
+echo "first call (capture): $first"
+case "$first" in *'"status": "completed"'*) ;; *) fail "the capture call did not complete" ;; esac
+
+# The exact body ai_chat POSTed, for the bare libcurl loop (nginx writes one line per
+# request; the trailing newline is not part of the body).
+[ -s "$BENCH_WORK/capture.log" ] || fail "nginx recorded no request body"
+printf '%s' "$(tail -n 1 "$BENCH_WORK/capture.log")" >"$BENCH_WORK/body.json"
+echo "request body ($(wc -c <"$BENCH_WORK/body.json") bytes): $(cat "$BENCH_WORK/body.json")"
+
+# Swap the capturing key for the benchmark key: the pool then holds exactly one key.
+"${psql[@]}" -v port="$BENCH_PORT" <<'SQL'
+SET client_min_messages = warning;
+DELETE FROM celaest.ai_api_pool WHERE key_name = 'capture';
+SELECT celaest.add_api_key('openai', 'bench', 'sk-bench',
+                           jsonb_build_object('base_url', format('http://127.0.0.1:%s/v1', :'port'))) IS NOT NULL AS added \gset
+TRUNCATE celaest.license_usage_log, celaest.processed_tasks;
+VACUUM ANALYZE;
+CHECKPOINT;
+SQL
+
+# --- where everything runs -------------------------------------------------------------
+postmaster=$(head -n 1 "$("${psql[@]}" -At -c 'SHOW data_directory')/postmaster.pid")
+# A backend's own affinity, read by a shell it forks (COPY FROM PROGRAM: $PPID is the backend).
+backend_cpus=$("${psql[@]}" -At -c "CREATE TEMP TABLE affinity (line text);
+  COPY affinity FROM PROGRAM 'taskset -pc \$PPID'; SELECT regexp_replace(line, '.*: ', '') FROM affinity")
+echo "pinning: nginx -> cpu $BENCH_NGINX_CPU | bare_post -> cpu $BENCH_SERVER_CPU |" \
+  "postmaster $postmaster -> cpu $(taskset -pc "$postmaster" | sed 's/.*: //'), a backend -> cpu $backend_cpus |" \
+  "pgbench -> cpu $BENCH_CLIENT_CPU"
+[ "$(taskset -pc "$postmaster" | sed 's/.*: //')" = "$BENCH_SERVER_CPU" ] || fail "postmaster is not pinned to cpu $BENCH_SERVER_CPU"
+[ "$backend_cpus" = "$BENCH_SERVER_CPU" ] || fail "backends are not pinned to cpu $BENCH_SERVER_CPU"
+
+if [ -n "${BENCH_EXTRA_SQL:-}" ]; then
+  echo "applying BENCH_EXTRA_SQL=$BENCH_EXTRA_SQL (an experiment, not the product as shipped)"
+  "${psql[@]}" -f "$BENCH_EXTRA_SQL"
+fi
+
+# With arguments: run them in this set-up cluster (nginx up, data in place) instead of the
+# benchmark, e.g. for profiling. They get BENCH_URL, BENCH_BODY,
+# BENCH_AI_CHAT_SQL, BENCH_SELECT1_SQL and BENCH_WORK/bare_post.
+if [ $# -gt 0 ]; then
+  export BENCH_URL=$url BENCH_BODY=$BENCH_WORK/body.json BENCH_AI_CHAT_SQL=$here/ai_chat.sql BENCH_SELECT1_SQL=$here/select1.sql
+  exec "$@"
+fi
+
+# --- the runs, interleaved in rounds so that all three see the same machine -------------
+# Wall time per call is the figure of the target. CPU time per call of the HTTP client side
+# (the backend, or bare_post) is printed too: it is far less disturbed by other work on the
+# machine. The backend's CPU is read from the postmaster's cutime+cstime (the CPU of children
+# it has reaped): the pgbench backend is the only child that exits during a pgbench run
+# (autovacuum is off in this cluster), so the difference is that backend's CPU, in ticks.
+per_round_calls=$(( (BENCH_CALLS + rounds - 1) / rounds ))
+per_round_seconds=$(( (BENCH_SECONDS + rounds - 1) / rounds ))
+per_round_select1=$(( (BENCH_SELECT1_SECONDS + rounds - 1) / rounds ))
+(( per_round_seconds >= 1 && per_round_select1 >= 1 )) || fail "each round needs at least 1 s of pgbench"
+ticks=$(getconf CLK_TCK)
+reaped_cpu() { awk '{ print $16 + $17 }' "/proc/$postmaster/stat"; }
+
+# pgbench: prints "<transactions> <failed> <us per transaction> <backend CPU ticks>".
+run_pgbench() {
+  local script=$1 seconds=$2 out before after
+  before=$(reaped_cpu)
+  out=$(taskset -c "$BENCH_CLIENT_CPU" pgbench -n -c 1 -j 1 -T "$seconds" -f "$script" 2>&1) ||
+    { echo "$out" >&2; fail "pgbench $script failed"; }
+  sleep 0.1  # let the postmaster reap the backend
+  after=$(reaped_cpu)
+  awk -v cpu=$((after - before)) '
+    /^number of transactions actually processed:/ { n = $6 }
+    /^number of failed transactions:/ { failed = $5 }
+    /^tps = / { tps = $3 }
+    END { if (n == "" || tps == "") exit 1; printf "%s %s %.1f %d\n", n, (failed == "" ? 0 : failed), 1e6 / tps, cpu }
+  ' <<<"$out" || { echo "$out" >&2; fail "cannot read pgbench's report"; }
+}
+
+# bare_post: prints "<total ms> <us per call> <CPU seconds (user+sys, from bash's time)>".
+run_bare() {
+  local line cpu TIMEFORMAT='%3U %3S'
+  { cpu=$( { time taskset -c "$BENCH_SERVER_CPU" "$BENCH_WORK/bare_post" "$url" "$BENCH_WORK/body.json" "$1" \
+               >"$BENCH_WORK/bare.out" 2>/dev/null; } 2>&1 ); } || fail "bare_post failed"
+  line=$(cat "$BENCH_WORK/bare.out")  # bare_post: N calls, total X ms, Y us/call
+  awk -v cpu="$cpu" '{ split(cpu, c, " "); print $5, $7, c[1] + c[2] }' <<<"$line"
+}
+
+echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+declare -a bare_us chat_us sel_us
+bare_calls=0; bare_ms=0; bare_cpu=0; chat_n=0; chat_us_sum=0; chat_ticks=0; sel_n=0; sel_us_sum=0; sel_ticks=0
+for ((r = 1; r <= rounds; r++)); do
+  read -r b_ms b_us b_cpu < <(run_bare "$per_round_calls")
+  read -r c_n c_failed c_us c_ticks < <(run_pgbench "$here/ai_chat.sql" "$per_round_seconds")
+  [ "$c_failed" = 0 ] || fail "$c_failed ai_chat transactions failed"
+  read -r s_n s_failed s_us s_ticks < <(run_pgbench "$here/select1.sql" "$per_round_select1")
+  printf 'round %2d/%d: bare_post %6.1f us/call (%d calls) | ai_chat %7.1f us/call (%d calls) | SELECT 1 %5.1f us/call (%d)\n' \
+    "$r" "$rounds" "$b_us" "$per_round_calls" "$c_us" "$c_n" "$s_us" "$s_n"
+  bare_us+=("$b_us"); chat_us+=("$c_us"); sel_us+=("$s_us")
+  bare_calls=$((bare_calls + per_round_calls))
+  bare_ms=$(awk -v a="$bare_ms" -v b="$b_ms" 'BEGIN { print a + b }')
+  bare_cpu=$(awk -v a="$bare_cpu" -v b="$b_cpu" 'BEGIN { print a + b }')
+  chat_n=$((chat_n + c_n)); chat_ticks=$((chat_ticks + c_ticks))
+  chat_us_sum=$(awk -v a="$chat_us_sum" -v n="$c_n" -v u="$c_us" 'BEGIN { print a + n * u }')
+  sel_n=$((sel_n + s_n)); sel_ticks=$((sel_ticks + s_ticks))
+  sel_us_sum=$(awk -v a="$sel_us_sum" -v n="$s_n" -v u="$s_us" 'BEGIN { print a + n * u }')
+done
+
+# --- every ai_chat call must have reached nginx and been recorded as completed ----------
+read -r completed failed_tasks used < <("${psql[@]}" -At -F ' ' -c "
+  SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status <> 'completed'),
+         (SELECT ai_requests_used FROM celaest.licenses
+           WHERE organization_id = '00000000-0000-4000-8000-0000000000a1' AND status = 'active')
+    FROM celaest.processed_tasks")
+echo "recorded: $completed completed task(s), $failed_tasks other; license ai_requests_used = $used"
+[ "$failed_tasks" = 0 ] || fail "$failed_tasks ai_chat call(s) were not completed"
+[ "$completed" = "$chat_n" ] || fail "pgbench ran $chat_n ai_chat calls but $completed tasks were recorded"
+
+min() { printf '%s\n' "$@" | sort -g | head -n 1; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+best_bare=$(min "${bare_us[@]}"); best_chat=$(min "${chat_us[@]}"); best_sel=$(min "${sel_us[@]}")
+med_bare=$(median "${bare_us[@]}"); med_chat=$(median "${chat_us[@]}"); med_sel=$(median "${sel_us[@]}")
+all_bare=$(awk -v ms="$bare_ms" -v n="$bare_calls" 'BEGIN { printf "%.1f", ms * 1000 / n }')
+all_chat=$(awk -v t="$chat_us_sum" -v n="$chat_n" 'BEGIN { printf "%.1f", t / n }')
+all_sel=$(awk -v t="$sel_us_sum" -v n="$sel_n" 'BEGIN { printf "%.1f", t / n }')
+cpu_bare=$(awk -v s="$bare_cpu" -v n="$bare_calls" 'BEGIN { printf "%.1f", s * 1e6 / n }')
+cpu_chat=$(awk -v t="$chat_ticks" -v k="$ticks" -v n="$chat_n" 'BEGIN { printf "%.1f", t * 1e6 / k / n }')
+cpu_sel=$(awk -v t="$sel_ticks" -v k="$ticks" -v n="$sel_n" 'BEGIN { printf "%.1f", t * 1e6 / k / n }')
+
+echo
+echo "================================ ai_chat benchmark ================================"
+echo "build: ${BENCH_BUILD_INFO:-unknown}"
+echo "server: $("${psql[@]}" -At -c "SELECT format('fsync=%s synchronous_commit=%s autovacuum=%s', current_setting('fsync'), current_setting('synchronous_commit'), current_setting('autovacuum'))") (pg_virtualenv runs with fsync=off: no commit waits for the disk)"
+echo "pinning: nginx + pgbench on cpu $BENCH_NGINX_CPU/$BENCH_CLIENT_CPU, backend + bare_post on cpu $BENCH_SERVER_CPU; $rounds rounds of [${per_round_calls} bare POSTs, ${per_round_seconds} s ai_chat, ${per_round_select1} s SELECT 1]"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on these 2 cores inflates the wall figures)"
+echo "wall, best round (noise only ever adds time):"
+echo "ai_chat: $best_chat us/call | bare libcurl POST: $best_bare us/call | ratio $(ratio "$best_chat" "$best_bare")"
+echo "SELECT 1 (SQL round trip floor): $best_sel us/call | ai_chat minus SELECT 1: $(awk -v a="$best_chat" -v b="$best_sel" 'BEGIN { printf "%.1f", a - b }') us/call"
+echo "wall, median round: ai_chat $med_chat | bare POST $med_bare | ratio $(ratio "$med_chat" "$med_bare") | SELECT 1 $med_sel us/call"
+echo "wall, all rounds pooled: ai_chat $all_chat us/call ($chat_n calls) | bare POST $all_bare us/call ($bare_calls calls) | ratio $(ratio "$all_chat" "$all_bare") | SELECT 1 $all_sel us/call"
+echo "CPU of the HTTP client side, pooled: ai_chat backend $cpu_chat us/call | bare_post $cpu_bare us/call | ratio $(ratio "$cpu_chat" "$cpu_bare") | SELECT 1 backend $cpu_sel us/call"
+echo "target (issue 4 section 8): wall ratio <= 2.00"
+echo "===================================================================================="
