@@ -128,11 +128,13 @@ RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     -- -1 (unlimited) is mapped to NULL so that LEAST() ignores it, then back.
+    -- (jsonb -> key)::bigint is a direct cast (no text round trip); the values are
+    -- validated integers (validate_limits), and a missing key gives NULL.
     SELECT COALESCE(
-        (p_custom_limits ->> p_key)::bigint,
+        (p_custom_limits -> p_key)::bigint,
         LEAST(CASE WHEN p_uncapped AND p_key = 'max_ai_requests_per_month' THEN NULL
-                   ELSE NULLIF((p_plan_limits ->> p_key)::bigint, -1) END,
-              NULLIF((p_trial_limits ->> p_key)::bigint, -1)),
+                   ELSE NULLIF((p_plan_limits -> p_key)::bigint, -1) END,
+              NULLIF((p_trial_limits -> p_key)::bigint, -1)),
         -1);
 $$;
 COMMENT ON FUNCTION celaest.limit_value(text, jsonb, jsonb, jsonb, boolean) IS
@@ -497,9 +499,12 @@ $$;
 COMMENT ON FUNCTION celaest._check_limit_general(uuid, text, bigint) IS
     'Internal: the general path of check_limit (every metric; organizations without a license in force are answered from their most recent license, or NOT_FOUND).';
 
--- Hot path: the common call (AI requests of an organization with a license in force)
--- is one statement and one expression; everything else goes to the general path,
--- which gives the same answer. No SET clause (see the header).
+-- Hot path: the common call (AI requests of an organization whose license in force is
+-- active or suspended) is one statement and one expression; everything else (trials,
+-- other metrics, no license in force) goes to the general path, which gives the same
+-- answer. Trials are left out of the fast path because their limits need the
+-- license.trial_limits setting: a function call whose set-up cost every call would pay.
+-- No SET clause (see the header).
 CREATE FUNCTION celaest.check_limit(p_org_id uuid, p_limit text, p_amount bigint DEFAULT 1)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -509,9 +514,10 @@ DECLARE
     v_lim  bigint;
     v_used bigint;
 BEGIN
-    SELECT celaest.license_code(l.status, l.expires_at, l.trial_ends_at, l.metadata),
-           celaest.limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
-                               CASE WHEN l.status = 'trial' THEN celaest.trial_limits() END,
+    SELECT CASE WHEN l.expires_at <= pg_catalog.now() THEN 'EXPIRED'
+                WHEN l.status = 'suspended' THEN 'SUSPENDED'
+                ELSE 'VALID' END,
+           celaest.limit_value('max_ai_requests_per_month', p.limits, l.custom_limits, NULL,
                                l.billing_cycle = 'usage_based'),
            CASE WHEN l.current_period_end <= pg_catalog.now() THEN 0 ELSE l.ai_requests_used END
       INTO v_code, v_lim, v_used
@@ -519,7 +525,7 @@ BEGIN
       JOIN celaest.subscription_plans AS p ON p.id = l.plan_id
      WHERE p_limit = 'ai_requests' AND p_amount >= 0
        AND l.organization_id = p_org_id
-       AND l.status IN ('trial', 'active', 'suspended');
+       AND l.status IN ('active', 'suspended');
     IF v_code IS NULL THEN
         RETURN celaest._check_limit_general(p_org_id, p_limit, p_amount);
     END IF;
@@ -548,6 +554,14 @@ DECLARE
     v_start  timestamptz;
     v_closed boolean := false;
 BEGIN
+    -- Most calls find nothing to do: say so without taking the row lock.
+    IF NOT EXISTS (SELECT 1 FROM celaest.licenses AS l
+                    WHERE l.id = p_license_id AND l.status IN ('trial', 'active', 'suspended')
+                      AND l.billing_cycle <> 'lifetime'
+                      AND (l.current_period_end IS NULL OR l.current_period_start IS NULL
+                           OR l.current_period_end <= now())) THEN
+        RETURN false;
+    END IF;
     SELECT * INTO r FROM celaest.licenses AS l WHERE l.id = p_license_id FOR UPDATE;
     IF NOT FOUND OR r.status NOT IN ('trial', 'active', 'suspended') OR r.billing_cycle = 'lifetime' THEN
         RETURN false;
@@ -708,9 +722,11 @@ $$;
 COMMENT ON FUNCTION celaest.take_quota(uuid, text, bigint) IS
     'General path of a consumption (consume_quota, reserve_ai_request and check_batch use it): validates the arguments, refuses with LC001-LC004 or LC010 (DETAIL limit/used/requested) consuming nothing, rolls a lapsed billing period first, and charges p_amount atomically. Counters: ai_requests, storage_gb (bytes). Counted metrics (users, concurrent_tasks) and batch_size are checked under a per-organization lock held to the end of the transaction and change nothing. Returns the license, the remaining quota (-1 unlimited) and the billing period.';
 
--- Hot path: one conditional UPDATE for the common case (AI requests of a usable
--- license whose period is current); everything else goes through take_quota. The
--- argument checks are part of the statement, so the fast path evaluates nothing else.
+-- Hot path: one conditional UPDATE for the common case (AI requests of an active
+-- license, not lapsed, period current); everything else (trials, other metrics,
+-- refusals, a period to roll) goes through take_quota, which charges or refuses by the
+-- same rule. The argument checks are part of the statement, so the fast path
+-- evaluates no other expression.
 CREATE FUNCTION celaest.consume_quota(p_org_id uuid, p_metric text DEFAULT 'ai_requests',
                                       p_amount bigint DEFAULT 1)
 RETURNS bigint
@@ -726,18 +742,15 @@ BEGIN
       FROM celaest.subscription_plans AS p
      WHERE p_metric = 'ai_requests' AND p_amount >= 0
        AND l.organization_id = p_org_id
-       AND l.status IN ('trial', 'active')
+       AND l.status = 'active'
        AND p.id = l.plan_id
-       AND celaest.license_code(l.status, l.expires_at, l.trial_ends_at, l.metadata) = 'VALID'
+       AND (l.expires_at IS NULL OR l.expires_at > pg_catalog.now())
        AND (l.current_period_end IS NULL OR l.current_period_end > pg_catalog.now())
        AND p_amount <= COALESCE(NULLIF(celaest.limit_value('max_ai_requests_per_month', p.limits,
-                                           l.custom_limits,
-                                           CASE WHEN l.status = 'trial' THEN celaest.trial_limits() END,
-                                           l.billing_cycle = 'usage_based'), -1),
+                                           l.custom_limits, NULL, l.billing_cycle = 'usage_based'), -1),
                                 9223372036854775807) - l.ai_requests_used
     RETURNING COALESCE(NULLIF(celaest.limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
-                                  CASE WHEN l.status = 'trial' THEN celaest.trial_limits() END,
-                                  l.billing_cycle = 'usage_based'), -1) - l.ai_requests_used, -1)
+                                  NULL, l.billing_cycle = 'usage_based'), -1) - l.ai_requests_used, -1)
          INTO v_remaining;
     IF v_remaining IS NULL THEN
         RETURN (celaest.take_quota(p_org_id, p_metric, p_amount)).remaining;

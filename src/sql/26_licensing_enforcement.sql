@@ -169,13 +169,12 @@ BEGIN
        SET ai_requests_used = l.ai_requests_used + 1
       FROM celaest.subscription_plans AS p
      WHERE l.organization_id = p_org_id
-       AND l.status IN ('trial', 'active')
+       AND l.status = 'active'
        AND p.id = l.plan_id
-       AND celaest.license_code(l.status, l.expires_at, l.trial_ends_at, l.metadata) = 'VALID'
+       AND (l.expires_at IS NULL OR l.expires_at > pg_catalog.now())
        AND (l.current_period_end IS NULL OR l.current_period_end > pg_catalog.now())
        AND 1 <= COALESCE(NULLIF(celaest.limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
-                                    CASE WHEN l.status = 'trial' THEN celaest.trial_limits() END,
-                                    l.billing_cycle = 'usage_based'), -1),
+                                    NULL, l.billing_cycle = 'usage_based'), -1),
                          9223372036854775807) - l.ai_requests_used
     RETURNING l.id, l.current_period_start, l.current_period_end
          INTO v_license, v_start, v_end;

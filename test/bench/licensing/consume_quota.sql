@@ -1,0 +1,2 @@
+\set n random(1, 1000)
+SELECT celaest.consume_quota(('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid, 'ai_requests', 1);
