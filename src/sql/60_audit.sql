@@ -358,8 +358,14 @@ COMMENT ON FUNCTION celaest.audit_row_change() IS
 CREATE TRIGGER licenses_audit_insert_delete
     AFTER INSERT OR DELETE ON celaest.licenses
     FOR EACH ROW EXECUTE FUNCTION celaest.audit_row_change('license');
+-- UPDATE OF the audited columns: the per-call usage bump (SET ai_requests_used = ...) does
+-- not even evaluate the WHEN clause, whose to_jsonb() of both rows costs more than the bump.
 CREATE TRIGGER licenses_audit_update
-    AFTER UPDATE ON celaest.licenses
+    AFTER UPDATE OF id, organization_id, plan_id, license_key, license_key_hash, status, starts_at,
+                    expires_at, trial_ends_at, billing_cycle, next_billing_date, custom_limits,
+                    current_period_start, current_period_end, notes, metadata, created_at,
+                    suspended_at, cancelled_at
+    ON celaest.licenses
     FOR EACH ROW
     WHEN ((to_jsonb(OLD) - '{ai_requests_used,storage_used_bytes,updated_at}'::text[])
           IS DISTINCT FROM (to_jsonb(NEW) - '{ai_requests_used,storage_used_bytes,updated_at}'::text[]))
@@ -376,8 +382,12 @@ CREATE TRIGGER subscription_plans_audit
 CREATE TRIGGER ai_api_pool_audit_insert_delete
     AFTER INSERT OR DELETE ON celaest.ai_api_pool
     FOR EACH ROW EXECUTE FUNCTION celaest.audit_row_change('api_key');
+-- UPDATE OF the audited columns: usage and health bookkeeping skips the trigger entirely.
 CREATE TRIGGER ai_api_pool_audit_update
-    AFTER UPDATE ON celaest.ai_api_pool
+    AFTER UPDATE OF id, provider, key_name, key_value_encrypted, key_hint, is_active, rate_limit_rpm,
+                    rate_limit_tpm, rate_limit_rpd, priority, weight, notes, metadata, created_at,
+                    expires_at
+    ON celaest.ai_api_pool
     FOR EACH ROW
     WHEN ((to_jsonb(OLD) - '{usage_count,tokens_used,last_used_at,last_health_check,consecutive_failures,is_healthy,updated_at}'::text[])
           IS DISTINCT FROM (to_jsonb(NEW) - '{usage_count,tokens_used,last_used_at,last_health_check,consecutive_failures,is_healthy,updated_at}'::text[]))
