@@ -157,6 +157,30 @@ SELECT organization_slug, plan_code, status, ai_requests_used, ai_requests_limit
        effective_limits = celaest.effective_limits(license_id) AS limits_agree
   FROM celaest.v_active_licenses WHERE organization_slug LIKE 'regress-lc-enf-%' ORDER BY organization_slug;
 
+-- ---------------------------------------------------------------------------
+-- Privileges: an application role reads its own organization's limits (row-level
+-- security), validates keys, and cannot charge, reset or probe quotas itself.
+-- ---------------------------------------------------------------------------
+CREATE ROLE regress_lc_app;
+GRANT SELECT ON label TO regress_lc_app;
+SELECT license_key AS key1 FROM celaest.licenses WHERE organization_id = 'c5000000-0000-4000-8000-000000000001' \gset
+SET LOCAL celaest.user_id = 'c5100000-0000-4000-8000-000000000001';
+SET LOCAL ROLE regress_lc_app;
+SELECT celaest.check_limit('c5000000-0000-4000-8000-000000000001', 'ai_requests') AS own_organization,
+       celaest.check_limit('c5000000-0000-4000-8000-000000000005', 'ai_requests') ->> 'code' AS other_organization,
+       celaest.check_limit('c5000000-0000-4000-8000-000000000001', 'users') AS own_users;
+SELECT (celaest.validate_license(:'key1')) ->> 'code' AS validate_any_key;
+SELECT t.call, pg_temp.try(t.sql) AS result
+  FROM (VALUES
+    ('consume_quota', $$SELECT celaest.consume_quota('c5000000-0000-4000-8000-000000000001')$$),
+    ('release_quota', $$SELECT celaest.release_quota('c5000000-0000-4000-8000-000000000001', 'ai_requests', 30)$$),
+    ('reserve_ai_request', $$SELECT celaest.reserve_ai_request('c5000000-0000-4000-8000-000000000001', NULL)$$),
+    ('reserve_counted', $$SELECT celaest.reserve_counted('c5000000-0000-4000-8000-000000000001', 'max_users', 1, false)$$),
+    ('direct UPDATE', $$UPDATE celaest.licenses SET ai_requests_used = 0$$)
+  ) AS t (call, sql);
+RESET ROLE;
+SELECT ai_requests_used FROM celaest.licenses WHERE organization_id = 'c5000000-0000-4000-8000-000000000001';
+
 ROLLBACK;
 
 -- ---------------------------------------------------------------------------

@@ -54,8 +54,9 @@
 -- and which run_prompt, ai_chat and the background workers (running as the owner)
 -- use. An application role cannot reset or burn quota by calling them. SECURITY
 -- DEFINER, with SET search_path: validate_license (the key is the credential),
--- trial_limits (system_config is owner-only) and, in module 26, reserve_counted (an
--- exact count must see every row, not only the caller's).
+-- trial_limits (system_config is owner-only) and, in modules 26/76, reserve_counted and
+-- the max_users / max_concurrent_tasks triggers (an exact count must see every row,
+-- not only the caller's; reserve_counted is not granted to PUBLIC).
 --
 -- search_path. Functions with a SET clause: SET search_path = pg_catalog, pg_temp.
 -- The per-request hot ones (check_limit, consume_quota, and reserve_ai_request in

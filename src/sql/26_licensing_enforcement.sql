@@ -149,6 +149,10 @@ END;
 $$;
 COMMENT ON FUNCTION celaest.reserve_counted(uuid, text, bigint, boolean, uuid) IS
     'Admission check for a counted limit (max_users: live users; max_concurrent_tasks: tasks processing or retrying; max_batch_size: p_amount itself) against the license in force: returns the room left after p_amount (-1 unlimited) or raises LC010 (DETAIL limit/used/requested). p_strict: refuse an unusable license (LC001-LC004); otherwise no license in force means no check. Serialised per organization and limit by an advisory lock held to the end of the transaction; 0A000 under REPEATABLE READ. p_exclude_id leaves the row being admitted out of the count.';
+-- Not for application roles: it takes per-organization locks and reveals counts of any
+-- organization. The triggers below (SECURITY DEFINER), run_prompt/submit_batch and the
+-- workers (as the owner) call it.
+REVOKE EXECUTE ON FUNCTION celaest.reserve_counted(uuid, text, bigint, boolean, uuid) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- Helpers for the AI-call glue and the batch runner
@@ -240,9 +244,12 @@ COMMENT ON FUNCTION celaest.check_batch(uuid, integer, boolean) IS
 -- Triggers
 -- ---------------------------------------------------------------------------
 
+-- SECURITY DEFINER: the admission must count every member, whatever the inserting
+-- role may see, and reserve_counted is not granted to PUBLIC.
 CREATE FUNCTION celaest.enforce_max_users()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -257,6 +264,8 @@ END;
 $$;
 COMMENT ON FUNCTION celaest.enforce_max_users() IS
     'BEFORE INSERT/UPDATE trigger on users_profile: a row becoming a live member of an organization (new, undeleted or moved) must fit max_users of the organization''s license in force (LC010). No license in force: no check.';
+
+REVOKE EXECUTE ON FUNCTION celaest.enforce_max_users() FROM PUBLIC;
 
 CREATE TRIGGER users_profile_enforce_max_users
     BEFORE INSERT OR UPDATE OF organization_id, deleted_at ON celaest.users_profile

@@ -8,9 +8,11 @@
 -- A task holds a slot while it is processing or retrying (a retry has not let go of
 -- its slot); it takes one when it enters either state from any other (or is
 -- inserted in it), and gives it back by leaving them.
+-- SECURITY DEFINER, like enforce_max_users (module 26): the count must see every task.
 CREATE FUNCTION celaest.enforce_max_concurrent_tasks()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -25,6 +27,8 @@ END;
 $$;
 COMMENT ON FUNCTION celaest.enforce_max_concurrent_tasks() IS
     'BEFORE INSERT/UPDATE trigger on processed_tasks: a task entering processing or retrying must fit max_concurrent_tasks of its organization''s license (LC010), and the license must be usable (LC001-LC004).';
+
+REVOKE EXECUTE ON FUNCTION celaest.enforce_max_concurrent_tasks() FROM PUBLIC;
 
 CREATE TRIGGER processed_tasks_enforce_max_concurrent_tasks
     BEFORE INSERT OR UPDATE OF status, organization_id ON celaest.processed_tasks
