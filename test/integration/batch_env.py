@@ -2,7 +2,7 @@
 background workers run, set up with a model, a pool key and a prompt that point at the
 strict mock provider, and one organization/user/plan/license per test on demand.
 
-Self-contained on purpose (conftest.py belongs to the AI-call tests and builds a private
+Its own fixtures on purpose (conftest.py builds a private
 database per module, which the batch runner never looks at). Every name it creates carries
 a random tag, so reruns and other modules never collide with it.
 """
@@ -21,6 +21,8 @@ import uuid
 
 import psycopg2
 import psycopg2.extensions
+
+from conftest import rows, scalar  # noqa: F401  (re-exported for the batch tests)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORKER_DB = os.environ.get("CELAEST_WORKER_DATABASE", "postgres")
@@ -49,20 +51,7 @@ def connect(dbname=WORKER_DB, **kwargs):
     return conn
 
 
-def scalar(conn, sql, params=None):
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        if cur.description is None:
-            return None
-        row = cur.fetchone()
-        return None if row is None else row[0]
-
-
-def rows(conn, sql, params=None):
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+# scalar() and rows() are the suite's own (conftest.py).
 
 
 def as_json(value):
