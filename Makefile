@@ -27,7 +27,9 @@ WARNINGS = -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initi
 ifeq ($(CELAEST_WERROR),1)
 WARNINGS += -Werror
 endif
-PG_CXXFLAGS = -std=c++17 -fPIC -O2 $(WARNINGS)
+# -MMD -MP: each object lists the headers it was compiled from (*.d, included below), so a
+# changed header rebuilds every object that saw it (a class layout must agree across objects).
+PG_CXXFLAGS = -std=c++17 -fPIC -O2 -MMD -MP $(WARNINGS)
 SHLIB_LINK = -lcurl -lstdc++
 
 # No LLVM bitcode for C++ sources (needs clang and gains nothing here); set before PGXS.
@@ -37,6 +39,9 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 # PostgreSQL's CXXFLAGS carry C-only warnings; our flags above are the ones that count.
 override CXXFLAGS := $(filter-out -Wmissing-prototypes -Wdeclaration-after-statement -Wimplicit-fallthrough=3,$(CXXFLAGS))
+
+-include $(OBJS:.o=.d)
+EXTRA_CLEAN += $(OBJS:.o=.d)
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_MODULES)
 	cat $^ > $@

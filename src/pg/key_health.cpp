@@ -5,7 +5,12 @@
 namespace celaest::pg {
 
 void KeyHealth::record_use(const std::string& key_id, long long tokens) {
-  spi_.run("SELECT celaest.increment_api_key_usage($1::uuid, $2::int)", {key_id, std::to_string(tokens)});
+  // increment_api_key_usage()'s UPDATE, without the PL/pgSQL call around it: the arguments
+  // are ours (an existing key, tokens >= 0), so its checks have nothing to catch.
+  spi_.run(
+      "UPDATE celaest.ai_api_pool SET usage_count = usage_count + 1, tokens_used = tokens_used + $2::bigint,"
+      "  last_used_at = now() WHERE id = $1::uuid",
+      {key_id, std::to_string(tokens < 0 ? 0 : tokens)});
 }
 
 void KeyHealth::succeeded(const std::string& key_id) {

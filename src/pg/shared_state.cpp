@@ -6,6 +6,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -53,6 +54,7 @@ constexpr int kInflightSlots = 1024;  // licenses with AI calls in flight at onc
 
 struct State {
   LWLock* lock;
+  pg_atomic_uint64 cache_generation;  // see cache_generation() in the header
   WorkerSlot workers[kWorkerKinds];
   KeyWindow windows[kKeySlots];
   InflightSlot inflight[kInflightSlots];
@@ -82,6 +84,7 @@ void on_shmem_startup() {
   if (!found) {
     std::memset(state, 0, sizeof(State));
     state->lock = &(GetNamedLWLockTranche("celaest"))->lock;
+    pg_atomic_init_u64(&state->cache_generation, 1);
   }
   LWLockRelease(AddinShmemInitLock);
 }
@@ -296,6 +299,15 @@ void cool_down(const std::string& key_id, int64_t until_ms) {
   if (!state) return apply();
   LockGuard lock(LW_EXCLUSIVE);
   apply();
+}
+
+std::optional<uint64_t> cache_generation() {
+  if (!state) return std::nullopt;
+  return pg_atomic_read_u64(&state->cache_generation);
+}
+
+void bump_cache_generation() {
+  if (state) pg_atomic_fetch_add_u64(&state->cache_generation, 1);
 }
 
 }  // namespace celaest::pg::shared

@@ -47,4 +47,11 @@ void cool_down(const std::string& key_id, int64_t until_ms);  // after a 429 wit
 bool admit_inflight(const std::string& license_id, int64_t remaining, int64_t* inflight);
 void release_inflight(const std::string& license_id);
 
+// Generation of the data that backends copy into their own caches (license terms, routing):
+// bumped, without a lock, each time a transaction that changed such data commits
+// (cache_validity.hpp). nullopt without shared memory: then no backend can tell another's
+// change, and nothing may be cached.
+std::optional<uint64_t> cache_generation();
+void bump_cache_generation();
+
 }  // namespace celaest::pg::shared

@@ -43,11 +43,15 @@ SPIPlanPtr prepared_plan(const char* sql, int param_count) {
 
 }  // namespace
 
-SpiSession::SpiSession() {
+SpiSession::SpiSession() : caller_context_(CurrentMemoryContext) {
   pg_guarded([] {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "celaest: SPI_connect failed");
   });
   connected_ = true;
+  // SPI_connect (and every SPI call after it) makes SPI's procedure context current, and
+  // SPI_finish deletes it: a result Datum built there would be freed before PostgreSQL
+  // reads it. Our code allocates in the caller's context instead.
+  MemoryContextSwitchTo(static_cast<MemoryContext>(caller_context_));
 }
 
 SpiSession::~SpiSession() {
@@ -98,6 +102,7 @@ QueryResult SpiSession::run(const char* sql, const std::vector<Text>& params, bo
     }
     pg_guarded([&] { SPI_freetuptable(table); });
   }
+  MemoryContextSwitchTo(static_cast<MemoryContext>(caller_context_));  // the SPI call made its procedure context current
   return result;
 }
 

@@ -43,6 +43,7 @@ class SpiSession {
   }
 
  private:
+  void* caller_context_;  // MemoryContext; results the caller returns are allocated there
   bool connected_ = false;
 };
 

@@ -500,45 +500,15 @@ $$;
 COMMENT ON FUNCTION celaest._check_limit_general(uuid, text, bigint) IS
     'Internal: the general path of check_limit (every metric; organizations without a license in force are answered from their most recent license, or NOT_FOUND).';
 
--- Hot path: the common call (AI requests of an organization whose license in force is
--- active or suspended) is one statement and one expression; everything else (trials,
--- other metrics, no license in force) goes to the general path, which gives the same
--- answer. Trials are left out of the fast path because their limits need the
--- license.trial_limits setting: a function call whose set-up cost every call would pay.
--- No SET clause (see the header).
+-- Native (src/pg/quota_functions.cpp): the common call (AI requests of an organization
+-- with a license in force) reads the counter in one statement, with the license and its
+-- effective cap from a per-backend copy (module 78 invalidates it); everything else goes to
+-- _check_limit_general above, which gives the same answer. SECURITY INVOKER: the caller's
+-- row-level security applies to both paths.
 CREATE FUNCTION celaest.check_limit(p_org_id uuid, p_limit text, p_amount bigint DEFAULT 1)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-AS $$
-DECLARE
-    v_code text;
-    v_lim  bigint;
-    v_used bigint;
-BEGIN
-    SELECT CASE WHEN l.expires_at <= pg_catalog.now() THEN 'EXPIRED'
-                WHEN l.status = 'suspended' THEN 'SUSPENDED'
-                ELSE 'VALID' END,
-           celaest.limit_value('max_ai_requests_per_month', p.limits, l.custom_limits, NULL,
-                               l.billing_cycle = 'usage_based'),
-           CASE WHEN l.current_period_end <= pg_catalog.now() THEN 0 ELSE l.ai_requests_used END
-      INTO v_code, v_lim, v_used
-      FROM celaest.licenses AS l
-      JOIN celaest.subscription_plans AS p ON p.id = l.plan_id
-     WHERE p_limit = 'ai_requests' AND p_amount >= 0
-       AND l.organization_id = p_org_id
-       AND l.status IN ('active', 'suspended');
-    IF v_code IS NULL THEN
-        RETURN celaest._check_limit_general(p_org_id, p_limit, p_amount);
-    END IF;
-    RETURN pg_catalog.jsonb_build_object(
-        'allowed',   v_code = 'VALID' AND (v_lim = -1 OR v_used + p_amount <= v_lim),
-        'limit',     v_lim,
-        'used',      v_used,
-        'remaining', CASE WHEN v_lim = -1 THEN -1 ELSE GREATEST(v_lim - v_used, 0) END,
-        'code',      CASE WHEN v_code <> 'VALID' OR v_lim = -1 OR v_used + p_amount <= v_lim
-                          THEN v_code ELSE 'QUOTA_EXCEEDED' END);
-END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_check_limit'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION celaest.check_limit(uuid, text, bigint) IS
     'Read-only check whether the organization may use p_amount more of a metric (ai_requests, users, concurrent_tasks, batch_size, storage_gb, or the plan limit key): {allowed, limit, used, remaining, code}. code is VALID, QUOTA_EXCEEDED, or the license''s state (NOT_FOUND, SUSPENDED, EXPIRED, TRIAL_EXPIRED, CANCELLED) from the license in force, else the most recent one. -1 = unlimited; storage in bytes; batch_size compares p_amount with the limit (used 0). 22023 for an unknown metric or a negative amount, 22004 for a NULL organization.';
 
@@ -723,42 +693,16 @@ $$;
 COMMENT ON FUNCTION celaest.take_quota(uuid, text, bigint) IS
     'General path of a consumption (consume_quota, reserve_ai_request and check_batch use it): validates the arguments, refuses with LC001-LC004 or LC010 (DETAIL limit/used/requested) consuming nothing, rolls a lapsed billing period first, and charges p_amount atomically. Counters: ai_requests, storage_gb (bytes). Counted metrics (users, concurrent_tasks) and batch_size are checked under a per-organization lock held to the end of the transaction and change nothing. Returns the license, the remaining quota (-1 unlimited) and the billing period.';
 
--- Hot path: one conditional UPDATE for the common case (AI requests of an active
--- license, not lapsed, period current); everything else (trials, other metrics,
--- refusals, a period to roll) goes through take_quota, which charges or refuses by the
--- same rule. The argument checks are part of the statement, so the fast path
--- evaluates no other expression.
+-- Native (src/pg/quota_functions.cpp): the common case (AI requests of a usable license
+-- in its current period) is one conditional UPDATE of the counter, with the license and
+-- its effective cap from a per-backend copy (module 78 invalidates it); everything else
+-- (other metrics, refusals, a period to roll, bad arguments) goes through take_quota,
+-- which charges or refuses by the same rule.
 CREATE FUNCTION celaest.consume_quota(p_org_id uuid, p_metric text DEFAULT 'ai_requests',
                                       p_amount bigint DEFAULT 1)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-AS $$
-DECLARE
-    v_remaining bigint;
-BEGIN
-    -- Granted only while the committed counter leaves room: READ COMMITTED re-checks
-    -- this WHERE clause on the row version it waited for.
-    UPDATE celaest.licenses AS l
-       SET ai_requests_used = l.ai_requests_used + p_amount
-      FROM celaest.subscription_plans AS p
-     WHERE p_metric = 'ai_requests' AND p_amount >= 0
-       AND l.organization_id = p_org_id
-       AND l.status = 'active'
-       AND p.id = l.plan_id
-       AND (l.expires_at IS NULL OR l.expires_at > pg_catalog.now())
-       AND (l.current_period_end IS NULL OR l.current_period_end > pg_catalog.now())
-       AND p_amount <= COALESCE(NULLIF(celaest.limit_value('max_ai_requests_per_month', p.limits,
-                                           l.custom_limits, NULL, l.billing_cycle = 'usage_based'), -1),
-                                9223372036854775807) - l.ai_requests_used
-    RETURNING COALESCE(NULLIF(celaest.limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
-                                  NULL, l.billing_cycle = 'usage_based'), -1) - l.ai_requests_used, -1)
-         INTO v_remaining;
-    IF v_remaining IS NULL THEN
-        RETURN (celaest.take_quota(p_org_id, p_metric, p_amount)).remaining;
-    END IF;
-    RETURN v_remaining;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_consume_quota'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION celaest.consume_quota(uuid, text, bigint) IS
     'Consumes p_amount of a metric for the organization and returns what remains (-1 = unlimited). Exact under any concurrency: one conditional UPDATE grants only while the committed counter leaves room; a refusal (LC010, DETAIL limit/used/requested; LC001-LC004 for the license) or a rollback leaves the counter as it was. ai_requests and storage_gb (bytes) are counters; users, concurrent_tasks and batch_size are checked (count + p_amount <= limit) under a per-organization lock held to the end of the transaction, and change nothing. 22023 for an unknown metric or a negative amount.';
 
