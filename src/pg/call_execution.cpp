@@ -140,28 +140,7 @@ void CallExecution::on_response(const http::Response& response) {
   outcome_.model = model;
   outcome_.key_id = current_key_->id;
 
-  if (current_key_->id) {
-    const std::string& key = *current_key_->id;
-    // Tokens the provider reported are billed even when the answer is refused (a blocked
-    // prompt, output that is not the JSON asked for): the key's counter says so too.
-    const long long tokens = result.tokens_input + result.tokens_output;
-    health_.record_use(key, tokens);
-    shared::record_tokens(key, tokens, now_ms());
-    if (result.ok || result.failure == core::FailureKind::Blocked || result.failure == core::FailureKind::EmptyOutput ||
-        result.failure == core::FailureKind::MalformedResponse || result.failure == core::FailureKind::BadRequest) {
-      health_.succeeded(key);  // the key worked; the request or the output was the problem
-    } else if (result.key_unhealthy) {
-      health_.failed(key, true);
-      excluded_keys_.insert(key);
-    } else if (result.failure == core::FailureKind::RateLimited) {
-      // The provider's own delay keeps every call off this key until it has passed. Without
-      // one, the back-off alone paces the retry: a cool-down of the base delay outlasted the
-      // jittered back-off (0..base), so the retry found its only key "cooling" and gave up.
-      if (result.retry_after_ms) shared::cool_down(key, now_ms() + *result.retry_after_ms);
-    } else if (result.retryable) {
-      health_.failed(key, false);
-    }
-  }
+  if (current_key_->id) record_key_outcome(*current_key_->id, result);
 
   if (result.ok) return finish(std::move(result));
   if (outcome_.attempts >= kMaxAttemptsPerCall) return finish(std::move(result));
@@ -174,6 +153,30 @@ void CallExecution::on_response(const http::Response& response) {
   if (result.retryable) return schedule_retry(result);
   if (result.try_next_model) return next_model(std::move(result));
   finish(std::move(result));  // permanent: the request itself is wrong
+}
+
+void CallExecution::record_key_outcome(const std::string& key, const core::ChatResult& result) {
+  // Tokens the provider reported are billed even when the answer is refused (a blocked
+  // prompt, output that is not the JSON asked for): the key's counter says so too.
+  const long long tokens = result.tokens_input + result.tokens_output;
+  shared::record_tokens(key, tokens, now_ms());
+  if (result.ok || result.failure == core::FailureKind::Blocked || result.failure == core::FailureKind::EmptyOutput ||
+      result.failure == core::FailureKind::MalformedResponse || result.failure == core::FailureKind::BadRequest) {
+    health_.record_successful_use(key, tokens);  // the key worked; the request or the output was the problem
+    return;
+  }
+  health_.record_use(key, tokens);
+  if (result.key_unhealthy) {
+    health_.failed(key, true);
+    excluded_keys_.insert(key);
+  } else if (result.failure == core::FailureKind::RateLimited) {
+    // The provider's own delay keeps every call off this key until it has passed. Without
+    // one, the back-off alone paces the retry: a cool-down of the base delay outlasted the
+    // jittered back-off (0..base), so the retry found its only key "cooling" and gave up.
+    if (result.retry_after_ms) shared::cool_down(key, now_ms() + *result.retry_after_ms);
+  } else if (result.retryable) {
+    health_.failed(key, false);
+  }
 }
 
 void CallExecution::schedule_retry(const core::ChatResult& failure) {

@@ -61,6 +61,8 @@ class CallExecution {
   void next_model(core::ChatResult failure);
   void finish(core::ChatResult result);
   void schedule_retry(const core::ChatResult& failure);
+  // Usage, health and cool-down of the key that answered.
+  void record_key_outcome(const std::string& key, const core::ChatResult& result);
 
   Router& router_;
   KeyHealth& health_;

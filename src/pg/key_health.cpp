@@ -13,6 +13,15 @@ void KeyHealth::record_use(const std::string& key_id, long long tokens) {
       {key_id, std::to_string(tokens < 0 ? 0 : tokens)});
 }
 
+void KeyHealth::record_successful_use(const std::string& key_id, long long tokens) {
+  // Every UPDATE of the pool evaluates all of its CHECK constraints and fires its triggers:
+  // one statement per call, not two.
+  spi_.run(
+      "UPDATE celaest.ai_api_pool SET usage_count = usage_count + 1, tokens_used = tokens_used + $2::bigint,"
+      "  last_used_at = now(), consecutive_failures = 0, is_healthy = true WHERE id = $1::uuid",
+      {key_id, std::to_string(tokens < 0 ? 0 : tokens)});
+}
+
 void KeyHealth::succeeded(const std::string& key_id) {
   // Written only when something changes: a healthy key's row stays untouched on the hot path.
   spi_.run(

@@ -31,12 +31,14 @@ std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organiz
 struct AiCharge {
   std::string license_id;
   int64_t remaining = -1;  // after the charge; -1 = unlimited
-  Text period_start, period_end;
+  Text period_start, period_end;  // with ChargePeriod::Returned only
 };
+enum class ChargePeriod { Returned, NotNeeded };
 
 // Charges `amount` AI requests if the license is usable and has room; atomic and exact under
 // concurrency (a conditional UPDATE, re-checked on the latest row version).
-std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& organization_id, int64_t amount);
+std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& organization_id, int64_t amount,
+                                           ChargePeriod with_period);
 
 // Whether `metric` (as check_limit/consume_quota accept it) names the AI-request counter.
 bool is_ai_request_metric(const std::string& metric);

@@ -50,7 +50,7 @@ CELAEST_FUNCTION(celaest_consume_quota) {
   const QuotaArguments args = quota_arguments(fcinfo);
   SpiSession spi;
   if (args.fast_path_applies()) {
-    if (std::optional<AiCharge> charge = charge_ai_requests(spi, *args.organization_id, *args.amount))
+    if (std::optional<AiCharge> charge = charge_ai_requests(spi, *args.organization_id, *args.amount, ChargePeriod::NotNeeded))
       return Int64GetDatum(charge->remaining);
   }
   Text remaining = spi.scalar("SELECT (celaest.take_quota($1::uuid, $2, $3::bigint)).remaining", args.as_params());

@@ -78,7 +78,7 @@ std::string admit_ai_request(SpiSession& spi, const Caller& caller) {
 }
 
 void charge_ai_request(SpiSession& spi, const Caller& caller, const std::string& task_id) {
-  if (std::optional<AiCharge> charge = charge_ai_requests(spi, caller.organization_id, 1)) {
+  if (std::optional<AiCharge> charge = charge_ai_requests(spi, caller.organization_id, 1, ChargePeriod::Returned)) {
     spi.run(
         "INSERT INTO celaest.license_usage_log"
         "  (license_id, organization_id, metric, quantity, period_start, period_end, task_id, user_id)"

@@ -52,12 +52,23 @@ struct InflightSlot {
 
 constexpr int kInflightSlots = 1024;  // licenses with AI calls in flight at once
 
+struct TermsSlot {
+  char organization_id[37];  // empty = free
+  char license_id[37];
+  int64 ai_cap;
+  uint64 generation;  // a slot of another generation is stale: free to take
+};
+
+constexpr int kTermsSlots = 8192;  // organizations whose license terms are kept
+constexpr int kTermsProbes = 32;   // a full neighbourhood just means "not kept"
+
 struct State {
   LWLock* lock;
   pg_atomic_uint64 cache_generation;  // see cache_generation() in the header
   WorkerSlot workers[kWorkerKinds];
   KeyWindow windows[kKeySlots];
   InflightSlot inflight[kInflightSlots];
+  TermsSlot terms[kTermsSlots];
 };
 
 State* state = nullptr;
@@ -308,6 +319,42 @@ std::optional<uint64_t> cache_generation() {
 
 void bump_cache_generation() {
   if (state) pg_atomic_fetch_add_u64(&state->cache_generation, 1);
+}
+
+std::optional<LicenseTermsCopy> find_license_terms(const std::string& organization_id, uint64_t generation) {
+  if (!state) return std::nullopt;
+  const size_t hash = std::hash<std::string>{}(organization_id);
+  LockGuard lock(LW_SHARED);
+  for (int probe = 0; probe < kTermsProbes; ++probe) {
+    const TermsSlot& slot = state->terms[(hash + probe) % kTermsSlots];
+    if (slot.organization_id[0] == '\0') break;  // end of the probe chain
+    if (organization_id != slot.organization_id) continue;
+    if (slot.generation != generation) return std::nullopt;
+    return LicenseTermsCopy{slot.license_id, slot.ai_cap};
+  }
+  return std::nullopt;
+}
+
+void keep_license_terms(const std::string& organization_id, const LicenseTermsCopy& terms, uint64_t generation) {
+  if (!state) return;
+  const size_t hash = std::hash<std::string>{}(organization_id);
+  LockGuard lock(LW_EXCLUSIVE);
+  TermsSlot* target = nullptr;
+  for (int probe = 0; probe < kTermsProbes; ++probe) {
+    TermsSlot* slot = &state->terms[(hash + probe) % kTermsSlots];
+    if (slot->organization_id[0] != '\0' && organization_id == slot->organization_id) {
+      target = slot;  // this organization's own slot, whatever its generation
+      break;
+    }
+    const bool reusable = slot->organization_id[0] == '\0' || slot->generation != generation;
+    if (reusable && !target) target = slot;
+    if (slot->organization_id[0] == '\0') break;
+  }
+  if (!target) return;
+  copy_text(target->organization_id, sizeof target->organization_id, organization_id.c_str());
+  copy_text(target->license_id, sizeof target->license_id, terms.license_id.c_str());
+  target->ai_cap = terms.ai_cap;
+  target->generation = generation;
 }
 
 }  // namespace celaest::pg::shared

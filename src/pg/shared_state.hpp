@@ -47,6 +47,16 @@ void cool_down(const std::string& key_id, int64_t until_ms);  // after a 429 wit
 bool admit_inflight(const std::string& license_id, int64_t remaining, int64_t* inflight);
 void release_inflight(const std::string& license_id);
 
+// The license in force of an organization and its effective AI-request cap (-1 unlimited),
+// as license_quota.cpp reads them: kept here so that the whole server reads them once per
+// cache generation, not every backend (pooled connections come and go).
+struct LicenseTermsCopy {
+  std::string license_id;
+  int64_t ai_cap = -1;
+};
+std::optional<LicenseTermsCopy> find_license_terms(const std::string& organization_id, uint64_t generation);
+void keep_license_terms(const std::string& organization_id, const LicenseTermsCopy& terms, uint64_t generation);
+
 // Generation of the data that backends copy into their own caches (license terms, routing):
 // bumped, without a lock, each time a transaction that changed such data commits
 // (cache_validity.hpp). nullopt without shared memory: then no backend can tell another's

@@ -30,6 +30,31 @@ nlohmann::json task_metadata(const CallOutcome& outcome) {
   return metadata;
 }
 
+// The columns of a task row, and the update of an existing (batch) task with the same values.
+constexpr const char* kTaskInsert =
+    "INSERT INTO celaest.processed_tasks AS t ("
+    "  id, organization_id, user_id, license_id, batch_id, model_id, api_key_id, prompt_id,"
+    "  input_type, input_text, input_metadata, output_json, output_raw, status, error_message, error_code,"
+    "  retry_count, tokens_input, tokens_output, cost_usd, execution_time_ms, queue_time_ms, ai_time_ms,"
+    "  request_id, user_agent, ip_address, metadata, started_at, completed_at)"
+    " VALUES (coalesce($1::uuid, gen_random_uuid()), $2::uuid, $3::uuid, $4::uuid, $5::uuid, $6::uuid, $7::uuid,"
+    "  $8::uuid, $9, $10, $11::jsonb, $12::jsonb, $13, $14::celaest.task_status, $15, $16, $17::int, $18::int,"
+    "  $19::int, $20::numeric, $21::int, $22::int, $23::int, $24,"
+    "  nullif(current_setting('celaest.user_agent'), ''), nullif(current_setting('celaest.client_ip'), '')::inet,"
+    "  $25::jsonb, to_timestamp($26::float8 / 1000), clock_timestamp())";
+constexpr const char* kTaskUpsertTail =
+    " ON CONFLICT (id) DO UPDATE SET"
+    "  license_id = coalesce(EXCLUDED.license_id, t.license_id), model_id = EXCLUDED.model_id,"
+    "  api_key_id = EXCLUDED.api_key_id, input_text = EXCLUDED.input_text,"
+    "  output_json = EXCLUDED.output_json, output_raw = EXCLUDED.output_raw, status = EXCLUDED.status,"
+    "  error_message = EXCLUDED.error_message, error_code = EXCLUDED.error_code,"
+    "  retry_count = EXCLUDED.retry_count, tokens_input = EXCLUDED.tokens_input,"
+    "  tokens_output = EXCLUDED.tokens_output, cost_usd = EXCLUDED.cost_usd,"
+    "  execution_time_ms = EXCLUDED.execution_time_ms, queue_time_ms = EXCLUDED.queue_time_ms,"
+    "  ai_time_ms = EXCLUDED.ai_time_ms, request_id = coalesce(t.request_id, EXCLUDED.request_id),"
+    "  metadata = t.metadata || EXCLUDED.metadata, started_at = EXCLUDED.started_at,"
+    "  completed_at = EXCLUDED.completed_at";
+
 }  // namespace
 
 const char* task_status(const CallOutcome& outcome) { return outcome.result.ok ? "completed" : "failed"; }
@@ -38,29 +63,11 @@ std::string record_task(SpiSession& spi, const TaskContext& context, const CallO
                         long execution_time_ms) {
   const core::ChatResult& result = outcome.result;
   std::optional<std::string> model_id = outcome.model ? Text(outcome.model->id) : Text();
-  Text task_id = spi.scalar(
-      "INSERT INTO celaest.processed_tasks AS t ("
-      "  id, organization_id, user_id, license_id, batch_id, model_id, api_key_id, prompt_id,"
-      "  input_type, input_text, input_metadata, output_json, output_raw, status, error_message, error_code,"
-      "  retry_count, tokens_input, tokens_output, cost_usd, execution_time_ms, queue_time_ms, ai_time_ms,"
-      "  request_id, user_agent, ip_address, metadata, started_at, completed_at)"
-      " VALUES (coalesce($1::uuid, gen_random_uuid()), $2::uuid, $3::uuid, $4::uuid, $5::uuid, $6::uuid, $7::uuid,"
-      "  $8::uuid, $9, $10, $11::jsonb, $12::jsonb, $13, $14::celaest.task_status, $15, $16, $17::int, $18::int,"
-      "  $19::int, $20::numeric, $21::int, $22::int, $23::int, $24,"
-      "  nullif(current_setting('celaest.user_agent'), ''), nullif(current_setting('celaest.client_ip'), '')::inet,"
-      "  $25::jsonb, to_timestamp($26::float8 / 1000), clock_timestamp())"
-      " ON CONFLICT (id) DO UPDATE SET"
-      "  license_id = coalesce(EXCLUDED.license_id, t.license_id), model_id = EXCLUDED.model_id,"
-      "  api_key_id = EXCLUDED.api_key_id, input_text = EXCLUDED.input_text,"
-      "  output_json = EXCLUDED.output_json, output_raw = EXCLUDED.output_raw, status = EXCLUDED.status,"
-      "  error_message = EXCLUDED.error_message, error_code = EXCLUDED.error_code,"
-      "  retry_count = EXCLUDED.retry_count, tokens_input = EXCLUDED.tokens_input,"
-      "  tokens_output = EXCLUDED.tokens_output, cost_usd = EXCLUDED.cost_usd,"
-      "  execution_time_ms = EXCLUDED.execution_time_ms, queue_time_ms = EXCLUDED.queue_time_ms,"
-      "  ai_time_ms = EXCLUDED.ai_time_ms, request_id = coalesce(t.request_id, EXCLUDED.request_id),"
-      "  metadata = t.metadata || EXCLUDED.metadata, started_at = EXCLUDED.started_at,"
-      "  completed_at = EXCLUDED.completed_at"
-      " RETURNING id",
+  // A synchronous call's task is new: a plain INSERT. A batch task exists (pending): the same
+  // values update it (an upsert's speculative insertion is not free, so only batches pay it).
+  static const std::string insert_sql = std::string(kTaskInsert) + " RETURNING id";
+  static const std::string upsert_sql = std::string(kTaskInsert) + kTaskUpsertTail + " RETURNING id";
+  Text task_id = spi.scalar(context.task_id ? upsert_sql : insert_sql,
       {context.task_id, context.organization_id, context.user_id, context.license_id, context.batch_id, model_id,
        outcome.key_id, context.prompt_id, context.input_type, context.input_text, context.input_metadata.dump(),
        outcome.output_json, optional_text(result.text), std::string(task_status(outcome)),

@@ -337,3 +337,65 @@ def test_validate_license_answers_unknown_keys_like_garbage(dbname):
           ", ".join("%s %.1f us" % (name, 1e6 * value) for name, value in best.items()))
     # The paths are identical (hash, one index probe that misses): within noise.
     assert best["unknown key"] < 1.3 * best["garbage"] and best["garbage"] < 1.3 * best["unknown key"]
+
+
+def test_a_backend_sees_committed_license_changes_at_once(dbname):
+    """check_limit and consume_quota keep a per-backend copy of the license in force and its
+    AI cap (module 78): another session's change must reach that backend on its very next
+    call once committed, and not before."""
+    org, license_id = new_org(dbname, dict(LIMITS, max_ai_requests_per_month=5))
+    reader = connect(dbname)
+    writer = connect(dbname, autocommit=False)
+
+    def check():
+        with reader.cursor() as cur:
+            cur.execute("SELECT celaest.check_limit(%s, 'ai_requests', 1)", (org,))
+            return cur.fetchone()[0]
+
+    def write(sql, params=()):
+        with writer.cursor() as cur:
+            cur.execute(sql, params)
+
+    def consume():
+        with reader.cursor() as cur:
+            cur.execute("SELECT celaest.consume_quota(%s)", (org,))
+            return cur.fetchone()[0]
+
+    try:
+        assert check()["limit"] == 5  # the copy is made here
+        assert consume() == 4
+
+        write("UPDATE celaest.licenses SET custom_limits = '{\"max_ai_requests_per_month\": 8}' WHERE id = %s",
+              (license_id,))
+        assert check()["limit"] == 5, "an uncommitted change is not seen"
+        writer.commit()
+        assert check() == {"allowed": True, "limit": 8, "used": 1, "remaining": 7, "code": "VALID"}
+
+        write("UPDATE celaest.licenses SET custom_limits = NULL WHERE id = %s", (license_id,))
+        write("UPDATE celaest.subscription_plans SET limits = limits || '{\"max_ai_requests_per_month\": 20}'"
+              " WHERE id = (SELECT plan_id FROM celaest.licenses WHERE id = %s)", (license_id,))
+        writer.commit()
+        assert check()["limit"] == 20
+        assert consume() == 18
+
+        write("SELECT celaest.set_license_status(%s, 'suspended', 'cache test')", (license_id,))
+        writer.commit()
+        assert check()["code"] == "SUSPENDED"
+        with pytest.raises(psycopg2.Error) as refused:
+            consume()
+        assert refused.value.pgcode == "LC002"
+
+        # A new license replaces the cancelled one: the reader charges the new one.
+        write("SELECT celaest.set_license_status(%s, 'cancelled', 'cache test')", (license_id,))
+        write("SELECT celaest.issue_license(%s, (SELECT code FROM celaest.subscription_plans"
+              " WHERE id = (SELECT plan_id FROM celaest.licenses WHERE id = %s)))", (org, license_id))
+        writer.commit()
+        assert consume() == 19
+        with reader.cursor() as cur:
+            cur.execute("SELECT status::text, ai_requests_used FROM celaest.licenses"
+                        " WHERE organization_id = %s ORDER BY created_at", (org,))
+            assert cur.fetchall() == [("cancelled", 2), ("active", 1)]
+    finally:
+        writer.rollback()
+        writer.close()
+        reader.close()
