@@ -1,10 +1,11 @@
-// When a per-backend copy of database rows (license terms, routing) may be used.
+// When a per-backend (or shared-memory) copy of database rows may be used.
 //
-// Each copy carries the shared cache generation read *before* the rows were read. A
-// statement-level trigger on every table such a copy comes from marks the transaction;
-// when a marked transaction commits, the generation moves on (after the commit is visible
-// to new snapshots), so every backend drops its copies on its next look. Until then, the
-// marked transaction itself uses no copy at all: it may see its own uncommitted change.
+// Each copy carries the generation of its domain, read *before* the rows were read. A
+// statement-level trigger on every table such copies come from marks the transaction with
+// the domain; when a marked transaction commits, that domain's generation moves on (after
+// the commit is visible to new snapshots), so every backend drops those copies on its next
+// look. Until then, the marked transaction itself uses no copy of that domain: it may see
+// its own uncommitted change.
 #pragma once
 
 #include <cstdint>
@@ -12,14 +13,20 @@
 
 namespace celaest::pg::cache_validity {
 
-// The generation a copy must carry to be used now, and the one to stamp on a copy about to
-// be read. nullopt: use no copy and make none (not preloaded, this transaction changed
-// cached data, or it runs on one snapshot: REPEATABLE READ / SERIALIZABLE, whose snapshot
-// may predate the generation).
-std::optional<uint64_t> current();
+enum class Domain : int {
+  Licensing = 0,  // licenses (terms), subscription_plans, system_config: license_quota.cpp
+  Routing = 1,    // ai_models, ai_api_pool (configuration, health): routing_catalog.cpp
+  Identity = 2,   // users_profile (organization of a user): caller.cpp
+};
 
-// This transaction changed rows that caches copy (the trigger celaest._cached_data_changed).
-void note_change();
+// The generation a copy must carry to be used now, and the one to stamp on a copy about to
+// be read. nullopt: use no copy and make none (not preloaded, this transaction changed the
+// domain's rows, or it runs on one snapshot: REPEATABLE READ / SERIALIZABLE, whose snapshot
+// may predate the generation).
+std::optional<uint64_t> current(Domain domain);
+
+// This transaction changed rows of the domain (the trigger celaest._cached_data_changed).
+void note_change(Domain domain);
 
 void register_callbacks();  // from _PG_init
 

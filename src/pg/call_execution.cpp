@@ -162,7 +162,8 @@ void CallExecution::record_key_outcome(const std::string& key, const core::ChatR
   shared::record_tokens(key, tokens, now_ms());
   if (result.ok || result.failure == core::FailureKind::Blocked || result.failure == core::FailureKind::EmptyOutput ||
       result.failure == core::FailureKind::MalformedResponse || result.failure == core::FailureKind::BadRequest) {
-    health_.record_successful_use(key, tokens);  // the key worked; the request or the output was the problem
+    // The key worked; the request or the output was the problem.
+    health_.record_successful_use(key, tokens, current_key_->has_failures);
     return;
   }
   health_.record_use(key, tokens);

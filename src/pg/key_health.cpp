@@ -13,9 +13,11 @@ void KeyHealth::record_use(const std::string& key_id, long long tokens) {
       {key_id, std::to_string(tokens < 0 ? 0 : tokens)});
 }
 
-void KeyHealth::record_successful_use(const std::string& key_id, long long tokens) {
+void KeyHealth::record_successful_use(const std::string& key_id, long long tokens, bool had_failures) {
+  if (!had_failures && !failed_here_.count(key_id)) return record_use(key_id, tokens);
+  failed_here_.erase(key_id);
   // Every UPDATE of the pool evaluates all of its CHECK constraints and fires its triggers:
-  // one statement per call, not two.
+  // one statement, not two.
   spi_.run(
       "UPDATE celaest.ai_api_pool SET usage_count = usage_count + 1, tokens_used = tokens_used + $2::bigint,"
       "  last_used_at = now(), consecutive_failures = 0, is_healthy = true WHERE id = $1::uuid",
@@ -31,6 +33,7 @@ void KeyHealth::succeeded(const std::string& key_id) {
 }
 
 void KeyHealth::failed(const std::string& key_id, bool definitive) {
+  failed_here_.insert(key_id);
   spi_.run(
       "UPDATE celaest.ai_api_pool SET consecutive_failures = consecutive_failures + 1, "
       "  is_healthy = is_healthy AND NOT $2::boolean AND consecutive_failures + 1 < $3::int "

@@ -19,7 +19,7 @@ int64_t to_int64(const Text& text) { return text ? std::stoll(*text) : 0; }
 // cap. They change only through the columns that module 78's triggers watch, so a copy in
 // shared memory stamped with the cache generation stands for them.
 std::optional<shared::LicenseTermsCopy> license_terms(SpiSession& spi, const std::string& organization_id) {
-  const std::optional<uint64_t> generation = cache_validity::current();
+  const std::optional<uint64_t> generation = cache_validity::current(cache_validity::Domain::Licensing);
   if (!generation) return std::nullopt;
   if (auto kept = shared::find_license_terms(organization_id, *generation)) return kept;
   // Not read-only: the statement takes a snapshot of its own, newer than the generation

@@ -1,5 +1,7 @@
 #include "pg/routing.hpp"
 
+#include "core/model_order.hpp"
+
 #include "core/weighted_pick.hpp"
 
 #include "pg/boundary.hpp"
@@ -14,17 +16,6 @@
 namespace celaest::pg {
 
 namespace {
-
-std::optional<int64_t> optional_int(const Text& text) {
-  if (!text) return std::nullopt;
-  return std::stoll(*text);
-}
-
-ModelChoice model_from_row(const Row& row) {
-  auto provider = core::provider_from_name(row[2].value_or(""));
-  if (!provider) throw Error(ERRCODE_INTERNAL_ERROR, "unknown provider label " + row[2].value_or(""));
-  return ModelChoice{*row[0], *row[1], *provider, row[3].value_or(""), row[4].value_or("")};
-}
 
 // Decrypted keys by pool id, valid while the ciphertext and the encryption key are the same:
 // pgcrypto's iterated S2K makes each decryption cost more than the rest of a call. Not the row
@@ -82,69 +73,67 @@ std::string provider_base_url(core::Provider provider, const std::string& key_ov
 
 std::vector<ModelChoice> Router::candidate_models(const core::CallOptions& options,
                                                   const std::optional<std::string>& preferred_model_id) {
-  if (options.provider && !core::provider_from_name(*options.provider))
-    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown provider \"" + *options.provider + "\"", "",
-                "Use gemini, groq, deepseek, openai, anthropic or local.");
-  if (options.model) {
-    QueryResult named = spi_.run(
-        "SELECT bool_or(is_active) FROM celaest.ai_models WHERE model_id = $1 "
-        "AND ($2 IS NULL OR provider = $2::celaest.ai_provider) HAVING count(*) > 0",
-        {*options.model, options.provider}, true);
-    if (named.empty())
+  std::optional<core::Provider> provider;
+  if (options.provider) {
+    provider = core::provider_from_name(*options.provider);
+    if (!provider)
+      throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown provider \"" + *options.provider + "\"", "",
+                  "Use gemini, groq, deepseek, openai, anthropic or local.");
+  }
+  const std::shared_ptr<const RoutingCatalog> catalog = routing_catalog(spi_);
+  const auto& models = catalog->models;
+  switch (core::named_model_state(models, options.model, provider)) {
+    case core::NamedModel::Unknown:
       throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown model \"" + *options.model + "\"", "",
                   "Models are rows of celaest.ai_models (model_id).");
-    if (named.at(0, 0) != Text("t"))
+    case core::NamedModel::Inactive:
       throw Error(kNoUsableKey, "model \"" + *options.model + "\" is not active");
+    default:
+      break;
   }
-  QueryResult rows = spi_.run(
-      "SELECT id, model_id, provider::text, cost_per_1k_input::text, cost_per_1k_output::text "
-      "FROM celaest.ai_models "
-      "WHERE is_active AND ($1 IS NULL OR provider = $1::celaest.ai_provider) "
-      "  AND coalesce(capabilities->>'text_generation', 'true') <> 'false' "
-      "ORDER BY (model_id = $2) IS TRUE DESC, (id = $3::uuid) IS TRUE DESC, is_default DESC, "
-      "         priority DESC, model_id",
-      {options.provider, options.model, preferred_model_id}, true);
-  std::vector<ModelChoice> models;
-  models.reserve(rows.rows.size());
-  for (const Row& row : rows.rows) models.push_back(model_from_row(row));
-  if (models.empty())
+  std::vector<ModelChoice> choices;
+  for (size_t index : core::candidate_order(models, provider, options.model, preferred_model_id)) {
+    const core::CatalogModel& model = models[index];
+    choices.push_back(ModelChoice{model.id, model.model_id, model.provider, model.price_in_per_1k, model.price_out_per_1k});
+  }
+  if (choices.empty())
     throw Error(kNoUsableKey, "no active AI model" + (options.provider ? " for provider " + *options.provider : std::string()),
                 "", "Add or activate a row in celaest.ai_models.");
-  return models;
+  return choices;
 }
 
 std::optional<KeyChoice> Router::pick_key(const ModelChoice& model, const std::set<std::string>& excluded) {
-  QueryResult rows = spi_.run(
-      "SELECT id, priority, weight, rate_limit_rpm, rate_limit_tpm, rate_limit_rpd, "
-      "       coalesce(metadata->>'base_url', ''), md5(key_value_encrypted) "
-      "FROM celaest.ai_api_pool "
-      "WHERE provider = $1::celaest.ai_provider AND is_active AND is_healthy "
-      "  AND (expires_at IS NULL OR expires_at > now())",
-      {std::string(core::provider_name(model.provider))}, true);
-
-  std::vector<const Row*> usable;
-  for (const Row& row : rows.rows)
-    if (!excluded.count(*row[0])) usable.push_back(&row);
+  const int64_t now = now_ms();
+  bool provider_has_keys = false;
+  std::vector<const PoolKey*> usable;
+  // Read for every pick: within a transaction that has just marked a key unhealthy, the copy
+  // is not used (cache_validity.hpp) and the pool is read again, as it is now.
+  const std::shared_ptr<const RoutingCatalog> catalog = routing_catalog(spi_);
+  for (const PoolKey& key : catalog->keys) {
+    if (key.provider != model.provider) continue;
+    provider_has_keys = true;
+    if (!key.active_and_healthy || (key.expires_at_ms && *key.expires_at_ms <= now) || excluded.count(key.id)) continue;
+    usable.push_back(&key);
+  }
 
   while (!usable.empty()) {
     std::vector<core::Candidate> candidates;
     candidates.reserve(usable.size());
-    for (const Row* row : usable) candidates.push_back({std::stoi(*(*row)[1]), std::stoi(*(*row)[2])});
+    for (const PoolKey* key : usable) candidates.push_back({key->priority, key->weight});
     auto chosen = core::pick_candidate(candidates, random_unit());
     if (!chosen) break;
-    const Row& row = *usable[*chosen];
-    shared::KeyLimits limits{optional_int(row[3]), optional_int(row[4]), optional_int(row[5])};
-    if (shared::admit_request(*row[0], limits, now_ms()) == shared::Admission::Admitted) {
-      return KeyChoice{*row[0], decrypt_pool_key(spi_, *row[0], *row[7]), provider_base_url(model.provider, *row[6])};
+    const PoolKey& key = *usable[*chosen];
+    shared::KeyLimits limits{key.rpm, key.tpm, key.rpd};
+    if (shared::admit_request(key.id, limits, now) == shared::Admission::Admitted) {
+      return KeyChoice{key.id, decrypt_pool_key(spi_, key.id, key.ciphertext_digest),
+                       provider_base_url(model.provider, key.base_url_override), key.has_failures};
     }
     usable.erase(usable.begin() + static_cast<long>(*chosen));  // no room or cooling down
   }
 
   // A local Ollama needs no key: with no key for it in the pool at all, call it keyless.
-  if (model.provider == core::Provider::Local && rows.empty()) {
-    Text any = spi_.scalar("SELECT 1 FROM celaest.ai_api_pool WHERE provider = 'local' LIMIT 1", {}, true);
-    if (!any) return KeyChoice{std::nullopt, std::string(), provider_base_url(model.provider, "")};
-  }
+  if (model.provider == core::Provider::Local && !provider_has_keys)
+    return KeyChoice{std::nullopt, std::string(), provider_base_url(model.provider, ""), false};
   return std::nullopt;
 }
 

@@ -5,6 +5,7 @@
 #include "core/call_options.hpp"
 #include "core/provider.hpp"
 
+#include "pg/routing_catalog.hpp"
 #include "pg/spi.hpp"
 
 #include <optional>
@@ -25,6 +26,7 @@ struct KeyChoice {
   std::optional<std::string> id;  // nullopt: keyless (a local Ollama with no key in the pool)
   std::string secret;             // plaintext: lives only for the call, never logged
   std::string base_url;
+  bool has_failures = false;  // consecutive_failures > 0: a success must reset them
 };
 
 class Router {

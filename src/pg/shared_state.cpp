@@ -64,7 +64,7 @@ constexpr int kTermsProbes = 32;   // a full neighbourhood just means "not kept"
 
 struct State {
   LWLock* lock;
-  pg_atomic_uint64 cache_generation;  // see cache_generation() in the header
+  pg_atomic_uint64 cache_generation[kCacheDomains];  // see cache_generation() in the header
   WorkerSlot workers[kWorkerKinds];
   KeyWindow windows[kKeySlots];
   InflightSlot inflight[kInflightSlots];
@@ -95,7 +95,7 @@ void on_shmem_startup() {
   if (!found) {
     std::memset(state, 0, sizeof(State));
     state->lock = &(GetNamedLWLockTranche("celaest"))->lock;
-    pg_atomic_init_u64(&state->cache_generation, 1);
+    for (auto& generation : state->cache_generation) pg_atomic_init_u64(&generation, 1);
   }
   LWLockRelease(AddinShmemInitLock);
 }
@@ -312,13 +312,13 @@ void cool_down(const std::string& key_id, int64_t until_ms) {
   apply();
 }
 
-std::optional<uint64_t> cache_generation() {
-  if (!state) return std::nullopt;
-  return pg_atomic_read_u64(&state->cache_generation);
+std::optional<uint64_t> cache_generation(int domain) {
+  if (!state || domain < 0 || domain >= kCacheDomains) return std::nullopt;
+  return pg_atomic_read_u64(&state->cache_generation[domain]);
 }
 
-void bump_cache_generation() {
-  if (state) pg_atomic_fetch_add_u64(&state->cache_generation, 1);
+void bump_cache_generation(int domain) {
+  if (state && domain >= 0 && domain < kCacheDomains) pg_atomic_fetch_add_u64(&state->cache_generation[domain], 1);
 }
 
 std::optional<LicenseTermsCopy> find_license_terms(const std::string& organization_id, uint64_t generation) {

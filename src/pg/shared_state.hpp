@@ -61,7 +61,10 @@ void keep_license_terms(const std::string& organization_id, const LicenseTermsCo
 // bumped, without a lock, each time a transaction that changed such data commits
 // (cache_validity.hpp). nullopt without shared memory: then no backend can tell another's
 // change, and nothing may be cached.
-std::optional<uint64_t> cache_generation();
-void bump_cache_generation();
+// One counter per cache domain (cache_validity.hpp), so that a busy table of one domain does
+// not empty the caches of another.
+inline constexpr int kCacheDomains = 3;
+std::optional<uint64_t> cache_generation(int domain);
+void bump_cache_generation(int domain);
 
 }  // namespace celaest::pg::shared

@@ -1,34 +1,61 @@
--- CELAEST — module 78: invalidation of the per-backend caches.
+-- CELAEST — module 78: invalidation of the hot paths' caches.
 --
--- The hot paths (check_limit, consume_quota, the AI calls) keep per-backend copies of rows
--- that rarely change: which license is in force for an organization and its effective AI
--- request cap. A statement-level trigger on each source table marks the transaction; when
--- it commits, a generation counter in shared memory moves on and every backend drops its
--- copies (src/pg/cache_validity.hpp). Per-call state (counters, periods, expiry dates) is
--- never cached: it is read, or written, by every call.
+-- The hot paths (check_limit, consume_quota, the AI calls) keep copies of rows that rarely
+-- change, in three domains:
+--   licensing  which license is in force for an organization and its effective AI cap
+--              (licenses, subscription_plans, system_config license.trial_limits);
+--   routing    the model catalogue and the key pool's configuration and health
+--              (ai_models, ai_api_pool);
+--   identity   the organization of a user (users_profile).
+-- A statement-level trigger on each source table marks the transaction with its domain;
+-- when it commits, the domain's generation counter in shared memory moves on and every
+-- backend drops its copies of that domain (src/pg/cache_validity.hpp). Per-call state
+-- (usage counters, periods, expiry dates, rate-limit windows) is never copied: it is read,
+-- or written, by every call, so the per-call updates name no watched column.
 
 CREATE FUNCTION celaest._cached_data_changed()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'celaest_cached_data_changed'
 LANGUAGE C;
 COMMENT ON FUNCTION celaest._cached_data_changed() IS
-    'Statement-level trigger: marks the transaction so that, when it commits, every backend drops its cached copies of license terms (src/pg/cache_validity.hpp).';
+    'Statement-level trigger (argument: licensing, routing or identity): marks the transaction so that, when it commits, every backend drops its cached copies of that domain (src/pg/cache_validity.hpp).';
 REVOKE EXECUTE ON FUNCTION celaest._cached_data_changed() FROM PUBLIC;
 
--- licenses: only the columns the cached terms derive from. The per-call counter updates
--- (ai_requests_used, storage_used_bytes) and period rolls do not invalidate anything.
+-- licensing -----------------------------------------------------------------
+-- licenses: the columns the cached terms derive from; the per-call counter updates
+-- (ai_requests_used, storage_used_bytes) and period rolls invalidate nothing.
 CREATE TRIGGER licenses_invalidate_caches
     AFTER INSERT OR DELETE OR TRUNCATE
           OR UPDATE OF id, organization_id, plan_id, status, billing_cycle, custom_limits
     ON celaest.licenses
-    FOR EACH STATEMENT EXECUTE FUNCTION celaest._cached_data_changed();
-
--- subscription_plans: limits (the cap); any change, they are rare.
+    FOR EACH STATEMENT EXECUTE FUNCTION celaest._cached_data_changed('licensing');
 CREATE TRIGGER subscription_plans_invalidate_caches
     AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON celaest.subscription_plans
-    FOR EACH STATEMENT EXECUTE FUNCTION celaest._cached_data_changed();
-
+    FOR EACH STATEMENT EXECUTE FUNCTION celaest._cached_data_changed('licensing');
 -- system_config: license.trial_limits narrows the cap of trials.
 CREATE TRIGGER system_config_invalidate_caches
     AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON celaest.system_config
-    FOR EACH STATEMENT EXECUTE FUNCTION celaest._cached_data_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION celaest._cached_data_changed('licensing');
+
+-- routing -------------------------------------------------------------------
+CREATE TRIGGER ai_models_invalidate_caches
+    AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON celaest.ai_models
+    FOR EACH STATEMENT EXECUTE FUNCTION celaest._cached_data_changed('routing');
+-- ai_api_pool: everything but the usage counters each call bumps (usage_count, tokens_used,
+-- last_used_at), the health checker's stamp (last_health_check) and updated_at. A failure
+-- (consecutive_failures) and a change of health do invalidate: they are rare.
+CREATE TRIGGER ai_api_pool_invalidate_caches
+    AFTER INSERT OR DELETE OR TRUNCATE
+          OR UPDATE OF id, provider, key_name, key_value_encrypted, key_hint, is_active, is_healthy,
+                       consecutive_failures, rate_limit_rpm, rate_limit_tpm, rate_limit_rpd, priority,
+                       weight, notes, metadata, created_at, expires_at
+    ON celaest.ai_api_pool
+    FOR EACH STATEMENT EXECUTE FUNCTION celaest._cached_data_changed('routing');
+
+-- identity ------------------------------------------------------------------
+-- Only existing users' organizations are copied: a new user changes no copy (sign-ups are
+-- frequent), a move, a soft delete or a removal does.
+CREATE TRIGGER users_profile_invalidate_caches
+    AFTER DELETE OR TRUNCATE OR UPDATE OF id, organization_id, deleted_at
+    ON celaest.users_profile
+    FOR EACH STATEMENT EXECUTE FUNCTION celaest._cached_data_changed('identity');

@@ -1,0 +1,62 @@
+#include "core/model_order.hpp"
+
+#include <gtest/gtest.h>
+
+namespace core = celaest::core;
+using core::Provider;
+
+namespace {
+
+core::CatalogModel model(const char* id, const char* name, Provider provider, bool active = true, bool text = true) {
+  core::CatalogModel m;
+  m.id = id;
+  m.model_id = name;
+  m.provider = provider;
+  m.active = active;
+  m.text_generation = text;
+  return m;
+}
+
+// Catalogue order as the database gives it: default first, then by priority.
+std::vector<core::CatalogModel> catalogue() {
+  return {model("m-default", "gpt-4o-mini", Provider::OpenAI), model("m-claude", "claude-3-haiku", Provider::Anthropic),
+          model("m-llama", "llama-3.1-8b", Provider::Groq), model("m-off", "gpt-3.5", Provider::OpenAI, false),
+          model("m-embed", "text-embedding", Provider::OpenAI, true, false)};
+}
+
+std::vector<std::string> names(const std::vector<core::CatalogModel>& models, const std::vector<size_t>& order) {
+  std::vector<std::string> out;
+  for (size_t i : order) out.push_back(models[i].model_id);
+  return out;
+}
+
+}  // namespace
+
+TEST(ModelOrder, CatalogueOrderOfActiveTextModels) {
+  auto models = catalogue();
+  EXPECT_EQ(names(models, core::candidate_order(models, std::nullopt, std::nullopt, std::nullopt)),
+            (std::vector<std::string>{"gpt-4o-mini", "claude-3-haiku", "llama-3.1-8b"}));
+}
+
+TEST(ModelOrder, RequestedThenPreferredThenTheRest) {
+  auto models = catalogue();
+  EXPECT_EQ(names(models, core::candidate_order(models, std::nullopt, std::string("llama-3.1-8b"), std::string("m-claude"))),
+            (std::vector<std::string>{"llama-3.1-8b", "claude-3-haiku", "gpt-4o-mini"}));
+}
+
+TEST(ModelOrder, ProviderFilters) {
+  auto models = catalogue();
+  EXPECT_EQ(names(models, core::candidate_order(models, Provider::Anthropic, std::nullopt, std::nullopt)),
+            (std::vector<std::string>{"claude-3-haiku"}));
+  EXPECT_TRUE(core::candidate_order(models, Provider::Gemini, std::nullopt, std::nullopt).empty());
+}
+
+TEST(ModelOrder, NamedModelStates) {
+  auto models = catalogue();
+  EXPECT_EQ(core::named_model_state(models, std::nullopt, std::nullopt), core::NamedModel::NotNamed);
+  EXPECT_EQ(core::named_model_state(models, std::string("gpt-4o-mini"), std::nullopt), core::NamedModel::Usable);
+  EXPECT_EQ(core::named_model_state(models, std::string("gpt-3.5"), std::nullopt), core::NamedModel::Inactive);
+  EXPECT_EQ(core::named_model_state(models, std::string("nope"), std::nullopt), core::NamedModel::Unknown);
+  // Known, but not of that provider.
+  EXPECT_EQ(core::named_model_state(models, std::string("gpt-4o-mini"), Provider::Groq), core::NamedModel::Unknown);
+}
