@@ -7,6 +7,13 @@
 #include "pg/cache_validity.hpp"
 #include "pg/shared_state.hpp"
 
+extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/uuid.h"
+}
+
+#include <cstring>
+
 #include <limits>
 
 namespace celaest::pg {
@@ -14,6 +21,26 @@ namespace celaest::pg {
 namespace {
 
 int64_t to_int64(const Text& text) { return text ? std::stoll(*text) : 0; }
+
+// The 16 bytes of a uuid in PostgreSQL's canonical text form (as uuid_out prints it).
+bool parse_uuid(const std::string& text, unsigned char (&bytes)[16]) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  size_t out = 0;
+  for (size_t i = 0; i < text.size() && out < 16; ++i) {
+    if (text[i] == '-') continue;
+    if (i + 1 >= text.size()) return false;
+    int high = nibble(text[i]), low = nibble(text[i + 1]);
+    if (high < 0 || low < 0) return false;
+    bytes[out++] = static_cast<unsigned char>(high * 16 + low);
+    ++i;
+  }
+  return out == 16;
+}
 
 // The terms of the organization's license in force: which license, and its effective AI
 // cap. They change only through the columns that module 78's triggers watch, so a copy in
@@ -33,7 +60,8 @@ std::optional<shared::LicenseTermsCopy> license_terms(SpiSession& spi, const std
       " WHERE l.organization_id = $1::uuid AND l.status IN ('trial', 'active', 'suspended')",
       {organization_id});
   if (rows.rows.size() != 1) return std::nullopt;  // none in force (or, impossibly, two)
-  shared::LicenseTermsCopy terms{*rows.at(0, 0), to_int64(rows.at(0, 1))};
+  shared::LicenseTermsCopy terms{*rows.at(0, 0), {}, to_int64(rows.at(0, 1))};
+  if (!parse_uuid(terms.license_id, terms.license_uuid)) return std::nullopt;
   shared::keep_license_terms(organization_id, terms, *generation);
   return terms;
 }
@@ -82,29 +110,33 @@ std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& o
   const int64_t cap = terms->ai_cap < 0 ? std::numeric_limits<int64_t>::max() : terms->ai_cap;
   if (amount < 0 || amount > cap) return std::nullopt;
   // READ COMMITTED re-evaluates this WHERE clause on the latest row version when it waited
-  // for a concurrent charge: a grant always leaves ai_requests_used <= cap. Two texts of one
-  // statement: consume_quota() has no use for the period, and printing timestamps is not free.
-#define CELAEST_CHARGE_SQL(returning)                                                            \
-  "UPDATE celaest.licenses AS l SET ai_requests_used = l.ai_requests_used + $2::bigint"           \
-  " WHERE l.id = $1::uuid AND l.status IN ('trial', 'active')"                                    \
+  // for a concurrent charge: a grant always leaves ai_requests_used <= cap. Two forms of one
+  // statement: consume_quota() needs only the counter; the AI calls also log the period.
+#define CELAEST_CHARGE_SQL(license, amount, cap, returning)                                       \
+  "UPDATE celaest.licenses AS l SET ai_requests_used = l.ai_requests_used + " amount               \
+  " WHERE l.id = " license " AND l.status IN ('trial', 'active')"                                    \
   "   AND (l.expires_at IS NULL OR l.expires_at > now())"                                          \
   "   AND (l.status <> 'trial' OR l.trial_ends_at IS NULL OR l.trial_ends_at > now())"            \
   "   AND (l.current_period_end IS NULL OR l.current_period_end > now())"                          \
-  "   AND l.ai_requests_used <= $3::bigint - $2::bigint"                                           \
-  " RETURNING " returning
-  const char* sql = with_period == ChargePeriod::Returned
-                        ? CELAEST_CHARGE_SQL("l.ai_requests_used, l.current_period_start, l.current_period_end")
-                        : CELAEST_CHARGE_SQL("l.ai_requests_used");
+  "   AND l.ai_requests_used <= " cap " - " amount " RETURNING " returning
+  if (with_period == ChargePeriod::NotNeeded) {
+    // Binary parameters and result (no text round trip): this is consume_quota()'s whole
+    // cost besides the UPDATE itself.
+    pg_uuid_t license;
+    std::memcpy(license.data, terms->license_uuid, UUID_LEN);
+    std::optional<int64_t> used = spi.int8_scalar(
+        CELAEST_CHARGE_SQL("$1", "$2", "$3", "l.ai_requests_used"),
+        {{UUIDOID, PointerGetDatum(&license)}, {INT8OID, Int64GetDatum(amount)}, {INT8OID, Int64GetDatum(cap)}});
+    if (!used) return std::nullopt;
+    return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : terms->ai_cap - *used, std::nullopt, std::nullopt};
+  }
+  QueryResult rows = spi.run(CELAEST_CHARGE_SQL("$1::uuid", "$2::bigint", "$3::bigint",
+                                                "l.ai_requests_used, l.current_period_start, l.current_period_end"),
+                             {terms->license_id, std::to_string(amount), std::to_string(cap)});
 #undef CELAEST_CHARGE_SQL
-  QueryResult rows = spi.run(sql, {terms->license_id, std::to_string(amount), std::to_string(cap)});
   if (rows.rows.size() != 1) return std::nullopt;
   const int64_t used = to_int64(rows.at(0, 0));
-  AiCharge charge{terms->license_id, terms->ai_cap < 0 ? -1 : terms->ai_cap - used, std::nullopt, std::nullopt};
-  if (with_period == ChargePeriod::Returned) {
-    charge.period_start = rows.at(0, 1);
-    charge.period_end = rows.at(0, 2);
-  }
-  return charge;
+  return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : terms->ai_cap - used, rows.at(0, 1), rows.at(0, 2)};
 }
 
 }  // namespace celaest::pg

@@ -55,6 +55,7 @@ constexpr int kInflightSlots = 1024;  // licenses with AI calls in flight at onc
 struct TermsSlot {
   char organization_id[37];  // empty = free
   char license_id[37];
+  unsigned char license_uuid[16];
   int64 ai_cap;
   uint64 generation;  // a slot of another generation is stale: free to take
 };
@@ -330,7 +331,9 @@ std::optional<LicenseTermsCopy> find_license_terms(const std::string& organizati
     if (slot.organization_id[0] == '\0') break;  // end of the probe chain
     if (organization_id != slot.organization_id) continue;
     if (slot.generation != generation) return std::nullopt;
-    return LicenseTermsCopy{slot.license_id, slot.ai_cap};
+    LicenseTermsCopy terms{slot.license_id, {}, slot.ai_cap};
+    std::memcpy(terms.license_uuid, slot.license_uuid, sizeof terms.license_uuid);
+    return terms;
   }
   return std::nullopt;
 }
@@ -353,6 +356,7 @@ void keep_license_terms(const std::string& organization_id, const LicenseTermsCo
   if (!target) return;
   copy_text(target->organization_id, sizeof target->organization_id, organization_id.c_str());
   copy_text(target->license_id, sizeof target->license_id, terms.license_id.c_str());
+  std::memcpy(target->license_uuid, terms.license_uuid, sizeof target->license_uuid);
   target->ai_cap = terms.ai_cap;
   target->generation = generation;
 }

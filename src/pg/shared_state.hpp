@@ -52,6 +52,7 @@ void release_inflight(const std::string& license_id);
 // cache generation, not every backend (pooled connections come and go).
 struct LicenseTermsCopy {
   std::string license_id;
+  unsigned char license_uuid[16] = {};  // the same id, as the server's uuid value
   int64_t ai_cap = -1;
 };
 std::optional<LicenseTermsCopy> find_license_terms(const std::string& organization_id, uint64_t generation);

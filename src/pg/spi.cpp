@@ -41,6 +41,12 @@ SPIPlanPtr prepared_plan(const char* sql, int param_count) {
   return plan;
 }
 
+// Typed plans are keyed by their text too: each call site passes the same types every time.
+std::unordered_map<std::string, SPIPlanPtr>& binary_plan_cache() {
+  static std::unordered_map<std::string, SPIPlanPtr> cache;
+  return cache;
+}
+
 }  // namespace
 
 SpiSession::SpiSession() : caller_context_(CurrentMemoryContext) {
@@ -104,6 +110,57 @@ QueryResult SpiSession::run(const char* sql, const std::vector<Text>& params, bo
   }
   MemoryContextSwitchTo(static_cast<MemoryContext>(caller_context_));  // the SPI call made its procedure context current
   return result;
+}
+
+std::optional<int64_t> SpiSession::int8_scalar(const char* sql, const std::vector<BinaryParam>& params) {
+  const int param_count = static_cast<int>(params.size());
+  if (param_count > kMaxParams) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: too many SPI parameters");
+  auto& cache = binary_plan_cache();
+  auto found = cache.find(sql);
+  SPIPlanPtr plan = found != cache.end() ? found->second : nullptr;
+  if (plan == nullptr) {
+    plan = pg_guarded([&] {
+      Oid types[kMaxParams];
+      for (int i = 0; i < param_count; ++i) types[i] = params[i].type_oid;
+      SPIPlanPtr prepared = SPI_prepare(sql, param_count, types);
+      if (prepared == nullptr)
+        elog(ERROR, "celaest: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), sql);
+      SPI_keepplan(prepared);
+      return prepared;
+    });
+    cache.emplace(sql, plan);
+  }
+  Datum values[kMaxParams];
+  char nulls[kMaxParams];
+  for (int i = 0; i < param_count; ++i) {
+    values[i] = static_cast<Datum>(params[i].datum);
+    nulls[i] = params[i].is_null ? 'n' : ' ';
+  }
+  struct Answer {
+    bool found;
+    int64 value;
+  };
+  Answer answer = pg_guarded([&] {
+    int status = SPI_execute_plan(plan, values, nulls, false, 1);
+    if (status < 0) elog(ERROR, "celaest: SPI failed: %s", SPI_result_code_string(status));
+    Answer out{false, 0};
+    if (SPI_tuptable != nullptr && SPI_processed > 0) {
+      bool is_null = true;
+      Datum value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null);
+      if (!is_null) {
+        switch (SPI_gettypeid(SPI_tuptable->tupdesc, 1)) {
+          case INT2OID: out = {true, DatumGetInt16(value)}; break;
+          case INT4OID: out = {true, DatumGetInt32(value)}; break;
+          default: out = {true, DatumGetInt64(value)}; break;
+        }
+      }
+      SPI_freetuptable(SPI_tuptable);
+    }
+    return out;
+  });
+  MemoryContextSwitchTo(static_cast<MemoryContext>(caller_context_));
+  if (!answer.found) return std::nullopt;
+  return answer.value;
 }
 
 Text SpiSession::scalar(const char* sql, const std::vector<Text>& params, bool read_only) {
