@@ -134,3 +134,30 @@ SELECT ai_requests_used FROM celaest.licenses
  WHERE organization_id = 'c6000000-0000-4000-8000-000000000003' AND status = 'active';
 DROP OWNED BY regress_lc_fast_tenant;
 DROP ROLE regress_lc_fast_tenant;
+
+-- ---------------------------------------------------------------------------
+-- The shared copy cannot be shaped by one caller: a search_path that puts a hostile `=`
+-- first (it would make nullif(cap, -1) NULL: "unlimited") reads the same cap
+-- ---------------------------------------------------------------------------
+CREATE SCHEMA regress_evil;
+CREATE FUNCTION regress_evil.always(bigint, integer) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR regress_evil.= (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = regress_evil.always);
+INSERT INTO celaest.organizations (id, name, slug)
+VALUES ('c6000000-0000-4000-8000-000000000008', 'Fast Org 8', 'regress-lc-fast-8');
+SELECT celaest.issue_license('c6000000-0000-4000-8000-000000000008', 'lc-fast') IS NOT NULL AS issued_8;
+SET search_path = regress_evil, pg_catalog, public;
+SELECT celaest.check_limit('c6000000-0000-4000-8000-000000000008', 'ai_requests') ->> 'limit' AS limit_under_hostile_path;
+RESET search_path;
+SELECT celaest.check_limit('c6000000-0000-4000-8000-000000000008', 'ai_requests') ->> 'limit' AS limit_afterwards;
+DROP SCHEMA regress_evil CASCADE;
+
+-- ---------------------------------------------------------------------------
+-- A statement that changes licensing data copies nothing, even of its own rows before it
+-- fails: the rolled-back limit (1000) is never seen afterwards
+-- ---------------------------------------------------------------------------
+SELECT pg_temp.try($$
+    WITH changed AS (UPDATE celaest.licenses SET custom_limits = '{"max_ai_requests_per_month": 1000}'
+                      WHERE organization_id = 'c6000000-0000-4000-8000-000000000008' RETURNING organization_id)
+    SELECT celaest.check_limit(organization_id, 'ai_requests') ->> 'limit', 1 / 0 FROM changed$$) AS failed_statement;
+SELECT celaest.check_limit('c6000000-0000-4000-8000-000000000008', 'ai_requests') ->> 'limit' AS limit_after_failure;
+SELECT celaest.consume_quota('c6000000-0000-4000-8000-000000000008', 'ai_requests', 10) AS remaining_of_10;

@@ -5,6 +5,7 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/trigger.h"
 }
 
@@ -34,7 +35,7 @@ void at_transaction_end(XactEvent event, void*) {
 
 std::optional<uint64_t> current(Domain domain) {
   const int index = static_cast<int>(domain);
-  if (changed_in_transaction[index] || IsolationUsesXactSnapshot()) return std::nullopt;
+  if (changed_in_transaction[index] || IsolationUsesXactSnapshot() || RecoveryInProgress()) return std::nullopt;
   return shared::cache_generation(index);
 }
 

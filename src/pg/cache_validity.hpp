@@ -19,10 +19,15 @@ enum class Domain : int {
   Identity = 2,   // users_profile (organization of a user): caller.cpp
 };
 
+// A copy is also read again once it is this old, whatever the generation says: a bound on
+// staleness where no trigger can see a change (triggers disabled by a bulk load, a prepared
+// transaction committed by COMMIT PREPARED, rows written by logical replication).
+inline constexpr int64_t kMaxCopyAgeMs = 10'000;
+
 // The generation a copy must carry to be used now, and the one to stamp on a copy about to
-// be read. nullopt: use no copy and make none (not preloaded, this transaction changed the
-// domain's rows, or it runs on one snapshot: REPEATABLE READ / SERIALIZABLE, whose snapshot
-// may predate the generation).
+// be read. nullopt: use no copy and make none (not preloaded; a hot standby, where the
+// primary's triggers never run here; this transaction changed the domain's rows; or it runs
+// on one snapshot: REPEATABLE READ / SERIALIZABLE, whose snapshot may predate the generation).
 std::optional<uint64_t> current(Domain domain);
 
 // This transaction changed rows of the domain (the trigger celaest._cached_data_changed).

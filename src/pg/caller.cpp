@@ -2,9 +2,9 @@
 
 #include "pg/boundary.hpp"
 #include "pg/cache_validity.hpp"
+#include "pg/wall_clock.hpp"
 
 #include <unordered_map>
-#include <utility>
 
 namespace celaest::pg {
 
@@ -14,8 +14,14 @@ namespace {
 // under (module 78 invalidates on a move, a soft delete or a removal). Only users with a
 // live profile and an organization are kept: every refusal is read again, and raised, by
 // the query.
-std::unordered_map<std::string, std::pair<uint64_t, std::string>>& organization_of() {
-  static std::unordered_map<std::string, std::pair<uint64_t, std::string>> copies;
+struct KeptOrganization {
+  uint64_t generation;
+  int64_t filled_at_ms;
+  std::string organization_id;
+};
+
+std::unordered_map<std::string, KeptOrganization>& organization_of() {
+  static std::unordered_map<std::string, KeptOrganization> copies;
   return copies;
 }
 
@@ -29,9 +35,11 @@ Caller resolve_caller(SpiSession& spi, const std::optional<std::string>& user_id
   std::string uid = user_id ? *user_id : spi.scalar("SELECT celaest.current_user_id()::text", {}, true).value_or("");
   const std::optional<uint64_t> generation = cache_validity::current(cache_validity::Domain::Identity);
   auto& copies = organization_of();
+  const int64_t now = now_ms();
   if (generation) {
-    if (auto found = copies.find(uid); found != copies.end() && found->second.first == *generation)
-      return Caller{uid, found->second.second};
+    if (auto found = copies.find(uid); found != copies.end() && found->second.generation == *generation &&
+                                       now - found->second.filled_at_ms < cache_validity::kMaxCopyAgeMs)
+      return Caller{uid, found->second.organization_id};
   }
   // Not read-only: a snapshot newer than the generation read above (cache_validity.hpp).
   QueryResult rows = spi.run(
@@ -46,7 +54,7 @@ Caller resolve_caller(SpiSession& spi, const std::optional<std::string>& user_id
                 "Set celaest.users_profile.organization_id.");
   if (generation) {
     if (copies.size() >= kMaxCachedUsers) copies.clear();
-    copies[uid] = {*generation, *rows.at(0, 2)};
+    copies[uid] = KeptOrganization{*generation, now, *rows.at(0, 2)};
   }
   return Caller{uid, *rows.at(0, 2)};
 }

@@ -6,9 +6,14 @@
 #include "pg/boundary.hpp"
 #include "pg/cache_validity.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/wall_clock.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "utils/builtins.h"
 #include "utils/uuid.h"
 }
 
@@ -42,27 +47,38 @@ bool parse_uuid(const std::string& text, unsigned char (&bytes)[16]) {
   return out == 16;
 }
 
+// `_license_terms(org)` of module 25 ('<license id> <cap>', '' when none is in force), called
+// through fmgr: owner's rights and a fixed search_path (its SECURITY DEFINER and SET clause),
+// and no EXECUTE check, since nobody is granted it. What one caller reads here serves all.
+std::string read_terms_text(const std::string& organization_id) {
+  char* answer = pg_guarded([&]() -> char* {
+    Oid argument_types[1] = {UUIDOID};
+    List* name = list_make2(makeString(pstrdup("celaest")), makeString(pstrdup("_license_terms")));
+    Oid terms_function = LookupFuncName(name, 1, argument_types, false);
+    Datum organization_uuid = DirectFunctionCall1(uuid_in, CStringGetDatum(organization_id.c_str()));
+    Datum terms = OidFunctionCall1(terms_function, organization_uuid);
+    return text_to_cstring(DatumGetTextPP(terms));
+  });
+  std::string terms(answer);
+  pfree(answer);
+  return terms;
+}
+
 // The terms of the organization's license in force: which license, and its effective AI
 // cap. They change only through the columns that module 78's triggers watch, so a copy in
 // shared memory stamped with the cache generation stands for them.
-std::optional<shared::LicenseTermsCopy> license_terms(SpiSession& spi, const std::string& organization_id) {
+std::optional<shared::LicenseTermsCopy> license_terms(const std::string& organization_id) {
   const std::optional<uint64_t> generation = cache_validity::current(cache_validity::Domain::Licensing);
   if (!generation) return std::nullopt;
-  if (auto kept = shared::find_license_terms(organization_id, *generation)) return kept;
-  // Not read-only: the statement takes a snapshot of its own, newer than the generation
-  // read above, so a change committed in between makes this copy stale at once rather than
-  // never. The cap is limit_value(), the one rule of module 25.
-  QueryResult rows = spi.run(
-      "SELECT l.id, coalesce(nullif(celaest.limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,"
-      "         CASE WHEN l.status = 'trial' THEN celaest.trial_limits() END,"
-      "         l.billing_cycle = 'usage_based'), -1), -1)"
-      "  FROM celaest.licenses AS l JOIN celaest.subscription_plans AS p ON p.id = l.plan_id"
-      " WHERE l.organization_id = $1::uuid AND l.status IN ('trial', 'active', 'suspended')",
-      {organization_id});
-  if (rows.rows.size() != 1) return std::nullopt;  // none in force (or, impossibly, two)
-  shared::LicenseTermsCopy terms{*rows.at(0, 0), {}, to_int64(rows.at(0, 1))};
+  const int64_t now = now_ms();
+  if (auto kept = shared::find_license_terms(organization_id, *generation, now - cache_validity::kMaxCopyAgeMs))
+    return kept;
+  const std::string answer = read_terms_text(organization_id);
+  const size_t space = answer.find(' ');
+  if (space == std::string::npos) return std::nullopt;  // none in force
+  shared::LicenseTermsCopy terms{answer.substr(0, space), {}, std::stoll(answer.substr(space + 1))};
   if (!parse_uuid(terms.license_id, terms.license_uuid)) return std::nullopt;
-  shared::keep_license_terms(organization_id, terms, *generation);
+  shared::keep_license_terms(organization_id, terms, *generation, now);
   return terms;
 }
 
@@ -72,11 +88,11 @@ bool is_ai_request_metric(const std::string& metric) {
   return metric == "ai_requests" || metric == "max_ai_requests_per_month";
 }
 
-std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organization_id) {
-  std::optional<shared::LicenseTermsCopy> terms = license_terms(spi, organization_id);
+std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organization_id, RowSnapshot snapshot) {
+  std::optional<shared::LicenseTermsCopy> terms = license_terms(organization_id);
   if (!terms) return std::nullopt;
   LicenseCounters row;
-  switch (read_license_counters(terms->license_id, organization_id, &row)) {
+  switch (read_license_counters(terms->license_id, organization_id, snapshot, &row)) {
     case DirectRead::NotFound:
       return std::nullopt;
     case DirectRead::Found: {
@@ -98,14 +114,14 @@ std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organiz
       "       CASE WHEN l.current_period_end <= now() THEN 0 ELSE l.ai_requests_used END"
       "  FROM celaest.licenses AS l"
       " WHERE l.id = $1::uuid AND l.organization_id = $2::uuid AND l.status IN ('trial', 'active', 'suspended')",
-      {terms->license_id, organization_id}, true);
+      {terms->license_id, organization_id}, snapshot == RowSnapshot::Statement);
   if (rows.rows.size() != 1) return std::nullopt;
   return AiQuota{terms->license_id, *rows.at(0, 0), terms->ai_cap, to_int64(rows.at(0, 1))};
 }
 
 std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& organization_id, int64_t amount,
                                            ChargePeriod with_period) {
-  std::optional<shared::LicenseTermsCopy> terms = license_terms(spi, organization_id);
+  std::optional<shared::LicenseTermsCopy> terms = license_terms(organization_id);
   if (!terms) return std::nullopt;
   const int64_t cap = terms->ai_cap < 0 ? std::numeric_limits<int64_t>::max() : terms->ai_cap;
   if (amount < 0 || amount > cap) return std::nullopt;

@@ -10,6 +10,7 @@
 // contract's error. The statements run with the caller's rights (row-level security).
 #pragma once
 
+#include "pg/license_row.hpp"
 #include "pg/spi.hpp"
 
 #include <cstdint>
@@ -25,8 +26,8 @@ struct AiQuota {
   int64_t used = 0;    // in the current period
 };
 
-// The organization's AI-request quota as check_limit reports it.
-std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organization_id);
+// The organization's AI-request quota as check_limit reports it, read with `snapshot`.
+std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organization_id, RowSnapshot snapshot);
 
 struct AiCharge {
   std::string license_id;

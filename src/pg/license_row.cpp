@@ -90,7 +90,7 @@ struct RawRead {
   LicenseCounters counters;
 };
 
-RawRead read_raw(const char* license_id, const char* organization_id) {
+RawRead read_raw(const char* license_id, const char* organization_id, bool latest) {
   if (!catalog.loaded && !load_catalog()) return {DirectRead::NotAllowed, {}};
   if (!ActiveSnapshotSet()) return {DirectRead::NotAllowed, {}};
   // The query would apply row-level security, or fail for want of privilege: let it.
@@ -102,9 +102,17 @@ RawRead read_raw(const char* license_id, const char* organization_id) {
   RawRead result{DirectRead::NotFound, {}};
 
   Relation relation = table_open(catalog.relation, AccessShareLock);
+  if (!catalog.loaded) {
+    // Taking the lock processed an invalidation of the table or its index (REINDEX
+    // CONCURRENTLY gives the key a new index): look the names up again.
+    table_close(relation, AccessShareLock);
+    if (!load_catalog()) return {DirectRead::NotAllowed, {}};
+    relation = table_open(catalog.relation, AccessShareLock);
+  }
   ScanKeyData key;
   ScanKeyInit(&key, catalog.id, BTEqualStrategyNumber, F_UUID_EQ, id);
-  SysScanDesc scan = systable_beginscan(relation, catalog.primary_key, true, GetActiveSnapshot(), 1, &key);
+  Snapshot snapshot = latest ? GetLatestSnapshot() : GetActiveSnapshot();
+  SysScanDesc scan = systable_beginscan(relation, catalog.primary_key, true, snapshot, 1, &key);
   HeapTuple tuple = systable_getnext(scan);
   if (HeapTupleIsValid(tuple)) {
     TupleDesc descriptor = RelationGetDescr(relation);
@@ -140,8 +148,9 @@ RawRead read_raw(const char* license_id, const char* organization_id) {
 }  // namespace
 
 DirectRead read_license_counters(const std::string& license_id, const std::string& organization_id,
-                                 LicenseCounters* counters) {
-  RawRead read = pg_guarded([&] { return read_raw(license_id.c_str(), organization_id.c_str()); });
+                                 RowSnapshot snapshot, LicenseCounters* counters) {
+  RawRead read = pg_guarded(
+      [&] { return read_raw(license_id.c_str(), organization_id.c_str(), snapshot == RowSnapshot::Latest); });
   if (read.outcome == DirectRead::Found) *counters = read.counters;
   return read.outcome;
 }

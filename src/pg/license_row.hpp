@@ -27,7 +27,12 @@ enum class DirectRead {
                // expected one, or there is no statement snapshot. Run the query instead.
 };
 
+// Statement: the calling statement's snapshot (what a STABLE function's query sees).
+// Latest: committed as of now, for decisions that must count every charge committed since
+// the statement began (an AI call's admission inside a long statement).
+enum class RowSnapshot { Statement, Latest };
+
 DirectRead read_license_counters(const std::string& license_id, const std::string& organization_id,
-                                 LicenseCounters* counters);
+                                 RowSnapshot snapshot, LicenseCounters* counters);
 
 }  // namespace celaest::pg

@@ -37,7 +37,7 @@ CELAEST_FUNCTION(celaest_check_limit) {
   const QuotaArguments args = quota_arguments(fcinfo);
   SpiSession spi;
   if (args.fast_path_applies()) {
-    if (std::optional<AiQuota> quota = read_ai_quota(spi, *args.organization_id))
+    if (std::optional<AiQuota> quota = read_ai_quota(spi, *args.organization_id, RowSnapshot::Statement))
       return jsonb_datum(core::quota_answer_json(core::answer_quota(quota->code, quota->limit, quota->used, *args.amount)));
   }
   Text answer = spi.scalar("SELECT celaest._check_limit_general($1::uuid, $2, $3::bigint)", args.as_params(), true);

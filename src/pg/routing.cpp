@@ -56,12 +56,15 @@ std::string decrypt_pool_key(SpiSession& spi, const std::string& key_id, const s
   if (auto found = cache.find(key_id); found != cache.end() && found->second.ciphertext_digest == ciphertext_digest &&
                                        found->second.encryption_key == encryption_key)
     return found->second.secret;
-  std::string sql = "SELECT " + pgcrypto_function(spi, "pgp_sym_decrypt") +
+  // The digest and the plaintext from one row version (and a fresh snapshot, as the routing
+  // catalogue's): the secret is kept under the digest it was decrypted from, never under a
+  // newer one read elsewhere.
+  std::string sql = "SELECT md5(key_value_encrypted), " + pgcrypto_function(spi, "pgp_sym_decrypt") +
                     "(key_value_encrypted, $2) FROM celaest.ai_api_pool WHERE id = $1::uuid";
-  Text secret = spi.scalar(sql, {key_id, std::string(encryption_key)}, true);
-  if (!secret) throw Error(ERRCODE_NO_DATA_FOUND, "API key " + key_id + " not found in the pool");
-  cache[key_id] = CachedSecret{ciphertext_digest, encryption_key, *secret};
-  return *secret;
+  QueryResult rows = spi.run(sql, {key_id, std::string(encryption_key)});
+  if (rows.empty() || !rows.at(0, 1)) throw Error(ERRCODE_NO_DATA_FOUND, "API key " + key_id + " not found in the pool");
+  cache[key_id] = CachedSecret{rows.at(0, 0).value_or(""), encryption_key, *rows.at(0, 1)};
+  return *rows.at(0, 1);
 }
 
 std::string provider_base_url(core::Provider provider, const std::string& key_override) {

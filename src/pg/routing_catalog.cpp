@@ -2,6 +2,7 @@
 
 #include "pg/boundary.hpp"
 #include "pg/cache_validity.hpp"
+#include "pg/wall_clock.hpp"
 
 namespace celaest::pg {
 
@@ -9,6 +10,7 @@ namespace {
 
 struct KeptCatalog {
   uint64_t generation = 0;
+  int64_t filled_at_ms = 0;
   std::shared_ptr<const RoutingCatalog> catalog;
 };
 
@@ -85,9 +87,12 @@ std::shared_ptr<const RoutingCatalog> read_catalog(SpiSession& spi, bool to_keep
 std::shared_ptr<const RoutingCatalog> routing_catalog(SpiSession& spi) {
   const std::optional<uint64_t> generation = cache_validity::current(cache_validity::Domain::Routing);
   KeptCatalog& copy = kept();
-  if (generation && copy.catalog && copy.generation == *generation) return copy.catalog;
+  const int64_t now = now_ms();
+  if (generation && copy.catalog && copy.generation == *generation &&
+      now - copy.filled_at_ms < cache_validity::kMaxCopyAgeMs)
+    return copy.catalog;
   std::shared_ptr<const RoutingCatalog> catalog = read_catalog(spi, generation.has_value());
-  if (generation) copy = KeptCatalog{*generation, catalog};
+  if (generation) copy = KeptCatalog{*generation, now, catalog};
   return catalog;
 }
 

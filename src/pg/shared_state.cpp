@@ -53,11 +53,13 @@ struct InflightSlot {
 constexpr int kInflightSlots = 1024;  // licenses with AI calls in flight at once
 
 struct TermsSlot {
+  Oid database;              // organizations of different databases never share a slot
   char organization_id[37];  // empty = free
   char license_id[37];
   unsigned char license_uuid[16];
   int64 ai_cap;
   uint64 generation;  // a slot of another generation is stale: free to take
+  int64 filled_at_ms;
 };
 
 constexpr int kTermsSlots = 8192;  // organizations whose license terms are kept
@@ -322,15 +324,16 @@ void bump_cache_generation(int domain) {
   if (state && domain >= 0 && domain < kCacheDomains) pg_atomic_fetch_add_u64(&state->cache_generation[domain], 1);
 }
 
-std::optional<LicenseTermsCopy> find_license_terms(const std::string& organization_id, uint64_t generation) {
+std::optional<LicenseTermsCopy> find_license_terms(const std::string& organization_id, uint64_t generation,
+                                                   int64_t filled_after_ms) {
   if (!state) return std::nullopt;
-  const size_t hash = std::hash<std::string>{}(organization_id);
+  const size_t hash = std::hash<std::string>{}(organization_id) ^ MyDatabaseId;
   LockGuard lock(LW_SHARED);
   for (int probe = 0; probe < kTermsProbes; ++probe) {
     const TermsSlot& slot = state->terms[(hash + probe) % kTermsSlots];
     if (slot.organization_id[0] == '\0') break;  // end of the probe chain
-    if (organization_id != slot.organization_id) continue;
-    if (slot.generation != generation) return std::nullopt;
+    if (slot.database != MyDatabaseId || organization_id != slot.organization_id) continue;
+    if (slot.generation != generation || slot.filled_at_ms <= filled_after_ms) return std::nullopt;
     LicenseTermsCopy terms{slot.license_id, {}, slot.ai_cap};
     std::memcpy(terms.license_uuid, slot.license_uuid, sizeof terms.license_uuid);
     return terms;
@@ -338,14 +341,16 @@ std::optional<LicenseTermsCopy> find_license_terms(const std::string& organizati
   return std::nullopt;
 }
 
-void keep_license_terms(const std::string& organization_id, const LicenseTermsCopy& terms, uint64_t generation) {
+void keep_license_terms(const std::string& organization_id, const LicenseTermsCopy& terms, uint64_t generation,
+                        int64_t filled_at_ms) {
   if (!state) return;
-  const size_t hash = std::hash<std::string>{}(organization_id);
+  const size_t hash = std::hash<std::string>{}(organization_id) ^ MyDatabaseId;
   LockGuard lock(LW_EXCLUSIVE);
   TermsSlot* target = nullptr;
   for (int probe = 0; probe < kTermsProbes; ++probe) {
     TermsSlot* slot = &state->terms[(hash + probe) % kTermsSlots];
-    if (slot->organization_id[0] != '\0' && organization_id == slot->organization_id) {
+    if (slot->organization_id[0] != '\0' && slot->database == MyDatabaseId &&
+        organization_id == slot->organization_id) {
       target = slot;  // this organization's own slot, whatever its generation
       break;
     }
@@ -354,6 +359,8 @@ void keep_license_terms(const std::string& organization_id, const LicenseTermsCo
     if (slot->organization_id[0] == '\0') break;
   }
   if (!target) return;
+  target->database = MyDatabaseId;
+  target->filled_at_ms = filled_at_ms;
   copy_text(target->organization_id, sizeof target->organization_id, organization_id.c_str());
   copy_text(target->license_id, sizeof target->license_id, terms.license_id.c_str());
   std::memcpy(target->license_uuid, terms.license_uuid, sizeof target->license_uuid);

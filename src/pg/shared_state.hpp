@@ -55,8 +55,12 @@ struct LicenseTermsCopy {
   unsigned char license_uuid[16] = {};  // the same id, as the server's uuid value
   int64_t ai_cap = -1;
 };
-std::optional<LicenseTermsCopy> find_license_terms(const std::string& organization_id, uint64_t generation);
-void keep_license_terms(const std::string& organization_id, const LicenseTermsCopy& terms, uint64_t generation);
+// Per database (the current one). find: only a copy of `generation` filled after
+// `filled_after_ms` (Unix ms) counts.
+std::optional<LicenseTermsCopy> find_license_terms(const std::string& organization_id, uint64_t generation,
+                                                   int64_t filled_after_ms);
+void keep_license_terms(const std::string& organization_id, const LicenseTermsCopy& terms, uint64_t generation,
+                        int64_t filled_at_ms);
 
 // Generation of the data that backends copy into their own caches (license terms, routing):
 // bumped, without a lock, each time a transaction that changed such data commits

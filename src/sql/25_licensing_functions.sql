@@ -500,6 +500,33 @@ $$;
 COMMENT ON FUNCTION celaest._check_limit_general(uuid, text, bigint) IS
     'Internal: the general path of check_limit (every metric; organizations without a license in force are answered from their most recent license, or NOT_FOUND).';
 
+-- The terms the hot paths keep in shared memory for every backend (src/pg/license_quota.cpp):
+-- the organization's license in force and its effective AI-request cap, as
+-- '<license uuid> <cap>' ('' when none is in force). Owner's rights and a fixed search_path:
+-- what one caller reads here is used by all, so no caller's search_path or row-level
+-- security may shape it. Not granted to anyone: the native code calls it through fmgr, and
+-- every answer it then gives is gated by a read under the caller's own rights.
+-- VOLATILE: a volatile SQL function reads with a snapshot of its own, newer than the cache
+-- generation the caller read first (src/pg/cache_validity.hpp).
+CREATE FUNCTION celaest._license_terms(p_org_id uuid)
+RETURNS text
+LANGUAGE sql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((
+        SELECT l.id::text || ' ' ||
+               coalesce(nullif(celaest.limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
+                                                   CASE WHEN l.status = 'trial' THEN celaest.trial_limits() END,
+                                                   l.billing_cycle = 'usage_based'), -1), -1)::text
+          FROM celaest.licenses AS l
+          JOIN celaest.subscription_plans AS p ON p.id = l.plan_id
+         WHERE l.organization_id = p_org_id AND l.status IN ('trial', 'active', 'suspended')), '');
+$$;
+COMMENT ON FUNCTION celaest._license_terms(uuid) IS
+    'Internal: ''<license id> <effective max_ai_requests_per_month>'' of the organization''s license in force ('''' when none), for the shared cache of the native check_limit, consume_quota and AI calls. Owner''s rights, fixed search_path; not granted.';
+REVOKE EXECUTE ON FUNCTION celaest._license_terms(uuid) FROM PUBLIC;
+
 -- Native (src/pg/quota_functions.cpp): the common call (AI requests of an organization
 -- with a license in force) reads the counter in one statement, with the license and its
 -- effective cap from a per-backend copy (module 78 invalidates it); everything else goes to

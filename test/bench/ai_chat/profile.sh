@@ -104,59 +104,12 @@ drop_all() {  # drop_all <contype c|f> table...
 
 echo "instructions per ai_chat call (user space; kernel time of the HTTP exchange not included)"
 step "as shipped"
-q <<'SQL'
--- Audit triggers that only fire when an audited column is in the UPDATE's SET list (the
--- WHEN clause is kept): the usage bumps of licenses and ai_api_pool then skip them.
-DO $$
-DECLARE lic text; key text;
-BEGIN
-  SELECT string_agg(quote_ident(attname), ', ') INTO lic FROM pg_attribute
-   WHERE attrelid = 'celaest.licenses'::regclass AND attnum > 0 AND NOT attisdropped
-     AND attname NOT IN ('ai_requests_used', 'storage_used_bytes', 'updated_at');
-  SELECT string_agg(quote_ident(attname), ', ') INTO key FROM pg_attribute
-   WHERE attrelid = 'celaest.ai_api_pool'::regclass AND attnum > 0 AND NOT attisdropped
-     AND attname NOT IN ('usage_count', 'tokens_used', 'last_used_at', 'last_health_check',
-                         'consecutive_failures', 'is_healthy', 'updated_at');
-  EXECUTE format('CREATE OR REPLACE TRIGGER licenses_audit_update AFTER UPDATE OF %s ON celaest.licenses
-    FOR EACH ROW WHEN ((to_jsonb(OLD) - ''{ai_requests_used,storage_used_bytes,updated_at}''::text[])
-                       IS DISTINCT FROM (to_jsonb(NEW) - ''{ai_requests_used,storage_used_bytes,updated_at}''::text[]))
-    EXECUTE FUNCTION celaest.audit_row_change(''license'')', lic);
-  EXECUTE format('CREATE OR REPLACE TRIGGER ai_api_pool_audit_update AFTER UPDATE OF %s ON celaest.ai_api_pool
-    FOR EACH ROW WHEN ((to_jsonb(OLD) - ''{usage_count,tokens_used,last_used_at,last_health_check,consecutive_failures,is_healthy,updated_at}''::text[])
-                       IS DISTINCT FROM (to_jsonb(NEW) - ''{usage_count,tokens_used,last_used_at,last_health_check,consecutive_failures,is_healthy,updated_at}''::text[]))
-    EXECUTE FUNCTION celaest.audit_row_change(''api_key'')', key);
-END $$;
-SQL
-step "+ audit UPDATE triggers as AFTER UPDATE OF <audited columns>"
 drop_all c celaest.processed_tasks celaest.licenses celaest.ai_api_pool celaest.license_usage_log
 step "+ no CHECK constraints on processed_tasks, licenses, ai_api_pool, usage_log"
 drop_all f celaest.license_usage_log
 step "+ no foreign keys on license_usage_log"
 drop_all f celaest.processed_tasks
 step "+ no foreign keys on processed_tasks"
-q <<'SQL'
--- reserve_ai_request as shipped minus its license_usage_log row.
-DO $$
-DECLARE src text := pg_get_functiondef('celaest.reserve_ai_request(uuid,uuid,uuid)'::regprocedure);
-BEGIN
-  src := regexp_replace(src, 'INSERT INTO celaest\.license_usage_log.*?;', '', 's');
-  EXECUTE src;
-END $$;
-SQL
-step "+ reserve_ai_request without its license_usage_log INSERT"
-q <<'SQL'
-CREATE OR REPLACE FUNCTION celaest.reserve_ai_request(p_org_id uuid, p_user_id uuid, p_task_id uuid DEFAULT NULL)
-RETURNS uuid LANGUAGE plpgsql STABLE AS $$
-DECLARE v_license uuid;
-BEGIN
-  SELECT id INTO v_license FROM celaest.licenses WHERE organization_id = p_org_id AND status IN ('trial', 'active');
-  RETURN v_license;
-END $$;
-SQL
-step "+ reserve_ai_request read-only (no license UPDATE)"
-q -c "CREATE OR REPLACE FUNCTION celaest.increment_api_key_usage(p_key_id uuid, p_tokens integer)
-      RETURNS void LANGUAGE plpgsql AS \$\$ BEGIN RETURN; END \$\$"
-step "+ increment_api_key_usage does nothing"
 q -c "DO \$\$ DECLARE r record; BEGIN FOR r IN SELECT indexrelid::regclass AS ix FROM pg_index
         WHERE NOT indisprimary AND indrelid = 'celaest.processed_tasks'::regclass LOOP
         EXECUTE format('DROP INDEX %s', r.ix); END LOOP; END \$\$"
