@@ -161,3 +161,13 @@ SELECT pg_temp.try($$
     SELECT celaest.check_limit(organization_id, 'ai_requests') ->> 'limit', 1 / 0 FROM changed$$) AS failed_statement;
 SELECT celaest.check_limit('c6000000-0000-4000-8000-000000000008', 'ai_requests') ->> 'limit' AS limit_after_failure;
 SELECT celaest.consume_quota('c6000000-0000-4000-8000-000000000008', 'ai_requests', 10) AS remaining_of_10;
+
+-- Several charges in one statement: each sees the one before (the UPDATE runs in the
+-- statement's snapshot, advanced past this transaction's own changes).
+SELECT ai_requests_used AS before_two FROM celaest.licenses
+ WHERE organization_id = 'c6000000-0000-4000-8000-000000000001' AND status = 'active';
+SELECT celaest.consume_quota('c6000000-0000-4000-8000-000000000001') AS remaining FROM generate_series(1, 2);
+SELECT pg_temp.try($$SELECT celaest.consume_quota('c6000000-0000-4000-8000-000000000001') FROM generate_series(1, 2)$$)
+       AS over_the_cap_in_one_statement;
+SELECT ai_requests_used AS after_two FROM celaest.licenses
+ WHERE organization_id = 'c6000000-0000-4000-8000-000000000001' AND status = 'active';

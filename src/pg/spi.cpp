@@ -6,6 +6,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 }
 
 #include <unordered_map>
@@ -141,7 +142,12 @@ std::optional<int64_t> SpiSession::int8_scalar(const char* sql, const std::vecto
     int64 value;
   };
   Answer answer = pg_guarded([&] {
-    int status = SPI_execute_plan(plan, values, nulls, false, 1);
+    // In the calling statement's snapshot when there is one (READ COMMITTED still re-checks a
+    // row that a concurrent transaction changed, as any UPDATE does): a second snapshot per
+    // call means another ProcArrayLock round at every commit of every other backend.
+    int status = ActiveSnapshotSet()
+                     ? SPI_execute_snapshot(plan, values, nulls, GetActiveSnapshot(), InvalidSnapshot, false, true, 1)
+                     : SPI_execute_plan(plan, values, nulls, false, 1);
     if (status < 0) elog(ERROR, "celaest: SPI failed: %s", SPI_result_code_string(status));
     Answer out{false, 0};
     if (SPI_tuptable != nullptr && SPI_processed > 0) {

@@ -43,7 +43,8 @@ class SpiSession {
     uintptr_t datum;
     bool is_null = false;
   };
-  // First column (int2/int4/int8) of the first row, or nullopt when there is no row.
+  // First column (int2/int4/int8) of the first row, or nullopt when there is no row. Runs in
+  // the calling statement's snapshot (for a hot single-row UPDATE: no second snapshot).
   std::optional<int64_t> int8_scalar(const char* sql, const std::vector<BinaryParam>& params);
   // First column of the first row, or nullopt.
   Text scalar(const char* sql, const std::vector<Text>& params = {}, bool read_only = false);
