@@ -19,7 +19,7 @@ NamedModel named_model_state(const std::vector<CatalogModel>& catalogue, const s
 std::vector<size_t> candidate_order(const std::vector<CatalogModel>& catalogue,
                                     const std::optional<Provider>& provider,
                                     const std::optional<std::string>& requested_model_id,
-                                    const std::optional<std::string>& preferred_id) {
+                                    const std::optional<std::string>& preferred_id, bool needs_json_mode) {
   std::vector<size_t> order;
   for (size_t i = 0; i < catalogue.size(); ++i) {
     const CatalogModel& model = catalogue[i];
@@ -33,6 +33,9 @@ std::vector<size_t> candidate_order(const std::vector<CatalogModel>& catalogue,
     return 2;
   };
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rank(a) < rank(b); });
+  if (needs_json_mode && order.size() > 1)
+    order.erase(std::remove_if(order.begin() + 1, order.end(), [&](size_t i) { return !catalogue[i].json_mode; }),
+                order.end());
   return order;
 }
 

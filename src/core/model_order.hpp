@@ -20,6 +20,7 @@ struct CatalogModel {
   std::string price_in_per_1k, price_out_per_1k;
   bool active = false;
   bool text_generation = true;  // capabilities->>'text_generation' is not 'false'
+  bool json_mode = false;        // capabilities->>'json_mode' is 'true'
 };
 
 enum class NamedModel { NotNamed, Unknown, Inactive, Usable };
@@ -28,11 +29,14 @@ enum class NamedModel { NotNamed, Unknown, Inactive, Usable };
 NamedModel named_model_state(const std::vector<CatalogModel>& catalogue, const std::optional<std::string>& model_id,
                              const std::optional<Provider>& provider);
 
-// Indexes into `catalogue` (which is in catalogue order), first choice first.
+// Indexes into `catalogue` (which is in catalogue order), first choice first. Fallback is
+// "through active models of the same capability" (API.md): when the call asks for JSON
+// output, the models after the first choice must declare json_mode; the first choice is
+// the caller's (or the catalogue's) and is tried as it is.
 std::vector<size_t> candidate_order(const std::vector<CatalogModel>& catalogue,
                                     const std::optional<Provider>& provider,
                                     const std::optional<std::string>& requested_model_id,
-                                    const std::optional<std::string>& preferred_id);
+                                    const std::optional<std::string>& preferred_id, bool needs_json_mode = false);
 
 }  // namespace celaest::core
 

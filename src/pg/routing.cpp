@@ -95,7 +95,7 @@ std::vector<ModelChoice> Router::candidate_models(const core::CallOptions& optio
       break;
   }
   std::vector<ModelChoice> choices;
-  for (size_t index : core::candidate_order(models, provider, options.model, preferred_model_id)) {
+  for (size_t index : core::candidate_order(models, provider, options.model, preferred_model_id, options.json_mode)) {
     const core::CatalogModel& model = models[index];
     choices.push_back(ModelChoice{model.id, model.model_id, model.provider, model.price_in_per_1k, model.price_out_per_1k});
   }

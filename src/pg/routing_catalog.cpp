@@ -40,7 +40,8 @@ std::shared_ptr<const RoutingCatalog> read_catalog(SpiSession& spi, bool to_keep
   QueryResult models = spi.run(
       "SELECT id, model_id, provider::text, coalesce(cost_per_1k_input::text, ''),"
       "       coalesce(cost_per_1k_output::text, ''), is_active,"
-      "       coalesce(capabilities->>'text_generation', 'true') <> 'false'"
+      "       coalesce(capabilities->>'text_generation', 'true') <> 'false',"
+      "       coalesce(capabilities->>'json_mode', 'false') = 'true'"
       "  FROM celaest.ai_models ORDER BY is_default DESC, priority DESC, model_id",
       {}, !to_keep);
   catalog->models.reserve(models.rows.size());
@@ -53,6 +54,7 @@ std::shared_ptr<const RoutingCatalog> read_catalog(SpiSession& spi, bool to_keep
     model.price_out_per_1k = row[4].value_or("");
     model.active = row[5] == Text("t");
     model.text_generation = row[6] == Text("t");
+    model.json_mode = row[7] == Text("t");
     catalog->models.push_back(std::move(model));
   }
   QueryResult keys = spi.run(

@@ -125,6 +125,26 @@ def test_retries_exhausted_fall_back_to_next_model_by_priority(db, mock, conn):
     assert db.license_used(conn) == used + 1
 
 
+def test_json_calls_fall_back_only_to_models_with_json_mode(db, mock, conn):
+    # API.md: fall back "through active models of the same capability". After the default
+    # (gpt-4o-mini) fails, a JSON call skips the higher-priority model without json_mode.
+    tag = uuid.uuid4().hex[:6]
+    plain, with_json = "plain-%s" % tag, "json-%s" % tag
+    db.add_model(conn, "openai", plain, 60)
+    scalar(conn, "INSERT INTO celaest.ai_models (provider, model_id, display_name, priority, capabilities)"
+                 " VALUES ('openai', %s, %s, 6, '{\"text_generation\": true, \"json_mode\": true}')",
+           (with_json, with_json))
+    mock.fault(provider="openai", status=503, count=3, model="gpt-4o-mini")
+    result = db.ai_chat(conn, say('Answer {"ok": true} as JSON'), None, {"provider": "openai", "json": True})
+    assert [r["body"]["model"] for r in mock.chat_requests("openai")] == ["gpt-4o-mini"] * 3 + [with_json]
+    assert result["model"] == with_json, result
+    # Without JSON mode the same failure falls back by priority alone.
+    mock.reset()
+    mock.fault(provider="openai", status=503, count=3, model="gpt-4o-mini")
+    result = db.ai_chat(conn, say("plain text please"), None, {"provider": "openai"})
+    assert result["model"] == plain, result
+
+
 def test_max_retries_setting(db, mock):
     c = db.connect(max_retries=0)
     result = db.ai_chat(c, say("[[mock:500]]"), None, {"provider": "groq"})

@@ -60,3 +60,16 @@ TEST(ModelOrder, NamedModelStates) {
   // Known, but not of that provider.
   EXPECT_EQ(core::named_model_state(models, std::string("gpt-4o-mini"), Provider::Groq), core::NamedModel::Unknown);
 }
+
+TEST(ModelOrder, JsonCallsFallBackOnlyToJsonModels) {
+  auto models = catalogue();
+  models[2].json_mode = true;  // llama declares json_mode; claude does not
+  // The first choice is tried as it is; the fallback skips claude.
+  EXPECT_EQ(names(models, core::candidate_order(models, std::nullopt, std::nullopt, std::nullopt, true)),
+            (std::vector<std::string>{"gpt-4o-mini", "llama-3.1-8b"}));
+  // Without JSON mode nothing is skipped.
+  EXPECT_EQ(core::candidate_order(models, std::nullopt, std::nullopt, std::nullopt, false).size(), 3u);
+  // A requested model without json_mode is still tried first.
+  EXPECT_EQ(names(models, core::candidate_order(models, std::nullopt, std::string("claude-3-haiku"), std::nullopt, true)),
+            (std::vector<std::string>{"claude-3-haiku", "llama-3.1-8b"}));
+}
