@@ -399,3 +399,38 @@ def test_a_backend_sees_committed_license_changes_at_once(dbname):
         writer.rollback()
         writer.close()
         reader.close()
+
+
+def test_databases_cloned_from_one_another_keep_their_own_terms():
+    """The shared copy of license terms is per database: a clone (CREATE DATABASE ... TEMPLATE)
+    has the same organization and license ids, and its own limits."""
+    original, clone = DBNAME + "_orig", DBNAME + "_clone"
+    admin = connect()
+    try:
+        with admin.cursor() as cur:
+            for name in (clone, original):
+                cur.execute('DROP DATABASE IF EXISTS "%s"' % name)
+            cur.execute('CREATE DATABASE "%s"' % original)
+        conn = connect(original)
+        with conn.cursor() as cur:
+            cur.execute("SET client_min_messages = warning")
+            cur.execute("CREATE EXTENSION celaest CASCADE")
+        conn.close()
+        org, license_id = new_org(original, dict(LIMITS, max_ai_requests_per_month=5))
+        with admin.cursor() as cur:
+            cur.execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (clone, original))
+        scalar(clone, "UPDATE celaest.licenses SET custom_limits = '{\"max_ai_requests_per_month\": 8}'"
+                      " WHERE id = %s RETURNING 1", (license_id,))
+
+        def limit(dbname):
+            return scalar(dbname, "SELECT celaest.check_limit(%s, 'ai_requests', 1) ->> 'limit'", (org,))
+
+        # Alternate, so that each database's call finds the other's copy made just before.
+        assert [limit(original), limit(clone), limit(original), limit(clone)] == ["5", "8", "5", "8"]
+        assert scalar(clone, "SELECT celaest.consume_quota(%s, 'ai_requests', 8)", (org,)) == 0
+        assert scalar(original, "SELECT celaest.check_limit(%s, 'ai_requests', 6) ->> 'allowed'", (org,)) == "false"
+    finally:
+        with admin.cursor() as cur:
+            for name in (clone, original):
+                cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        admin.close()
