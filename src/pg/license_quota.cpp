@@ -1,4 +1,5 @@
 #include "core/license_state.hpp"
+#include "core/uuid_bytes.hpp"
 
 #include "pg/license_quota.hpp"
 #include "pg/license_row.hpp"
@@ -18,7 +19,6 @@ extern "C" {
 }
 
 #include <cstring>
-
 #include <limits>
 
 namespace celaest::pg {
@@ -26,26 +26,6 @@ namespace celaest::pg {
 namespace {
 
 int64_t to_int64(const Text& text) { return text ? std::stoll(*text) : 0; }
-
-// The 16 bytes of a uuid in PostgreSQL's canonical text form (as uuid_out prints it).
-bool parse_uuid(const std::string& text, unsigned char (&bytes)[16]) {
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  size_t out = 0;
-  for (size_t i = 0; i < text.size() && out < 16; ++i) {
-    if (text[i] == '-') continue;
-    if (i + 1 >= text.size()) return false;
-    int high = nibble(text[i]), low = nibble(text[i + 1]);
-    if (high < 0 || low < 0) return false;
-    bytes[out++] = static_cast<unsigned char>(high * 16 + low);
-    ++i;
-  }
-  return out == 16;
-}
 
 // `_license_terms(org)` of module 25 ('<license id> <cap>', '' when none is in force), called
 // through fmgr: owner's rights and a fixed search_path (its SECURITY DEFINER and SET clause),
@@ -77,7 +57,9 @@ std::optional<shared::LicenseTermsCopy> license_terms(const std::string& organiz
   const size_t space = answer.find(' ');
   if (space == std::string::npos) return std::nullopt;  // none in force
   shared::LicenseTermsCopy terms{answer.substr(0, space), {}, std::stoll(answer.substr(space + 1))};
-  if (!parse_uuid(terms.license_id, terms.license_uuid)) return std::nullopt;
+  const std::optional<core::UuidBytes> license_uuid = core::parse_uuid(terms.license_id);
+  if (!license_uuid) return std::nullopt;
+  std::memcpy(terms.license_uuid, license_uuid->data(), license_uuid->size());
   shared::keep_license_terms(organization_id, terms, *generation, now);
   return terms;
 }
