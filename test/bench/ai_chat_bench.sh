@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of issue 4 section 8: time per call of celaest.ai_chat() against a zero-latency
 # local OpenAI-compatible provider, next to a bare libcurl POST loop of the same body over a
-# reused connection, in the same run, and next to pgbench's `SELECT 1` (the SQL round trip).
+# reused connection, in the same run, next to pgbench's `SELECT 1` (the SQL round trip) and
+# next to a bare synchronous HTTP extension doing the same POST from SQL (test/bench/
+# http_reference: no license, routing, key or accounting), the issue's own yardstick.
 #
 #   test/bench/ai_chat_bench.sh          (build and install the extension first: scripts/build.sh)
 #   test/bench/ai_chat_bench.sh CMD...   (set everything up, then run CMD inside the cluster
@@ -78,6 +80,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 g++ -std=c++17 -O2 -o "$WORK/bare_post" test/bench/bare_post.cpp -lcurl
+# The reference extension (a bare synchronous HTTP POST from SQL), into this PostgreSQL.
+pg_config_bin=/usr/lib/postgresql/15/bin/pg_config
+make -s -C test/bench/http_reference PG_CONFIG="$pg_config_bin" >/dev/null
+make -s -C test/bench/http_reference PG_CONFIG="$pg_config_bin" install >/dev/null ||
+  fail "cannot install test/bench/http_reference (run as root)"
 
 # --- nginx ------------------------------------------------------------------------------
 free_port() {

@@ -39,6 +39,12 @@ VACUUM ANALYZE;
 CHECKPOINT;
 SQL
 
+# The reference: the same POST from SQL through a bare synchronous HTTP extension.
+"${psql[@]}" -c "CREATE EXTENSION IF NOT EXISTS http_reference"
+body_literal=$(sed "s/'/''/g" "$BENCH_WORK/body.json")
+printf "SELECT length(bench_http_post('%s', '%s'));\n" "$url" "$body_literal" >"$BENCH_WORK/http_reference.sql"
+"${psql[@]}" -At -f "$BENCH_WORK/http_reference.sql" >/dev/null || fail "the reference extension cannot POST to $url"
+
 # --- where everything runs -------------------------------------------------------------
 postmaster=$(head -n 1 "$("${psql[@]}" -At -c 'SHOW data_directory')/postmaster.pid")
 # A backend's own affinity, read by a shell it forks (COPY FROM PROGRAM: $PPID is the backend).
@@ -104,13 +110,18 @@ run_bare() {
 echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -a bare_us chat_us sel_us
 bare_calls=0; bare_ms=0; bare_cpu=0; chat_n=0; chat_us_sum=0; chat_ticks=0; sel_n=0; sel_us_sum=0; sel_ticks=0
+declare -a ref_us; ref_n=0; ref_us_sum=0
 for ((r = 1; r <= rounds; r++)); do
   read -r b_ms b_us b_cpu < <(run_bare "$per_round_calls")
   read -r c_n c_failed c_us c_ticks < <(run_pgbench "$here/ai_chat.sql" "$per_round_seconds")
   [ "$c_failed" = 0 ] || fail "$c_failed ai_chat transactions failed"
   read -r s_n s_failed s_us s_ticks < <(run_pgbench "$here/select1.sql" "$per_round_select1")
-  printf 'round %2d/%d: bare_post %6.1f us/call (%d calls) | ai_chat %7.1f us/call (%d calls) | SELECT 1 %5.1f us/call (%d)\n' \
-    "$r" "$rounds" "$b_us" "$per_round_calls" "$c_us" "$c_n" "$s_us" "$s_n"
+  read -r h_n h_failed h_us h_ticks < <(run_pgbench "$BENCH_WORK/http_reference.sql" "$per_round_select1")
+  [ "$h_failed" = 0 ] || fail "$h_failed reference POSTs failed"
+  ref_us+=("$h_us"); ref_n=$((ref_n + h_n))
+  ref_us_sum=$(awk -v a="$ref_us_sum" -v n="$h_n" -v u="$h_us" 'BEGIN { print a + n * u }')
+  printf 'round %2d/%d: bare_post %6.1f us/call (%d calls) | ai_chat %7.1f us/call (%d calls) | SELECT 1 %5.1f us/call (%d) | reference extension %6.1f us/call (%d)\n' \
+    "$r" "$rounds" "$b_us" "$per_round_calls" "$c_us" "$c_n" "$s_us" "$s_n" "$h_us" "$h_n"
   bare_us+=("$b_us"); chat_us+=("$c_us"); sel_us+=("$s_us")
   bare_calls=$((bare_calls + per_round_calls))
   bare_ms=$(awk -v a="$bare_ms" -v b="$b_ms" 'BEGIN { print a + b }')
@@ -155,5 +166,8 @@ echo "SELECT 1 (SQL round trip floor): $best_sel us/call | ai_chat minus SELECT 
 echo "wall, median round: ai_chat $med_chat | bare POST $med_bare | ratio $(ratio "$med_chat" "$med_bare") | SELECT 1 $med_sel us/call"
 echo "wall, all rounds pooled: ai_chat $all_chat us/call ($chat_n calls) | bare POST $all_bare us/call ($bare_calls calls) | ratio $(ratio "$all_chat" "$all_bare") | SELECT 1 $all_sel us/call"
 echo "CPU of the HTTP client side, pooled: ai_chat backend $cpu_chat us/call | bare_post $cpu_bare us/call | ratio $(ratio "$cpu_chat" "$cpu_bare") | SELECT 1 backend $cpu_sel us/call"
+best_ref=$(min "${ref_us[@]}"); med_ref=$(median "${ref_us[@]}")
+all_ref=$(awk -v t="$ref_us_sum" -v n="$ref_n" 'BEGIN { printf "%.1f", t / n }')
+echo "bare synchronous HTTP extension (http_reference, same POST from SQL): best $best_ref | median $med_ref | pooled $all_ref us/call; ratio to the bare POST (best) $(ratio "$best_ref" "$best_bare"); ai_chat / reference (best) $(ratio "$best_chat" "$best_ref")"
 echo "target (issue 4 section 8): wall ratio <= 2.00"
 echo "===================================================================================="
