@@ -47,8 +47,8 @@ namespace {
 // The period's quota as check_limit reports it: the fast path (license_quota.hpp) when the
 // license is usable, else the SQL functions, which raise LC001–LC004 for an unusable one.
 AiQuota usable_quota(SpiSession& spi, const Caller& caller) {
-  if (std::optional<AiQuota> quota = read_ai_quota(spi, caller.organization_id, RowSnapshot::Latest); quota && quota->code == "VALID")
-    return *quota;
+  std::optional<AiQuota> quota = read_ai_quota(spi, caller.organization_id, RowSnapshot::Latest);
+  if (quota && quota->code == "VALID") return *quota;
   QueryResult rows = spi.run(
       "SELECT celaest.assert_license_usable($1::uuid)::text,"
       "       celaest.check_limit($1::uuid, 'ai_requests', 1)::text",
