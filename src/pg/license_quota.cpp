@@ -27,7 +27,7 @@ namespace {
 
 int64_t to_int64(const Text& text) { return text ? std::stoll(*text) : 0; }
 
-// `_license_terms(org)` of module 25 ('<license id> <cap>', '' when none is in force), called
+// `_license_terms(org)` of module 25 ('<license id> <cap> <status>', '' when none is in force), called
 // through fmgr: owner's rights and a fixed search_path (its SECURITY DEFINER and SET clause),
 // and no EXECUTE check, since nobody is granted it. What one caller reads here serves all.
 std::string read_terms_text(const std::string& organization_id) {
@@ -55,8 +55,11 @@ std::optional<shared::LicenseTermsCopy> license_terms(const std::string& organiz
     return kept;
   const std::string answer = read_terms_text(organization_id);
   const size_t space = answer.find(' ');
-  if (space == std::string::npos) return std::nullopt;  // none in force
-  shared::LicenseTermsCopy terms{answer.substr(0, space), {}, std::stoll(answer.substr(space + 1))};
+  const size_t second_space = answer.find(' ', space == std::string::npos ? 0 : space + 1);
+  if (space == std::string::npos || second_space == std::string::npos) return std::nullopt;  // none in force
+  shared::LicenseTermsCopy terms{answer.substr(0, space), {},
+                                 std::stoll(answer.substr(space + 1, second_space - space - 1)),
+                                 answer.compare(second_space + 1, std::string::npos, "trial") == 0};
   const std::optional<core::UuidBytes> license_uuid = core::parse_uuid(terms.license_id);
   if (!license_uuid) return std::nullopt;
   std::memcpy(terms.license_uuid, license_uuid->data(), license_uuid->size());
@@ -117,13 +120,24 @@ std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& o
   "   AND (l.status <> 'trial' OR l.trial_ends_at IS NULL OR l.trial_ends_at > now())"            \
   "   AND (l.current_period_end IS NULL OR l.current_period_end > now())"                          \
   "   AND l.ai_requests_used <= " cap " - " amount " RETURNING " returning
+// consume_quota's form, one per status the terms were read with: the status is a constant
+// (a status changed since makes the row fail the check and the general path answer), and an
+// active license's statement carries no trial condition.
+#define CELAEST_CONSUME_SQL(status_condition)                                                     \
+  "UPDATE celaest.licenses AS l SET ai_requests_used = l.ai_requests_used + $2"                   \
+  " WHERE l.id = $1 AND " status_condition                                                         \
+  "   AND (l.expires_at IS NULL OR l.expires_at > now())"                                          \
+  "   AND (l.current_period_end IS NULL OR l.current_period_end > now())"                          \
+  "   AND l.ai_requests_used <= $3 - $2 RETURNING l.ai_requests_used"
   if (with_period == ChargePeriod::NotNeeded) {
     // Binary parameters and result (no text round trip): this is consume_quota()'s whole
     // cost besides the UPDATE itself.
     pg_uuid_t license;
     std::memcpy(license.data, terms->license_uuid, UUID_LEN);
     std::optional<int64_t> used = spi.int8_scalar(
-        CELAEST_CHARGE_SQL("$1", "$2", "$3", "l.ai_requests_used"),
+        terms->trial
+            ? CELAEST_CONSUME_SQL("l.status = 'trial' AND (l.trial_ends_at IS NULL OR l.trial_ends_at > now())")
+            : CELAEST_CONSUME_SQL("l.status = 'active'"),
         {{UUIDOID, PointerGetDatum(&license)}, {INT8OID, Int64GetDatum(amount)}, {INT8OID, Int64GetDatum(cap)}});
     if (!used) return std::nullopt;
     return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : terms->ai_cap - *used, std::nullopt, std::nullopt};
@@ -132,6 +146,7 @@ std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& o
                                                 "l.ai_requests_used, l.current_period_start, l.current_period_end"),
                              {terms->license_id, std::to_string(amount), std::to_string(cap)});
 #undef CELAEST_CHARGE_SQL
+#undef CELAEST_CONSUME_SQL
   if (rows.rows.size() != 1) return std::nullopt;
   const int64_t used = to_int64(rows.at(0, 0));
   return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : terms->ai_cap - used, rows.at(0, 1), rows.at(0, 2)};

@@ -58,6 +58,7 @@ struct TermsSlot {
   char license_id[37];
   unsigned char license_uuid[16];
   int64 ai_cap;
+  bool trial;
   uint64 generation;  // a slot of another generation is stale: free to take
   int64 filled_at_ms;
 };
@@ -334,7 +335,7 @@ std::optional<LicenseTermsCopy> find_license_terms(const std::string& organizati
     if (slot.organization_id[0] == '\0') break;  // end of the probe chain
     if (slot.database != MyDatabaseId || organization_id != slot.organization_id) continue;
     if (slot.generation != generation || slot.filled_at_ms <= filled_after_ms) return std::nullopt;
-    LicenseTermsCopy terms{slot.license_id, {}, slot.ai_cap};
+    LicenseTermsCopy terms{slot.license_id, {}, slot.ai_cap, slot.trial};
     std::memcpy(terms.license_uuid, slot.license_uuid, sizeof terms.license_uuid);
     return terms;
   }
@@ -365,6 +366,7 @@ void keep_license_terms(const std::string& organization_id, const LicenseTermsCo
   copy_text(target->license_id, sizeof target->license_id, terms.license_id.c_str());
   std::memcpy(target->license_uuid, terms.license_uuid, sizeof target->license_uuid);
   target->ai_cap = terms.ai_cap;
+  target->trial = terms.trial;
   target->generation = generation;
 }
 

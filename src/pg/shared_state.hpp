@@ -54,6 +54,7 @@ struct LicenseTermsCopy {
   std::string license_id;
   unsigned char license_uuid[16] = {};  // the same id, as the server's uuid value
   int64_t ai_cap = -1;
+  bool trial = false;  // the license is a trial (its status, when the terms were read)
 };
 // Per database (the current one). find: only a copy of `generation` filled after
 // `filled_after_ms` (Unix ms) counts.

@@ -502,7 +502,7 @@ COMMENT ON FUNCTION celaest._check_limit_general(uuid, text, bigint) IS
 
 -- The terms the hot paths keep in shared memory for every backend (src/pg/license_quota.cpp):
 -- the organization's license in force and its effective AI-request cap, as
--- '<license uuid> <cap>' ('' when none is in force). Owner's rights and a fixed search_path:
+-- '<license uuid> <cap> <status>' ('' when none is in force). Owner's rights and a fixed search_path:
 -- what one caller reads here is used by all, so no caller's search_path or row-level
 -- security may shape it. Not granted to anyone: the native code calls it through fmgr, and
 -- every answer it then gives is gated by a read under the caller's own rights.
@@ -519,12 +519,13 @@ AS $$
                coalesce(nullif(celaest.limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
                                                    CASE WHEN l.status = 'trial' THEN celaest.trial_limits() END,
                                                    l.billing_cycle = 'usage_based'), -1), -1)::text
+               || ' ' || l.status::text
           FROM celaest.licenses AS l
           JOIN celaest.subscription_plans AS p ON p.id = l.plan_id
          WHERE l.organization_id = p_org_id AND l.status IN ('trial', 'active', 'suspended')), '');
 $$;
 COMMENT ON FUNCTION celaest._license_terms(uuid) IS
-    'Internal: ''<license id> <effective max_ai_requests_per_month>'' of the organization''s license in force ('''' when none), for the shared cache of the native check_limit, consume_quota and AI calls. Owner''s rights, fixed search_path; not granted.';
+    'Internal: ''<license id> <effective max_ai_requests_per_month> <status>'' of the organization''s license in force ('''' when none), for the shared cache of the native check_limit, consume_quota and AI calls. Owner''s rights, fixed search_path; not granted.';
 REVOKE EXECUTE ON FUNCTION celaest._license_terms(uuid) FROM PUBLIC;
 
 -- Native (src/pg/quota_functions.cpp): the common call (AI requests of an organization
