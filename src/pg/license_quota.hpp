@@ -1,13 +1,16 @@
 // The AI-request quota of an organization on the hot path: read it (check_limit, the AI
 // calls' admission) and charge it (consume_quota, the AI calls' charge) with one statement
-// each. Which license is in force and its effective cap come from a per-backend copy
-// (cache_validity.hpp); the counter, status, expiry and period are read or written by the
-// statement itself, so the answer is as exact as the SQL functions'.
+// each. Which license is in force and its effective cap come from a copy in shared memory
+// (cache_validity.hpp), read with the owner's rights; the counter, status, expiry and
+// period are read or written by the statement itself, so the answer is as exact as the SQL
+// functions'.
 //
 // Every function answers only the common case and returns nullopt for the rest (no
 // license in force, a trial past its end, a period to roll, a refusal, an unusable cache);
 // the caller then takes the general SQL path, which gives the same answer or raises the
-// contract's error. The statements run with the caller's rights (row-level security).
+// contract's error. The per-call reads and writes run with the caller's rights (row-level
+// security, privileges): a caller who may not see or change the license gets the general
+// path's answer.
 #pragma once
 
 #include "pg/license_row.hpp"
