@@ -92,12 +92,9 @@ std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organiz
     case DirectRead::NotAllowed:
       break;
   }
-  // The same read as a query, under the caller's row-level security: license_code() of
-  // module 25 for a license in force.
+  // The same read as a query, under the caller's row-level security.
   QueryResult rows = spi.run(
-      "SELECT CASE WHEN l.expires_at <= now() THEN CASE WHEN l.status = 'trial' THEN 'TRIAL_EXPIRED' ELSE 'EXPIRED' END"
-      "            WHEN l.status = 'trial' AND l.trial_ends_at <= now() THEN 'TRIAL_EXPIRED'"
-      "            WHEN l.status = 'suspended' THEN 'SUSPENDED' ELSE 'VALID' END,"
+      "SELECT celaest.license_code(l.status, l.expires_at, l.trial_ends_at, l.metadata),"
       "       CASE WHEN l.current_period_end <= now() THEN 0 ELSE l.ai_requests_used END"
       "  FROM celaest.licenses AS l"
       " WHERE l.id = $1::uuid AND l.organization_id = $2::uuid AND l.status IN ('trial', 'active', 'suspended')",

@@ -36,18 +36,23 @@ def connect(dbname=None, autocommit=True):
     return conn
 
 
+def create_database(admin, name):
+    """A new database `name` (dropped first if it exists) with celaest installed."""
+    with admin.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        cur.execute('CREATE DATABASE "%s"' % name)
+    conn = connect(name)
+    with conn.cursor() as cur:
+        cur.execute("SET client_min_messages = warning")
+        cur.execute("CREATE EXTENSION celaest CASCADE")
+    conn.close()
+
+
 @pytest.fixture(scope="module")
 def dbname():
     admin = connect()
-    with admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS "%s"' % DBNAME)
-        cur.execute('CREATE DATABASE "%s"' % DBNAME)
     try:
-        conn = connect(DBNAME)
-        with conn.cursor() as cur:
-            cur.execute("SET client_min_messages = warning")
-            cur.execute("CREATE EXTENSION celaest CASCADE")
-        conn.close()
+        create_database(admin, DBNAME)
         yield DBNAME
     finally:
         with admin.cursor() as cur:
@@ -408,14 +413,8 @@ def test_databases_cloned_from_one_another_keep_their_own_terms():
     admin = connect()
     try:
         with admin.cursor() as cur:
-            for name in (clone, original):
-                cur.execute('DROP DATABASE IF EXISTS "%s"' % name)
-            cur.execute('CREATE DATABASE "%s"' % original)
-        conn = connect(original)
-        with conn.cursor() as cur:
-            cur.execute("SET client_min_messages = warning")
-            cur.execute("CREATE EXTENSION celaest CASCADE")
-        conn.close()
+            cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % clone)
+        create_database(admin, original)
         org, license_id = new_org(original, dict(LIMITS, max_ai_requests_per_month=5))
         with admin.cursor() as cur:
             cur.execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (clone, original))
