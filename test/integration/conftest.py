@@ -179,6 +179,22 @@ def connect(dbname, **kwargs):
     return conn
 
 
+def create_database(name):
+    """A new database `name` (dropped first if it exists) with celaest installed."""
+    admin = connect("postgres")
+    try:
+        with admin.cursor() as cur:
+            cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+            cur.execute('CREATE DATABASE "%s"' % name)
+    finally:
+        admin.close()
+    conn = connect(name)
+    with conn.cursor() as cur:
+        cur.execute("SET client_min_messages = warning")
+        cur.execute("CREATE EXTENSION celaest CASCADE")
+    conn.close()
+
+
 def scalar(conn, sql, params=None):
     with conn.cursor() as cur:
         cur.execute(sql, params)
@@ -359,21 +375,14 @@ def seed(db):
 @pytest.fixture(scope="module")
 def db(request, mock_server):
     name = "celaest_it_" + re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])[:40]
-    admin = connect("postgres")
-    with admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-        cur.execute('CREATE DATABASE "%s"' % name)
-    conn = connect(name)
-    with conn.cursor() as cur:
-        cur.execute("SET client_min_messages = warning")
-        cur.execute("CREATE EXTENSION celaest CASCADE")
-    conn.close()
+    create_database(name)
     database = Db(name, mock_server)
     seed(database)
     yield database
     for c in database.conns:
         if not c.closed:
             c.close()
+    admin = connect("postgres")
     with admin.cursor() as cur:
         cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
     admin.close()

@@ -24,6 +24,8 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
+from conftest import create_database
+
 SESSIONS = 16
 QUOTA = 10_000
 ATTEMPTS = 80_000
@@ -36,23 +38,11 @@ def connect(dbname=None, autocommit=True):
     return conn
 
 
-def create_database(admin, name):
-    """A new database `name` (dropped first if it exists) with celaest installed."""
-    with admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-        cur.execute('CREATE DATABASE "%s"' % name)
-    conn = connect(name)
-    with conn.cursor() as cur:
-        cur.execute("SET client_min_messages = warning")
-        cur.execute("CREATE EXTENSION celaest CASCADE")
-    conn.close()
-
-
 @pytest.fixture(scope="module")
 def dbname():
     admin = connect()
     try:
-        create_database(admin, DBNAME)
+        create_database(DBNAME)
         yield DBNAME
     finally:
         with admin.cursor() as cur:
@@ -414,7 +404,7 @@ def test_databases_cloned_from_one_another_keep_their_own_terms():
     try:
         with admin.cursor() as cur:
             cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % clone)
-        create_database(admin, original)
+        create_database(original)
         org, license_id = new_org(original, dict(LIMITS, max_ai_requests_per_month=5))
         with admin.cursor() as cur:
             cur.execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (clone, original))
