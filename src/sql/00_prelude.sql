@@ -1,6 +1,6 @@
--- CELAEST 0.1.0 — install script, module 00: prelude (enums, shared trigger function).
+-- CELAEST — install script, module 00: prelude (enums, shared trigger function).
 --
--- The Makefile concatenates src/sql/*.sql in name order into celaest--0.1.0.sql.
+-- The Makefile concatenates src/sql/*.sql in name order into sql/celaest--<version>.sql.
 -- During CREATE EXTENSION the search_path is `celaest, <schemas of pgcrypto and
 -- uuid-ossp>`: column DEFAULTs may name uuid_generate_v4() unqualified and resolve it
 -- wherever uuid-ossp lives (public, or Supabase's `extensions`). Function bodies never

@@ -500,14 +500,14 @@ $$;
 COMMENT ON FUNCTION celaest._check_limit_general(uuid, text, bigint) IS
     'Internal: the general path of check_limit (every metric; organizations without a license in force are answered from their most recent license, or NOT_FOUND).';
 
--- The terms the hot paths keep in shared memory for every backend (src/pg/license_quota.cpp):
+-- The terms the hot paths keep in shared memory for every backend (src/pg/licensing/license_quota.cpp):
 -- the organization's license in force and its effective AI-request cap, as
 -- '<license uuid> <cap> <status>' ('' when none is in force). Owner's rights and a fixed search_path:
 -- what one caller reads here is used by all, so no caller's search_path or row-level
 -- security may shape it. Not granted to anyone: the native code calls it through fmgr, and
 -- every answer it then gives is gated by a read under the caller's own rights.
 -- VOLATILE: a volatile SQL function reads with a snapshot of its own, newer than the cache
--- generation the caller read first (src/pg/cache_validity.hpp).
+-- generation the caller read first (src/pg/boundary/cache_validity.hpp).
 CREATE FUNCTION celaest._license_terms(p_org_id uuid)
 RETURNS text
 LANGUAGE sql VOLATILE
@@ -528,7 +528,7 @@ COMMENT ON FUNCTION celaest._license_terms(uuid) IS
     'Internal: ''<license id> <effective max_ai_requests_per_month> <status>'' of the organization''s license in force ('''' when none), for the shared cache of the native check_limit, consume_quota and AI calls. Owner''s rights, fixed search_path; not granted.';
 REVOKE EXECUTE ON FUNCTION celaest._license_terms(uuid) FROM PUBLIC;
 
--- Native (src/pg/quota_functions.cpp): the common call (AI requests of an organization
+-- Native (src/pg/functions/quota_functions.cpp): the common call (AI requests of an organization
 -- with a license in force) reads the counter in one statement, with the license and its
 -- effective cap from a per-backend copy (module 78 invalidates it); everything else goes to
 -- _check_limit_general above, which gives the same answer. SECURITY INVOKER: the caller's
@@ -721,7 +721,7 @@ $$;
 COMMENT ON FUNCTION celaest.take_quota(uuid, text, bigint) IS
     'General path of a consumption (consume_quota, reserve_ai_request and check_batch use it): validates the arguments, refuses with LC001-LC004 or LC010 (DETAIL limit/used/requested) consuming nothing, rolls a lapsed billing period first, and charges p_amount atomically. Counters: ai_requests, storage_gb (bytes). Counted metrics (users, concurrent_tasks) and batch_size are checked under a per-organization lock held to the end of the transaction and change nothing. Returns the license, the remaining quota (-1 unlimited) and the billing period.';
 
--- Native (src/pg/quota_functions.cpp): the common case (AI requests of a usable license
+-- Native (src/pg/functions/quota_functions.cpp): the common case (AI requests of a usable license
 -- in its current period) is one conditional UPDATE of the counter, with the license and
 -- its effective cap from a per-backend copy (module 78 invalidates it); everything else
 -- (other metrics, refusals, a period to roll, bad arguments) goes through take_quota,

@@ -9,7 +9,7 @@
 --   identity   the organization of a user (users_profile).
 -- A statement-level trigger on each source table marks the transaction with its domain;
 -- when it commits, the domain's generation counter in shared memory moves on and every
--- backend drops its copies of that domain (src/pg/cache_validity.hpp). BEFORE the statement:
+-- backend drops its copies of that domain (src/pg/boundary/cache_validity.hpp). BEFORE the statement:
 -- from its first changed row on, the transaction makes and uses no copy of the domain (an
 -- AFTER trigger would leave the statement itself free to copy its own uncommitted rows).
 -- ENABLE ALWAYS: they fire under session_replication_role = replica too (pg_restore, a

@@ -1,0 +1,48 @@
+#include "pg/ai/key_health.hpp"
+
+#include "pg/boundary/settings.hpp"
+
+namespace celaest::pg {
+
+void KeyHealth::record_use(const std::string& key_id, long long tokens) {
+  // increment_api_key_usage()'s UPDATE, without the PL/pgSQL call around it: the arguments
+  // are ours (an existing key, tokens >= 0), so its checks have nothing to catch.
+  spi_.run(
+      "UPDATE celaest.ai_api_pool SET usage_count = usage_count + 1, tokens_used = tokens_used + $2::bigint,"
+      "  last_used_at = now() WHERE id = $1::uuid",
+      {key_id, std::to_string(tokens < 0 ? 0 : tokens)});
+}
+
+void KeyHealth::record_successful_use(const std::string& key_id, long long tokens, bool had_failures) {
+  if (!had_failures && !failed_here_.count(key_id)) return record_use(key_id, tokens);
+  failed_here_.erase(key_id);
+  // Every UPDATE of the pool evaluates all of its CHECK constraints and fires its triggers:
+  // one statement, not two.
+  spi_.run(
+      "UPDATE celaest.ai_api_pool SET usage_count = usage_count + 1, tokens_used = tokens_used + $2::bigint,"
+      "  last_used_at = now(), consecutive_failures = 0, is_healthy = true WHERE id = $1::uuid",
+      {key_id, std::to_string(tokens < 0 ? 0 : tokens)});
+}
+
+void KeyHealth::succeeded(const std::string& key_id) {
+  // Written only when something changes: a healthy key's row stays untouched on the hot path.
+  spi_.run(
+      "UPDATE celaest.ai_api_pool SET consecutive_failures = 0, is_healthy = true "
+      "WHERE id = $1::uuid AND (consecutive_failures <> 0 OR NOT is_healthy)",
+      {key_id});
+}
+
+void KeyHealth::failed(const std::string& key_id, bool definitive) {
+  failed_here_.insert(key_id);
+  spi_.run(
+      "UPDATE celaest.ai_api_pool SET consecutive_failures = consecutive_failures + 1, "
+      "  is_healthy = is_healthy AND NOT $2::boolean AND consecutive_failures + 1 < $3::int "
+      "WHERE id = $1::uuid",
+      {key_id, std::string(definitive ? "true" : "false"), std::to_string(settings::health_failure_threshold)});
+}
+
+void KeyHealth::checked(const std::string& key_id) {
+  spi_.run("UPDATE celaest.ai_api_pool SET last_health_check = now() WHERE id = $1::uuid", {key_id});
+}
+
+}  // namespace celaest::pg

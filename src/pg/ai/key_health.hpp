@@ -1,0 +1,31 @@
+// What a call or a health check learned about an API key, written back to the pool:
+// usage counters, consecutive failures and health (celaest.health_failure_threshold).
+#pragma once
+
+#include "pg/boundary/spi.hpp"
+
+#include <set>
+#include <string>
+
+namespace celaest::pg {
+
+class KeyHealth {
+ public:
+  explicit KeyHealth(SpiSession& spi) : spi_(spi) {}
+
+  void record_use(const std::string& key_id, long long tokens);  // increment_api_key_usage
+  // The common outcome of a call: record_use(), plus succeeded() when the key had failures
+  // (`had_failures`, from the routing copy, or failures recorded through this object). A
+  // clean key's row gets the usage columns only, which no cache watches (module 78).
+  void record_successful_use(const std::string& key_id, long long tokens, bool had_failures);
+  void succeeded(const std::string& key_id);                      // resets the failure count
+  // Counts a failure; `definitive` (401/403/invalid key/billing) marks the key unhealthy at once.
+  void failed(const std::string& key_id, bool definitive);
+  void checked(const std::string& key_id);                        // stamps last_health_check
+
+ private:
+  SpiSession& spi_;
+  std::set<std::string> failed_here_;  // keys whose failures this object recorded
+};
+
+}  // namespace celaest::pg

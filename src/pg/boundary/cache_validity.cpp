@@ -1,0 +1,69 @@
+#include "pg/boundary/cache_validity.hpp"
+
+#include "pg/boundary/boundary.hpp"
+#include "pg/boundary/shared_state.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/trigger.h"
+}
+
+#include <cstring>
+
+namespace celaest::pg::cache_validity {
+
+namespace {
+
+bool changed_in_transaction[shared::kCacheDomains] = {};
+
+void at_transaction_end(XactEvent event, void*) {
+  const bool committed =
+      event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PREPARE;
+  const bool aborted = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
+  if (!committed && !aborted) return;
+  for (int domain = 0; domain < shared::kCacheDomains; ++domain) {
+    // XACT_EVENT_COMMIT comes after the commit is visible to new snapshots: a backend that
+    // reads the new generation and then the rows sees the change. (A prepared transaction
+    // commits later, elsewhere; bumping at PREPARE is the best this backend can do.)
+    if (committed && changed_in_transaction[domain]) shared::bump_cache_generation(domain);
+    changed_in_transaction[domain] = false;
+  }
+}
+
+}  // namespace
+
+std::optional<uint64_t> current(Domain domain) {
+  const int index = static_cast<int>(domain);
+  if (changed_in_transaction[index] || IsolationUsesXactSnapshot() || RecoveryInProgress()) return std::nullopt;
+  return shared::cache_generation(index);
+}
+
+void note_change(Domain domain) { changed_in_transaction[static_cast<int>(domain)] = true; }
+
+void register_callbacks() { RegisterXactCallback(at_transaction_end, nullptr); }
+
+}  // namespace celaest::pg::cache_validity
+
+// Statement-level trigger on the tables that caches copy (module 78); its argument names the
+// domain: licensing, routing or identity.
+CELAEST_FUNCTION(celaest_cached_data_changed) {
+  using celaest::pg::Error;
+  using celaest::pg::cache_validity::Domain;
+  if (!CALLED_AS_TRIGGER(fcinfo))
+    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "celaest._cached_data_changed() must be called as a trigger");
+  const Trigger* trigger = reinterpret_cast<TriggerData*>(fcinfo->context)->tg_trigger;
+  const char* domain = trigger->tgnargs == 1 ? trigger->tgargs[0] : "";
+  if (std::strcmp(domain, "licensing") == 0) {
+    celaest::pg::cache_validity::note_change(Domain::Licensing);
+  } else if (std::strcmp(domain, "routing") == 0) {
+    celaest::pg::cache_validity::note_change(Domain::Routing);
+  } else if (std::strcmp(domain, "identity") == 0) {
+    celaest::pg::cache_validity::note_change(Domain::Identity);
+  } else {
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                std::string("celaest._cached_data_changed(): unknown cache domain \"") + domain + "\"", "",
+                "The trigger argument is licensing, routing or identity.");
+  }
+  return PointerGetDatum(nullptr);
+}

@@ -1,0 +1,178 @@
+#include "pg/boundary/spi.hpp"
+
+#include "pg/boundary/boundary.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+}
+
+#include <unordered_map>
+
+namespace celaest::pg {
+
+namespace {
+
+// Plans live for the backend; PostgreSQL's plan cache revalidates them after DDL.
+std::unordered_map<std::string, SPIPlanPtr>& plan_cache() {
+  static std::unordered_map<std::string, SPIPlanPtr> cache;
+  return cache;
+}
+
+constexpr int kMaxParams = 32;
+
+SPIPlanPtr prepared_plan(const char* sql, int param_count) {
+  auto& cache = plan_cache();
+  // Keyed by the statement's text (some statements are built once per backend, e.g. with
+  // the schema that holds pgcrypto).
+  std::string key(sql);
+  if (auto found = cache.find(key); found != cache.end()) return found->second;
+  SPIPlanPtr plan = pg_guarded([&] {
+    Oid types[kMaxParams];
+    for (int i = 0; i < param_count; ++i) types[i] = TEXTOID;
+    SPIPlanPtr prepared = SPI_prepare(sql, param_count, types);
+    if (prepared == nullptr)
+      elog(ERROR, "celaest: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), sql);
+    SPI_keepplan(prepared);
+    return prepared;
+  });
+  cache.emplace(std::move(key), plan);
+  return plan;
+}
+
+// Typed plans are keyed by their text too: each call site passes the same types every time.
+std::unordered_map<std::string, SPIPlanPtr>& binary_plan_cache() {
+  static std::unordered_map<std::string, SPIPlanPtr> cache;
+  return cache;
+}
+
+}  // namespace
+
+SpiSession::SpiSession() : caller_context_(CurrentMemoryContext) {
+  pg_guarded([] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "celaest: SPI_connect failed");
+  });
+  connected_ = true;
+  // SPI_connect (and every SPI call after it) makes SPI's procedure context current, and
+  // SPI_finish deletes it: a result Datum built there would be freed before PostgreSQL
+  // reads it. Our code allocates in the caller's context instead.
+  MemoryContextSwitchTo(static_cast<MemoryContext>(caller_context_));
+}
+
+SpiSession::~SpiSession() {
+  if (!connected_) return;
+  try {
+    pg_guarded([] { SPI_finish(); });
+  } catch (...) {
+    // Transaction abort cleans up SPI if finishing failed; nothing more to do here.
+  }
+}
+
+QueryResult SpiSession::run(const char* sql, const std::vector<Text>& params, bool read_only) {
+  const int param_count = static_cast<int>(params.size());
+  if (param_count > kMaxParams) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: too many SPI parameters");
+  SPIPlanPtr plan = prepared_plan(sql, param_count);
+
+  Datum values[kMaxParams];
+  char nulls[kMaxParams];
+  pg_guarded([&] {
+    for (int i = 0; i < param_count; ++i) {
+      const Text& param = params[i];
+      nulls[i] = param ? ' ' : 'n';
+      values[i] = param ? PointerGetDatum(cstring_to_text_with_len(param->data(), (int)param->size())) : (Datum)0;
+    }
+  });
+  int status = pg_guarded([&] { return SPI_execute_plan(plan, values, nulls, read_only, 0); });
+  if (status < 0) throw Error(ERRCODE_INTERNAL_ERROR, std::string("celaest: SPI failed: ") + SPI_result_code_string(status));
+
+  QueryResult result;
+  result.processed = SPI_processed;
+  SPITupleTable* table = SPI_tuptable;
+  if (table != nullptr) {
+    const int columns = table->tupdesc->natts;
+    result.rows.reserve(SPI_processed);
+    for (uint64 r = 0; r < SPI_processed; ++r) {
+      Row row;
+      row.reserve(columns);
+      for (int c = 1; c <= columns; ++c) {
+        char* cstring = pg_guarded([&] { return SPI_getvalue(table->vals[r], table->tupdesc, c); });
+        if (cstring == nullptr) {
+          row.emplace_back(std::nullopt);
+        } else {
+          row.emplace_back(std::string(cstring));
+          pfree(cstring);
+        }
+      }
+      result.rows.push_back(std::move(row));
+    }
+    pg_guarded([&] { SPI_freetuptable(table); });
+  }
+  MemoryContextSwitchTo(static_cast<MemoryContext>(caller_context_));  // the SPI call made its procedure context current
+  return result;
+}
+
+std::optional<int64_t> SpiSession::int8_scalar(const char* sql, const std::vector<BinaryParam>& params) {
+  const int param_count = static_cast<int>(params.size());
+  if (param_count > kMaxParams) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: too many SPI parameters");
+  auto& cache = binary_plan_cache();
+  auto found = cache.find(sql);
+  SPIPlanPtr plan = found != cache.end() ? found->second : nullptr;
+  if (plan == nullptr) {
+    plan = pg_guarded([&] {
+      Oid types[kMaxParams];
+      for (int i = 0; i < param_count; ++i) types[i] = params[i].type_oid;
+      SPIPlanPtr prepared = SPI_prepare(sql, param_count, types);
+      if (prepared == nullptr)
+        elog(ERROR, "celaest: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), sql);
+      SPI_keepplan(prepared);
+      return prepared;
+    });
+    cache.emplace(sql, plan);
+  }
+  Datum values[kMaxParams];
+  char nulls[kMaxParams];
+  for (int i = 0; i < param_count; ++i) {
+    values[i] = static_cast<Datum>(params[i].datum);
+    nulls[i] = params[i].is_null ? 'n' : ' ';
+  }
+  struct Answer {
+    bool found;
+    int64 value;
+  };
+  Answer answer = pg_guarded([&] {
+    // In the calling statement's snapshot when there is one (READ COMMITTED still re-checks a
+    // row that a concurrent transaction changed, as any UPDATE does): a second snapshot per
+    // call means another ProcArrayLock round at every commit of every other backend.
+    int status = ActiveSnapshotSet()
+                     ? SPI_execute_snapshot(plan, values, nulls, GetActiveSnapshot(), InvalidSnapshot, false, true, 1)
+                     : SPI_execute_plan(plan, values, nulls, false, 1);
+    if (status < 0) elog(ERROR, "celaest: SPI failed: %s", SPI_result_code_string(status));
+    Answer out{false, 0};
+    if (SPI_tuptable != nullptr && SPI_processed > 0) {
+      bool is_null = true;
+      Datum value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null);
+      if (!is_null) {
+        switch (SPI_gettypeid(SPI_tuptable->tupdesc, 1)) {
+          case INT2OID: out = {true, DatumGetInt16(value)}; break;
+          case INT4OID: out = {true, DatumGetInt32(value)}; break;
+          default: out = {true, DatumGetInt64(value)}; break;
+        }
+      }
+      SPI_freetuptable(SPI_tuptable);
+    }
+    return out;
+  });
+  MemoryContextSwitchTo(static_cast<MemoryContext>(caller_context_));
+  if (!answer.found) return std::nullopt;
+  return answer.value;
+}
+
+Text SpiSession::scalar(const char* sql, const std::vector<Text>& params, bool read_only) {
+  QueryResult result = run(sql, params, read_only);
+  if (result.rows.empty() || result.rows[0].empty()) return std::nullopt;
+  return result.rows[0][0];
+}
+
+}  // namespace celaest::pg

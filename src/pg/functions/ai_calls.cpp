@@ -1,0 +1,164 @@
+// run_prompt() and ai_chat(): one synchronous AI call each, with routing, retries, fallback,
+// license accounting and a processed_tasks row (API.md "AI calls").
+#include <nlohmann/json.hpp>
+
+#include "core/call_options.hpp"
+
+#include "pg/ai/call_execution.hpp"
+#include "pg/identity/caller.hpp"
+#include "pg/ai/prompt_source.hpp"
+#include "pg/licensing/quota_gate.hpp"
+#include "pg/ai/task_record.hpp"
+
+#include "pg/boundary/boundary.hpp"
+#include "pg/boundary/wall_clock.hpp"
+#include "pg/boundary/datum.hpp"
+#include "pg/boundary/settings.hpp"
+
+#include <chrono>
+
+namespace celaest::pg {
+
+namespace {
+
+nlohmann::json parse_json_argument(const std::optional<std::string>& text, const char* /*argument*/,
+                                   nlohmann::json fallback) {
+  if (!text) return fallback;
+  return nlohmann::json::parse(*text);  // jsonb output is always valid JSON
+}
+
+core::CallOptions parse_options(const nlohmann::json& options) {
+  try {
+    return core::parse_call_options(options);
+  } catch (const core::InvalidOption& invalid) {
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, invalid.what());
+  }
+}
+
+std::optional<std::string> correlation_id(const core::CallOptions& options) {
+  if (options.request_id) return options.request_id;
+  if (settings::request_id != nullptr && settings::request_id[0] != '\0') return std::string(settings::request_id);
+  return std::nullopt;
+}
+
+// The common tail: admit against the quota, call, record, charge, and shape the result.
+Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext context, CallInput input,
+                         int64_t started_ms) {
+  const bool raise_on_failure = input.options.raise_on_failure;
+  context.license_id = admit_ai_request(spi, caller);
+  Router router(spi);
+  KeyHealth health(spi);
+  CallOutcome outcome = run_call(router, health, std::move(input));
+  if (outcome.attempts == 0) {
+    // Nothing reached a provider: nothing is charged.
+    throw Error(kNoUsableKey, "no usable API key for any candidate model",
+                "Every key of the candidate providers is inactive, unhealthy, expired or at its rate limit.",
+                "Add a key with celaest.add_api_key() or check celaest.v_api_pool_status.");
+  }
+  long execution_ms = static_cast<long>(now_ms() - started_ms);
+  std::string task_id = record_task(spi, context, outcome, execution_ms);
+  charge_ai_request(spi, caller, task_id);  // one unit per call that reached a provider
+  if (context.prompt_id) update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
+  if (!outcome.result.ok && raise_on_failure) {
+    throw Error(kProviderFailed,
+                "AI call failed after " + std::to_string(outcome.attempts) + " attempt(s): " +
+                    outcome.result.error_code,
+                outcome.result.error_message, "The failure is returned instead when options.raise is not true.");
+  }
+  return jsonb_datum(call_result(task_id, outcome, execution_ms).dump());
+}
+
+std::vector<core::ChatMessage> parse_messages(const nlohmann::json& messages) {
+  if (!messages.is_array() || messages.empty())
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "p_messages must be a non-empty JSON array, got " + messages.dump(),
+                "", R"(Use [{"role":"user","content":"..."}].)");
+  std::vector<core::ChatMessage> parsed;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& message = messages[i];
+    if (!message.is_object() || !message.contains("role") || !message["role"].is_string() ||
+        !message.contains("content") || !message["content"].is_string())
+      throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                  "p_messages[" + std::to_string(i) + "] must be an object with string role and content, got " +
+                      message.dump());
+    std::string role = message["role"].get<std::string>();
+    if (role != "system" && role != "user" && role != "assistant")
+      throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                  "p_messages[" + std::to_string(i) + "] has invalid role \"" + role + "\"", "",
+                  "Roles are system, user and assistant.");
+    parsed.push_back({role, message["content"].get<std::string>()});
+  }
+  return parsed;
+}
+
+}  // namespace
+
+}  // namespace celaest::pg
+
+using namespace celaest::pg;
+namespace core = celaest::core;
+
+// run_prompt(p_prompt text, p_variables jsonb, p_user_id uuid, p_options jsonb) RETURNS jsonb
+CELAEST_FUNCTION(celaest_run_prompt) {
+  const int64_t started_ms = now_ms();
+  auto reference = text_arg(fcinfo, 0);
+  if (!reference) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "p_prompt must not be NULL");
+  nlohmann::json variables = parse_json_argument(jsonb_arg(fcinfo, 1), "p_variables", nlohmann::json::object());
+  if (!variables.is_object())
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "p_variables must be a JSON object, got " + variables.dump());
+  core::CallOptions options = parse_options(parse_json_argument(jsonb_arg(fcinfo, 3), "p_options", {}));
+
+  SpiSession spi;
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2));
+  PromptDefinition prompt = load_prompt(spi, *reference);
+  RenderedPrompt rendered = render_prompt(prompt, variables);
+
+  // The prompt's sampling settings apply unless the call overrides them.
+  if (!options.temperature) options.temperature = prompt.temperature;
+  if (!options.max_tokens) options.max_tokens = prompt.max_tokens;
+  if (!options.top_p && prompt.top_p != 1.0) options.top_p = prompt.top_p;
+
+  TaskContext context;
+  context.organization_id = caller.organization_id;
+  context.user_id = caller.user_id;
+  context.prompt_id = prompt.id;
+  context.input_type = "prompt";
+  context.input_text = rendered.user_text;
+  context.input_metadata = {{"prompt", prompt.slug + "@" + std::to_string(prompt.version)},
+                            {"variables", variables},
+                            {"options", parse_json_argument(jsonb_arg(fcinfo, 3), "p_options", nlohmann::json::object())}};
+  context.request_id = correlation_id(options);
+  context.started_at_ms = started_ms;
+
+  CallInput input{rendered.messages, options, prompt.preferred_model_id};
+  return execute_and_record(spi, caller, std::move(context), std::move(input), started_ms);
+}
+
+// ai_chat(p_messages jsonb, p_model text, p_user_id uuid, p_options jsonb) RETURNS jsonb
+CELAEST_FUNCTION(celaest_ai_chat) {
+  const int64_t started_ms = now_ms();
+  auto messages_text = jsonb_arg(fcinfo, 0);
+  if (!messages_text) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "p_messages must not be NULL");
+  std::vector<core::ChatMessage> messages = parse_messages(nlohmann::json::parse(*messages_text));
+  nlohmann::json raw_options = parse_json_argument(jsonb_arg(fcinfo, 3), "p_options", nlohmann::json::object());
+  core::CallOptions options = parse_options(raw_options);
+  if (auto model = text_arg(fcinfo, 1)) options.model = *model;
+
+  SpiSession spi;
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2));
+
+  TaskContext context;
+  context.organization_id = caller.organization_id;
+  context.user_id = caller.user_id;
+  context.input_type = "chat";
+  for (auto it = messages.rbegin(); it != messages.rend(); ++it)
+    if (it->role == "user") {
+      context.input_text = it->content;
+      break;
+    }
+  context.input_metadata = {{"messages", nlohmann::json::parse(*messages_text)}, {"options", raw_options}};
+  context.request_id = correlation_id(options);
+  context.started_at_ms = started_ms;
+
+  CallInput input{std::move(messages), options, std::nullopt};
+  return execute_and_record(spi, caller, std::move(context), std::move(input), started_ms);
+}

@@ -1,0 +1,256 @@
+// Batches, native side: submit_batch() and _run_claimed_tasks() (the batch runner's calls,
+// side by side through libcurl multi, with the same CallExecution as run_prompt).
+#include <nlohmann/json.hpp>
+
+#include "core/call_options.hpp"
+
+#include "pg/ai/call_execution.hpp"
+#include "pg/identity/caller.hpp"
+#include "pg/ai/prompt_source.hpp"
+#include "pg/ai/task_record.hpp"
+
+#include "pg/boundary/boundary.hpp"
+#include "pg/boundary/wall_clock.hpp"
+#include "pg/boundary/datum.hpp"
+#include "pg/boundary/settings.hpp"
+#include "pg/boundary/shared_state.hpp"
+
+extern "C" {
+#include "access/xact.h"
+}
+
+#include <chrono>
+#include <map>
+#include <set>
+
+namespace core = celaest::core;
+using namespace celaest::pg;
+
+namespace {
+
+core::CallOptions parse_options_or_raise(const nlohmann::json& options) {
+  try {
+    return core::parse_call_options(options);
+  } catch (const core::InvalidOption& invalid) {
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, invalid.what());
+  }
+}
+
+// The batch runner is woken when the transaction that queued tasks commits: woken earlier,
+// it would look before the rows are visible, find nothing and sleep for its poll interval.
+bool wake_runner_at_commit = false;
+
+void wake_runner_at_end_of_transaction(XactEvent event, void*) noexcept {
+  if (!wake_runner_at_commit) return;
+  switch (event) {
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PARALLEL_COMMIT:
+      wake_runner_at_commit = false;
+      try {
+        shared::wake_worker(shared::WorkerKind::BatchRunner);
+      } catch (...) {
+        // Only a missed wake-up: the runner polls every second anyway.
+      }
+      break;
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+    case XACT_EVENT_PREPARE:  // COMMIT PREPARED comes later, from any session: the poll finds it
+      wake_runner_at_commit = false;
+      break;
+    default:
+      break;
+  }
+}
+
+void wake_runner_when_committed() {
+  static bool registered = false;
+  if (!registered) {
+    pg_guarded([] { RegisterXactCallback(wake_runner_at_end_of_transaction, nullptr); });
+    registered = true;
+  }
+  wake_runner_at_commit = true;
+}
+
+// The call a prompt makes with these variables: messages plus the prompt's sampling defaults.
+CallInput prompt_call(const PromptDefinition& prompt, const nlohmann::json& variables, core::CallOptions options,
+                      RenderedPrompt& rendered) {
+  rendered = render_prompt(prompt, variables);
+  if (!options.temperature) options.temperature = prompt.temperature;
+  if (!options.max_tokens) options.max_tokens = prompt.max_tokens;
+  if (!options.top_p && prompt.top_p != 1.0) options.top_p = prompt.top_p;
+  return CallInput{rendered.messages, options, prompt.preferred_model_id};
+}
+
+}  // namespace
+
+// submit_batch(p_prompt text, p_inputs jsonb, p_user_id uuid, p_options jsonb) RETURNS uuid
+CELAEST_FUNCTION(celaest_submit_batch) {
+  auto reference = text_arg(fcinfo, 0);
+  auto inputs_text = jsonb_arg(fcinfo, 1);
+  if (!reference) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "p_prompt must not be NULL");
+  if (!inputs_text) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "p_inputs must not be NULL");
+  nlohmann::json inputs = nlohmann::json::parse(*inputs_text);
+  if (!inputs.is_array() || inputs.empty())
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "p_inputs must be a non-empty JSON array of objects");
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i].is_object())
+      throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                  "p_inputs[" + std::to_string(i) + "] must be a JSON object of variables, got " + inputs[i].dump());
+  nlohmann::json options = nlohmann::json::parse(jsonb_arg(fcinfo, 3).value_or("{}"));
+  if (!options.is_object()) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "p_options must be a JSON object");
+  core::CallOptions call_options = parse_options_or_raise(options);
+  std::optional<std::string> name;
+  if (options.contains("name") && options["name"].is_string()) name = options["name"].get<std::string>();
+  int priority = 0;
+  if (options.contains("priority")) {
+    if (!options["priority"].is_number_integer())
+      throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid option \"priority\": " + options["priority"].dump());
+    priority = options["priority"].get<int>();
+  }
+
+  SpiSession spi;
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2));
+  PromptDefinition prompt = load_prompt(spi, *reference);
+  // Every input is rendered now: a missing variable is the caller's error (LC030), not a
+  // task that fails later in the background.
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    RenderedPrompt rendered;
+    try {
+      prompt_call(prompt, inputs[i], call_options, rendered);
+    } catch (const Error& missing) {
+      throw Error(missing.sqlstate(), "p_inputs[" + std::to_string(i) + "]: " + missing.message(), missing.detail(),
+                  missing.hint());
+    }
+  }
+  // The license, max_batch_size and the AI requests left (LC001–LC004, LC010).
+  Text license = spi.scalar("SELECT celaest.check_batch($1::uuid, $2::int)",
+                            {caller.organization_id, std::to_string(inputs.size())});
+  // An unknown model or provider option is the caller's error (22023), and a batch with no
+  // active model to run on is refused now (LC020), not failed task by task later.
+  Router router(spi);
+  router.candidate_models(call_options, prompt.preferred_model_id);
+  // The model chosen now is recorded on the batch; routing still happens per task.
+  Text model_id = spi.scalar(
+      "SELECT id FROM celaest.ai_models WHERE is_active AND ("
+      "  ($1 IS NOT NULL AND model_id = $1) OR ($1 IS NULL AND (id = $2::uuid OR is_default)))"
+      " ORDER BY (id = $2::uuid) IS TRUE DESC, priority DESC LIMIT 1",
+      {call_options.model, prompt.preferred_model_id}, true);
+  Text batch_id = spi.scalar(
+      "INSERT INTO celaest.task_batches (organization_id, user_id, license_id, prompt_id, model_id, name,"
+      "  total_tasks, priority, options)"
+      " VALUES ($1::uuid, $2::uuid, $3::uuid, $4::uuid, $5::uuid, $6, $7::int, $8::int, $9::jsonb) RETURNING id",
+      {caller.organization_id, caller.user_id, license, prompt.id, model_id, name, std::to_string(inputs.size()),
+       std::to_string(priority), options.dump()});
+  spi.run(
+      "INSERT INTO celaest.processed_tasks (organization_id, user_id, license_id, batch_id, prompt_id, input_type,"
+      "  input_metadata, request_id, status)"
+      " SELECT $1::uuid, $2::uuid, $3::uuid, $4::uuid, $5::uuid, 'batch',"
+      "  jsonb_build_object('variables', input, 'options', $6::jsonb, 'index', ordinality - 1), $7, 'pending'"
+      " FROM jsonb_array_elements($8::jsonb) WITH ORDINALITY AS i(input, ordinality)",
+      {caller.organization_id, caller.user_id, license, *batch_id, prompt.id, options.dump(), call_options.request_id,
+       *inputs_text});
+  wake_runner_when_committed();
+  return uuid_datum(*batch_id);
+}
+
+CELAEST_FUNCTION(celaest_wake_batch_runner) {
+  shared::wake_worker(shared::WorkerKind::BatchRunner);
+  PG_RETURN_VOID();
+}
+
+// _run_claimed_tasks(p_parallel integer) RETURNS integer: the tasks this backend claimed.
+CELAEST_FUNCTION(celaest_run_claimed_tasks) {
+  const long long parallel = std::max(1, PG_GETARG_INT32(0));
+  SpiSession spi;
+  QueryResult claimed = spi.run(
+      "SELECT id, organization_id, user_id, batch_id, prompt_id, input_metadata::text, license_id,"
+      "       (extract(epoch FROM started_at) * 1000)::bigint, queue_time_ms, request_id"
+      " FROM celaest.processed_tasks"
+      " WHERE status = 'processing' AND metadata->>'claimed_by' = pg_backend_pid()::text"
+      " ORDER BY created_at");
+  if (claimed.empty()) return Int32GetDatum(0);
+
+  Router router(spi);
+  KeyHealth health(spi);
+  std::map<std::string, PromptDefinition> prompts;
+  std::set<std::string> routable;  // option sets known to have candidate models in this pass
+  std::vector<CallInput> inputs;
+  std::vector<TaskContext> contexts;
+  std::vector<CallOutcome> failed_early;  // tasks that cannot be called (prompt gone, variables)
+  std::vector<TaskContext> failed_contexts;
+  for (const Row& row : claimed.rows) {
+    TaskContext context;
+    context.task_id = *row[0];
+    context.organization_id = *row[1];
+    context.user_id = *row[2];
+    context.batch_id = row[3];
+    context.prompt_id = row[4];
+    context.license_id = row[6];
+    context.input_type = "batch";
+    context.input_metadata = nlohmann::json::parse(row[5].value_or("{}"));
+    context.started_at_ms = row[7] ? std::stoll(*row[7]) : now_ms();
+    context.queue_time_ms = row[8] ? std::stol(*row[8]) : 0;
+    context.request_id = row[9];
+    try {
+      if (!context.prompt_id) throw Error(ERRCODE_NO_DATA_FOUND, "the batch's prompt no longer exists");
+      auto found = prompts.find(*context.prompt_id);
+      if (found == prompts.end()) {
+        Text slug = spi.scalar("SELECT slug || '@' || version FROM celaest.prompts_master WHERE id = $1::uuid",
+                               {*context.prompt_id}, true);
+        if (!slug) throw Error(ERRCODE_NO_DATA_FOUND, "the batch's prompt no longer exists");
+        found = prompts.emplace(*context.prompt_id, load_prompt(spi, *slug)).first;
+      }
+      nlohmann::json options = context.input_metadata.value("options", nlohmann::json::object());
+      RenderedPrompt rendered;
+      CallInput input = prompt_call(found->second, context.input_metadata.value("variables", nlohmann::json::object()),
+                                    parse_options_or_raise(options), rendered);
+      // A task whose options no longer route (model deactivated or unknown) fails alone here;
+      // left to run_calls it would throw and fail the whole pass, other batches' tasks included.
+      std::string route = options.dump() + '|' + input.preferred_model_id.value_or("");
+      if (!routable.count(route)) {
+        router.candidate_models(input.options, input.preferred_model_id);
+        routable.insert(route);
+      }
+      context.input_text = rendered.user_text;
+      inputs.push_back(std::move(input));
+      contexts.push_back(std::move(context));
+    } catch (const Error& error) {
+      CallOutcome outcome;
+      outcome.result.error_code = error.sqlstate() == kTemplateVariableMissing ? "missing_variable"
+                                  : error.sqlstate() == kNoUsableKey            ? "no_usable_model"
+                                                                                : "invalid_task";
+      outcome.result.error_message = error.message();
+      failed_early.push_back(std::move(outcome));
+      failed_contexts.push_back(std::move(context));
+    }
+  }
+
+  std::vector<CallOutcome> outcomes = run_calls(router, health, std::move(inputs), static_cast<size_t>(parallel));
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    CallOutcome& outcome = outcomes[i];
+    if (outcome.attempts == 0) {
+      outcome.result.error_code = "no_usable_key";
+      outcome.result.error_message = "no usable API key for any candidate model";
+    }
+    long execution_ms = static_cast<long>(now_ms() - contexts[i].started_at_ms);
+    record_task(spi, contexts[i], outcome, execution_ms);
+    if (contexts[i].prompt_id && outcome.attempts > 0)
+      update_prompt_statistics(spi, *contexts[i].prompt_id, outcome, execution_ms);
+  }
+  for (size_t i = 0; i < failed_early.size(); ++i) record_task(spi, failed_contexts[i], failed_early[i], 0);
+  // Requests that never reached a provider give their charge back.
+  for (size_t i = 0; i < outcomes.size(); ++i)
+    if (outcomes[i].attempts == 0)
+      spi.run("SELECT celaest.release_quota($1::uuid, 'ai_requests', 1)", {contexts[i].organization_id});
+  for (const auto& context : failed_contexts)
+    spi.run("SELECT celaest.release_quota($1::uuid, 'ai_requests', 1)", {context.organization_id});
+  spi.run(
+      "SELECT celaest._refresh_batch(b) FROM (SELECT DISTINCT batch_id FROM celaest.processed_tasks"
+      " WHERE id = ANY($1::uuid[])) s(b)",
+      {[&] {
+        std::string ids = "{";
+        for (const Row& row : claimed.rows) ids += (ids.size() > 1 ? "," : "") + *row[0];
+        return ids + "}";
+      }()});
+  return Int32GetDatum(static_cast<int32>(claimed.rows.size()));
+}

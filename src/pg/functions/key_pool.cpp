@@ -1,0 +1,214 @@
+// The API-key pool: add_api_key(), rotate_api_key() and check_api_keys().
+// Secrets are encrypted with pgcrypto under celaest.encryption_key; the plaintext travels only
+// as a bound SPI parameter (never in statement text) and is never echoed in an error.
+#include <nlohmann/json.hpp>
+
+#include "core/codec.hpp"
+#include "core/text.hpp"
+#include "http/client.hpp"
+
+#include "pg/ai/key_health.hpp"
+#include "pg/ai/routing.hpp"
+
+#include "pg/boundary/boundary.hpp"
+#include "pg/boundary/datum.hpp"
+#include "pg/boundary/settings.hpp"
+#include "pg/boundary/spi.hpp"
+
+extern "C" {
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+}
+
+#include <string>
+#include <vector>
+
+namespace celaest::pg {
+
+namespace {
+
+std::string require_encryption_key() {
+  const char* key = settings::encryption_key;
+  if (key == nullptr || key[0] == '\0')
+    throw Error(kEncryptionKeyMissing, "celaest.encryption_key is not set",
+                "The API-key pool is encrypted with pgcrypto under this setting.",
+                "A superuser sets it in postgresql.conf, with ALTER SYSTEM, or ALTER DATABASE ... SET.");
+  return key;
+}
+
+void require_secret(const std::optional<std::string>& secret) {
+  // The message never quotes the secret: an error message may end up in a log.
+  if (!secret || secret->find_first_not_of(" \t\r\n") == std::string::npos)
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "p_secret must be a non-empty API key");
+  if (secret->find_first_of("\r\n") != std::string::npos)
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "p_secret must not contain line breaks");
+}
+
+Text key_hint(const std::string& secret) {
+  // Too short a secret would be half revealed by its last four characters.
+  return secret.size() >= 8 ? Text(secret.substr(secret.size() - 4)) : Text();
+}
+
+Text integer_option(const nlohmann::json& options, const char* name, long long low) {
+  if (!options.contains(name) || options[name].is_null()) return std::nullopt;
+  const auto& value = options[name];
+  if (!value.is_number_integer() || value.get<long long>() < low || value.get<long long>() > 2147483647LL)
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string("invalid option \"") + name + "\": " + value.dump(),
+                "Expected an integer >= " + std::to_string(low) + ".");
+  return std::to_string(value.get<long long>());
+}
+
+Text text_option(const nlohmann::json& options, const char* name) {
+  if (!options.contains(name) || options[name].is_null()) return std::nullopt;
+  if (!options[name].is_string())
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string("invalid option \"") + name + "\": " + options[name].dump(),
+                "Expected a string.");
+  return options[name].get<std::string>();
+}
+
+}  // namespace
+
+}  // namespace celaest::pg
+
+using namespace celaest::pg;
+namespace core = celaest::core;
+namespace http = celaest::http;
+
+// add_api_key(p_provider ai_provider, p_key_name text, p_secret text, p_options jsonb) RETURNS uuid
+CELAEST_FUNCTION(celaest_add_api_key) {
+  auto provider = enum_arg(fcinfo, 0);
+  auto key_name = text_arg(fcinfo, 1);
+  auto secret = text_arg(fcinfo, 2);
+  if (!provider) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "p_provider must not be NULL");
+  if (!key_name || key_name->empty()) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "p_key_name must not be empty");
+  require_secret(secret);
+  nlohmann::json options = nlohmann::json::parse(jsonb_arg(fcinfo, 3).value_or("{}"));
+  if (!options.is_object())
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "p_options must be a JSON object, got " + options.dump());
+  Text base_url = text_option(options, "base_url");
+  if (base_url && base_url->rfind("http://", 0) != 0 && base_url->rfind("https://", 0) != 0)
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid option \"base_url\": \"" + *base_url + "\"",
+                "Expected an http:// or https:// URL.");
+  const std::string encryption_key = require_encryption_key();
+
+  SpiSession spi;
+  std::string sql =
+      "INSERT INTO celaest.ai_api_pool (provider, key_name, key_value_encrypted, key_hint, priority, weight,"
+      "  rate_limit_rpm, rate_limit_tpm, rate_limit_rpd, expires_at, notes, metadata)"
+      " VALUES ($1::celaest.ai_provider, $2, " + pgcrypto_function(spi, "pgp_sym_encrypt") + "($3, $4), $5,"
+      "  coalesce($6::int, 0), coalesce($7::int, 100), $8::int, $9::int, $10::int, $11::timestamptz, $12,"
+      "  CASE WHEN $13 IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('base_url', $13) END)"
+      " RETURNING id";
+  Text id = spi.scalar(sql, {*provider, *key_name, *secret, encryption_key, key_hint(*secret),
+                             integer_option(options, "priority", -2147483647LL), integer_option(options, "weight", 0),
+                             integer_option(options, "rate_limit_rpm", 1), integer_option(options, "rate_limit_tpm", 1),
+                             integer_option(options, "rate_limit_rpd", 1), text_option(options, "expires_at"),
+                             text_option(options, "notes"), base_url});
+  return uuid_datum(*id);
+}
+
+// rotate_api_key(p_key_id uuid, p_secret text) RETURNS void
+CELAEST_FUNCTION(celaest_rotate_api_key) {
+  auto key_id = uuid_arg(fcinfo, 0);
+  auto secret = text_arg(fcinfo, 1);
+  if (!key_id) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "p_key_id must not be NULL");
+  require_secret(secret);
+  const std::string encryption_key = require_encryption_key();
+  SpiSession spi;
+  std::string sql = "UPDATE celaest.ai_api_pool SET key_value_encrypted = " +
+                    pgcrypto_function(spi, "pgp_sym_encrypt") +
+                    "($2, $3), key_hint = $4, consecutive_failures = 0, is_healthy = true"
+                    " WHERE id = $1::uuid RETURNING id";
+  Text rotated = spi.scalar(sql, {*key_id, *secret, encryption_key, key_hint(*secret)});
+  if (!rotated) throw Error(ERRCODE_NO_DATA_FOUND, "API key " + *key_id + " does not exist");
+  PG_RETURN_VOID();
+}
+
+// check_api_keys(p_key_id uuid) RETURNS TABLE(key_id, provider, healthy, status_code, latency_ms, error)
+CELAEST_FUNCTION(celaest_check_api_keys) {
+  auto only_key = uuid_arg(fcinfo, 0);
+  struct Checked {
+    std::string id, provider;
+    bool healthy = false;
+    long status = 0, latency_ms = 0;
+    std::string error;
+  };
+  std::vector<Checked> checked;
+  {
+    SpiSession spi;
+    QueryResult keys = spi.run(
+        "SELECT id, provider::text, coalesce(metadata->>'base_url', ''), md5(key_value_encrypted)"
+        " FROM celaest.ai_api_pool"
+        " WHERE ($1 IS NULL OR id = $1::uuid) AND ($1 IS NOT NULL OR is_active) ORDER BY provider, priority DESC, id",
+        {only_key}, true);
+    if (only_key && keys.empty()) throw Error(ERRCODE_NO_DATA_FOUND, "API key " + *only_key + " does not exist");
+
+    std::vector<http::Request> requests;
+    std::vector<std::string> secrets;
+    for (const Row& row : keys.rows) {
+      auto provider = core::provider_from_name(*row[1]);
+      std::string secret = decrypt_pool_key(spi, *row[0], *row[3]);
+      core::HttpRequest encoded =
+          core::codec_for(*provider).encode_health_check(provider_base_url(*provider, *row[2]), secret);
+      http::Request request;
+      request.method = encoded.method;
+      request.url = encoded.url;
+      for (auto& header : encoded.headers) request.headers.push_back({header.name, header.value});
+      request.timeout_ms = settings::http_timeout_ms;
+      request.connect_timeout_ms = settings::http_connect_timeout_ms;
+      requests.push_back(std::move(request));
+      secrets.push_back(std::move(secret));
+      checked.push_back(Checked{*row[0], *row[1]});
+    }
+
+    // All keys at once: a pool of many keys is checked in about one round trip.
+    static http::Client client;
+    std::vector<http::Response> responses =
+        client.perform_many(requests, std::max<size_t>(1, requests.size()), [] { return interrupt_pending(); });
+    KeyHealth health(spi);
+    for (size_t i = 0; i < responses.size(); ++i) {
+      const http::Response& response = responses[i];
+      if (response.error == http::TransportError::Aborted) check_for_interrupts();
+      Checked& result = checked[i];
+      auto provider = *core::provider_from_name(result.provider);
+      result.latency_ms = response.elapsed_ms;
+      result.status = response.error == http::TransportError::None ? response.status : 0;
+      bool definitive = false;
+      if (response.error != http::TransportError::None) {
+        result.error = std::string(http::to_string(response.error)) + ": " + response.error_text;
+      } else {
+        core::HttpResponse decodable{response.status, {}, response.body};
+        for (const auto& header : response.headers) decodable.headers.push_back(core::Header{header.name, header.value});
+        result.healthy = core::codec_for(provider).health_ok(decodable);
+        if (!result.healthy) {
+          core::ChatResult failure = core::codec_for(provider).decode_chat(decodable, core::ChatRequest{});
+          definitive = failure.key_unhealthy;
+          result.error = failure.error_code + ": " + failure.error_message;
+        }
+      }
+      result.error = core::redact(result.error, secrets[i]);
+      if (result.healthy) health.succeeded(result.id);
+      else health.failed(result.id, definitive);
+      health.checked(result.id);
+    }
+  }
+
+  pg_guarded([&] {
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = (ReturnSetInfo*)fcinfo->resultinfo;
+    for (const Checked& row : checked) {
+      Datum values[6];
+      bool nulls[6] = {false, false, false, row.status == 0, false, row.error.empty()};
+      values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(row.id.c_str()));
+      Oid provider_type = TupleDescAttr(rsinfo->setDesc, 1)->atttypid;
+      values[1] = OidInputFunctionCall(F_ENUM_IN, (char*)row.provider.c_str(), provider_type, -1);
+      values[2] = BoolGetDatum(row.healthy);
+      values[3] = Int32GetDatum((int32)row.status);
+      values[4] = Int32GetDatum((int32)row.latency_ms);
+      values[5] = PointerGetDatum(cstring_to_text(row.error.c_str()));
+      tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+  });
+  return (Datum)0;
+}

@@ -1,0 +1,100 @@
+#include <nlohmann/json.hpp>
+
+#include "pg/licensing/quota_gate.hpp"
+
+#include "pg/licensing/license_quota.hpp"
+
+#include "pg/boundary/boundary.hpp"
+#include "pg/boundary/shared_state.hpp"
+
+extern "C" {
+#include "access/xact.h"
+}
+
+#include <algorithm>
+#include <vector>
+
+namespace celaest::pg {
+
+namespace {
+
+// Licenses admitted in the current transaction, released at its end.
+std::vector<std::string>& admitted_in_transaction() {
+  static std::vector<std::string> admitted;
+  return admitted;
+}
+
+void release_at_transaction_end(XactEvent event, void*) {
+  switch (event) {
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PARALLEL_COMMIT:
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+    case XACT_EVENT_PREPARE:
+      break;
+    default:
+      return;
+  }
+  auto& admitted = admitted_in_transaction();
+  for (const auto& license_id : admitted) shared::release_inflight(license_id);
+  admitted.clear();
+}
+
+}  // namespace
+
+namespace {
+
+// The period's quota as check_limit reports it: the fast path (license_quota.hpp) when the
+// license is usable, else the SQL functions, which raise LC001–LC004 for an unusable one.
+AiQuota usable_quota(SpiSession& spi, const Caller& caller) {
+  std::optional<AiQuota> quota = read_ai_quota(spi, caller.organization_id, RowSnapshot::Latest);
+  if (quota && quota->code == "VALID") return *quota;
+  QueryResult rows = spi.run(
+      "SELECT celaest.assert_license_usable($1::uuid)::text,"
+      "       celaest.check_limit($1::uuid, 'ai_requests', 1)::text",
+      {caller.organization_id});
+  nlohmann::json check = nlohmann::json::parse(rows.at(0, 1).value_or("{}"));
+  auto number = [&](const char* field) {
+    return check.contains(field) && check[field].is_number() ? check[field].get<int64_t>() : int64_t{0};
+  };
+  return AiQuota{rows.at(0, 0).value_or(""), "VALID", number("limit"), number("used")};
+}
+
+}  // namespace
+
+std::string admit_ai_request(SpiSession& spi, const Caller& caller) {
+  const AiQuota quota = usable_quota(spi, caller);
+  const int64_t remaining = quota.limit < 0 ? -1 : std::max<int64_t>(quota.limit - quota.used, 0);
+  int64_t inflight = 0;
+  if (!shared::admit_inflight(quota.license_id, remaining, &inflight)) {
+    throw Error(kQuotaExceeded,
+                "organization " + caller.organization_id + " has no AI requests left in this billing period",
+                "limit: " + std::to_string(quota.limit) + ", used: " + std::to_string(quota.used) +
+                    ", in flight: " + std::to_string(inflight) + ", requested: 1",
+                "Wait for the billing period to roll over, or raise max_ai_requests_per_month.");
+  }
+  admitted_in_transaction().push_back(quota.license_id);
+  return quota.license_id;
+}
+
+void charge_ai_request(SpiSession& spi, const Caller& caller, const std::string& task_id) {
+  if (std::optional<AiCharge> charge = charge_ai_requests(spi, caller.organization_id, 1, ChargePeriod::Returned)) {
+    spi.run(
+        // The id given, not the column default: uuid-ossp's uuid_generate_v4() took ~5 us a call
+        // here (pg_stat_user_functions); core's gen_random_uuid() makes the same kind of uuid.
+        "INSERT INTO celaest.license_usage_log"
+        "  (id, license_id, organization_id, metric, quantity, period_start, period_end, task_id, user_id)"
+        " VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'ai_requests', 1, $3::timestamptz, $4::timestamptz,"
+        "         $5::uuid, $6::uuid)",
+        {charge->license_id, caller.organization_id, charge->period_start, charge->period_end, task_id,
+         caller.user_id});
+    return;
+  }
+  // Refused, a period to roll, no cached terms: the SQL function charges or raises.
+  spi.run("SELECT celaest.reserve_ai_request($1::uuid, $2::uuid, $3::uuid)",
+          {caller.organization_id, caller.user_id, task_id});
+}
+
+void register_quota_gate() { RegisterXactCallback(release_at_transaction_end, nullptr); }
+
+}  // namespace celaest::pg
