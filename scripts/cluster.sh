@@ -7,8 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 inner=$(printf '%q ' "$@")
 # shellcheck disable=SC2086
+# CELAEST_PRELOAD=off starts the server without the library preloaded (CREATE EXTENSION loads it).
+preload="shared_preload_libraries=celaest"
+[ "${CELAEST_PRELOAD:-on}" = off ] && preload="shared_preload_libraries="
 exec pg_virtualenv -t -v 15 \
-  -o "shared_preload_libraries=celaest" \
+  -o "$preload" \
   -o "celaest.encryption_key=${CELAEST_ENCRYPTION_KEY:-celaest-throwaway-cluster-key}" \
   -o "celaest.health_check_interval=${CELAEST_HEALTH_CHECK_INTERVAL:-0}" \
   -o "max_connections=64" \

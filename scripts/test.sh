@@ -20,3 +20,6 @@ echo "== mock provider self-test"
 
 echo "== pg_regress and integration tests in a throwaway cluster"
 scripts/cluster.sh bash test/run_in_cluster.sh
+
+echo "== without shared_preload_libraries (CREATE EXTENSION loads the library late)"
+CELAEST_PRELOAD=off scripts/cluster.sh bash test/no_preload/run.sh
