@@ -55,7 +55,17 @@ std::string as_text(const std::string& key, const nlohmann::json& value, size_t 
   return value.get<std::string>();
 }
 
+std::vector<std::string> as_model_list(const std::string& key, const nlohmann::json& value) {
+  constexpr size_t kMaxFallbackModels = 32;
+  if (!value.is_array() || value.size() > kMaxFallbackModels) reject(key, value, "an array of model ids");
+  std::vector<std::string> models;
+  for (const auto& item : value) models.push_back(as_text(key, item, 100));
+  return models;
+}
+
 }  // namespace
+
+bool falls_back_automatically(const CallOptions& options) { return options.fallback.value_or(!options.model); }
 
 CallOptions parse_call_options(const nlohmann::json& options) {
   CallOptions parsed;
@@ -72,6 +82,8 @@ CallOptions parse_call_options(const nlohmann::json& options) {
     else if (key == "timeout_ms") parsed.timeout_ms = as_positive_integer(key, value, 3'600'000);
     else if (key == "request_id") parsed.request_id = as_text(key, value, 100);
     else if (key == "raise") parsed.raise_on_failure = as_bool(key, value);
+    else if (key == "fallback") parsed.fallback = as_bool(key, value);
+    else if (key == "fallback_models") parsed.fallback_models = as_model_list(key, value);
   }
   return parsed;
 }

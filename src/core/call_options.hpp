@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace celaest::core {
 
@@ -20,7 +21,15 @@ struct CallOptions {
   std::optional<long> timeout_ms;
   std::optional<std::string> request_id;
   bool raise_on_failure = false;
+  // Falling back to another model (API.md "Routing and failover"): `fallback` as given (nullopt:
+  // the default, which depends on whether a model was named), `fallback_models` tried in order.
+  std::optional<bool> fallback;
+  std::vector<std::string> fallback_models;  // ai_models.model_id
 };
+
+// Whether the call falls back automatically through the other active models of its capability:
+// the caller's `fallback`, else true exactly when the caller named no model.
+bool falls_back_automatically(const CallOptions& options);
 
 // A bad option: the message names the option and the offending value.
 class InvalidOption : public std::invalid_argument {

@@ -16,26 +16,46 @@ NamedModel named_model_state(const std::vector<CatalogModel>& catalogue, const s
   return found ? NamedModel::Inactive : NamedModel::Unknown;
 }
 
-std::vector<size_t> candidate_order(const std::vector<CatalogModel>& catalogue,
-                                    const std::optional<Provider>& provider,
-                                    const std::optional<std::string>& requested_model_id,
-                                    const std::optional<std::string>& preferred_id, bool needs_json_mode) {
-  std::vector<size_t> order;
-  for (size_t i = 0; i < catalogue.size(); ++i) {
-    const CatalogModel& model = catalogue[i];
-    if (model.active && model.text_generation && (!provider || model.provider == *provider)) order.push_back(i);
-  }
-  // Requested before preferred before the rest; the catalogue order within each rank.
-  auto rank = [&](size_t i) {
-    const CatalogModel& model = catalogue[i];
-    if (requested_model_id && model.model_id == *requested_model_id) return 0;
-    if (preferred_id && model.id == *preferred_id) return 1;
-    return 2;
+std::vector<size_t> candidate_order(const std::vector<CatalogModel>& catalogue, const ModelRequest& request) {
+  auto eligible = [&](const CatalogModel& model) {
+    return model.active && model.text_generation && (!request.provider || model.provider == *request.provider);
   };
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rank(a) < rank(b); });
-  if (needs_json_mode && order.size() > 1)
-    order.erase(std::remove_if(order.begin() + 1, order.end(), [&](size_t i) { return !catalogue[i].json_mode; }),
-                order.end());
+  std::vector<size_t> order;
+  auto take = [&](size_t i) {
+    if (std::find(order.begin(), order.end(), i) == order.end()) order.push_back(i);
+  };
+
+  // The first choice: requested, else preferred, else the catalogue's first.
+  std::optional<size_t> first;
+  for (size_t i = 0; i < catalogue.size() && !first; ++i)
+    if (eligible(catalogue[i]) && request.requested_model_id && catalogue[i].model_id == *request.requested_model_id)
+      first = i;
+  if (!request.requested_model_id) {
+    for (size_t i = 0; i < catalogue.size() && !first; ++i)
+      if (eligible(catalogue[i]) && request.preferred_id && catalogue[i].id == *request.preferred_id) first = i;
+    for (size_t i = 0; i < catalogue.size() && !first; ++i)
+      if (eligible(catalogue[i])) first = i;
+  }
+  if (first) take(*first);
+
+  // The caller's own fallback list, in its order: named models, tried as they are.
+  for (const std::string& model_id : request.fallback_models)
+    for (size_t i = 0; i < catalogue.size(); ++i)
+      if (catalogue[i].active && catalogue[i].text_generation && catalogue[i].model_id == model_id) {
+        take(i);
+        break;
+      }
+
+  if (request.automatic_fallback) {
+    // The prompt's preferred model ranks before the rest of the catalogue.
+    std::vector<size_t> rest;
+    for (size_t i = 0; i < catalogue.size(); ++i)
+      if (eligible(catalogue[i]) && (!request.needs_json_mode || catalogue[i].json_mode)) rest.push_back(i);
+    std::stable_partition(rest.begin(), rest.end(), [&](size_t i) {
+      return request.preferred_id && catalogue[i].id == *request.preferred_id;
+    });
+    for (size_t i : rest) take(i);
+  }
   return order;
 }
 

@@ -29,14 +29,24 @@ enum class NamedModel { NotNamed, Unknown, Inactive, Usable };
 NamedModel named_model_state(const std::vector<CatalogModel>& catalogue, const std::optional<std::string>& model_id,
                              const std::optional<Provider>& provider);
 
-// Indexes into `catalogue` (which is in catalogue order), first choice first. Fallback is
-// "through active models of the same capability" (API.md): when the call asks for JSON
-// output, the models after the first choice must declare json_mode; the first choice is
-// the caller's (or the catalogue's) and is tried as it is.
-std::vector<size_t> candidate_order(const std::vector<CatalogModel>& catalogue,
-                                    const std::optional<Provider>& provider,
-                                    const std::optional<std::string>& requested_model_id,
-                                    const std::optional<std::string>& preferred_id, bool needs_json_mode = false);
+// What a call asks of routing (API.md "Routing and failover").
+struct ModelRequest {
+  std::optional<Provider> provider;               // the `provider` option
+  std::optional<std::string> requested_model_id;  // the model the caller named
+  std::optional<std::string> preferred_id;        // the prompt's preferred model (ai_models.id)
+  bool needs_json_mode = false;
+  // After the first choice: `fallback_models` (model ids, in the caller's order, tried as they
+  // are), then, when `automatic_fallback`, the other active text models of the same capability
+  // (JSON mode needs json_mode) in catalogue order.
+  std::vector<std::string> fallback_models;
+  bool automatic_fallback = true;
+};
+
+// Indexes into `catalogue` (which is in catalogue order: default first, then by priority),
+// first choice first. The first choice is the requested model, else the preferred one, else
+// the catalogue's first; it is tried as it is. No index appears twice; inactive or unknown
+// fallback models are skipped (the glue refuses unknown ones before routing).
+std::vector<size_t> candidate_order(const std::vector<CatalogModel>& catalogue, const ModelRequest& request);
 
 }  // namespace celaest::core
 

@@ -10,7 +10,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import MODELS, expected_cost, scalar
+from conftest import MODELS, PROVIDERS, expected_cost, scalar
 
 
 def say(text):
@@ -143,6 +143,47 @@ def test_json_calls_fall_back_only_to_models_with_json_mode(db, mock, conn):
     mock.fault(provider="openai", status=503, count=3, model="gpt-4o-mini")
     result = db.ai_chat(conn, say("plain text please"), None, {"provider": "openai"})
     assert result["model"] == plain, result
+
+
+def test_a_named_model_does_not_fall_back_to_another(db, mock, conn):
+    # API.md "Routing and failover": another model only when the caller named none or asked.
+    # A call naming gpt-4o-mini that gets 500s ends failed; it is not answered by another model.
+    mock.fault(provider="openai", status=500, count=3, model="gpt-4o-mini")
+    result = db.ai_chat(conn, say("named, no fallback"), "gpt-4o-mini")
+    assert result["status"] == "failed", result
+    assert result["model"] == "gpt-4o-mini" and result["error_code"] == "server_error"
+    others = [p for p in PROVIDERS if p != "openai"]
+    assert all(not mock.chat_requests(p) for p in others)
+    assert [r["body"]["model"] for r in mock.chat_requests("openai")] == ["gpt-4o-mini"] * 3
+
+
+def test_a_named_model_falls_back_when_asked(db, mock, conn):
+    # fallback_models: tried in the caller's order, after the named model.
+    mock.fault(provider="openai", status=500, count=3, model="gpt-4o-mini")
+    groq, deepseek = MODELS["groq"][0], MODELS["deepseek"][0]
+    result = db.ai_chat(conn, say("named, explicit list"), "gpt-4o-mini",
+                        {"fallback_models": [deepseek, groq]})
+    assert result["status"] == "completed", result
+    assert (result["provider"], result["model"]) == ("deepseek", deepseek)
+    assert not mock.chat_requests("groq")
+    # fallback: true → the catalogue by priority (groq is the next after openai).
+    mock.reset()
+    mock.fault(provider="openai", status=500, count=3, model="gpt-4o-mini")
+    result = db.ai_chat(conn, say("named, fallback on"), "gpt-4o-mini", {"fallback": True})
+    assert (result["status"], result["provider"]) == ("completed", "groq"), result
+    # An unknown model in the list is the caller's error, before anything is sent.
+    mock.reset()
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(conn, say("bad list"), "gpt-4o-mini", {"fallback_models": ["no-such-model"]})
+    assert exc.value.pgcode == "22023" and "no-such-model" in exc.value.pgerror
+    assert not mock.chat_requests()
+
+
+def test_no_model_named_but_fallback_false_stays_on_the_first_choice(db, mock, conn):
+    mock.fault(provider="openai", status=500, count=3, model="gpt-4o-mini")
+    result = db.ai_chat(conn, say("default model, no fallback"), None, {"fallback": False})
+    assert (result["status"], result["model"]) == ("failed", "gpt-4o-mini"), result
+    assert all(not mock.chat_requests(p) for p in PROVIDERS if p != "openai")
 
 
 def test_max_retries_setting(db, mock):

@@ -5,6 +5,7 @@
 using celaest::core::InvalidOption;
 using celaest::core::parse_call_options;
 using nlohmann::json;
+namespace core = celaest::core;
 
 TEST(CallOptions, EmptyAndNullGiveDefaults) {
   auto options = parse_call_options(json::object());
@@ -49,4 +50,16 @@ TEST(CallOptions, RejectionsNameTheOptionAndValue) {
   EXPECT_THROW(parse_call_options(json::parse(R"({"model":""})")), InvalidOption);
   EXPECT_THROW(parse_call_options(json::parse(R"({"timeout_ms":"soon"})")), InvalidOption);
   EXPECT_THROW(parse_call_options(json::parse(R"([1,2])")), InvalidOption);
+}
+
+TEST(CallOptions, FallbackDefaultsDependOnWhetherAModelWasNamed) {
+  EXPECT_TRUE(core::falls_back_automatically(core::parse_call_options(nlohmann::json::object())));
+  EXPECT_FALSE(core::falls_back_automatically(core::parse_call_options({{"model", "gpt-4o-mini"}})));
+  EXPECT_TRUE(core::falls_back_automatically(core::parse_call_options({{"model", "gpt-4o-mini"}, {"fallback", true}})));
+  EXPECT_FALSE(core::falls_back_automatically(core::parse_call_options({{"fallback", "false"}})));
+  auto parsed = core::parse_call_options({{"fallback_models", {"a", "b"}}});
+  EXPECT_EQ(parsed.fallback_models, (std::vector<std::string>{"a", "b"}));
+  EXPECT_THROW(core::parse_call_options({{"fallback_models", "a"}}), core::InvalidOption);
+  EXPECT_THROW(core::parse_call_options({{"fallback_models", {"a", 3}}}), core::InvalidOption);
+  EXPECT_THROW(core::parse_call_options({{"fallback", 1}}), core::InvalidOption);
 }

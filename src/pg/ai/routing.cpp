@@ -94,8 +94,19 @@ std::vector<ModelChoice> Router::candidate_models(const core::CallOptions& optio
     default:
       break;
   }
+  for (const std::string& fallback : options.fallback_models)
+    if (core::named_model_state(models, fallback, std::nullopt) == core::NamedModel::Unknown)
+      throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown model \"" + fallback + "\" in option fallback_models", "",
+                  "Models are rows of celaest.ai_models (model_id).");
+  core::ModelRequest request;
+  request.provider = provider;
+  request.requested_model_id = options.model;
+  request.preferred_id = preferred_model_id;
+  request.needs_json_mode = options.json_mode;
+  request.fallback_models = options.fallback_models;
+  request.automatic_fallback = core::falls_back_automatically(options);
   std::vector<ModelChoice> choices;
-  for (size_t index : core::candidate_order(models, provider, options.model, preferred_model_id, options.json_mode)) {
+  for (size_t index : core::candidate_order(models, request)) {
     const core::CatalogModel& model = models[index];
     choices.push_back(ModelChoice{model.id, model.model_id, model.provider, model.price_in_per_1k, model.price_out_per_1k});
   }
