@@ -191,7 +191,7 @@ def test_reserve_ai_request_logs_one_row_per_grant(dbname):
         with conn.cursor() as cur:
             for _ in range(4 * quota // SESSIONS):
                 try:
-                    cur.execute("SELECT celaest.reserve_ai_request(%s, %s)", (org, user))
+                    cur.execute("SELECT celaest._reserve_ai_request(%s, %s)", (org, user))
                     assert cur.fetchone()[0] == license_id
                     granted[index] += 1
                 except psycopg2.Error as exc:
