@@ -43,6 +43,39 @@ ALTER FUNCTION celaest.check_trial_limits_setting() RENAME TO _check_trial_limit
 DROP FUNCTION celaest._wake_batch_runner();
 
 -- ---------------------------------------------------------------------------
+-- Policies: written again, so that the stored expressions carry the new names (a policy
+-- follows a renamed function by OID, but keeps the old name as its column alias).
+-- ---------------------------------------------------------------------------
+ALTER POLICY organizations_tenant_isolation ON celaest.organizations
+    USING (id = (SELECT celaest._current_org_id_or_null())
+           OR (SELECT celaest._current_user_is_super_admin()));
+ALTER POLICY users_profile_tenant_isolation ON celaest.users_profile
+    USING (organization_id = (SELECT celaest._current_org_id_or_null())
+           OR id = (SELECT celaest._current_user_id_or_null())
+           OR (SELECT celaest._current_user_is_super_admin()));
+ALTER POLICY licenses_tenant_isolation ON celaest.licenses
+    USING (organization_id = (SELECT celaest._current_org_id_or_null())
+           OR (SELECT celaest._current_user_is_super_admin()));
+ALTER POLICY license_usage_log_tenant_isolation ON celaest.license_usage_log
+    USING (organization_id = (SELECT celaest._current_org_id_or_null())
+           OR (SELECT celaest._current_user_is_super_admin()));
+ALTER POLICY task_batches_tenant_isolation ON celaest.task_batches
+    USING (organization_id = (SELECT celaest._current_org_id_or_null())
+           OR (SELECT celaest._current_user_is_super_admin()));
+ALTER POLICY processed_tasks_tenant_isolation ON celaest.processed_tasks
+    USING (organization_id = (SELECT celaest._current_org_id_or_null())
+           OR (SELECT celaest._current_user_is_super_admin()));
+ALTER POLICY roi_metrics_tenant_isolation ON celaest.roi_metrics
+    USING (organization_id = (SELECT celaest._current_org_id_or_null())
+           OR (SELECT celaest._current_user_is_super_admin()));
+ALTER POLICY audit_logs_tenant_isolation ON celaest.audit_logs
+    USING (organization_id = (SELECT celaest._current_org_id_or_null())
+           OR (SELECT celaest._current_user_is_super_admin()));
+ALTER POLICY telemetry_events_tenant_isolation ON celaest.telemetry_events
+    USING (organization_id = (SELECT celaest._current_org_id_or_null())
+           OR (SELECT celaest._current_user_is_super_admin()));
+
+-- ---------------------------------------------------------------------------
 -- Bodies that name a renamed function, or changed otherwise (issue_license's option
 -- validation moved into _issue_license_options), in install order.
 -- ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ QUERIES = {
          WHERE e.extname = 'celaest' AND d.deptype = 'e'""",
     "relation": """
         SELECT c.relname, concat_ws(' | ', c.relkind, c.relpersistence, c.reloptions::text,
-               'rls=' || c.relrowsecurity, 'force_rls=' || c.relforcerowsecurity, 'replident=' || c.relreplident,
+               'rls=' || c.relrowsecurity, 'force_rls=' || c.relforcerowsecurity, 'replident=' || c.relreplident::text,
                pg_get_userbyid(c.relowner), c.relacl::text, obj_description(c.oid, 'pg_class'))
           FROM pg_class c
          WHERE c.relnamespace = 'celaest'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')""",
@@ -70,7 +70,7 @@ QUERIES = {
           FROM pg_proc p WHERE p.pronamespace = 'celaest'::regnamespace AND p.prokind = 'a'""",
     "trigger": """
         SELECT c.relname || '.' || g.tgname,
-               concat_ws(' | ', pg_get_triggerdef(g.oid), 'enabled=' || g.tgenabled,
+               concat_ws(' | ', pg_get_triggerdef(g.oid), 'enabled=' || g.tgenabled::text,
                          obj_description(g.oid, 'pg_trigger'))
           FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
          WHERE c.relnamespace = 'celaest'::regnamespace AND NOT g.tgisinternal""",

@@ -94,8 +94,10 @@ def fill(conn):
     run("INSERT INTO celaest.subscription_plans (code, name, limits) VALUES ('up-pro', 'Upgrade Pro',"
         " '{\"max_users\": 10, \"max_ai_requests_per_month\": 1000, \"max_batch_size\": 50}')")
     license = run("SELECT celaest.issue_license(%s, 'up-pro', '{\"custom_limits\": {\"max_users\": 20}}')", (ORG,))
-    run("SELECT celaest.consume_quota(%s, 'ai_requests', 3)", (ORG,))
-    run("SELECT celaest.consume_quota(%s, 'storage_gb', 1048576)", (ORG,))
+    # Usage written directly: the native consume_quota of the current library calls the current
+    # version's SQL helpers, which an older schema does not have until it is updated.
+    run("UPDATE celaest.licenses SET ai_requests_used = 3, storage_used_bytes = 1048576 WHERE id = %s",
+        (license["license_id"],))
     model = run("INSERT INTO celaest.ai_models (provider, model_id, display_name, cost_per_1k_input,"
                 " cost_per_1k_output, priority, is_default) VALUES ('openai', 'gpt-up', 'GPT Up', 0.15, 0.6, 10, true)"
                 " RETURNING id")
@@ -112,7 +114,7 @@ def fill(conn):
                 " VALUES (%s, %s, %s, %s, %s, 'done batch', 'completed', 2, 1, 1, now() - interval '1 hour', now())"
                 " RETURNING id", (ORG, USER, license["license_id"], prompt, model))
     run("INSERT INTO celaest.processed_tasks (organization_id, user_id, license_id, batch_id, prompt_id, model_id,"
-        " api_key_id, status, tokens_input, tokens_output, cost_usd, execution_time_ms, ai_time_ms, output_text,"
+        " api_key_id, status, tokens_input, tokens_output, cost_usd, execution_time_ms, ai_time_ms, output_raw,"
         " started_at, completed_at)"
         " SELECT %s, %s, %s, %s, %s, %s, %s, s::celaest.task_status, 100, 50, 0.000045, 900, 800, 'out',"
         "        now() - interval '1 hour', now()"
