@@ -1,10 +1,10 @@
 -- Licensing 6/6: the native fast paths of check_limit and consume_quota, which keep a
 -- per-backend copy of each organization's license in force and its effective AI cap
--- (module 78). Unlike the other licensing tests this one commits as it goes: a copy is
+-- (78_cache_validity.sql). Unlike the other licensing tests this one commits as it goes: a copy is
 -- made and used only outside a transaction that changed licensing data. Every answer is
 -- compared with the general SQL path (_check_limit_general), and every change that
 -- matters (custom_limits, plan limits, trial limits, status, a new license) must show at
--- once in the same session. (Across sessions: test/integration/test_license_cache.py.)
+-- once in the same session. (Across sessions: test/integration/test_licensing_concurrency.py.)
 \set SHOW_CONTEXT never
 \set VERBOSITY default
 SET client_min_messages = warning;
