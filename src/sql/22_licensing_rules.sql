@@ -59,7 +59,8 @@
 -- set_license_status, refresh_licenses, consume_quota, _release_quota and
 -- _reserve_ai_request/_check_batch) need write rights on licenses, which the owner has
 -- and which run_prompt, ai_chat and the background workers (running as the owner)
--- use. An application role cannot reset or burn quota by calling them. SECURITY
+-- use. An application role cannot reset or burn quota by calling them, and the internal
+-- helpers of those writing paths are not even executable by PUBLIC. SECURITY
 -- DEFINER, with SET search_path: validate_license (the key is the credential),
 -- _trial_limits (system_config is owner-only) and, in 26_licensing_enforcement.sql, _reserve_counted and
 -- the max_users / max_concurrent_tasks triggers (an exact count must see every row,

@@ -120,7 +120,8 @@ def fill(conn):
         "        now() - interval '1 hour', now()"
         "   FROM unnest(ARRAY['completed', 'failed']) AS s",
         (ORG, USER, license["license_id"], batch, prompt, model, key))
-    run("SELECT celaest.aggregate_roi('daily', current_date - 1, current_date, %s)", (ORG,))
+    # Days around today in any time zone: rows the upkeep worker may refresh already exist.
+    run("SELECT celaest.aggregate_roi('daily', current_date - 2, current_date + 1, %s)", (ORG,))
     run("SELECT celaest.log_audit(%s, %s, 'export', 'report', NULL, 'upgrade test export', '{\"rows\": 3}')",
         (USER, ORG))
     run("SELECT celaest.config_set('roi.hourly_rate', '30', 'Upgrade test rate', false)")
