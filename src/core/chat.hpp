@@ -1,10 +1,12 @@
-// Provider-neutral chat call: what the glue asks for, the HTTP exchange a codec builds
-// and reads, and the outcome it reports. Plain data, no behaviour.
+// Provider-neutral chat call: what the glue asks for and the outcome a codec reports (the
+// HTTP messages between them are in core/http_message.hpp). Plain data, no behaviour.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "core/http_message.hpp"
 
 namespace celaest::core {
 
@@ -19,24 +21,6 @@ struct ChatRequest {
   std::optional<double> temperature, top_p;
   std::optional<int> max_tokens;
   bool json_mode = false;
-};
-
-struct Header {
-  std::string name, value;
-};
-
-struct HttpRequest {
-  std::string method;
-  std::string url;
-  std::vector<Header> headers;  // carries the API key: never log these
-  std::string body;
-};
-
-// Header names as received; look them up with find_header (case-insensitive).
-struct HttpResponse {
-  long status = 0;
-  std::vector<Header> headers;
-  std::string body;
 };
 
 enum class FailureKind {

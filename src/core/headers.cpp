@@ -5,8 +5,8 @@
 namespace celaest::core {
 
 std::optional<std::string_view> find_header(const std::vector<Header>& headers, std::string_view name) {
-  for (const auto& header : headers) {
-    if (iequals(header.name, name)) return trim(header.value);
+  for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
+    if (iequals(it->name, name)) return trim(it->value);
   }
   return std::nullopt;
 }

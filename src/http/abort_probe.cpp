@@ -1,6 +1,6 @@
 #include "http/abort_probe.hpp"
 
-#include "http/pure_cpp.hpp"
+#include "core/cpp_only.hpp"
 
 namespace celaest::http {
 

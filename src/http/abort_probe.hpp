@@ -29,3 +29,5 @@ class AbortProbe {
 };
 
 }  // namespace celaest::http
+
+#include "core/cpp_only.hpp"

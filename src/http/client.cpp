@@ -8,7 +8,7 @@
 #include "http/abort_probe.hpp"
 #include "http/curl_handles.hpp"
 #include "http/multi_runner.hpp"
-#include "http/pure_cpp.hpp"
+#include "core/cpp_only.hpp"
 
 namespace celaest::http {
 

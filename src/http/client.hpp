@@ -44,3 +44,5 @@ class Client {
 void global_init_once();
 
 }  // namespace celaest::http
+
+#include "core/cpp_only.hpp"

@@ -27,3 +27,5 @@ using ShareHandle = std::unique_ptr<CURLSH, ShareDeleter>;
 using HeaderList = std::unique_ptr<curl_slist, SlistDeleter>;
 
 }  // namespace celaest::http
+
+#include "core/cpp_only.hpp"

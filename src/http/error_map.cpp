@@ -3,7 +3,7 @@
 #include <string_view>
 #include <vector>
 
-#include "http/pure_cpp.hpp"
+#include "core/cpp_only.hpp"
 
 namespace celaest::http {
 

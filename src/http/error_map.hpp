@@ -26,3 +26,5 @@ std::string describe(CURLcode code, TransportError error, const char* curl_detai
 std::string redact(std::string text, const Request& request);
 
 }  // namespace celaest::http
+
+#include "core/cpp_only.hpp"

@@ -1,20 +1,13 @@
-// Response headers: lookup by name and assembly from libcurl's header lines.
+// Response headers as libcurl delivers them, one raw line at a time. Look them up with
+// core::find_header (core/headers.hpp): one rule for the whole extension.
 #pragma once
 
-#include <optional>
 #include <string_view>
 #include <vector>
 
 #include "http/http_types.hpp"
 
 namespace celaest::http {
-
-// Case-insensitive (ASCII) lookup; when a name repeats, the last occurrence wins, as a
-// later header overrides an earlier one for the single-valued headers we read
-// (retry-after, request-id, content-type). The view points into `headers`.
-std::optional<std::string_view> find_header(const std::vector<Header>& headers, std::string_view name);
-
-bool iequals(std::string_view a, std::string_view b) noexcept;
 
 // Feeds one raw line from CURLOPT_HEADERFUNCTION into `headers`.
 // A status line ("HTTP/...") starts a new response and drops what came before it, so
@@ -23,3 +16,5 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 void add_header_line(std::vector<Header>& headers, std::string_view line);
 
 }  // namespace celaest::http
+
+#include "core/cpp_only.hpp"

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "http/transfer.hpp"
-#include "http/pure_cpp.hpp"
+#include "core/cpp_only.hpp"
 
 namespace celaest::http {
 

@@ -32,3 +32,5 @@ void run_batch(const MultiContext& context, const Request* requests, Response* r
                size_t max_parallel, AbortProbe& probe);
 
 }  // namespace celaest::http
+
+#include "core/cpp_only.hpp"

@@ -2,7 +2,7 @@
 
 #include <string_view>
 
-#include "http/pure_cpp.hpp"
+#include "core/cpp_only.hpp"
 
 namespace celaest::http {
 

@@ -16,3 +16,5 @@ namespace celaest::http {
 std::optional<std::string> invalid_reason(const Request& request);
 
 }  // namespace celaest::http
+
+#include "core/cpp_only.hpp"

@@ -5,8 +5,9 @@
 
 #include "http/error_map.hpp"
 #include "http/headers.hpp"
+#include "core/text.hpp"
 #include "http/request_check.hpp"
-#include "http/pure_cpp.hpp"
+#include "core/cpp_only.hpp"
 
 namespace celaest::http {
 
@@ -58,7 +59,7 @@ bool Transfer::build_header_list() {
     return true;
   };
   for (const Header& header : request_.headers) {
-    caller_sets_expect = caller_sets_expect || iequals(header.name, "Expect");
+    caller_sets_expect = caller_sets_expect || core::iequals(header.name, "Expect");
     // "Name:" would tell libcurl to drop the header; "Name;" sends it with an empty value.
     if (!append(header.name + (header.value.empty() ? ";" : ": ") + header.value)) return false;
   }
@@ -90,8 +91,8 @@ CURLcode Transfer::set_options(CURLSH* share) {
   check(curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L));  // a redirect would resend the API key
   check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L));
   check(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L));
-  check(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, request_.timeout_ms));
-  check(curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, request_.connect_timeout_ms));
+  check(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, request_.limits.timeout_ms));
+  check(curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, request_.limits.connect_timeout_ms));
   check(curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""));  // every encoding libcurl can decode
   check(curl_easy_setopt(e, CURLOPT_USERAGENT, kUserAgent));
   check(curl_easy_setopt(e, CURLOPT_HTTPHEADER, header_list_.get()));
@@ -148,7 +149,7 @@ void Transfer::complete(CURLcode code) {
   } else if (headers_over_) {
     response_.error_text = "response headers exceed " + std::to_string(kMaxHeaderBytes) + " bytes";
   } else {
-    const std::string text = describe(code, response_.error, error_buffer_, request_.max_response_bytes);
+    const std::string text = describe(code, response_.error, error_buffer_, request_.limits.max_response_bytes);
     response_.error_text = redact(text, request_);
   }
 }
@@ -190,7 +191,7 @@ size_t Transfer::on_body(char* data, size_t size, size_t count, void* self) noex
   const size_t bytes = size * count;
   try {
     std::string& body = transfer->response_.body;
-    if (bytes > transfer->request_.max_response_bytes - body.size()) {  // body.size() <= cap always
+    if (bytes > transfer->request_.limits.max_response_bytes - body.size()) {  // body.size() <= cap always
       transfer->cap_tripped_ = true;
       return 0;  // short write: libcurl stops with CURLE_WRITE_ERROR
     }

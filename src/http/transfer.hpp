@@ -66,3 +66,5 @@ class Transfer {
 };
 
 }  // namespace celaest::http
+
+#include "core/cpp_only.hpp"

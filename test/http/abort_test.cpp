@@ -23,7 +23,7 @@ void report_latency(const char* what, long latency_ms) {
 TEST(Abort, HangingServerIsAbortedPromptly) {
   Client client;
   Request request = make_request("/hang");
-  request.timeout_ms = 30000;
+  request.limits.timeout_ms = 30000;
   // Late enough that data flows even on a loaded machine; off the 20 ms poll grid.
   AbortAfter abort(milliseconds(610));
   const Response response = client.perform(request, abort.check());

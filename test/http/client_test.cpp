@@ -104,7 +104,7 @@ TEST(Client, GzipBodyIsDecoded) {
 TEST(Client, TotalTimeout) {
   Client client;
   Request request = make_request("/hang");
-  request.timeout_ms = 300;
+  request.limits.timeout_ms = 300;
   const auto start = std::chrono::steady_clock::now();
   const Response response = client.perform(request, kNeverAbort);
   const long took = ms_since(start);
@@ -131,7 +131,7 @@ TEST(Client, ConnectionRefusedKeepsSecretsOutOfErrorText) {
 TEST(Client, BodyOverTheCapIsTooLarge) {
   Client client;
   Request request = make_request("/big?n=100000");
-  request.max_response_bytes = 1000;
+  request.limits.max_response_bytes = 1000;
   const Response response = client.perform(request, kNeverAbort);
   EXPECT_EQ(response.error, TransportError::TooLarge) << response.error_text;
   EXPECT_LE(response.body.size(), 1000u);
@@ -141,7 +141,7 @@ TEST(Client, BodyOverTheCapIsTooLarge) {
 TEST(Client, BodyExactlyAtTheCapIsFine) {
   Client client;
   Request request = make_request("/big?n=50");
-  request.max_response_bytes = 50;  // smaller than the headers: they do not count
+  request.limits.max_response_bytes = 50;  // smaller than the headers: they do not count
   const Response response = client.perform(request, kNeverAbort);
   EXPECT_EQ(response.error, TransportError::None) << response.error_text;
   EXPECT_EQ(response.body.size(), 50u);
@@ -157,7 +157,7 @@ TEST(Client, EndlessHeadersAreTooLarge) {
 TEST(Client, CapAppliesToTheDecodedBody) {
   Client client;
   Request request = make_request("/gzip?n=1000000");  // ~1 kB on the wire, 1 MB decoded
-  request.max_response_bytes = 100000;
+  request.limits.max_response_bytes = 100000;
   const Response response = client.perform(request, kNeverAbort);
   EXPECT_EQ(response.error, TransportError::TooLarge) << response.error_text;
   EXPECT_LE(response.body.size(), 100000u);

@@ -1,9 +1,13 @@
 #include "http/headers.hpp"
 
+#include "core/headers.hpp"
+
 #include <gtest/gtest.h>
 
 namespace celaest::http {
 namespace {
+
+using core::find_header;
 
 std::vector<Header> feed(std::initializer_list<const char*> lines) {
   std::vector<Header> headers;

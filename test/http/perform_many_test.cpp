@@ -85,13 +85,13 @@ TEST(PerformMany, EachRequestGetsItsOwnOutcome) {
   refused.url = "http://127.0.0.1:" + std::to_string(refused_port()) + "/";
   requests.push_back(refused);
   Request big = make_request("/big?n=5000");
-  big.max_response_bytes = 100;
+  big.limits.max_response_bytes = 100;
   requests.push_back(big);
   Request invalid = make_request("/ok");
   invalid.headers = {{"X-Key", "a\nb"}};
   requests.push_back(invalid);
   Request timeout = make_request("/hang");
-  timeout.timeout_ms = 200;
+  timeout.limits.timeout_ms = 200;
   requests.push_back(timeout);
   requests.push_back(make_request("/status?code=503"));
 

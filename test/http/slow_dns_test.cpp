@@ -58,7 +58,7 @@ TEST(SlowDns, ConnectTimeoutCoversTheLookup) {
   Client client;
   Request request;
   request.url = "http://api.slow-dns.test/v1/models";
-  request.connect_timeout_ms = 200;
+  request.limits.connect_timeout_ms = 200;
   const auto start = std::chrono::steady_clock::now();
   const Response response = client.perform(request, kNeverAbort);
   const long took = ms_since(start);

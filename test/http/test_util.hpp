@@ -4,16 +4,19 @@
 #include <chrono>
 #include <string>
 
+#include "core/headers.hpp"
 #include "http/http_types.hpp"
 #include "local_server.hpp"
 
 namespace celaest::http::test {
 
+using core::find_header;
+
 inline Request make_request(const std::string& path, const std::string& method = "GET") {
   Request request;
   request.method = method;
   request.url = server().url(path);
-  request.timeout_ms = 10000;
+  request.limits.timeout_ms = 10000;
   return request;
 }
 

@@ -351,6 +351,29 @@ def test_rpm_window_exact_under_concurrency(db, mock, conn):
         c.close()
 
 
+def test_check_api_keys_obeys_max_response_size(db, mock):
+    # A health check is a provider request like any other: celaest.max_response_size caps its
+    # response too (it used to be left at the client's 8 MB default).
+    c = db.connect()
+    key_id, _ = db.only_key(c, "openai", "check-oversized")
+    scalar(c, "SET celaest.max_response_size = 16")  # kB
+    mock.fault(provider="openai", status=500, count=1, endpoint="models", body="x" * 40000,
+               content_type="text/plain")
+    row = rows(c, "SELECT * FROM celaest.check_api_keys(%s)", (key_id,))[0]
+    assert row["healthy"] is False and row["status_code"] is None
+    assert row["error"].startswith("too large:"), row["error"]
+    assert "16384" in row["error"]
+    key = db.key(c, key_id)
+    assert key["is_healthy"] and key["consecutive_failures"] == 1  # not the key's fault: transient
+    # The same body under a larger setting is read as the 500 it is.
+    scalar(c, "SET celaest.max_response_size = 1024")
+    mock.fault(provider="openai", status=500, count=1, endpoint="models", body="x" * 40000,
+               content_type="text/plain")
+    row = rows(c, "SELECT * FROM celaest.check_api_keys(%s)", (key_id,))[0]
+    assert row["healthy"] is False and row["status_code"] == 500
+    assert [r["path"] for r in mock.requests()].count("/openai/v1/models") == 2
+
+
 def test_check_api_keys_unreachable_key(db, mock, conn):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

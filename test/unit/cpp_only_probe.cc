@@ -1,17 +1,45 @@
-// Compiled by CTest (not linked into the test binary): includes every core header, so it
-// fails when the build defines POSTGRES_H, and must compile cleanly when it does not.
+// Compiled by CTest (not linked into anything): includes every header of src/core and
+// src/http, so it fails when the build defines POSTGRES_H, and must compile cleanly when it
+// does not. test/unit/purity_guard_check.cmake fails when a header is missing from this list
+// or does not end with the guard (core/cpp_only.hpp).
+#include "core/call_keys.hpp"
+#include "core/call_options.hpp"
+#include "core/call_plan.hpp"
 #include "core/chat.hpp"
 #include "core/codec.hpp"
+#include "core/codec_anthropic.hpp"
+#include "core/codec_base.hpp"
+#include "core/codec_gemini.hpp"
+#include "core/codec_ollama.hpp"
+#include "core/codec_openai.hpp"
 #include "core/cost.hpp"
 #include "core/duration.hpp"
 #include "core/failure.hpp"
 #include "core/headers.hpp"
 #include "core/http_date.hpp"
+#include "core/http_message.hpp"
 #include "core/json_output.hpp"
+#include "core/json_util.hpp"
+#include "core/license_state.hpp"
+#include "core/messages.hpp"
+#include "core/model_order.hpp"
 #include "core/provider.hpp"
+#include "core/quota.hpp"
 #include "core/retry_hint.hpp"
 #include "core/retry_policy.hpp"
 #include "core/template.hpp"
+#include "core/text.hpp"
+#include "core/url.hpp"
+#include "core/uuid_bytes.hpp"
 #include "core/weighted_pick.hpp"
+#include "http/abort_probe.hpp"
+#include "http/client.hpp"
+#include "http/curl_handles.hpp"
+#include "http/error_map.hpp"
+#include "http/headers.hpp"
+#include "http/http_types.hpp"
+#include "http/multi_runner.hpp"
+#include "http/request_check.hpp"
+#include "http/transfer.hpp"
 
 int main() { return 0; }

@@ -21,8 +21,9 @@ TEST(EncodePathSegment, KeepsUnreservedEscapesTheRest) {
   EXPECT_EQ(encode_path_segment("\xC3\xA9"), "%C3%A9");
 }
 
-TEST(FindHeader, CaseInsensitiveFirstMatchTrimmed) {
-  std::vector<Header> h = {{"Retry-After", " 30 "}, {"retry-after", "99"}, {"X-Request-Id", "req_1"}};
+TEST(FindHeader, CaseInsensitiveLastMatchTrimmed) {
+  // A repeated single-valued header: the later one overrides the earlier (RFC 9110 §5.3).
+  std::vector<Header> h = {{"Retry-After", "99"}, {"retry-after", " 30 "}, {"X-Request-Id", "req_1"}};
   EXPECT_EQ(find_header(h, "retry-after"), "30");
   EXPECT_EQ(find_header(h, "x-request-id"), "req_1");
   EXPECT_FALSE(find_header(h, "request-id").has_value());

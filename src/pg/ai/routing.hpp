@@ -2,6 +2,7 @@
 // to use for a model. Keys are decrypted here and only here.
 #pragma once
 
+#include "core/call_keys.hpp"
 #include "core/call_options.hpp"
 #include "core/provider.hpp"
 
@@ -15,19 +16,9 @@
 
 namespace celaest::pg {
 
-struct ModelChoice {
-  std::string id;        // ai_models.id
-  std::string model_id;  // the provider's model name
-  core::Provider provider;
-  std::string price_in_per_1k, price_out_per_1k;  // decimal text, "" = no price
-};
-
-struct KeyChoice {
-  std::optional<std::string> id;  // nullopt: keyless (a local Ollama with no key in the pool)
-  std::string secret;             // plaintext: lives only for the call, never logged
-  std::string base_url;
-  bool has_failures = false;  // consecutive_failures > 0: a success must reset them
-};
+// Defined in the core, where the call plan uses them.
+using core::KeyChoice;
+using core::ModelChoice;
 
 class Router {
  public:

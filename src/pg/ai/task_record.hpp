@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "pg/ai/call_execution.hpp"
+#include "pg/ai/call_runner.hpp"
 #include "pg/boundary/spi.hpp"
 
 #include <optional>

@@ -4,7 +4,7 @@
 
 #include "core/call_options.hpp"
 
-#include "pg/ai/call_execution.hpp"
+#include "pg/ai/call_runner.hpp"
 #include "pg/identity/caller.hpp"
 #include "pg/ai/prompt_source.hpp"
 #include "pg/licensing/quota_gate.hpp"

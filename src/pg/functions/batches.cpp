@@ -1,10 +1,10 @@
 // Batches, native side: submit_batch() and _run_claimed_tasks() (the batch runner's calls,
-// side by side through libcurl multi, with the same CallExecution as run_prompt).
+// side by side through libcurl multi, with the same call plan as run_prompt).
 #include <nlohmann/json.hpp>
 
 #include "core/call_options.hpp"
 
-#include "pg/ai/call_execution.hpp"
+#include "pg/ai/call_runner.hpp"
 #include "pg/identity/caller.hpp"
 #include "pg/ai/prompt_source.hpp"
 #include "pg/ai/task_record.hpp"

@@ -7,6 +7,7 @@
 #include "core/text.hpp"
 #include "http/client.hpp"
 
+#include "pg/ai/call_runner.hpp"
 #include "pg/ai/key_health.hpp"
 #include "pg/ai/routing.hpp"
 
@@ -149,23 +150,17 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
     for (const Row& row : keys.rows) {
       auto provider = core::provider_from_name(*row[1]);
       std::string secret = decrypt_pool_key(spi, *row[0], *row[3]);
-      core::HttpRequest encoded =
-          core::codec_for(*provider).encode_health_check(provider_base_url(*provider, *row[2]), secret);
-      http::Request request;
-      request.method = encoded.method;
-      request.url = encoded.url;
-      for (auto& header : encoded.headers) request.headers.push_back({header.name, header.value});
-      request.timeout_ms = settings::http_timeout_ms;
-      request.connect_timeout_ms = settings::http_connect_timeout_ms;
-      requests.push_back(std::move(request));
+      // The same limits as an AI call's request, celaest.max_response_size included.
+      requests.push_back(http::Request{
+          core::codec_for(*provider).encode_health_check(provider_base_url(*provider, *row[2]), secret),
+          transfer_limits()});
       secrets.push_back(std::move(secret));
       checked.push_back(Checked{*row[0], *row[1]});
     }
 
     // All keys at once: a pool of many keys is checked in about one round trip.
-    static http::Client client;
     std::vector<http::Response> responses =
-        client.perform_many(requests, std::max<size_t>(1, requests.size()), [] { return interrupt_pending(); });
+        backend_client().perform_many(requests, std::max<size_t>(1, requests.size()), [] { return interrupt_pending(); });
     KeyHealth health(spi);
     for (size_t i = 0; i < responses.size(); ++i) {
       const http::Response& response = responses[i];
@@ -178,11 +173,9 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
       if (response.error != http::TransportError::None) {
         result.error = std::string(http::to_string(response.error)) + ": " + response.error_text;
       } else {
-        core::HttpResponse decodable{response.status, {}, response.body};
-        for (const auto& header : response.headers) decodable.headers.push_back(core::Header{header.name, header.value});
-        result.healthy = core::codec_for(provider).health_ok(decodable);
+        result.healthy = core::codec_for(provider).health_ok(response);
         if (!result.healthy) {
-          core::ChatResult failure = core::codec_for(provider).decode_chat(decodable, core::ChatRequest{});
+          core::ChatResult failure = core::codec_for(provider).decode_chat(response, core::ChatRequest{});
           definitive = failure.key_unhealthy;
           result.error = failure.error_code + ": " + failure.error_message;
         }

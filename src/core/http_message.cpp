@@ -1,8 +1,6 @@
-#include "http/http_types.hpp"
+#include "core/http_message.hpp"
 
-#include "http/pure_cpp.hpp"
-
-namespace celaest::http {
+namespace celaest::core {
 
 const char* to_string(TransportError error) noexcept {
   switch (error) {
@@ -16,4 +14,4 @@ const char* to_string(TransportError error) noexcept {
   return "other";
 }
 
-}  // namespace celaest::http
+}  // namespace celaest::core

@@ -1,0 +1,63 @@
+// What a call needs from the key pool, as two small interfaces: pick a key for a model, and
+// record what an answer said about the key that served it. The glue implements them over
+// the routing catalogue, the pool's rows and shared memory; tests implement them in memory.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "core/provider.hpp"
+
+namespace celaest::core {
+
+// A model to try (an ai_models row, as routing chose it).
+struct ModelChoice {
+  std::string id;        // ai_models.id
+  std::string model_id;  // the provider's model name
+  Provider provider;
+  std::string price_in_per_1k, price_out_per_1k;  // decimal text, "" = no price
+};
+
+// The key that will carry one request.
+struct KeyChoice {
+  std::optional<std::string> id;  // nullopt: keyless (a local Ollama with no key in the pool)
+  std::string secret;             // plaintext: lives only for the call, never logged
+  std::string base_url;
+  bool has_failures = false;  // consecutive_failures > 0: a success must reset them
+};
+
+class KeySource {
+ public:
+  virtual ~KeySource() = default;
+  // A usable key for the model's provider, admitted into its rate windows (so the request it
+  // carries is counted), none of `excluded`; nullopt when no key can take a request now.
+  virtual std::optional<KeyChoice> pick(const ModelChoice& model, const std::set<std::string>& excluded) = 0;
+};
+
+// What one answer says about the key that served it.
+struct KeyOutcome {
+  enum class Health {
+    Worked,              // the key worked (the request or the output may still have failed)
+    Failed,              // a failure that may be the key's (5xx, timeout): counts toward unhealthy
+    FailedDefinitively,  // the key itself is bad (401, 403, invalid key, billing): unhealthy now
+    Unchanged,           // says nothing about the key's health (a 429)
+  };
+  int64_t at_ms = 0;     // when the answer came (Unix ms): the rate windows count the tokens then
+  long long tokens = 0;  // tokens the provider reported, billed even when the answer is refused
+  Health health = Health::Unchanged;
+  bool had_failures = false;  // the routing copy saw failures: a Worked key must reset them
+  std::optional<int64_t> cool_down_until_ms;  // a 429 with Retry-After: no call may use it before
+};
+
+class KeyLedger {
+ public:
+  virtual ~KeyLedger() = default;
+  // Usage counters, rate-window tokens, health and cool-down of a pool key.
+  virtual void record(const std::string& key_id, const KeyOutcome& outcome) = 0;
+};
+
+}  // namespace celaest::core
+
+#include "core/cpp_only.hpp"

@@ -1,0 +1,110 @@
+// One logical AI call as a state machine: route → encode → (transfer) → decode → account
+// decisions (API.md "Routing and failover"). The transfer is not done here, so the same plan
+// runs alone (run_prompt, ai_chat: one transfer at a time) or side by side with others (the
+// batch runner: many transfers at once). Pure: the key pool, the clock and the random draw
+// are injected, so retries, back-off, Retry-After, key exclusion and fallback are unit-tested.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/call_keys.hpp"
+#include "core/call_options.hpp"
+#include "core/chat.hpp"
+#include "core/http_message.hpp"
+
+namespace celaest::core {
+
+struct CallInput {
+  std::vector<ChatMessage> messages;
+  CallOptions options;
+  std::optional<std::string> preferred_model_id;  // prompts_master.preferred_model_id
+};
+
+// The settings a call obeys (celaest.* in the glue).
+struct CallLimits {
+  TransferLimits transfer;  // per request; the call's timeout_ms option replaces transfer.timeout_ms
+  int max_retries = 0;      // retries per model, after the first attempt
+  long retry_base_delay_ms = 0, retry_max_delay_ms = 0;
+};
+
+struct AttemptRecord {
+  std::string model;
+  std::optional<std::string> key_id;
+  long http_status = 0;
+  std::string outcome;  // "ok" or an error code
+  long elapsed_ms = 0;
+};
+
+struct CallOutcome {
+  ChatResult result;  // the final answer or the last failure
+  std::optional<ModelChoice> model;
+  std::optional<std::string> key_id;
+  int attempts = 0;  // requests that reached (or tried to reach) a provider
+  long ai_time_ms = 0;
+  std::vector<AttemptRecord> history;
+  std::optional<std::string> output_json;  // JSON text, in JSON mode
+  long long cost_micro_usd = 0;
+};
+
+// What the plan depends on besides its input.
+struct CallServices {
+  KeySource& keys;
+  KeyLedger& ledger;
+  std::function<int64_t()> now_ms;        // wall clock, Unix ms (rate windows are shared)
+  std::function<double()> random_unit;    // uniform in [0, 1): back-off jitter
+};
+
+// A backstop, far above what retries and fallback need, so that no pool shape can loop.
+inline constexpr int kMaxAttemptsPerCall = 64;
+
+class CallPlan {
+ public:
+  // `models`: the candidates in order, first choice first (routing's candidate_models).
+  CallPlan(std::vector<ModelChoice> models, CallInput input, CallLimits limits, CallServices services);
+
+  // The next request to send. False when there is none now: the call is over (finished()),
+  // or it must wait backoff_ms() first (its only keys are cooling down after a 429).
+  bool next_request(TransferRequest& request);
+  // Feeds the response of the last request; may schedule a back-off (backoff_ms()). An
+  // aborted transfer is the caller's to serve before (a cancel); fed here, it counts as a
+  // connection failure.
+  void on_response(const TransferResponse& response);
+  long backoff_ms() const { return backoff_ms_; }
+  bool finished() const { return finished_; }
+  const CallOutcome& outcome() const { return outcome_; }
+
+ private:
+  ChatResult decode(const TransferResponse& response) const;
+  void next_model(ChatResult failure);
+  void finish(ChatResult result);
+  void schedule_retry(const ChatResult& failure);
+  // Usage, health and cool-down of the key that answered.
+  void record_key_outcome(const std::string& key, const ChatResult& result);
+
+  std::vector<ModelChoice> models_;
+  CallInput input_;
+  CallLimits limits_;
+  CallServices services_;
+  ChatRequest chat_;
+  size_t model_index_ = 0;
+  int retries_on_model_ = 0;
+  std::set<std::string> excluded_keys_;
+  std::optional<KeyChoice> current_key_;
+  std::optional<ChatResult> last_failure_;
+  long backoff_ms_ = 0;
+  // After a 429 with Retry-After on this model: the delay to wait if no other key can take
+  // the retry at once (the rate-limited key cools down in the meantime).
+  long rate_limit_wait_ms_ = 0;
+  bool finished_ = false;
+  CallOutcome outcome_;
+};
+
+}  // namespace celaest::core
+
+#include "core/cpp_only.hpp"

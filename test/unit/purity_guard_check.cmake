@@ -1,0 +1,26 @@
+# cmake -DSOURCE_DIR=<repo> -P purity_guard_check.cmake
+# Every header of src/core and src/http must end with the purity guard (its last #include is
+# core/cpp_only.hpp) and be included by test/unit/cpp_only_probe.cc, whose compilation with
+# POSTGRES_H defined proves the guard fires. A header that slips either rule fails here.
+file(GLOB headers RELATIVE ${SOURCE_DIR}/src ${SOURCE_DIR}/src/core/*.hpp ${SOURCE_DIR}/src/http/*.hpp)
+file(READ ${SOURCE_DIR}/test/unit/cpp_only_probe.cc probe)
+set(problems "")
+foreach(header IN LISTS headers)
+  if(header STREQUAL "core/cpp_only.hpp")
+    continue()
+  endif()
+  file(STRINGS ${SOURCE_DIR}/src/${header} includes REGEX "^#include ")
+  list(GET includes -1 last)
+  if(NOT last STREQUAL "#include \"core/cpp_only.hpp\"")
+    string(APPEND problems "  ${header}: last include is '${last}', not the guard\n")
+  endif()
+  string(FIND "${probe}" "#include \"${header}\"" at)
+  if(at EQUAL -1)
+    string(APPEND problems "  ${header}: not included by test/unit/cpp_only_probe.cc\n")
+  endif()
+endforeach()
+if(problems)
+  message(FATAL_ERROR "purity guard rules broken:\n${problems}")
+endif()
+list(LENGTH headers count)
+message(STATUS "${count} headers checked")
