@@ -1,5 +1,6 @@
 #include "core/call_plan.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
@@ -19,28 +20,40 @@ CallPlan::CallPlan(std::vector<ModelChoice> models, CallInput input, CallLimits 
   chat_.top_p = input_.options.top_p;
   chat_.max_tokens = input_.options.max_tokens;
   chat_.json_mode = input_.options.json_mode;
+  if (input_.options.timeout_ms) deadline_ms_ = services_.now_ms() + *input_.options.timeout_ms;
+}
+
+bool CallPlan::out_of_time() {
+  if (!deadline_ms_ || services_.now_ms() < *deadline_ms_) return false;
+  if (last_failure_) {
+    finish(*last_failure_);
+  } else if (outcome_.attempts > 0) {
+    finish(transport_failure(true, "the call's timeout_ms elapsed"));
+  } else {
+    finished_ = true;  // nothing reached a provider: the caller raises LC020
+  }
+  return true;
 }
 
 bool CallPlan::next_request(TransferRequest& request) {
   backoff_ms_ = 0;
   while (!finished_ && model_index_ < models_.size()) {
+    if (out_of_time()) return false;
     const ModelChoice& model = models_[model_index_];
-    current_key_ = services_.keys.pick(model, excluded_keys_);
-    if (!current_key_ && rate_limit_wait_ms_ > 0) {
-      // Every key left is cooling down after the 429: wait for it rather than give up the model.
-      backoff_ms_ = rate_limit_wait_ms_;
-      rate_limit_wait_ms_ = 0;
-      return false;
-    }
+    std::set<std::string> not_now = excluded_keys_;
+    not_now.insert(tried_in_round_.begin(), tried_in_round_.end());
+    current_key_ = services_.keys.pick(model, not_now);
+    if (current_key_ && !current_key_->id && keyless_tried_in_round_) current_key_.reset();
     if (!current_key_) {
-      ++model_index_;  // no usable key for this provider: the next model
-      retries_on_model_ = 0;
+      if (retry_round_or_next_model()) return false;  // wait backoff_ms(), then the next round
       continue;
     }
-    rate_limit_wait_ms_ = 0;
     chat_.model = model.model_id;
     TransferLimits transfer = limits_.transfer;
-    if (input_.options.timeout_ms) transfer.timeout_ms = *input_.options.timeout_ms;
+    if (deadline_ms_) {
+      // The request may use what is left of the call's time, no more.
+      transfer.timeout_ms = std::max<long>(1, static_cast<long>(*deadline_ms_ - services_.now_ms()));
+    }
     request = TransferRequest{codec_for(model.provider).encode_chat(chat_, current_key_->base_url, current_key_->secret),
                               transfer};
     return true;
@@ -52,6 +65,36 @@ bool CallPlan::next_request(TransferRequest& request) {
       finished_ = true;  // nothing reached a provider: the caller raises LC020
     }
   }
+  return false;
+}
+
+bool CallPlan::retry_round_or_next_model() {
+  if (retryable_failure_in_round_ && retries_on_model_ < limits_.max_retries) {
+    ++retries_on_model_;
+    retryable_failure_in_round_ = false;
+    tried_in_round_.clear();
+    keyless_tried_in_round_ = false;
+    // Retry-After (from the last 429) is honoured up to the maximum delay; the keys that
+    // answered 429 cool down meanwhile, so the next round finds them usable again.
+    const std::optional<long> retry_after = last_failure_ ? last_failure_->retry_after_ms : std::nullopt;
+    backoff_ms_ = backoff_delay_ms(retries_on_model_, limits_.retry_base_delay_ms, limits_.retry_max_delay_ms,
+                                   retry_after, services_.random_unit());
+    if (deadline_ms_) {
+      const int64_t left = *deadline_ms_ - services_.now_ms();
+      if (backoff_ms_ >= left) {  // the wait alone would outlast the call
+        finish(*last_failure_);
+        return true;
+      }
+    }
+    if (backoff_ms_ > 0) return true;
+    return false;  // no delay: the next round starts now
+  }
+  // No usable key left for this model (none at all, all excluded, or the retries are spent).
+  ++model_index_;
+  retries_on_model_ = 0;
+  retryable_failure_in_round_ = false;
+  tried_in_round_.clear();
+  keyless_tried_in_round_ = false;
   return false;
 }
 
@@ -90,7 +133,14 @@ void CallPlan::on_response(const TransferResponse& response) {
     last_failure_ = std::move(result);
     return;
   }
-  if (result.retryable) return schedule_retry(result);
+  if (result.retryable) {
+    // The model's next usable key first, at once; back-off when the round has tried them all.
+    if (current_key_->id) tried_in_round_.insert(*current_key_->id);
+    else keyless_tried_in_round_ = true;
+    retryable_failure_in_round_ = true;
+    last_failure_ = std::move(result);
+    return;
+  }
   if (result.try_next_model) return next_model(std::move(result));
   finish(std::move(result));  // permanent: the request itself is wrong
 }
@@ -120,25 +170,13 @@ void CallPlan::record_key_outcome(const std::string& key, const ChatResult& resu
   services_.ledger.record(key, outcome);
 }
 
-void CallPlan::schedule_retry(const ChatResult& failure) {
-  if (retries_on_model_ >= limits_.max_retries) return next_model(failure);
-  ++retries_on_model_;
-  last_failure_ = failure;
-  backoff_ms_ = backoff_delay_ms(retries_on_model_, limits_.retry_base_delay_ms, limits_.retry_max_delay_ms,
-                                 failure.retry_after_ms, services_.random_unit());
-  if (failure.failure == FailureKind::RateLimited && failure.retry_after_ms && current_key_->id) {
-    // The key that answered 429 cools down for its Retry-After (on_response); another key of the
-    // pool may take the retry now. next_request() falls back to this wait when none can.
-    rate_limit_wait_ms_ = backoff_ms_;
-    backoff_ms_ = 0;
-  }
-}
-
 void CallPlan::next_model(ChatResult failure) {
   last_failure_ = std::move(failure);
   ++model_index_;
   retries_on_model_ = 0;
-  rate_limit_wait_ms_ = 0;
+  retryable_failure_in_round_ = false;
+  tried_in_round_.clear();
+  keyless_tried_in_round_ = false;
 }
 
 void CallPlan::finish(ChatResult result) {

@@ -69,7 +69,15 @@ class CallPlan {
   CallPlan(std::vector<ModelChoice> models, CallInput input, CallLimits limits, CallServices services);
 
   // The next request to send. False when there is none now: the call is over (finished()),
-  // or it must wait backoff_ms() first (its only keys are cooling down after a 429).
+  // or it must wait backoff_ms() first (every usable key of the model failed in this round,
+  // or the only keys are cooling down after a 429).
+  //
+  // Failover (API.md "Routing and failover"): a retryable failure (429, 5xx, timeout,
+  // connection) or a key failure (401, 403) moves to the model's next usable key at once;
+  // when every usable key of the model has failed in this round, the round is retried with
+  // back-off, at most max_retries times per model; then the next model, if any. A key that
+  // failed with 401/403 is not tried again in the call. The call's timeout_ms option bounds
+  // the whole call, retries and back-off included.
   bool next_request(TransferRequest& request);
   // Feeds the response of the last request; may schedule a back-off (backoff_ms()). An
   // aborted transfer is the caller's to serve before (a cancel); fed here, it counts as a
@@ -83,7 +91,11 @@ class CallPlan {
   ChatResult decode(const TransferResponse& response) const;
   void next_model(ChatResult failure);
   void finish(ChatResult result);
-  void schedule_retry(const ChatResult& failure);
+  // Every usable key of the model failed in this round: back off and retry the round, or go on
+  // to the next model. False when the call is over.
+  bool retry_round_or_next_model();
+  // The whole-call deadline passed: the call ends with the last failure (or a timeout).
+  bool out_of_time();
   // Usage, health and cool-down of the key that answered.
   void record_key_outcome(const std::string& key, const ChatResult& result);
 
@@ -94,13 +106,14 @@ class CallPlan {
   ChatRequest chat_;
   size_t model_index_ = 0;
   int retries_on_model_ = 0;
-  std::set<std::string> excluded_keys_;
+  std::set<std::string> excluded_keys_;   // failed with 401/403: never again in this call
+  std::set<std::string> tried_in_round_;  // failed retryably since the last back-off
+  bool keyless_tried_in_round_ = false;   // the same, for a keyless endpoint (local Ollama)
   std::optional<KeyChoice> current_key_;
   std::optional<ChatResult> last_failure_;
+  bool retryable_failure_in_round_ = false;  // the round may be retried with back-off
   long backoff_ms_ = 0;
-  // After a 429 with Retry-After on this model: the delay to wait if no other key can take
-  // the retry at once (the rate-limited key cools down in the meantime).
-  long rate_limit_wait_ms_ = 0;
+  std::optional<int64_t> deadline_ms_;  // the timeout_ms option: the whole call ends by then
   bool finished_ = false;
   CallOutcome outcome_;
 };

@@ -231,6 +231,37 @@ def test_raise_option_is_lc021(db, mock, conn):
 # ------------------------------------------------------------------ key failures
 
 
+def test_a_failing_key_gives_way_to_the_next_key_before_any_other_model(db, mock, conn):
+    # The acceptance case (API.md "Routing and failover"): a failing key of higher priority and
+    # a good key below it. The 500 moves the call to the good key at once, without a back-off
+    # retry on the failing key and without another provider's model.
+    from conftest import add_key, new_secret
+    failing_id, failing_secret = db.only_key(conn, "openai", "failing", options={"priority": 10})
+    good_secret = new_secret("openai-good-below")
+    good_id = add_key(conn, "openai", "openai-good-below", good_secret, {"priority": 0})
+    mock.fault(provider="openai", status=500, count=5, key_prefix=failing_secret)
+    result = db.ai_chat(conn, say("keys before models"), None, {"provider": "openai"})
+    assert result["status"] == "completed", result
+    assert (result["provider"], result["model"]) == ("openai", "gpt-4o-mini")
+    task = db.task(conn, result["task_id"])
+    assert [a["api_key_id"] for a in attempts_of(task)] == [failing_id, good_id]
+    assert [r["status_returned"] for r in mock.chat_requests("openai")] == [500, 200]
+    assert all(not mock.chat_requests(p) for p in PROVIDERS if p != "openai")
+
+
+def test_timeout_ms_bounds_the_whole_call_retries_included(db, mock, conn):
+    # Every attempt is answered 500 after 300 ms; back-off 100 ms. With timeout_ms = 1000 the
+    # call ends failed within about a second, whatever max_retries would allow.
+    c = db.connect(max_retries=10, retry_base_delay="100ms", retry_max_delay="100ms")
+    mock.fault(provider="groq", status=500, count=50, delay_ms=300)
+    started = time.time()
+    result = db.ai_chat(c, say("bounded"), None, {"provider": "groq", "timeout_ms": 1000})
+    elapsed = time.time() - started
+    assert result["status"] == "failed", result
+    assert elapsed < 1.6, elapsed
+    assert 2 <= len(mock.chat_requests("groq")) <= 4
+
+
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "groq"])
 def test_invalid_key_marked_unhealthy_and_another_key_used(db, mock, conn, provider):
     bad_id, _ = db.only_key(conn, provider, "revoked", valid=False, options={"priority": 10})

@@ -36,6 +36,8 @@ class FakePool final : public KeySource, public KeyLedger {
       if (cooling != cooling_until.end() && cooling->second > now_) continue;
       return KeyChoice{key.id, "sk-secret-" + key.id, "http://" + key.id + ".test/v1", false};
     }
+    if (keyless_for_local && model.provider == Provider::Local)
+      return KeyChoice{std::nullopt, "", "http://ollama.test", false};
     return std::nullopt;
   }
 
@@ -47,6 +49,7 @@ class FakePool final : public KeySource, public KeyLedger {
   std::vector<std::set<std::string>> picks;  // the excluded set of every pick
   std::vector<std::pair<std::string, KeyOutcome>> recorded;
   std::map<std::string, int64_t> cooling_until;
+  bool keyless_for_local = false;  // a local Ollama with no key in the pool is called keyless
 
  private:
   struct Key {
@@ -138,6 +141,16 @@ class CallPlanTest : public ::testing::Test {
     return sent;
   }
 
+  // No request now: the plan waits. Returns the wait and lets the fake clock run past it.
+  long wait_out() {
+    TransferRequest request;
+    EXPECT_FALSE(plan->next_request(request)) << "expected a back-off";
+    EXPECT_FALSE(plan->finished());
+    const long waited = plan->backoff_ms();
+    now += waited;
+    return waited;
+  }
+
   int64_t now = 1'700'000'000'000;
   double jitter = 0.5;
   FakePool pool{now};
@@ -192,23 +205,33 @@ TEST_F(CallPlanTest, RetryableFailuresBackOffWithinTheJitterBounds) {
   limits.max_retries = 3;
   start();
   // Full jitter: before retry n the wait is jitter * min(cap, base * 2^(n-1)).
-  const double draws[] = {0.0, 0.5, 0.999};
+  const double draws[] = {0.25, 0.5, 0.999};
   const long ceilings[] = {1000, 2000, 4000};
   for (int retry = 0; retry < 3; ++retry) {
     jitter = draws[retry];
     EXPECT_EQ(send().key, "A");
     plan->on_response(server_error());
     ASSERT_FALSE(plan->finished());
-    EXPECT_GE(plan->backoff_ms(), 0);
-    EXPECT_LE(plan->backoff_ms(), ceilings[retry]);
-    EXPECT_EQ(plan->backoff_ms(), std::lround(draws[retry] * static_cast<double>(ceilings[retry])));
-    now += plan->backoff_ms();
+    const long waited = wait_out();
+    EXPECT_LE(waited, ceilings[retry]);
+    EXPECT_EQ(waited, std::lround(draws[retry] * static_cast<double>(ceilings[retry])));
   }
+  EXPECT_EQ(send().key, "A");
   plan->on_response(ok());  // the fourth attempt (third retry) succeeds
   EXPECT_TRUE(plan->outcome().result.ok);
   EXPECT_EQ(plan->outcome().attempts, 4);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(pool.recorded[i].second.health, KeyOutcome::Health::Failed) << i;
   EXPECT_EQ(pool.recorded[3].second.health, KeyOutcome::Health::Worked);
+}
+
+TEST_F(CallPlanTest, AZeroBackOffStartsTheNextRoundAtOnce) {
+  pool.add("A", Provider::OpenAI);
+  jitter = 0.0;
+  start();
+  send();
+  plan->on_response(server_error());
+  EXPECT_EQ(send().key, "A") << "a zero draw: no wait";
+  EXPECT_EQ(plan->outcome().attempts, 1);
 }
 
 TEST_F(CallPlanTest, BackOffNeverExceedsTheCap) {
@@ -217,12 +240,14 @@ TEST_F(CallPlanTest, BackOffNeverExceedsTheCap) {
   limits.retry_max_delay_ms = 3000;
   jitter = 0.999999;
   start();
+  long waited = 0;
   for (int retry = 0; retry < 6; ++retry) {
     send();
     plan->on_response(server_error());
-    EXPECT_LE(plan->backoff_ms(), 3000);
+    waited = wait_out();
+    EXPECT_LE(waited, 3000);
   }
-  EXPECT_EQ(plan->backoff_ms(), 3000);
+  EXPECT_EQ(waited, 3000);
 }
 
 TEST_F(CallPlanTest, MaxRetriesPerModelThenTheNextModel) {
@@ -290,21 +315,112 @@ TEST_F(CallPlanTest, RateLimitedKeyCoolsDownAndTheRetryMovesToAnotherKey) {
   Sent retry = send();  // at once, no wait
   EXPECT_EQ(retry.key, "B");
   EXPECT_EQ(retry.model, "gpt-4o-mini");
-  EXPECT_TRUE(pool.picks.back().empty()) << "a rate-limited key is cooling, not excluded";
+  EXPECT_EQ(pool.picks.back(), (std::set<std::string>{"A"})) << "passed over in this round only";
   plan->on_response(ok());
   EXPECT_TRUE(plan->outcome().result.ok);
   EXPECT_EQ(plan->outcome().key_id, "B");
 }
 
-TEST_F(CallPlanTest, RateLimitWithoutRetryAfterBacksOffWithoutCoolingTheKey) {
+TEST_F(CallPlanTest, RateLimitWithoutRetryAfterMovesToAnotherKeyWithoutCoolingTheFirst) {
   pool.add("A", Provider::OpenAI);
   pool.add("B", Provider::OpenAI);
   jitter = 0.5;
   start();
-  send();
+  EXPECT_EQ(send().key, "A");
   plan->on_response(answer(429, error_body("Rate limit reached", "requests", "rate_limit_exceeded")));
   EXPECT_FALSE(pool.recorded[0].second.cool_down_until_ms);
+  EXPECT_EQ(send().key, "B") << "the pool's next key at once";
+  plan->on_response(answer(429, error_body("Rate limit reached", "requests", "rate_limit_exceeded")));
+  TransferRequest request;
+  EXPECT_FALSE(plan->next_request(request)) << "both keys answered 429 in this round";
+  EXPECT_EQ(plan->backoff_ms(), 500) << "jittered back-off (base 1000 x 0.5)";
+  EXPECT_EQ(send().key, "A") << "the next round starts again from the preferred key";
+}
+
+TEST_F(CallPlanTest, AFailingPreferredKeyGivesWayToTheNextKeyOfTheSameModelFirst) {
+  // The acceptance case: a failing key of higher priority and a good key below it. The call
+  // goes to the good key at once, not back to the failing one nor to another model.
+  pool.add("A", Provider::OpenAI);
+  pool.add("B", Provider::OpenAI);
+  pool.add("G", Provider::Groq);
+  start();
+  EXPECT_EQ(send().key, "A");
+  plan->on_response(server_error());
+  EXPECT_EQ(plan->backoff_ms(), 0);
+  Sent next = send();
+  EXPECT_EQ(next.key, "B");
+  EXPECT_EQ(next.model, "gpt-4o-mini");
+  plan->on_response(ok());
+  EXPECT_TRUE(plan->outcome().result.ok);
+  EXPECT_EQ(plan->outcome().key_id, "B");
+  EXPECT_EQ(plan->outcome().attempts, 2);
+}
+
+TEST_F(CallPlanTest, EveryKeyOfTheModelPerRoundThenBackOffThenTheNextModel) {
+  pool.add("A", Provider::OpenAI);
+  pool.add("B", Provider::OpenAI);
+  pool.add("G", Provider::Groq);
+  limits.max_retries = 1;
+  start();
+  std::vector<std::string> keys;
+  std::vector<long> waits;
+  while (!plan->finished()) {
+    TransferRequest request;
+    if (!plan->next_request(request)) {
+      if (plan->backoff_ms() > 0) waits.push_back(plan->backoff_ms());
+      now += plan->backoff_ms();
+      continue;
+    }
+    auto authorization = find_header(request.headers, "Authorization");
+    keys.push_back(std::string(authorization->substr(std::string("Bearer sk-secret-").size())));
+    plan->on_response(server_error());
+  }
+  // Round 1: A, B; back-off; round 2 (the one retry): A, B; then the next model's key.
+  EXPECT_EQ(keys, (std::vector<std::string>{"A", "B", "A", "B", "G", "G"}));
+  EXPECT_EQ(waits.size(), 2u) << "one back-off per model with max_retries = 1";
+}
+
+TEST_F(CallPlanTest, TheCallsTimeoutBoundsRetriesAndBackOff) {
+  pool.add("A", Provider::OpenAI);
+  limits.max_retries = 5;
+  limits.retry_base_delay_ms = 1000;
+  jitter = 0.5;  // 500 ms, then 1000 ms, then 2000 ms
+  input.options.timeout_ms = 2000;
+  start();
+  send();
+  now += 300;  // the first attempt took 300 ms and failed
+  plan->on_response(server_error(300));
+  TransferRequest request;
+  EXPECT_FALSE(plan->next_request(request));
   EXPECT_EQ(plan->backoff_ms(), 500);
+  now += 500;
+  ASSERT_TRUE(plan->next_request(request));
+  EXPECT_EQ(request.limits.timeout_ms, 1200) << "what is left of the call's 2000 ms";
+  now += 1000;
+  plan->on_response(server_error(1000));
+  // 200 ms left; the next back-off (1000 ms) would outlast the call: it ends now.
+  EXPECT_FALSE(plan->next_request(request));
+  EXPECT_TRUE(plan->finished());
+  EXPECT_EQ(plan->outcome().attempts, 2);
+  EXPECT_EQ(plan->outcome().result.error_code, "server_error");
+}
+
+TEST_F(CallPlanTest, AKeylessEndpointIsRetriedWithBackOffNotInALoop) {
+  models = {model("llama3.2", Provider::Local)};
+  pool.keyless_for_local = true;
+  limits.max_retries = 1;
+  start();
+  TransferRequest request;
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(server_error());
+  EXPECT_FALSE(plan->next_request(request)) << "the only endpoint failed: back off, do not spin";
+  EXPECT_GT(plan->backoff_ms(), 0);
+  now += plan->backoff_ms();
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(server_error());
+  EXPECT_FALSE(plan->next_request(request));
+  EXPECT_TRUE(plan->finished());
+  EXPECT_EQ(plan->outcome().attempts, 2);
 }
 
 TEST_F(CallPlanTest, AKeyThatFailedWith401Or403IsExcludedForTheRestOfTheCall) {
@@ -337,8 +453,10 @@ TEST_F(CallPlanTest, AnExcludedKeyStaysExcludedAcrossRetries) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(send().key, "B");
     plan->on_response(server_error());
-    now += plan->backoff_ms();
+    if (i < 2) wait_out();  // max_retries = 2: two more rounds, each B alone
   }
+  TransferRequest request;
+  EXPECT_FALSE(plan->next_request(request));
   for (size_t i = 1; i < pool.picks.size(); ++i) EXPECT_TRUE(pool.picks[i].count("A")) << "pick " << i;
 }
 
@@ -396,7 +514,7 @@ TEST_F(CallPlanTest, TimeoutsAreRetriedAnOversizedResponseIsNot) {
   plan->on_response(transport(TransportError::Timeout));
   EXPECT_FALSE(plan->finished());
   EXPECT_EQ(plan->outcome().history.back().outcome, "timeout");
-  now += plan->backoff_ms();
+  wait_out();
   send();
   plan->on_response(transport(TransportError::TooLarge));
   EXPECT_TRUE(plan->finished());
