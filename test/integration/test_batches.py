@@ -51,7 +51,7 @@ def test_worker_status_shows_both_workers_running_in_postgres(env):
     for name in ("celaest maintenance", "celaest batch runner"):
         w = workers[name]
         assert w["pid"] and w["pid"] > 0, w
-        assert w["database"] == WORKER_DB == scalar(env.admin, "SHOW celaest.database"), w
+        assert w["database"] == WORKER_DB == scalar(env.admin, "SHOW celaest.databases"), w
         assert w["runs"] >= 1, w
         assert w["last_run"] is not None, w
         # The pid is a live background worker of that type.

@@ -14,6 +14,7 @@ extern "C" {
 namespace celaest::pg::settings {
 
 char* encryption_key = nullptr;
+char* worker_databases = nullptr;
 char* worker_database = nullptr;
 int health_check_interval_s = 300;
 int health_failure_threshold = 3;
@@ -75,11 +76,15 @@ void define_all() {
                 &encryption_key, "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_NO_RESET_ALL);
   // Worker layout is fixed at server start, as pg_cron does with cron.database_name. Only a
   // preloading postmaster may define a server-start setting (later it is FATAL: "cannot create
-  // PGC_POSTMASTER variables after startup"); loaded by CREATE EXTENSION there are no workers
-  // to place, and worker_database keeps its default.
-  if (process_shared_preload_libraries_in_progress)
-    define_string("celaest.database", "Database in which the CELAEST background workers run.", &worker_database,
-                  "postgres", PGC_POSTMASTER);
+  // PGC_POSTMASTER variables after startup"); loaded by CREATE EXTENSION there are no workers.
+  if (process_shared_preload_libraries_in_progress) {
+    define_string("celaest.databases",
+                  "Databases the CELAEST launcher serves (comma-separated names; empty: every database with the "
+                  "extension).",
+                  &worker_databases, "", PGC_POSTMASTER);
+    define_string("celaest.database", "One database for the CELAEST background workers (alias of celaest.databases).",
+                  &worker_database, "", PGC_POSTMASTER);
+  }
   define_int("celaest.health_check_interval", "Seconds between background API-key health checks (0 disables).",
              &health_check_interval_s, 300, 0, 86400, PGC_SIGHUP, GUC_UNIT_S);
   define_int("celaest.health_failure_threshold", "Consecutive failures after which an API key is marked unhealthy.",
