@@ -24,6 +24,7 @@ int max_retries = 2;
 int retry_base_delay_ms = 250;
 int retry_max_delay_ms = 30000;
 int worker_concurrency = 4;
+bool retry_after_crash = false;
 int max_response_kb = 8192;
 char* user_id = nullptr;
 char* request_id = nullptr;
@@ -101,6 +102,10 @@ void define_all() {
              30000, 0, 600000, PGC_USERSET, GUC_UNIT_MS);
   define_int("celaest.worker_concurrency", "Provider calls the batch runner keeps in flight at once.",
              &worker_concurrency, 4, 1, 256, PGC_SIGHUP);
+  DefineCustomBoolVariable("celaest.retry_after_crash",
+                           "Send again a batch task whose provider call may have been sent before a crash (it is "
+                           "charged once either way).",
+                           nullptr, &retry_after_crash, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   define_int("celaest.max_response_size", "Largest provider response accepted.", &max_response_kb, 8192, 16,
              1048576, PGC_SUSET, GUC_UNIT_KB);
   define_string("celaest.user_id", "The CELAEST user acting in this session (API.md: who is calling).", &user_id, "",

@@ -14,6 +14,7 @@ extern int max_retries;
 extern int retry_base_delay_ms;
 extern int retry_max_delay_ms;
 extern int worker_concurrency;
+extern bool retry_after_crash;       // re-send batch tasks interrupted by a crash (API.md: exactly once)
 extern int max_response_kb;
 extern char* user_id;                // celaest.user_id: who is calling (API.md)
 extern char* request_id;             // correlation id recorded by audits and tasks

@@ -153,19 +153,21 @@ void on_exit_detach(int, Datum) { worker_detached(my_slot, my_role); }
 // and no license row lock is held during HTTP; the calls and their records are the second.
 [[noreturn]] void batch_runner_loop() {
   MemoryContext loop_context = AllocSetContextCreate(TopMemoryContext, "celaest batch runner", ALLOCSET_DEFAULT_SIZES);
-  bool requeued = false;
+  TimestampTz next_recovery = 0;
   for (;;) {
     MemoryContextSwitchTo(loop_context);
     MemoryContextReset(loop_context);
     long claimed = 0;
     if (!RecoveryInProgress()) {
       worker_state(my_slot, my_role, "claiming");
-      if (!requeued) {
-        long rows = 0;
-        run("SELECT CASE WHEN to_regprocedure('celaest._requeue_orphaned_tasks()') IS NULL THEN 0 "
-            "ELSE celaest._requeue_orphaned_tasks()::bigint END",
-            &rows);
-        requeued = rows >= 0;
+      // Orphans (tasks of a runner that is gone) can appear at any time: a runner of this
+      // database killed and restarted, a backend running _run_pending_tasks() terminated. Looked
+      // for at most once a second, whatever the load.
+      const TimestampTz now = GetCurrentTimestamp();
+      if (now >= next_recovery) {
+        run("SELECT CASE WHEN to_regprocedure('celaest._recover_orphaned_tasks()') IS NULL THEN 0 "
+            "ELSE celaest._recover_orphaned_tasks()::bigint END");
+        next_recovery = TimestampTzPlusMilliseconds(now, 1000);
       }
       run("SELECT CASE WHEN to_regprocedure('celaest._claim_batch_tasks(integer)') IS NULL THEN 0 "
           "ELSE celaest._claim_batch_tasks(current_setting('celaest.worker_concurrency')::int)::bigint END",
