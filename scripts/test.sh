@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
+echo "== pg_regress schedule: every test file scheduled, every scheduled test present"
+test/regress/check_schedule.sh
+
 scripts/install-deps.sh
 scripts/build.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Inside scripts/cluster.sh: starts the mock provider, runs pg_regress and the integration
-# tests, and fails if the server log shows a backend terminated by a signal.
+# Inside scripts/cluster.sh: starts the mock provider, runs pg_regress, the integration
+# tests and the upgrade test, and fails if the server log shows a backend terminated by a signal.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -23,6 +23,9 @@ fi
 if ls test/integration/test_*.py >/dev/null 2>&1; then
   "$PYTHON" -m pytest -q -p no:cacheprovider test/integration || status=1
 fi
+
+# ALTER EXTENSION UPDATE from every released version equals a fresh install (test/upgrade).
+"$PYTHON" -m pytest -q -p no:cacheprovider test/upgrade || status=1
 
 if grep -E "terminated by signal|was terminated by exception" "$CELAEST_SERVER_LOG"; then
   echo "FAIL: a backend crashed (see above)"

@@ -1,4 +1,4 @@
--- CELAEST — module 10: identity (organizations, users_profile) and "who is calling".
+-- CELAEST — identity: organizations, users_profile, and "who is calling".
 
 -- ---------------------------------------------------------------------------
 -- organizations
@@ -41,7 +41,7 @@ CREATE TABLE celaest.organizations (
 
 CREATE TRIGGER organizations_set_updated_at
     BEFORE UPDATE ON celaest.organizations
-    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION celaest._set_updated_at();
 
 COMMENT ON TABLE celaest.organizations IS
     'Business entities that group users; the base of multi-tenancy. Soft-deleted (deleted_at), never removed once they have history.';
@@ -111,7 +111,7 @@ CREATE INDEX users_profile_organization_id_idx ON celaest.users_profile (organiz
 
 CREATE TRIGGER users_profile_set_updated_at
     BEFORE UPDATE ON celaest.users_profile
-    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION celaest._set_updated_at();
 
 -- Supabase: users_profile.id is the auth user's id. When the database has
 -- auth.users at install time, tie the profile to it (deleting the auth user
@@ -167,7 +167,7 @@ SELECT pg_catalog.pg_extension_config_dump('celaest.users_profile', '');
 -- STABLE: within one statement the answer cannot change. A malformed setting is a
 -- caller bug and raises in both variants (silently acting as "nobody" would hide
 -- it and drop the actor from audit rows); only "no user at all" differs.
-CREATE FUNCTION celaest.current_user_id_or_null()
+CREATE FUNCTION celaest._current_user_id_or_null()
 RETURNS uuid
 LANGUAGE plpgsql
 STABLE PARALLEL SAFE
@@ -197,8 +197,9 @@ BEGIN
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION celaest.current_user_id_or_null() IS
+COMMENT ON FUNCTION celaest._current_user_id_or_null() IS
     'The acting CELAEST user: the setting celaest.user_id, else Supabase auth.uid(), else NULL. Raises 22P02 when celaest.user_id is set but not a uuid. Used by row-level security and automatic auditing.';
+-- Executable by PUBLIC: the row-level security policies (85_security.sql) call it as the querying role.
 
 CREATE FUNCTION celaest.current_user_id()
 RETURNS uuid
@@ -207,7 +208,7 @@ STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_user uuid := celaest.current_user_id_or_null();
+    v_user uuid := celaest._current_user_id_or_null();
 BEGIN
     IF v_user IS NULL THEN
         RAISE EXCEPTION 'no CELAEST user: set celaest.user_id or authenticate'
@@ -223,7 +224,7 @@ COMMENT ON FUNCTION celaest.current_user_id() IS
 -- SECURITY DEFINER: row-level security policies call these, including the policy on
 -- users_profile itself; running as the owner (not subject to RLS, which is not
 -- FORCEd) avoids policy recursion and lets a user learn their own organization.
-CREATE FUNCTION celaest.current_org_id_or_null()
+CREATE FUNCTION celaest._current_org_id_or_null()
 RETURNS uuid
 LANGUAGE sql
 STABLE PARALLEL SAFE
@@ -232,11 +233,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT u.organization_id
       FROM celaest.users_profile AS u
-     WHERE u.id = celaest.current_user_id_or_null()
+     WHERE u.id = celaest._current_user_id_or_null()
        AND u.deleted_at IS NULL;
 $$;
-COMMENT ON FUNCTION celaest.current_org_id_or_null() IS
+COMMENT ON FUNCTION celaest._current_org_id_or_null() IS
     'Organization of the acting user (users_profile.organization_id), or NULL when there is no user, no live profile or no organization. Used by row-level security.';
+-- Executable by PUBLIC: the row-level security policies (85_security.sql) call it as the querying role.
 
 CREATE FUNCTION celaest.current_org_id()
 RETURNS uuid
@@ -265,7 +267,7 @@ $$;
 COMMENT ON FUNCTION celaest.current_org_id() IS
     'Organization of the acting user (users_profile.organization_id; NULL if the user belongs to none). Raises 42501 when there is no user or the user has no live profile.';
 
-CREATE FUNCTION celaest.current_user_is_super_admin()
+CREATE FUNCTION celaest._current_user_is_super_admin()
 RETURNS boolean
 LANGUAGE sql
 STABLE PARALLEL SAFE
@@ -275,8 +277,9 @@ AS $$
     SELECT COALESCE((
         SELECT u.role = 'super_admin'::celaest.user_role
           FROM celaest.users_profile AS u
-         WHERE u.id = celaest.current_user_id_or_null()
+         WHERE u.id = celaest._current_user_id_or_null()
            AND u.deleted_at IS NULL), false);
 $$;
-COMMENT ON FUNCTION celaest.current_user_is_super_admin() IS
+COMMENT ON FUNCTION celaest._current_user_is_super_admin() IS
     'True when the acting user has a live profile with role super_admin (global administrator: row-level security lets them see every organization).';
+-- Executable by PUBLIC: the row-level security policies (85_security.sql) call it as the querying role.

@@ -1,4 +1,4 @@
--- CELAEST — module 26: license enforcement points.
+-- CELAEST — licensing, enforcement points.
 --
 -- What is enforced, and where (API.md "Enforced limits"):
 --   max_users                  BEFORE trigger on users_profile: a row that becomes a
@@ -7,14 +7,14 @@
 --                              organization) is refused with LC010 when the
 --                              organization's license in force is full. Without a
 --                              license in force nothing is checked.
---   max_ai_requests_per_month  reserve_ai_request() below (the AI-call glue), or
---                              consume_quota() (module 25).
---   max_concurrent_tasks       BEFORE trigger on processed_tasks (module 76, after the
---                              table exists): a task entering processing or retrying
+--   max_ai_requests_per_month  _reserve_ai_request() below (the AI-call glue), or
+--                              consume_quota() (24_licensing_quota.sql).
+--   max_concurrent_tasks       BEFORE trigger on processed_tasks (created with the
+--                              table, 40_tasks_tables.sql): a task entering processing or retrying
 --                              from any other state (or inserted so) is refused with
 --                              LC010 when the organization already has that many in
 --                              flight, or LC001-LC004 when its license is unusable.
---   max_batch_size             check_batch() below (for submit_batch).
+--   max_batch_size             _check_batch() below (for submit_batch).
 --   max_storage_gb             consume_quota(org, 'storage_gb', bytes) is exact; the
 --                              BEFORE UPDATE OF storage_used_bytes trigger on licenses
 --                              refuses any other write that would go over the limit.
@@ -23,7 +23,7 @@
 --
 -- API for the AI-call glue and the batch runner
 -- --------------------------------------------
---   celaest.reserve_ai_request(p_org_id uuid, p_user_id uuid, p_task_id uuid DEFAULT NULL)
+--   celaest._reserve_ai_request(p_org_id uuid, p_user_id uuid, p_task_id uuid DEFAULT NULL)
 --       RETURNS uuid  -- the license charged (for processed_tasks.license_id)
 --     Charges one AI request to the organization's license in the current billing
 --     period, atomically, and logs it in license_usage_log (task_id, user_id;
@@ -32,17 +32,17 @@
 --     (cancelled), LC010 (quota used up; DETAIL "limit: L, used: U, requested: 1"),
 --     22004 (NULL organization). A refusal charges nothing; a rollback of the calling
 --     transaction undoes the charge and the log row.
---   celaest.check_batch(p_org_id uuid, p_inputs integer, p_reserve boolean DEFAULT false)
+--   celaest._check_batch(p_org_id uuid, p_inputs integer, p_reserve boolean DEFAULT false)
 --       RETURNS uuid  -- the license
 --     For submit_batch: raises LC001-LC004 as above, LC010 when p_inputs exceeds
 --     max_batch_size, and LC010 when fewer than p_inputs AI requests remain in the
 --     period. With p_reserve the p_inputs requests are charged at once (atomically,
 --     exactly as consume_quota, logged as one license_usage_log row with
 --     metadata.event = batch_reserve; the runner then must not charge each task again
---     and should release_quota() the ones that never reach a provider); without it
---     nothing is charged and each task is charged by reserve_ai_request when it runs.
+--     and should _release_quota() the ones that never reach a provider); without it
+--     nothing is charged and each task is charged by _reserve_ai_request when it runs.
 --     22023 for a negative or NULL p_inputs.
---   celaest.reserve_counted(p_org_id uuid, p_key text, p_amount bigint, p_strict boolean,
+--   celaest._reserve_counted(p_org_id uuid, p_key text, p_amount bigint, p_strict boolean,
 --                           p_exclude_id uuid DEFAULT NULL) RETURNS bigint
 --     The check behind the triggers (max_users, max_concurrent_tasks, max_batch_size):
 --     returns the room left after p_amount, -1 if unlimited; LC010 if over.
@@ -67,7 +67,7 @@
 -- Counted limits: users, tasks in flight, batch size
 -- ---------------------------------------------------------------------------
 
-CREATE FUNCTION celaest.reserve_counted(p_org_id uuid, p_key text, p_amount bigint, p_strict boolean,
+CREATE FUNCTION celaest._reserve_counted(p_org_id uuid, p_key text, p_amount bigint, p_strict boolean,
                                         p_exclude_id uuid DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -82,7 +82,7 @@ BEGIN
         RAISE EXCEPTION 'organization id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF p_key IS NULL OR p_key NOT IN ('max_users', 'max_concurrent_tasks', 'max_batch_size') THEN
-        RAISE EXCEPTION 'reserve_counted: "%" is not a counted limit', p_key
+        RAISE EXCEPTION '_reserve_counted: "%" is not a counted limit', p_key
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Counted limits: max_users, max_concurrent_tasks, max_batch_size.';
     END IF;
@@ -91,12 +91,12 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_strict THEN
-        PERFORM celaest.assert_license_usable(p_org_id);            -- LC001-LC004
+        PERFORM celaest._assert_license_usable(p_org_id);            -- LC001-LC004
     END IF;
 
     SELECT l.id,
-           celaest.limit_value(p_key, p.limits, l.custom_limits,
-                               CASE WHEN l.status = 'trial' THEN celaest.trial_limits() END,
+           celaest._limit_value(p_key, p.limits, l.custom_limits,
+                               CASE WHEN l.status = 'trial' THEN celaest._trial_limits() END,
                                l.billing_cycle = 'usage_based') AS lim
       INTO v_lic
       FROM celaest.licenses AS l
@@ -147,19 +147,19 @@ BEGIN
     RETURN v_lic.lim - v_used - p_amount;
 END;
 $$;
-COMMENT ON FUNCTION celaest.reserve_counted(uuid, text, bigint, boolean, uuid) IS
+COMMENT ON FUNCTION celaest._reserve_counted(uuid, text, bigint, boolean, uuid) IS
     'Admission check for a counted limit (max_users: live users; max_concurrent_tasks: tasks processing or retrying; max_batch_size: p_amount itself) against the license in force: returns the room left after p_amount (-1 unlimited) or raises LC010 (DETAIL limit/used/requested). p_strict: refuse an unusable license (LC001-LC004); otherwise no license in force means no check. Serialised per organization and limit by an advisory lock held to the end of the transaction; 0A000 under REPEATABLE READ. p_exclude_id leaves the row being admitted out of the count.';
 -- Not for application roles: it takes per-organization locks and reveals counts of any
 -- organization. The triggers below (SECURITY DEFINER), run_prompt/submit_batch and the
 -- workers (as the owner) call it.
-REVOKE EXECUTE ON FUNCTION celaest.reserve_counted(uuid, text, bigint, boolean, uuid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION celaest._reserve_counted(uuid, text, bigint, boolean, uuid) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- Helpers for the AI-call glue and the batch runner
 -- ---------------------------------------------------------------------------
 
--- Hot path (one per AI call): no SET clause, schema-qualified names (module 25 header).
-CREATE FUNCTION celaest.reserve_ai_request(p_org_id uuid, p_user_id uuid, p_task_id uuid DEFAULT NULL)
+-- Hot path (one per AI call): no SET clause, schema-qualified names (22_licensing_rules.sql header).
+CREATE FUNCTION celaest._reserve_ai_request(p_org_id uuid, p_user_id uuid, p_task_id uuid DEFAULT NULL)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
@@ -177,14 +177,14 @@ BEGIN
        AND p.id = l.plan_id
        AND (l.expires_at IS NULL OR l.expires_at > pg_catalog.now())
        AND (l.current_period_end IS NULL OR l.current_period_end > pg_catalog.now())
-       AND 1 <= COALESCE(NULLIF(celaest.limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
+       AND 1 <= COALESCE(NULLIF(celaest._limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
                                     NULL, l.billing_cycle = 'usage_based'), -1),
                          9223372036854775807) - l.ai_requests_used
     RETURNING l.id, l.current_period_start, l.current_period_end
          INTO v_license, v_start, v_end;
     IF v_license IS NULL THEN
         SELECT q.license_id, q.period_start, q.period_end INTO v_license, v_start, v_end
-          FROM celaest.take_quota(p_org_id, 'ai_requests', 1) AS q;      -- raises, or charges
+          FROM celaest._take_quota(p_org_id, 'ai_requests', 1) AS q;      -- raises, or charges
     END IF;
     INSERT INTO celaest.license_usage_log
         (license_id, organization_id, metric, quantity, period_start, period_end, task_id, user_id)
@@ -192,10 +192,11 @@ BEGIN
     RETURN v_license;
 END;
 $$;
-COMMENT ON FUNCTION celaest.reserve_ai_request(uuid, uuid, uuid) IS
+COMMENT ON FUNCTION celaest._reserve_ai_request(uuid, uuid, uuid) IS
     'For the AI-call glue: charges one AI request to the organization''s license in the current billing period (atomic, exact under concurrency), logs it in license_usage_log with p_task_id/p_user_id, and returns the license id. Raises LC001/LC002/LC003/LC004 for the license, LC010 when the period''s quota is used up; a refusal charges nothing and a rollback undoes the charge. Holds the license row lock until the transaction ends.';
+REVOKE EXECUTE ON FUNCTION celaest._reserve_ai_request(uuid, uuid, uuid) FROM PUBLIC;
 
-CREATE FUNCTION celaest.check_batch(p_org_id uuid, p_inputs integer, p_reserve boolean DEFAULT false)
+CREATE FUNCTION celaest._check_batch(p_org_id uuid, p_inputs integer, p_reserve boolean DEFAULT false)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -210,11 +211,11 @@ BEGIN
         RAISE EXCEPTION 'number of batch inputs must be zero or positive, not %', COALESCE(p_inputs::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    v_license := celaest.assert_license_usable(p_org_id);                 -- 22004, LC001-LC004
-    PERFORM celaest.reserve_counted(p_org_id, 'max_batch_size', p_inputs, true);  -- LC010
+    v_license := celaest._assert_license_usable(p_org_id);                 -- 22004, LC001-LC004
+    PERFORM celaest._reserve_counted(p_org_id, 'max_batch_size', p_inputs, true);  -- LC010
     IF p_reserve THEN
         SELECT q.period_start, q.period_end INTO v_start, v_end
-          FROM celaest.take_quota(p_org_id, 'ai_requests', p_inputs) AS q;   -- LC010, atomic
+          FROM celaest._take_quota(p_org_id, 'ai_requests', p_inputs) AS q;   -- LC010, atomic
         IF p_inputs > 0 THEN
             INSERT INTO celaest.license_usage_log
                 (license_id, organization_id, metric, quantity, period_start, period_end, metadata)
@@ -225,7 +226,7 @@ BEGIN
         v_check := celaest.check_limit(p_org_id, 'ai_requests', p_inputs);
         IF NOT (v_check ->> 'allowed')::boolean THEN
             IF v_check ->> 'code' <> 'QUOTA_EXCEEDED' THEN
-                PERFORM celaest.assert_license_usable(p_org_id);      -- changed meanwhile: say why
+                PERFORM celaest._assert_license_usable(p_org_id);      -- changed meanwhile: say why
             END IF;
             RAISE EXCEPTION 'a batch of % inputs exceeds the AI requests left to organization %', p_inputs, p_org_id
                 USING ERRCODE = 'LC010',
@@ -237,16 +238,17 @@ BEGIN
     RETURN v_license;
 END;
 $$;
-COMMENT ON FUNCTION celaest.check_batch(uuid, integer, boolean) IS
+COMMENT ON FUNCTION celaest._check_batch(uuid, integer, boolean) IS
     'For submit_batch: returns the organization''s usable license, or raises LC001-LC004 for the license, LC010 when p_inputs exceeds max_batch_size or the AI requests left in the period (DETAIL limit/used/requested). p_reserve charges the p_inputs requests at once (atomic, one license_usage_log row); otherwise nothing is charged. 22023 for a negative p_inputs.';
+REVOKE EXECUTE ON FUNCTION celaest._check_batch(uuid, integer, boolean) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- Triggers
 -- ---------------------------------------------------------------------------
 
 -- SECURITY DEFINER: the admission must count every member, whatever the inserting
--- role may see, and reserve_counted is not granted to PUBLIC.
-CREATE FUNCTION celaest.enforce_max_users()
+-- role may see, and _reserve_counted is not granted to PUBLIC.
+CREATE FUNCTION celaest._enforce_max_users()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -258,22 +260,22 @@ BEGIN
        AND OLD.organization_id IS NOT DISTINCT FROM NEW.organization_id THEN
         RETURN NEW;                     -- already counted
     END IF;
-    PERFORM celaest.reserve_counted(NEW.organization_id, 'max_users', 1, false, NEW.id);
+    PERFORM celaest._reserve_counted(NEW.organization_id, 'max_users', 1, false, NEW.id);
     RETURN NEW;
 END;
 $$;
-COMMENT ON FUNCTION celaest.enforce_max_users() IS
+COMMENT ON FUNCTION celaest._enforce_max_users() IS
     'BEFORE INSERT/UPDATE trigger on users_profile: a row becoming a live member of an organization (new, undeleted or moved) must fit max_users of the organization''s license in force (LC010). No license in force: no check.';
 
-REVOKE EXECUTE ON FUNCTION celaest.enforce_max_users() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION celaest._enforce_max_users() FROM PUBLIC;
 
 CREATE TRIGGER users_profile_enforce_max_users
     BEFORE INSERT OR UPDATE OF organization_id, deleted_at ON celaest.users_profile
     FOR EACH ROW
     WHEN (NEW.organization_id IS NOT NULL AND NEW.deleted_at IS NULL)
-    EXECUTE FUNCTION celaest.enforce_max_users();
+    EXECUTE FUNCTION celaest._enforce_max_users();
 
-CREATE FUNCTION celaest.enforce_storage_limit()
+CREATE FUNCTION celaest._enforce_storage_limit()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -281,8 +283,8 @@ AS $$
 DECLARE
     v_gb bigint;
 BEGIN
-    SELECT celaest.limit_value('max_storage_gb', p.limits, NEW.custom_limits,
-                               CASE WHEN NEW.status = 'trial' THEN celaest.trial_limits() END, false)
+    SELECT celaest._limit_value('max_storage_gb', p.limits, NEW.custom_limits,
+                               CASE WHEN NEW.status = 'trial' THEN celaest._trial_limits() END, false)
       INTO v_gb
       FROM celaest.subscription_plans AS p WHERE p.id = NEW.plan_id;
     IF v_gb <> -1 AND NEW.storage_used_bytes > v_gb * 1073741824 THEN
@@ -295,37 +297,81 @@ BEGIN
     RETURN NEW;
 END;
 $$;
-COMMENT ON FUNCTION celaest.enforce_storage_limit() IS
+COMMENT ON FUNCTION celaest._enforce_storage_limit() IS
     'BEFORE UPDATE OF storage_used_bytes trigger on licenses: an increase beyond max_storage_gb (GiB, as bytes) is refused with LC010.';
+REVOKE EXECUTE ON FUNCTION celaest._enforce_storage_limit() FROM PUBLIC;
 
 CREATE TRIGGER licenses_enforce_storage_limit
     BEFORE UPDATE OF storage_used_bytes ON celaest.licenses
     FOR EACH ROW
     WHEN (NEW.storage_used_bytes > OLD.storage_used_bytes)
-    EXECUTE FUNCTION celaest.enforce_storage_limit();
+    EXECUTE FUNCTION celaest._enforce_storage_limit();
 
-CREATE FUNCTION celaest.check_limits_column()
+CREATE FUNCTION celaest._check_limits_column()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF TG_TABLE_NAME = 'subscription_plans' THEN
-        PERFORM celaest.validate_limits(NEW.limits, format('limits of plan "%s"', NEW.code));
+        PERFORM celaest._validate_limits(NEW.limits, format('limits of plan "%s"', NEW.code));
     ELSE
-        PERFORM celaest.validate_limits(NEW.custom_limits, 'custom_limits');
+        PERFORM celaest._validate_limits(NEW.custom_limits, 'custom_limits');
     END IF;
     RETURN NEW;
 END;
 $$;
-COMMENT ON FUNCTION celaest.check_limits_column() IS
-    'BEFORE INSERT/UPDATE trigger on subscription_plans (limits) and licenses (custom_limits): the limits must be an object of known limit keys with integer values >= -1 (validate_limits, 22023).';
+COMMENT ON FUNCTION celaest._check_limits_column() IS
+    'BEFORE INSERT/UPDATE trigger on subscription_plans (limits) and licenses (custom_limits): the limits must be an object of known limit keys with integer values >= -1 (_validate_limits, 22023).';
+REVOKE EXECUTE ON FUNCTION celaest._check_limits_column() FROM PUBLIC;
 
 CREATE TRIGGER subscription_plans_check_limits
     BEFORE INSERT OR UPDATE OF limits ON celaest.subscription_plans
-    FOR EACH ROW EXECUTE FUNCTION celaest.check_limits_column();
+    FOR EACH ROW EXECUTE FUNCTION celaest._check_limits_column();
 CREATE TRIGGER licenses_check_custom_limits
     BEFORE INSERT OR UPDATE OF custom_limits ON celaest.licenses
     FOR EACH ROW
     WHEN (NEW.custom_limits IS NOT NULL)
-    EXECUTE FUNCTION celaest.check_limits_column();
+    EXECUTE FUNCTION celaest._check_limits_column();
+
+-- max_concurrent_tasks: a task holds a slot while it is processing or retrying (a retry
+-- has not let go of its slot); it takes one when it enters either state from any other
+-- (or is inserted in it), and gives it back by leaving them. The trigger is created with
+-- processed_tasks (40_tasks_tables.sql).
+-- SECURITY DEFINER, like _enforce_max_users: the count must see every task.
+CREATE FUNCTION celaest._enforce_max_concurrent_tasks()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- The WHEN clause admits only rows that end up in flight.
+    IF TG_OP = 'UPDATE' AND OLD.status IN ('processing', 'retrying')
+       AND OLD.organization_id = NEW.organization_id THEN
+        RETURN NEW;                     -- already holds its slot
+    END IF;
+    PERFORM celaest._reserve_counted(NEW.organization_id, 'max_concurrent_tasks', 1, true, NEW.id);
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION celaest._enforce_max_concurrent_tasks() IS
+    'BEFORE INSERT/UPDATE trigger on processed_tasks: a task entering processing or retrying must fit max_concurrent_tasks of its organization''s license (LC010), and the license must be usable (LC001-LC004).';
+
+REVOKE EXECUTE ON FUNCTION celaest._enforce_max_concurrent_tasks() FROM PUBLIC;
+
+-- system_config 'license.trial_limits' must be a valid limits object. The trigger is
+-- created with system_config (70_configuration.sql).
+CREATE FUNCTION celaest._check_trial_limits_setting()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM celaest._validate_limits(NEW.value, 'system_config license.trial_limits');
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION celaest._check_trial_limits_setting() IS
+    'BEFORE INSERT/UPDATE trigger on system_config: the value of license.trial_limits must be an object of known limit keys with integer values >= -1 (22023).';
+REVOKE EXECUTE ON FUNCTION celaest._check_trial_limits_setting() FROM PUBLIC;

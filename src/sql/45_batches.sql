@@ -13,12 +13,6 @@ CREATE FUNCTION celaest.submit_batch(p_prompt text, p_inputs jsonb, p_user_id uu
 COMMENT ON FUNCTION celaest.submit_batch(text, jsonb, uuid, jsonb) IS
     'Queues a batch: p_inputs is a JSON array of variable objects for the prompt (slug or slug@version); checks max_batch_size and the AI requests left (LC010) and every input''s variables (LC030), creates the task_batches row and one pending task per input, wakes the batch runner and returns the batch id. Options as run_prompt, plus name and priority.';
 
-CREATE FUNCTION celaest._wake_batch_runner() RETURNS void
-    AS 'MODULE_PATHNAME', 'celaest_wake_batch_runner'
-    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION celaest._wake_batch_runner() IS
-    'Internal: sets the batch runner''s latch so that newly queued tasks start at once.';
-
 -- Who may see, wait for or cancel a batch: the acting CELAEST user's organization, a
 -- CELAEST super_admin, or a role that may write task_batches itself (its owner, a superuser,
 -- an operator granted UPDATE). Asked from inside SECURITY DEFINER functions, so the invoking
@@ -28,14 +22,15 @@ CREATE FUNCTION celaest._batch_visible(p_org_id uuid) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT p_org_id = celaest.current_org_id_or_null()
-        OR celaest.current_user_is_super_admin()
+    SELECT p_org_id = celaest._current_org_id_or_null()
+        OR celaest._current_user_is_super_admin()
         OR has_table_privilege(CASE WHEN current_setting('role') = 'none' THEN session_user::text
                                     ELSE current_setting('role') END,
                                'celaest.task_batches', 'UPDATE');
 $$;
 COMMENT ON FUNCTION celaest._batch_visible(uuid) IS
     'Internal: true when the caller may see a batch of this organization (its own organization, a CELAEST super_admin, or a role that may update task_batches).';
+REVOKE EXECUTE ON FUNCTION celaest._batch_visible(uuid) FROM PUBLIC;
 
 CREATE FUNCTION celaest.batch_status(p_batch_id uuid) RETURNS jsonb
     LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
@@ -158,6 +153,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION celaest._refresh_batch(uuid) IS
     'Internal: recomputes a batch''s counters and status from its tasks.';
+REVOKE EXECUTE ON FUNCTION celaest._refresh_batch(uuid) FROM PUBLIC;
 
 -- Claims up to p_limit pending batch tasks for this backend: each one enters processing
 -- (max_concurrent_tasks, LC010 → stays queued) and is charged one AI request (refusals
@@ -196,7 +192,7 @@ BEGIN
              WHERE id = v_task.id;
             -- A task sent again after a crash was charged by its first claim (exactly once).
             v_license := CASE WHEN v_task.charged THEN v_task.license_id
-                              ELSE celaest.reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id) END;
+                              ELSE celaest._reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id) END;
             UPDATE celaest.processed_tasks SET license_id = v_license WHERE id = v_task.id;
             v_claimed := v_claimed + 1;
             UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
@@ -222,12 +218,14 @@ END;
 $$;
 COMMENT ON FUNCTION celaest._claim_batch_tasks(integer) IS
     'Internal (batch runner): claims up to p_limit pending tasks for this backend and charges their AI requests; tasks of organizations at max_concurrent_tasks stay queued and are passed over.';
+REVOKE EXECUTE ON FUNCTION celaest._claim_batch_tasks(integer) FROM PUBLIC;
 
 CREATE FUNCTION celaest._run_claimed_tasks(p_parallel integer) RETURNS integer
     AS 'MODULE_PATHNAME', 'celaest_run_claimed_tasks'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION celaest._run_claimed_tasks(integer) IS
     'Internal (batch runner): runs the tasks this backend claimed, at most p_parallel transfers at once, and records them.';
+REVOKE EXECUTE ON FUNCTION celaest._run_claimed_tasks(integer) FROM PUBLIC;
 
 -- Exactly once (API.md "submit_batch"): a task a runner claimed is in processing until the pass
 -- that claimed it records its result. If that runner is gone (killed, crashed, immediate
@@ -270,7 +268,7 @@ COMMENT ON FUNCTION celaest._recover_orphaned_tasks() IS
     'Internal (batch runner): tasks held in processing by a runner that is gone are marked interrupted, and fail with error_code interrupted unless celaest.retry_after_crash is on (then they are sent again, not charged again).';
 REVOKE EXECUTE ON FUNCTION celaest._recover_orphaned_tasks() FROM PUBLIC;
 
-CREATE FUNCTION celaest.run_pending_tasks(p_parallel integer DEFAULT 4) RETURNS integer
+CREATE FUNCTION celaest._run_pending_tasks(p_parallel integer DEFAULT 4) RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -281,5 +279,6 @@ BEGIN
     RETURN celaest._run_claimed_tasks(p_parallel);
 END;
 $$;
-COMMENT ON FUNCTION celaest.run_pending_tasks(integer) IS
+COMMENT ON FUNCTION celaest._run_pending_tasks(integer) IS
     'Claims and runs up to p_parallel pending batch tasks in this session (the batch runner does the same in the background).';
+REVOKE EXECUTE ON FUNCTION celaest._run_pending_tasks(integer) FROM PUBLIC;

@@ -1,7 +1,6 @@
--- CELAEST — module 60: audit (audit_logs, telemetry_events), log_audit() and
--- automatic auditing of licenses, plans, the API pool and user access rights.
--- (feature_flags and system_config get their audit triggers in module 70, after
--- their tables.)
+-- CELAEST — audit: audit_logs, log_audit() and automatic auditing of licenses, plans, the
+-- API pool and user access rights. (feature_flags and system_config get their audit
+-- triggers where their tables are created, 70_configuration.sql and 72_feature_flags.sql.)
 
 -- ---------------------------------------------------------------------------
 -- audit_logs
@@ -61,7 +60,7 @@ COMMENT ON COLUMN celaest.audit_logs.created_at IS 'Event time.';
 
 -- Append-only, for every role. The triggers are ENABLE ALWAYS so that they also
 -- fire under session_replication_role = replica.
-CREATE FUNCTION celaest.audit_logs_refuse_change()
+CREATE FUNCTION celaest._audit_logs_refuse_change()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -73,81 +72,22 @@ BEGIN
               HINT = 'Audit entries are never changed or removed; record a correction with celaest.log_audit().';
 END;
 $$;
-COMMENT ON FUNCTION celaest.audit_logs_refuse_change() IS
+COMMENT ON FUNCTION celaest._audit_logs_refuse_change() IS
     'Trigger function that keeps celaest.audit_logs append-only: raises 42501 on UPDATE, DELETE and TRUNCATE.';
+REVOKE EXECUTE ON FUNCTION celaest._audit_logs_refuse_change() FROM PUBLIC;
 
 CREATE TRIGGER audit_logs_no_update_delete
     BEFORE UPDATE OR DELETE ON celaest.audit_logs
-    FOR EACH ROW EXECUTE FUNCTION celaest.audit_logs_refuse_change();
+    FOR EACH ROW EXECUTE FUNCTION celaest._audit_logs_refuse_change();
 CREATE TRIGGER audit_logs_no_truncate
     BEFORE TRUNCATE ON celaest.audit_logs
-    FOR EACH STATEMENT EXECUTE FUNCTION celaest.audit_logs_refuse_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION celaest._audit_logs_refuse_change();
 ALTER TABLE celaest.audit_logs ENABLE ALWAYS TRIGGER audit_logs_no_update_delete;
 ALTER TABLE celaest.audit_logs ENABLE ALWAYS TRIGGER audit_logs_no_truncate;
 
--- ---------------------------------------------------------------------------
--- telemetry_events
--- ---------------------------------------------------------------------------
-CREATE TABLE celaest.telemetry_events (
-    id              UUID            NOT NULL DEFAULT uuid_generate_v4(),
-    organization_id UUID,
-    user_id         UUID,
-    session_id      VARCHAR(100),
-    event_type      VARCHAR(100)    NOT NULL,
-    event_category  VARCHAR(50),
-    event_name      VARCHAR(200)    NOT NULL,
-    properties      JSONB           NOT NULL DEFAULT '{}',
-    page_url        VARCHAR(500),
-    referrer        VARCHAR(500),
-    ip_address      INET,
-    user_agent      VARCHAR(500),
-    device_type     VARCHAR(20),
-    browser         VARCHAR(50),
-    os              VARCHAR(50),
-    created_at      TIMESTAMPTZ     NOT NULL DEFAULT NOW(),
 
-    CONSTRAINT telemetry_events_pkey PRIMARY KEY (id),
-    -- SET NULL: behavioural analytics are anonymised, not lost, when their
-    -- organization or user is removed.
-    CONSTRAINT telemetry_events_organization_id_fkey FOREIGN KEY (organization_id)
-        REFERENCES celaest.organizations (id) ON DELETE SET NULL,
-    CONSTRAINT telemetry_events_user_id_fkey FOREIGN KEY (user_id)
-        REFERENCES celaest.users_profile (id) ON DELETE SET NULL,
-    CONSTRAINT telemetry_events_event_type_not_blank CHECK (btrim(event_type) <> ''),
-    CONSTRAINT telemetry_events_event_name_not_blank CHECK (btrim(event_name) <> ''),
-    CONSTRAINT telemetry_events_properties_is_object CHECK (jsonb_typeof(properties) = 'object'),
-    CONSTRAINT telemetry_events_device_type_valid CHECK (device_type IN ('desktop', 'mobile', 'tablet'))
-);
-
--- Tenant analytics by time (also serves the organization_id FK).
-CREATE INDEX telemetry_events_organization_id_created_at_idx ON celaest.telemetry_events (organization_id, created_at);
-CREATE INDEX telemetry_events_user_id_idx ON celaest.telemetry_events (user_id);
--- High-volume, append-only, physically in time order: a BRIN index answers time
--- ranges at a tiny fraction of a B-tree's size.
-CREATE INDEX telemetry_events_created_at_brin ON celaest.telemetry_events USING brin (created_at);
-
-COMMENT ON TABLE celaest.telemetry_events IS
-    'Telemetry events for behavioural analytics.';
-COMMENT ON COLUMN celaest.telemetry_events.id IS 'Unique identifier (PK).';
-COMMENT ON COLUMN celaest.telemetry_events.organization_id IS 'Organization (FK -> organizations).';
-COMMENT ON COLUMN celaest.telemetry_events.user_id IS 'User (FK -> users_profile).';
-COMMENT ON COLUMN celaest.telemetry_events.session_id IS 'Session id.';
-COMMENT ON COLUMN celaest.telemetry_events.event_type IS 'Event type.';
-COMMENT ON COLUMN celaest.telemetry_events.event_category IS 'Event category.';
-COMMENT ON COLUMN celaest.telemetry_events.event_name IS 'Event name.';
-COMMENT ON COLUMN celaest.telemetry_events.properties IS 'Event properties (JSON object).';
-COMMENT ON COLUMN celaest.telemetry_events.page_url IS 'Page URL.';
-COMMENT ON COLUMN celaest.telemetry_events.referrer IS 'Referrer.';
-COMMENT ON COLUMN celaest.telemetry_events.ip_address IS 'Client IP address.';
-COMMENT ON COLUMN celaest.telemetry_events.user_agent IS 'Client user agent.';
-COMMENT ON COLUMN celaest.telemetry_events.device_type IS 'Device type: desktop, mobile or tablet.';
-COMMENT ON COLUMN celaest.telemetry_events.browser IS 'Browser.';
-COMMENT ON COLUMN celaest.telemetry_events.os IS 'Operating system.';
-COMMENT ON COLUMN celaest.telemetry_events.created_at IS 'Event time.';
-
--- pg_dump: these rows are user data (see module 10).
+-- pg_dump: these rows are user data (see 10_identity.sql).
 SELECT pg_catalog.pg_extension_config_dump('celaest.audit_logs', '');
-SELECT pg_catalog.pg_extension_config_dump('celaest.telemetry_events', '');
 
 -- ---------------------------------------------------------------------------
 -- log_audit (data dictionary, "Funciones Disponibles")
@@ -167,7 +107,7 @@ CREATE FUNCTION celaest.log_audit(
 )
 RETURNS uuid
 LANGUAGE plpgsql
-VOLATILE
+VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -229,7 +169,7 @@ COMMENT ON FUNCTION celaest.log_audit(uuid, uuid, celaest.audit_action, text, uu
 --
 -- SECURITY DEFINER: the audit row must be written whoever changes the audited
 -- table, whatever their own rights on audit_logs.
-CREATE FUNCTION celaest.audit_row_change()
+CREATE FUNCTION celaest._audit_row_change()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -255,7 +195,7 @@ DECLARE
 BEGIN
     -- It runs with the owner's rights: refuse to serve any table but ours.
     IF TG_TABLE_SCHEMA <> 'celaest' OR TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'ROW' THEN
-        RAISE EXCEPTION 'celaest.audit_row_change() only audits CELAEST tables (AFTER ... FOR EACH ROW)'
+        RAISE EXCEPTION 'celaest._audit_row_change() only audits CELAEST tables (AFTER ... FOR EACH ROW)'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
 
@@ -315,7 +255,7 @@ BEGIN
     END IF;
 
     -- Who, for whom, on what.
-    v_actor := celaest.current_user_id_or_null();
+    v_actor := celaest._current_user_id_or_null();
     IF v_actor IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM celaest.users_profile AS u WHERE u.id = v_actor) THEN
         -- An id with no profile (or the profile this very statement deleted) cannot
@@ -348,7 +288,7 @@ BEGIN
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION celaest.audit_row_change() IS
+COMMENT ON FUNCTION celaest._audit_row_change() IS
     'AFTER ROW trigger function that records an INSERT, UPDATE or DELETE in celaest.audit_logs with a before/after diff of the changed columns (secrets masked as "***"). TG_ARGV[0] is the resource_type.';
 
 -- licenses: every change except pure usage accounting. consume_quota and the AI
@@ -357,7 +297,7 @@ COMMENT ON FUNCTION celaest.audit_row_change() IS
 -- AI call and bury the meaningful entries; license_usage_log is their history.
 CREATE TRIGGER licenses_audit_insert_delete
     AFTER INSERT OR DELETE ON celaest.licenses
-    FOR EACH ROW EXECUTE FUNCTION celaest.audit_row_change('license');
+    FOR EACH ROW EXECUTE FUNCTION celaest._audit_row_change('license');
 -- UPDATE OF the audited columns: the per-call usage bump (SET ai_requests_used = ...) does
 -- not even evaluate the WHEN clause, whose to_jsonb() of both rows costs more than the bump.
 CREATE TRIGGER licenses_audit_update
@@ -369,11 +309,11 @@ CREATE TRIGGER licenses_audit_update
     FOR EACH ROW
     WHEN ((to_jsonb(OLD) - '{ai_requests_used,storage_used_bytes,updated_at}'::text[])
           IS DISTINCT FROM (to_jsonb(NEW) - '{ai_requests_used,storage_used_bytes,updated_at}'::text[]))
-    EXECUTE FUNCTION celaest.audit_row_change('license');
+    EXECUTE FUNCTION celaest._audit_row_change('license');
 
 CREATE TRIGGER subscription_plans_audit
     AFTER INSERT OR UPDATE OR DELETE ON celaest.subscription_plans
-    FOR EACH ROW EXECUTE FUNCTION celaest.audit_row_change('subscription_plan');
+    FOR EACH ROW EXECUTE FUNCTION celaest._audit_row_change('subscription_plan');
 
 -- ai_api_pool: every change except usage and health bookkeeping.
 -- increment_api_key_usage runs after every provider call and the health checker
@@ -381,7 +321,7 @@ CREATE TRIGGER subscription_plans_audit
 -- and an audit row to the hot path and drown configuration changes in noise.
 CREATE TRIGGER ai_api_pool_audit_insert_delete
     AFTER INSERT OR DELETE ON celaest.ai_api_pool
-    FOR EACH ROW EXECUTE FUNCTION celaest.audit_row_change('api_key');
+    FOR EACH ROW EXECUTE FUNCTION celaest._audit_row_change('api_key');
 -- UPDATE OF the audited columns: usage and health bookkeeping skips the trigger entirely.
 CREATE TRIGGER ai_api_pool_audit_update
     AFTER UPDATE OF id, provider, key_name, key_value_encrypted, key_hint, is_active, rate_limit_rpm,
@@ -391,13 +331,13 @@ CREATE TRIGGER ai_api_pool_audit_update
     FOR EACH ROW
     WHEN ((to_jsonb(OLD) - '{usage_count,tokens_used,last_used_at,last_health_check,consecutive_failures,is_healthy,updated_at}'::text[])
           IS DISTINCT FROM (to_jsonb(NEW) - '{usage_count,tokens_used,last_used_at,last_health_check,consecutive_failures,is_healthy,updated_at}'::text[]))
-    EXECUTE FUNCTION celaest.audit_row_change('api_key');
+    EXECUTE FUNCTION celaest._audit_row_change('api_key');
 
 -- users_profile: creation, removal, and changes of access rights only (role,
 -- scopes, organization, soft delete); logins and preferences are not audit events.
 CREATE TRIGGER users_profile_audit_insert_delete
     AFTER INSERT OR DELETE ON celaest.users_profile
-    FOR EACH ROW EXECUTE FUNCTION celaest.audit_row_change('user');
+    FOR EACH ROW EXECUTE FUNCTION celaest._audit_row_change('user');
 CREATE TRIGGER users_profile_audit_update
     AFTER UPDATE ON celaest.users_profile
     FOR EACH ROW
@@ -405,4 +345,4 @@ CREATE TRIGGER users_profile_audit_update
           OR OLD.scopes IS DISTINCT FROM NEW.scopes
           OR OLD.organization_id IS DISTINCT FROM NEW.organization_id
           OR OLD.deleted_at IS DISTINCT FROM NEW.deleted_at)
-    EXECUTE FUNCTION celaest.audit_row_change('user');
+    EXECUTE FUNCTION celaest._audit_row_change('user');

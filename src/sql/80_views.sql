@@ -1,4 +1,4 @@
--- CELAEST — module 80: the three views of the data dictionary ("Vistas Disponibles").
+-- CELAEST — views: the three views of the data dictionary ("Vistas Disponibles").
 --
 -- Plain views (API.md) with security_invoker: they read the tables with the
 -- caller's rights, so row-level security applies to whoever queries them and a

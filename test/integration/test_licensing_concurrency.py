@@ -191,7 +191,7 @@ def test_reserve_ai_request_logs_one_row_per_grant(dbname):
         with conn.cursor() as cur:
             for _ in range(4 * quota // SESSIONS):
                 try:
-                    cur.execute("SELECT celaest.reserve_ai_request(%s, %s)", (org, user))
+                    cur.execute("SELECT celaest._reserve_ai_request(%s, %s)", (org, user))
                     assert cur.fetchone()[0] == license_id
                     granted[index] += 1
                 except psycopg2.Error as exc:
@@ -336,7 +336,7 @@ def test_validate_license_answers_unknown_keys_like_garbage(dbname):
 
 def test_a_backend_sees_committed_license_changes_at_once(dbname):
     """check_limit and consume_quota keep a per-backend copy of the license in force and its
-    AI cap (module 78): another session's change must reach that backend on its very next
+    AI cap (src/sql/78_cache_validity.sql): another session's change must reach that backend on its very next
     call once committed, and not before."""
     org, license_id = new_org(dbname, dict(LIMITS, max_ai_requests_per_month=5))
     reader = connect(dbname)

@@ -1,4 +1,4 @@
-"""The hot path's cached copies (module 78) never outlive a committed change.
+"""The hot path's cached copies (src/sql/78_cache_validity.sql) never outlive a committed change.
 
 A backend keeps the model catalogue, the key pool's configuration and health, and each
 user's organization between calls. These tests make the copies in one session, change the

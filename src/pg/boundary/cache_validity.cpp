@@ -6,10 +6,7 @@
 extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "commands/trigger.h"
 }
-
-#include <cstring>
 
 namespace celaest::pg::cache_validity {
 
@@ -44,26 +41,3 @@ void note_change(Domain domain) { changed_in_transaction[static_cast<int>(domain
 void register_callbacks() { RegisterXactCallback(at_transaction_end, nullptr); }
 
 }  // namespace celaest::pg::cache_validity
-
-// Statement-level trigger on the tables that caches copy (module 78); its argument names the
-// domain: licensing, routing or identity.
-CELAEST_FUNCTION(celaest_cached_data_changed) {
-  using celaest::pg::Error;
-  using celaest::pg::cache_validity::Domain;
-  if (!CALLED_AS_TRIGGER(fcinfo))
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "celaest._cached_data_changed() must be called as a trigger");
-  const Trigger* trigger = reinterpret_cast<TriggerData*>(fcinfo->context)->tg_trigger;
-  const char* domain = trigger->tgnargs == 1 ? trigger->tgargs[0] : "";
-  if (std::strcmp(domain, "licensing") == 0) {
-    celaest::pg::cache_validity::note_change(Domain::Licensing);
-  } else if (std::strcmp(domain, "routing") == 0) {
-    celaest::pg::cache_validity::note_change(Domain::Routing);
-  } else if (std::strcmp(domain, "identity") == 0) {
-    celaest::pg::cache_validity::note_change(Domain::Identity);
-  } else {
-    throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-                std::string("celaest._cached_data_changed(): unknown cache domain \"") + domain + "\"", "",
-                "The trigger argument is licensing, routing or identity.");
-  }
-  return PointerGetDatum(nullptr);
-}

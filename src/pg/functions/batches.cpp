@@ -137,7 +137,7 @@ CELAEST_FUNCTION(celaest_submit_batch) {
     }
   }
   // The license, max_batch_size and the AI requests left (LC001–LC004, LC010).
-  Text license = spi.scalar("SELECT celaest.check_batch($1::uuid, $2::int)",
+  Text license = spi.scalar("SELECT celaest._check_batch($1::uuid, $2::int)",
                             {caller.organization_id, std::to_string(inputs.size())});
   // An unknown model or provider option is the caller's error (22023), and a batch with no
   // active model to run on is refused now (LC020), not failed task by task later.
@@ -255,9 +255,9 @@ CELAEST_FUNCTION(celaest_run_claimed_tasks) {
   // Requests that never reached a provider give their charge back.
   for (size_t i = 0; i < outcomes.size(); ++i)
     if (outcomes[i].attempts == 0)
-      spi.run("SELECT celaest.release_quota($1::uuid, 'ai_requests', 1)", {contexts[i].organization_id});
+      spi.run("SELECT celaest._release_quota($1::uuid, 'ai_requests', 1)", {contexts[i].organization_id});
   for (const auto& context : failed_contexts)
-    spi.run("SELECT celaest.release_quota($1::uuid, 'ai_requests', 1)", {context.organization_id});
+    spi.run("SELECT celaest._release_quota($1::uuid, 'ai_requests', 1)", {context.organization_id});
   spi.run(
       "SELECT celaest._refresh_batch(b) FROM (SELECT DISTINCT batch_id FROM celaest.processed_tasks"
       " WHERE id = ANY($1::uuid[])) s(b)",

@@ -94,7 +94,7 @@ std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organiz
   }
   // The same read as a query, under the caller's row-level security.
   QueryResult rows = spi.run(
-      "SELECT celaest.license_code(l.status, l.expires_at, l.trial_ends_at, l.metadata),"
+      "SELECT celaest._license_code(l.status, l.expires_at, l.trial_ends_at, l.metadata),"
       "       CASE WHEN l.current_period_end <= now() THEN 0 ELSE l.ai_requests_used END"
       "  FROM celaest.licenses AS l"
       " WHERE l.id = $1::uuid AND l.organization_id = $2::uuid AND l.status IN ('trial', 'active', 'suspended')",

@@ -50,7 +50,7 @@ AiQuota usable_quota(SpiSession& spi, const Caller& caller) {
   std::optional<AiQuota> quota = read_ai_quota(spi, caller.organization_id, RowSnapshot::Latest);
   if (quota && quota->code == "VALID") return *quota;
   QueryResult rows = spi.run(
-      "SELECT celaest.assert_license_usable($1::uuid)::text,"
+      "SELECT celaest._assert_license_usable($1::uuid)::text,"
       "       celaest.check_limit($1::uuid, 'ai_requests', 1)::text",
       {caller.organization_id});
   nlohmann::json check = nlohmann::json::parse(rows.at(0, 1).value_or("{}"));
@@ -91,7 +91,7 @@ void charge_ai_request(SpiSession& spi, const Caller& caller, const std::string&
     return;
   }
   // Refused, a period to roll, no cached terms: the SQL function charges or raises.
-  spi.run("SELECT celaest.reserve_ai_request($1::uuid, $2::uuid, $3::uuid)",
+  spi.run("SELECT celaest._reserve_ai_request($1::uuid, $2::uuid, $3::uuid)",
           {caller.organization_id, caller.user_id, task_id});
 }
 

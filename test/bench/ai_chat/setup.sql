@@ -19,7 +19,7 @@ INSERT INTO celaest.users_profile (id, organization_id, email, role)
 VALUES ('00000000-0000-4000-8000-0000000000b1', '00000000-0000-4000-8000-0000000000a1',
         'bench@example.com', 'admin');
 
--- The licensing functions (module 25) may not be in this build yet: then the license row
+-- The licensing functions (src/sql/2x_licensing_*.sql) may not be in this build yet: then the license row
 -- is written directly, active, in a period that covers the run.
 SELECT to_regprocedure('celaest.issue_license(uuid,text,jsonb)') IS NOT NULL AS have_issue_license \gset
 \if :have_issue_license

@@ -189,7 +189,7 @@ SELECT user_id, description FROM celaest.audit_logs
 -- The audit trigger function serves CELAEST tables only.
 RESET celaest.user_id;
 CREATE TEMP TABLE forged (id uuid, organization_id uuid);
-CREATE TRIGGER forged_audit AFTER INSERT ON forged FOR EACH ROW EXECUTE FUNCTION celaest.audit_row_change('license');
+CREATE TRIGGER forged_audit AFTER INSERT ON forged FOR EACH ROW EXECUTE FUNCTION celaest._audit_row_change('license');
 INSERT INTO forged VALUES ('a5600000-0000-4000-8000-000000000001', 'a5000000-0000-4000-8000-000000000001');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 

@@ -152,9 +152,9 @@ SELECT (celaest.validate_license(:'key1')) ->> 'code' AS validate_any_key;
 SELECT t.call, pg_temp.try(t.sql) AS result
   FROM (VALUES
     ('consume_quota', $$SELECT celaest.consume_quota('c5000000-0000-4000-8000-000000000001')$$),
-    ('release_quota', $$SELECT celaest.release_quota('c5000000-0000-4000-8000-000000000001', 'ai_requests', 30)$$),
-    ('reserve_ai_request', $$SELECT celaest.reserve_ai_request('c5000000-0000-4000-8000-000000000001', NULL)$$),
-    ('reserve_counted', $$SELECT celaest.reserve_counted('c5000000-0000-4000-8000-000000000001', 'max_users', 1, false)$$),
+    ('release_quota', $$SELECT celaest._release_quota('c5000000-0000-4000-8000-000000000001', 'ai_requests', 30)$$),
+    ('reserve_ai_request', $$SELECT celaest._reserve_ai_request('c5000000-0000-4000-8000-000000000001', NULL)$$),
+    ('reserve_counted', $$SELECT celaest._reserve_counted('c5000000-0000-4000-8000-000000000001', 'max_users', 1, false)$$),
     ('direct UPDATE', $$UPDATE celaest.licenses SET ai_requests_used = 0$$)
   ) AS t (call, sql);
 RESET ROLE;

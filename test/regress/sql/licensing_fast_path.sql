@@ -1,10 +1,10 @@
 -- Licensing 6/6: the native fast paths of check_limit and consume_quota, which keep a
 -- per-backend copy of each organization's license in force and its effective AI cap
--- (module 78). Unlike the other licensing tests this one commits as it goes: a copy is
+-- (78_cache_validity.sql). Unlike the other licensing tests this one commits as it goes: a copy is
 -- made and used only outside a transaction that changed licensing data. Every answer is
 -- compared with the general SQL path (_check_limit_general), and every change that
 -- matters (custom_limits, plan limits, trial limits, status, a new license) must show at
--- once in the same session. (Across sessions: test/integration/test_license_cache.py.)
+-- once in the same session. (Across sessions: test/integration/test_licensing_concurrency.py.)
 \set SHOW_CONTEXT never
 \set VERBOSITY default
 SET client_min_messages = warning;
@@ -39,7 +39,7 @@ SELECT count(*) AS issued FROM (
       FROM generate_series(1, 6) AS n) AS s;
 INSERT INTO label SELECT id, '<L' || right(organization_id::text, 2)::int || '>' FROM celaest.licenses
  WHERE organization_id::text LIKE 'c6000000-%';
-SELECT status FROM celaest.set_license_status(celaest.assert_license_usable('c6000000-0000-4000-8000-000000000005'), 'suspended', 'regress');
+SELECT status FROM celaest.set_license_status(celaest._assert_license_usable('c6000000-0000-4000-8000-000000000005'), 'suspended', 'regress');
 UPDATE celaest.licenses SET expires_at = now() - interval '1 second'
  WHERE organization_id = 'c6000000-0000-4000-8000-000000000006';
 INSERT INTO celaest.system_config (key, value) VALUES ('license.trial_limits', '{"max_ai_requests_per_month": 2}')
@@ -94,7 +94,7 @@ SELECT status FROM celaest.set_license_status((SELECT id FROM celaest.licenses
                                                WHERE organization_id = 'c6000000-0000-4000-8000-000000000005'), 'active', 'regress');
 SELECT celaest.consume_quota('c6000000-0000-4000-8000-000000000005') AS reactivated_remaining;
 -- A cancelled license and a new one: the new license is charged.
-SELECT status FROM celaest.set_license_status(celaest.assert_license_usable('c6000000-0000-4000-8000-000000000004'), 'cancelled', 'regress');
+SELECT status FROM celaest.set_license_status(celaest._assert_license_usable('c6000000-0000-4000-8000-000000000004'), 'cancelled', 'regress');
 SELECT pg_temp.both('c6000000-0000-4000-8000-000000000004') AS after_cancel;
 SELECT celaest.issue_license('c6000000-0000-4000-8000-000000000004', 'lc-fast') IS NOT NULL AS reissued;
 SELECT celaest.consume_quota('c6000000-0000-4000-8000-000000000004') AS new_license_remaining;

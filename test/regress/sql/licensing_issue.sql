@@ -76,7 +76,7 @@ SELECT i.cycle, l.billing_cycle AS stored,
        l.next_billing_date IS NULL AS no_next_billing_date
   FROM issued AS i JOIN celaest.licenses AS l ON l.id = (i.r ->> 'license_id')::uuid
  ORDER BY i.n;
-SELECT celaest.billing_period_length(c) AS length, c AS cycle
+SELECT celaest._billing_period_length(c) AS length, c AS cycle
   FROM unnest(enum_range(NULL::celaest.billing_cycle)) AS c;
 
 -- A backdated start: the first period still opens at starts_at (refresh_licenses rolls it).
@@ -118,9 +118,9 @@ SELECT celaest.issue_license('c1000000-0000-4000-8000-000000000014', 'lc-std',
 -- An active license is not narrowed.
 SELECT celaest.effective_limits((:'r1'::jsonb ->> 'license_id')::uuid) -> 'max_ai_requests_per_month' AS active_ai_limit;
 -- The pure helper agrees with the per-key one for every key.
-SELECT k, celaest.limit_value(k, '{"max_users": 3, "max_storage_gb": -1}', '{"max_batch_size": 9}',
+SELECT k, celaest._limit_value(k, '{"max_users": 3, "max_storage_gb": -1}', '{"max_batch_size": 9}',
                               '{"max_users": 2, "max_storage_gb": 4, "max_batch_size": 1}', false) AS value,
-       celaest.effective_limits_of('{"max_users": 3, "max_storage_gb": -1}', '{"max_batch_size": 9}',
+       celaest._effective_limits_of('{"max_users": 3, "max_storage_gb": -1}', '{"max_batch_size": 9}',
                                    '{"max_users": 2, "max_storage_gb": 4, "max_batch_size": 1}', false) ->> k AS from_object
   FROM unnest(ARRAY['max_users', 'max_ai_requests_per_month', 'max_storage_gb', 'max_concurrent_tasks',
                     'max_batch_size']) AS k;
@@ -189,7 +189,7 @@ SELECT t.case, pg_temp.try(t.sql) AS result
     ('trial setting', $$UPDATE celaest.system_config SET value = '{"max_ai_requests_per_month": 0.5}' WHERE key = 'license.trial_limits'$$),
     ('trial setting not object', $$UPDATE celaest.system_config SET value = '"none"' WHERE key = 'license.trial_limits'$$)
   ) AS t ("case", sql);
-SELECT celaest.validate_limits(NULL) IS NULL AS null_is_fine,
-       celaest.validate_limits('{"max_users": -1, "max_storage_gb": 8589934591, "max_batch_size": 1e3}') AS valid_limits;
+SELECT celaest._validate_limits(NULL) IS NULL AS null_is_fine,
+       celaest._validate_limits('{"max_users": -1, "max_storage_gb": 8589934591, "max_batch_size": 1e3}') AS valid_limits;
 
 ROLLBACK;

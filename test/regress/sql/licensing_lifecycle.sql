@@ -164,7 +164,7 @@ SELECT status FROM celaest.set_license_status((SELECT license_id FROM r WHERE na
 DELETE FROM celaest.license_usage_log WHERE license_id IN (SELECT license_id FROM r);
 
 SELECT celaest.refresh_licenses() AS changed;
-SELECT r.name, l.status, celaest.license_code(l.status, l.expires_at, l.trial_ends_at, l.metadata) AS code,
+SELECT r.name, l.status, celaest._license_code(l.status, l.expires_at, l.trial_ends_at, l.metadata) AS code,
        l.metadata -> 'last_status_change' ->> 'reason' AS reason,
        now() - l.current_period_start AS period_started_ago,
        l.current_period_end - l.current_period_start AS period,

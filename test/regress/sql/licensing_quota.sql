@@ -41,9 +41,9 @@ SELECT count(*) AS issued FROM (
       FROM generate_series(1, 11) AS n WHERE n <> 6) AS s;
 INSERT INTO label SELECT id, '<L' || right(organization_id::text, 2)::int || '>' FROM celaest.licenses
  WHERE organization_id::text LIKE 'c3000000-%';
-SELECT status FROM celaest.set_license_status(celaest.assert_license_usable('c3000000-0000-4000-8000-000000000002'), 'suspended', 'fraud check');
-SELECT status FROM celaest.set_license_status(celaest.assert_license_usable('c3000000-0000-4000-8000-000000000003'), 'cancelled');
-SELECT status FROM celaest.set_license_status(celaest.assert_license_usable('c3000000-0000-4000-8000-000000000004'), 'expired');
+SELECT status FROM celaest.set_license_status(celaest._assert_license_usable('c3000000-0000-4000-8000-000000000002'), 'suspended', 'fraud check');
+SELECT status FROM celaest.set_license_status(celaest._assert_license_usable('c3000000-0000-4000-8000-000000000003'), 'cancelled');
+SELECT status FROM celaest.set_license_status(celaest._assert_license_usable('c3000000-0000-4000-8000-000000000004'), 'expired');
 UPDATE celaest.licenses SET trial_ends_at = now() - interval '1 hour'
  WHERE organization_id = 'c3000000-0000-4000-8000-000000000005';
 INSERT INTO celaest.system_config (key, value) VALUES ('license.trial_limits', '{"max_ai_requests_per_month": 2}')
@@ -69,13 +69,13 @@ SELECT celaest.consume_quota('c3000000-0000-4000-8000-000000000001', 'ai_request
        celaest.check_limit('c3000000-0000-4000-8000-000000000001', 'ai_requests', 0) AS check_zero,
        celaest.check_limit('c3000000-0000-4000-8000-000000000001', 'ai_requests') AS check_one;
 -- A rolled-back consumption leaves the counter as it was.
-SELECT celaest.release_quota('c3000000-0000-4000-8000-000000000001', 'ai_requests', 3) AS refunded_remaining;
+SELECT celaest._release_quota('c3000000-0000-4000-8000-000000000001', 'ai_requests', 3) AS refunded_remaining;
 SAVEPOINT before_consume;
 SELECT celaest.consume_quota('c3000000-0000-4000-8000-000000000001', 'ai_requests', 3) AS consumed_then_rolled_back;
 ROLLBACK TO SAVEPOINT before_consume;
 SELECT * FROM pg_temp.used('c3000000-0000-4000-8000-000000000001');
 -- A refund never goes below zero.
-SELECT celaest.release_quota('c3000000-0000-4000-8000-000000000001', 'ai_requests', 1000) AS after_big_refund;
+SELECT celaest._release_quota('c3000000-0000-4000-8000-000000000001', 'ai_requests', 1000) AS after_big_refund;
 SELECT * FROM pg_temp.used('c3000000-0000-4000-8000-000000000001');
 
 -- ---------------------------------------------------------------------------
@@ -85,7 +85,7 @@ SELECT celaest.check_limit('c3000000-0000-4000-8000-000000000001', 'storage_gb',
 SELECT celaest.consume_quota('c3000000-0000-4000-8000-000000000001', 'storage_gb', 1073741000) AS remaining_bytes;
 SELECT celaest.consume_quota('c3000000-0000-4000-8000-000000000001', 'max_storage_gb', 1000);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT celaest.release_quota('c3000000-0000-4000-8000-000000000001', 'storage_gb', 1073740000) AS after_delete;
+SELECT celaest._release_quota('c3000000-0000-4000-8000-000000000001', 'storage_gb', 1073740000) AS after_delete;
 SELECT * FROM pg_temp.used('c3000000-0000-4000-8000-000000000001');
 -- Any other write of storage_used_bytes past the limit is refused too; shrinking is fine.
 UPDATE celaest.licenses SET storage_used_bytes = 2147483648 WHERE organization_id = 'c3000000-0000-4000-8000-000000000001'
@@ -115,7 +115,7 @@ SELECT celaest.consume_quota('c3000000-0000-4000-8000-000000000001', 'batch_size
 SELECT celaest.consume_quota('c3000000-0000-4000-8000-000000000001', 'batch_size', 4);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- Counted metrics are not counters: nothing to release.
-SELECT pg_temp.try($$SELECT celaest.release_quota('c3000000-0000-4000-8000-000000000001', 'users', 1)$$) AS release_users;
+SELECT pg_temp.try($$SELECT celaest._release_quota('c3000000-0000-4000-8000-000000000001', 'users', 1)$$) AS release_users;
 
 -- ---------------------------------------------------------------------------
 -- Licenses that refuse: LC001-LC004 from consume_quota, the code from check_limit
@@ -179,22 +179,22 @@ INSERT INTO celaest.users_profile (id, organization_id, email) VALUES
     ('c3100000-0000-4000-8000-000000000011', 'c3000000-0000-4000-8000-000000000011', 'q11@lc.test');
 INSERT INTO celaest.processed_tasks (id, organization_id, user_id) VALUES
     ('c3200000-0000-4000-8000-000000000011', 'c3000000-0000-4000-8000-000000000011', 'c3100000-0000-4000-8000-000000000011');
-SELECT pg_temp.masked(celaest.reserve_ai_request('c3000000-0000-4000-8000-000000000011',
+SELECT pg_temp.masked(celaest._reserve_ai_request('c3000000-0000-4000-8000-000000000011',
            'c3100000-0000-4000-8000-000000000011', 'c3200000-0000-4000-8000-000000000011')::text) AS charged_license;
 SELECT pg_temp.masked(license_id::text) AS license, metric, quantity, task_id, user_id,
        period_end - period_start AS period, metadata
   FROM celaest.license_usage_log WHERE organization_id = 'c3000000-0000-4000-8000-000000000011';
-SELECT pg_temp.masked(celaest.check_batch('c3000000-0000-4000-8000-000000000011', 3)::text) AS batch_ok;
-SELECT pg_temp.try($$SELECT celaest.check_batch('c3000000-0000-4000-8000-000000000011', 4)$$) AS batch_too_big;
-SELECT pg_temp.masked(celaest.check_batch('c3000000-0000-4000-8000-000000000011', 3, true)::text) AS batch_reserved;
+SELECT pg_temp.masked(celaest._check_batch('c3000000-0000-4000-8000-000000000011', 3)::text) AS batch_ok;
+SELECT pg_temp.try($$SELECT celaest._check_batch('c3000000-0000-4000-8000-000000000011', 4)$$) AS batch_too_big;
+SELECT pg_temp.masked(celaest._check_batch('c3000000-0000-4000-8000-000000000011', 3, true)::text) AS batch_reserved;
 SELECT * FROM pg_temp.used('c3000000-0000-4000-8000-000000000011');
-SELECT pg_temp.try($$SELECT celaest.check_batch('c3000000-0000-4000-8000-000000000011', 2)$$) AS batch_over_quota;
-SELECT pg_temp.try($$SELECT celaest.check_batch('c3000000-0000-4000-8000-000000000011', 1, true)$$) AS one_left,
-       pg_temp.try($$SELECT celaest.reserve_ai_request('c3000000-0000-4000-8000-000000000011', NULL)$$) AS reserve_when_used_up;
+SELECT pg_temp.try($$SELECT celaest._check_batch('c3000000-0000-4000-8000-000000000011', 2)$$) AS batch_over_quota;
+SELECT pg_temp.try($$SELECT celaest._check_batch('c3000000-0000-4000-8000-000000000011', 1, true)$$) AS one_left,
+       pg_temp.try($$SELECT celaest._reserve_ai_request('c3000000-0000-4000-8000-000000000011', NULL)$$) AS reserve_when_used_up;
 SELECT count(*) AS usage_rows, sum(quantity) AS charged FROM celaest.license_usage_log
  WHERE organization_id = 'c3000000-0000-4000-8000-000000000011';
-SELECT pg_temp.try($$SELECT celaest.check_batch('c3000000-0000-4000-8000-000000000003', 1)$$) AS batch_cancelled,
-       pg_temp.try($$SELECT celaest.reserve_ai_request('c3000000-0000-4000-8000-000000000006', NULL)$$) AS reserve_no_license;
+SELECT pg_temp.try($$SELECT celaest._check_batch('c3000000-0000-4000-8000-000000000003', 1)$$) AS batch_cancelled,
+       pg_temp.try($$SELECT celaest._reserve_ai_request('c3000000-0000-4000-8000-000000000006', NULL)$$) AS reserve_no_license;
 
 -- ---------------------------------------------------------------------------
 -- Bad input: 22023 / 22004 naming the value, nothing changed
@@ -209,11 +209,11 @@ SELECT t.call, pg_temp.try(t.sql) AS result
     ('check negative',     $$SELECT celaest.check_limit('c3000000-0000-4000-8000-000000000001', 'ai_requests', -5)$$),
     ('check metric',       $$SELECT celaest.check_limit('c3000000-0000-4000-8000-000000000001', 'AI_REQUESTS')$$),
     ('check NULL org',     $$SELECT celaest.check_limit(NULL, 'users')$$),
-    ('release negative',   $$SELECT celaest.release_quota('c3000000-0000-4000-8000-000000000001', 'storage_gb', -1)$$),
-    ('release metric',     $$SELECT celaest.release_quota('c3000000-0000-4000-8000-000000000001', 'gigabytes', 1)$$),
-    ('release no license', $$SELECT celaest.release_quota('c3000000-0000-4000-8000-000000000006', 'ai_requests', 1)$$),
-    ('batch negative',     $$SELECT celaest.check_batch('c3000000-0000-4000-8000-000000000001', -1)$$),
-    ('batch NULL org',     $$SELECT celaest.check_batch(NULL, 1)$$)
+    ('release negative',   $$SELECT celaest._release_quota('c3000000-0000-4000-8000-000000000001', 'storage_gb', -1)$$),
+    ('release metric',     $$SELECT celaest._release_quota('c3000000-0000-4000-8000-000000000001', 'gigabytes', 1)$$),
+    ('release no license', $$SELECT celaest._release_quota('c3000000-0000-4000-8000-000000000006', 'ai_requests', 1)$$),
+    ('batch negative',     $$SELECT celaest._check_batch('c3000000-0000-4000-8000-000000000001', -1)$$),
+    ('batch NULL org',     $$SELECT celaest._check_batch(NULL, 1)$$)
   ) AS t (call, sql);
 SELECT * FROM pg_temp.used('c3000000-0000-4000-8000-000000000001');
 

@@ -34,7 +34,7 @@ SELECT conrelid::regclass AS table_name, pg_get_constraintdef(oid) AS primary_ke
 -- updated_at is maintained on every table that has it.
 SELECT c.relname AS table_name,
        EXISTS (SELECT 1 FROM pg_trigger AS t
-                WHERE t.tgrelid = c.oid AND t.tgfoid = 'celaest.set_updated_at()'::regprocedure
+                WHERE t.tgrelid = c.oid AND t.tgfoid = 'celaest._set_updated_at()'::regprocedure
                   AND NOT t.tgisinternal) AS has_updated_at_trigger
   FROM pg_class AS c
   JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attname = 'updated_at' AND NOT a.attisdropped

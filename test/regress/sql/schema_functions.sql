@@ -8,10 +8,10 @@ SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proparall
        p.prosecdef AS security_definer, p.proconfig AS settings
   FROM pg_proc AS p
  WHERE p.oid IN ('celaest.current_user_id()'::regprocedure,
-                 'celaest.current_user_id_or_null()'::regprocedure,
+                 'celaest._current_user_id_or_null()'::regprocedure,
                  'celaest.current_org_id()'::regprocedure,
-                 'celaest.current_org_id_or_null()'::regprocedure,
-                 'celaest.current_user_is_super_admin()'::regprocedure,
+                 'celaest._current_org_id_or_null()'::regprocedure,
+                 'celaest._current_user_is_super_admin()'::regprocedure,
                  'celaest.increment_api_key_usage(uuid, integer)'::regprocedure,
                  'celaest.log_audit(uuid, uuid, celaest.audit_action, text, uuid, text, jsonb)'::regprocedure)
  ORDER BY p.oid::regprocedure::text;
@@ -29,8 +29,8 @@ INSERT INTO celaest.users_profile (id, organization_id, email, role, deleted_at)
 -- No user.
 -- ---------------------------------------------------------------------------
 SHOW celaest.user_id;
-SELECT celaest.current_user_id_or_null() AS user_or_null, celaest.current_org_id_or_null() AS org_or_null,
-       celaest.current_user_is_super_admin() AS super_admin;
+SELECT celaest._current_user_id_or_null() AS user_or_null, celaest._current_org_id_or_null() AS org_or_null,
+       celaest._current_user_is_super_admin() AS super_admin;
 \set VERBOSITY default
 SELECT celaest.current_user_id();
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
@@ -38,15 +38,15 @@ SELECT celaest.current_org_id();
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- Blank is "not set".
 SET LOCAL celaest.user_id = '   ';
-SELECT celaest.current_user_id_or_null() AS blank_setting;
+SELECT celaest._current_user_id_or_null() AS blank_setting;
 
 -- ---------------------------------------------------------------------------
 -- The setting.
 -- ---------------------------------------------------------------------------
 SET LOCAL celaest.user_id = 'f5100000-0000-4000-8000-000000000001';
-SELECT celaest.current_user_id() AS user_id, celaest.current_user_id_or_null() AS user_or_null,
-       celaest.current_org_id() AS org_id, celaest.current_org_id_or_null() AS org_or_null,
-       celaest.current_user_is_super_admin() AS super_admin;
+SELECT celaest.current_user_id() AS user_id, celaest._current_user_id_or_null() AS user_or_null,
+       celaest.current_org_id() AS org_id, celaest._current_org_id_or_null() AS org_or_null,
+       celaest._current_user_is_super_admin() AS super_admin;
 -- Every spelling uuid input accepts.
 SET LOCAL celaest.user_id = 'F5100000-0000-4000-8000-000000000001';
 SELECT celaest.current_user_id() AS upper_case;
@@ -60,7 +60,7 @@ SELECT celaest.current_user_id() AS padded;
 SET LOCAL celaest.user_id = 'alice';
 SELECT celaest.current_user_id();
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT celaest.current_user_id_or_null();
+SELECT celaest._current_user_id_or_null();
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SET LOCAL celaest.user_id = 'f5100000-0000-4000-8000-00000000000';
 SELECT celaest.current_user_id();
@@ -74,19 +74,19 @@ SELECT celaest.current_user_id();
 
 -- A user without an organization: current_org_id() is NULL, not an error.
 SET LOCAL celaest.user_id = 'f5100000-0000-4000-8000-000000000002';
-SELECT celaest.current_org_id() AS org_id, celaest.current_org_id_or_null() AS org_or_null;
+SELECT celaest.current_org_id() AS org_id, celaest._current_org_id_or_null() AS org_or_null;
 -- A soft-deleted user, and an id without a profile, have no organization to act for.
 SET LOCAL celaest.user_id = 'f5100000-0000-4000-8000-000000000003';
 SELECT celaest.current_org_id();
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT celaest.current_org_id_or_null() AS deleted_org_or_null, celaest.current_user_is_super_admin() AS super_admin;
+SELECT celaest._current_org_id_or_null() AS deleted_org_or_null, celaest._current_user_is_super_admin() AS super_admin;
 SET LOCAL celaest.user_id = 'f5100000-0000-4000-8000-0000000000ff';
 SELECT celaest.current_org_id();
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT celaest.current_user_id() AS unknown_user, celaest.current_org_id_or_null() AS unknown_org_or_null;
+SELECT celaest.current_user_id() AS unknown_user, celaest._current_org_id_or_null() AS unknown_org_or_null;
 -- The global administrator.
 SET LOCAL celaest.user_id = 'f5100000-0000-4000-8000-000000000004';
-SELECT celaest.current_user_is_super_admin() AS super_admin;
+SELECT celaest._current_user_is_super_admin() AS super_admin;
 
 -- A SET LOCAL inside a rolled-back savepoint is undone.
 SAVEPOINT before_local;

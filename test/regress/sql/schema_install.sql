@@ -75,7 +75,7 @@ DELETE FROM auth.users WHERE id = '5a5a5a5a-0000-4000-8000-000000000001';
 SELECT count(*) AS profiles_left FROM celaest.users_profile;
 
 -- Who is calling: the JWT subject through auth.uid(), unless celaest.user_id is set.
-SELECT celaest.current_user_id_or_null() AS no_jwt_no_setting;
+SELECT celaest._current_user_id_or_null() AS no_jwt_no_setting;
 SET LOCAL request.jwt.claim.sub = '5a5a5a5a-0000-4000-8000-0000000000aa';
 SELECT celaest.current_user_id() AS from_auth_uid;
 SET LOCAL celaest.user_id = '5a5a5a5a-0000-4000-8000-0000000000bb';

@@ -4,7 +4,7 @@
 \set VERBOSITY default
 \set ON_ERROR_ROLLBACK on
 
--- system_config is extension user data for pg_dump, every row of it (module 70);
+-- system_config is extension user data for pg_dump, every row of it (70_configuration.sql);
 -- that is why the extension seeds no rows and keeps its defaults built in.
 SELECT extconfig::regclass[] @> ARRAY['celaest.system_config'::regclass] AS dumped,
        extcondition[array_position(extconfig::regclass[], 'celaest.system_config'::regclass)] AS dump_filter

@@ -1,4 +1,4 @@
--- CELAEST — module 20: licensing (subscription_plans, licenses, license_usage_log).
+-- CELAEST — licensing, tables: subscription_plans, licenses, license_usage_log.
 
 -- ---------------------------------------------------------------------------
 -- subscription_plans
@@ -33,7 +33,7 @@ CREATE TABLE celaest.subscription_plans (
 
 CREATE TRIGGER subscription_plans_set_updated_at
     BEFORE UPDATE ON celaest.subscription_plans
-    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION celaest._set_updated_at();
 
 COMMENT ON TABLE celaest.subscription_plans IS
     'Catalog of subscription plans with their limits and prices.';
@@ -107,7 +107,7 @@ CREATE INDEX licenses_license_key_hash_idx ON celaest.licenses (license_key_hash
 
 CREATE TRIGGER licenses_set_updated_at
     BEFORE UPDATE ON celaest.licenses
-    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION celaest._set_updated_at();
 
 COMMENT ON TABLE celaest.licenses IS
     'Licenses of organizations; control access and usage. At most one per organization is in force (trial, active or suspended).';
@@ -161,7 +161,7 @@ CREATE TABLE celaest.license_usage_log (
     -- SET NULL: the user is attribution only; the consumption stands without it.
     CONSTRAINT license_usage_log_user_id_fkey FOREIGN KEY (user_id)
         REFERENCES celaest.users_profile (id) ON DELETE SET NULL,
-    -- (task_id -> processed_tasks, ON DELETE SET NULL, is added in module 40,
+    -- (task_id -> processed_tasks, ON DELETE SET NULL, is added in 40_tasks_tables.sql,
     -- once processed_tasks exists.)
     CONSTRAINT license_usage_log_metric_not_blank CHECK (btrim(metric) <> ''),
     CONSTRAINT license_usage_log_quantity_nonneg CHECK (quantity >= 0),
@@ -188,7 +188,7 @@ COMMENT ON COLUMN celaest.license_usage_log.user_id IS 'User who caused the cons
 COMMENT ON COLUMN celaest.license_usage_log.metadata IS 'Additional data (JSON object).';
 COMMENT ON COLUMN celaest.license_usage_log.created_at IS 'Time of the consumption.';
 
--- pg_dump: these rows are user data (see module 10).
+-- pg_dump: these rows are user data (see 10_identity.sql).
 SELECT pg_catalog.pg_extension_config_dump('celaest.subscription_plans', '');
 SELECT pg_catalog.pg_extension_config_dump('celaest.licenses', '');
 SELECT pg_catalog.pg_extension_config_dump('celaest.license_usage_log', '');

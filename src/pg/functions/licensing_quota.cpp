@@ -1,7 +1,8 @@
 // check_limit() and consume_quota() (API.md "Licenses and limits"): the AI-request counter
 // of an organization whose license is in force answers from license_quota.hpp in one
 // statement; every other case (other metrics, no license in force, refusals, bad
-// arguments) goes to the general SQL path of module 25, which owns the rules and the errors.
+// arguments) goes to the general SQL path of src/sql/24_licensing_quota.sql, which owns the
+// rules and the errors.
 #include "core/quota.hpp"
 
 #include "pg/licensing/license_quota.hpp"
@@ -53,7 +54,7 @@ CELAEST_FUNCTION(celaest_consume_quota) {
     if (std::optional<AiCharge> charge = charge_ai_requests(spi, *args.organization_id, *args.amount, ChargePeriod::NotNeeded))
       return Int64GetDatum(charge->remaining);
   }
-  Text remaining = spi.scalar("SELECT (celaest.take_quota($1::uuid, $2, $3::bigint)).remaining", args.as_params());
-  if (!remaining) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: take_quota returned no remaining quota");
+  Text remaining = spi.scalar("SELECT (celaest._take_quota($1::uuid, $2, $3::bigint)).remaining", args.as_params());
+  if (!remaining) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: _take_quota returned no remaining quota");
   return Int64GetDatum(std::stoll(*remaining));
 }

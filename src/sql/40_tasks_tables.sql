@@ -1,4 +1,4 @@
--- CELAEST — module 40: operations (task_batches, processed_tasks).
+-- CELAEST — task tables: task_batches, processed_tasks.
 --
 -- Foreign keys of the history tables follow one rule:
 --   * owners and billing parents (organization, user, license, batch): RESTRICT.
@@ -66,7 +66,7 @@ CREATE INDEX task_batches_model_id_idx ON celaest.task_batches (model_id);
 
 CREATE TRIGGER task_batches_set_updated_at
     BEFORE UPDATE ON celaest.task_batches
-    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION celaest._set_updated_at();
 
 COMMENT ON TABLE celaest.task_batches IS
     'Batches of AI tasks submitted together (submit_batch); each input becomes one processed_tasks row run by the background worker.';
@@ -216,6 +216,19 @@ ALTER TABLE celaest.license_usage_log
     ADD CONSTRAINT license_usage_log_task_id_fkey FOREIGN KEY (task_id)
     REFERENCES celaest.processed_tasks (id) ON DELETE SET NULL;
 
--- pg_dump: these rows are user data (see module 10).
+-- pg_dump: these rows are user data (see 10_identity.sql).
 SELECT pg_catalog.pg_extension_config_dump('celaest.task_batches', '');
 SELECT pg_catalog.pg_extension_config_dump('celaest.processed_tasks', '');
+
+-- ---------------------------------------------------------------------------
+-- Licensing: max_concurrent_tasks (the trigger function is in 26_licensing_enforcement.sql)
+-- ---------------------------------------------------------------------------
+CREATE TRIGGER processed_tasks_enforce_max_concurrent_tasks
+    BEFORE INSERT OR UPDATE OF status, organization_id ON celaest.processed_tasks
+    FOR EACH ROW
+    WHEN (NEW.status IN ('processing', 'retrying'))
+    EXECUTE FUNCTION celaest._enforce_max_concurrent_tasks();
+
+-- The admission count reads only the few tasks in flight of one organization.
+CREATE INDEX processed_tasks_in_flight_idx ON celaest.processed_tasks (organization_id)
+    WHERE status IN ('processing', 'retrying');

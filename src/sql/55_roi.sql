@@ -1,4 +1,4 @@
--- CELAEST — module 55: ROI (aggregate_roi, roi_summary).
+-- CELAEST — ROI: aggregate_roi, roi_summary.
 --
 -- The ROI of an organization over a period is computed in-database from
 -- processed_tasks. The rules, written once in celaest._roi_rollup() and used by
@@ -58,6 +58,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION celaest._roi_number(text) IS
     'Internal (ROI): the text as a non-negative number, or NULL when it is not one (e.g. "ten", "-3", "1e3"). Used to read manual minutes and hourly rates from JSON settings.';
+-- Executable by PUBLIC: roi_summary (SECURITY INVOKER, every role) reaches it through _roi_rollup.
 
 CREATE FUNCTION celaest._roi_period_start(p_period_type text, p_day date)
 RETURNS date
@@ -72,6 +73,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION celaest._roi_period_start(text, date) IS
     'Internal (ROI): first day of the daily, weekly (ISO, Monday) or monthly period containing the day; NULL for any other period type.';
+-- Executable by PUBLIC: roi_summary (SECURITY INVOKER, every role) reaches it through _roi_rollup.
 
 CREATE FUNCTION celaest._roi_period_end(p_period_type text, p_start date)
 RETURNS date
@@ -86,9 +88,10 @@ AS $$
 $$;
 COMMENT ON FUNCTION celaest._roi_period_end(text, date) IS
     'Internal (ROI): last day (inclusive) of the daily, weekly or monthly period that starts on p_start; NULL for any other period type.';
+-- Executable by PUBLIC: roi_summary (SECURITY INVOKER, every role) reaches it through _roi_rollup.
 
 -- The global ROI defaults. plpgsql (its body is resolved at call time) because
--- system_config and _config_default are created by later modules. SECURITY
+-- system_config and _config_default are created by a later file (70_configuration.sql). SECURITY
 -- DEFINER: ROI reports must work for callers who may not read system_config
 -- (owner-only); this reveals only the two ROI numbers, which the reports imply.
 CREATE FUNCTION celaest._roi_defaults(OUT manual_minutes_per_task numeric, OUT hourly_rate numeric)
@@ -105,7 +108,7 @@ BEGIN
       FROM celaest.system_config AS c
      WHERE c.key = 'roi.hourly_rate';
     -- Unset or unusable: the built-in defaults (5 and 25), kept in one place by
-    -- the configuration module (celaest._config_default, module 75).
+    -- the configuration module (celaest._config_default, 70_configuration.sql).
     manual_minutes_per_task := coalesce(manual_minutes_per_task,
         celaest._roi_number(celaest._config_default('roi.manual_minutes_per_task') #>> '{}'));
     hourly_rate := coalesce(hourly_rate,
@@ -114,6 +117,7 @@ END;
 $$;
 COMMENT ON FUNCTION celaest._roi_defaults() IS
     'Internal (ROI): the global defaults: system_config roi.manual_minutes_per_task (else 5 minutes) and roi.hourly_rate (else 25 USD per hour). Values that are not non-negative numbers are ignored.';
+-- Executable by PUBLIC: roi_summary (SECURITY INVOKER, every role) reaches it through _roi_rollup.
 
 -- The ROI math, written once. One row per (organization, period, dimension key):
 --   p_period_type  'daily' | 'weekly' | 'monthly': every period overlapping
@@ -294,6 +298,7 @@ SELECT f.organization_id,
 $$;
 COMMENT ON FUNCTION celaest._roi_rollup(text, date, date, uuid, text) IS
     'Internal (ROI): the ROI figures of every organization (or one) per daily/weekly/monthly period overlapping [p_from, p_to], or for the exact range (''range''), in total or per model / prompt (p_dimension). Shared by aggregate_roi and roi_summary; arguments are not validated here.';
+-- Executable by PUBLIC: roi_summary (SECURITY INVOKER, every role) calls it.
 
 -- ---------------------------------------------------------------------------
 -- aggregate_roi
@@ -308,7 +313,7 @@ CREATE FUNCTION celaest.aggregate_roi(
 )
 RETURNS integer
 LANGUAGE plpgsql
-VOLATILE
+VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

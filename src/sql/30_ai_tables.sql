@@ -1,4 +1,4 @@
--- CELAEST — module 30: AI mesh (ai_models, ai_api_pool, prompts_master).
+-- CELAEST — AI tables: ai_models, ai_api_pool, prompts_master, and the key-usage bump.
 
 -- ---------------------------------------------------------------------------
 -- ai_models
@@ -42,7 +42,7 @@ CREATE UNIQUE INDEX ai_models_one_default ON celaest.ai_models ((true))
 
 CREATE TRIGGER ai_models_set_updated_at
     BEFORE UPDATE ON celaest.ai_models
-    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION celaest._set_updated_at();
 
 COMMENT ON TABLE celaest.ai_models IS
     'Catalog of AI models with their capabilities, limits and costs.';
@@ -113,7 +113,7 @@ CREATE INDEX ai_api_pool_selectable_idx ON celaest.ai_api_pool (provider, priori
 
 CREATE TRIGGER ai_api_pool_set_updated_at
     BEFORE UPDATE ON celaest.ai_api_pool
-    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION celaest._set_updated_at();
 
 COMMENT ON TABLE celaest.ai_api_pool IS
     'Pool of provider API keys for load balancing and redundancy. Secrets are stored encrypted with pgcrypto (pgp_sym_encrypt) and never shown.';
@@ -202,7 +202,7 @@ CREATE INDEX prompts_master_parent_id_idx ON celaest.prompts_master (parent_id);
 
 CREATE TRIGGER prompts_master_set_updated_at
     BEFORE UPDATE ON celaest.prompts_master
-    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION celaest._set_updated_at();
 
 COMMENT ON TABLE celaest.prompts_master IS
     'Versioned repository of system prompts; a prompt is addressed by slug (its active default version) or slug@version.';
@@ -232,7 +232,7 @@ COMMENT ON COLUMN celaest.prompts_master.metadata IS 'Additional data (JSON obje
 COMMENT ON COLUMN celaest.prompts_master.created_at IS 'Creation time.';
 COMMENT ON COLUMN celaest.prompts_master.updated_at IS 'Last update time (maintained by trigger).';
 
--- pg_dump: these rows are user data (see module 10).
+-- pg_dump: these rows are user data (see 10_identity.sql).
 SELECT pg_catalog.pg_extension_config_dump('celaest.ai_models', '');
 SELECT pg_catalog.pg_extension_config_dump('celaest.ai_api_pool', '');
 SELECT pg_catalog.pg_extension_config_dump('celaest.prompts_master', '');
@@ -246,7 +246,7 @@ SELECT pg_catalog.pg_extension_config_dump('celaest.prompts_master', '');
 CREATE FUNCTION celaest.increment_api_key_usage(p_key_id uuid, p_tokens integer)
 RETURNS void
 LANGUAGE plpgsql
-VOLATILE
+VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

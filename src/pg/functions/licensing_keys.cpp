@@ -1,4 +1,5 @@
-// generate_license_key(): 64 lowercase hex characters from the server's strong random source.
+// generate_license_key() (src/sql/21_licensing_keys.sql): 64 lowercase hex characters from the
+// server's strong random source.
 #include "pg/boundary/boundary.hpp"
 
 extern "C" {

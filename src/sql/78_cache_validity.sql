@@ -1,4 +1,4 @@
--- CELAEST — module 78: invalidation of the hot paths' caches.
+-- CELAEST — cache validity: the triggers that invalidate the hot paths' cached copies.
 --
 -- The hot paths (check_limit, consume_quota, the AI calls) keep copies of rows that rarely
 -- change, in three domains:

@@ -1,4 +1,4 @@
--- CELAEST — module 50: analytics (roi_metrics).
+-- CELAEST — ROI tables: roi_metrics.
 
 CREATE TABLE celaest.roi_metrics (
     id                        UUID            NOT NULL DEFAULT uuid_generate_v4(),
@@ -56,7 +56,7 @@ CREATE TABLE celaest.roi_metrics (
 
 CREATE TRIGGER roi_metrics_set_updated_at
     BEFORE UPDATE ON celaest.roi_metrics
-    FOR EACH ROW EXECUTE FUNCTION celaest.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION celaest._set_updated_at();
 
 COMMENT ON TABLE celaest.roi_metrics IS
     'ROI metrics aggregated per organization and period (daily, weekly, monthly); pre-computed for dashboards by aggregate_roi.';
@@ -84,5 +84,5 @@ COMMENT ON COLUMN celaest.roi_metrics.metadata IS 'Additional data (JSON object)
 COMMENT ON COLUMN celaest.roi_metrics.created_at IS 'Creation time.';
 COMMENT ON COLUMN celaest.roi_metrics.updated_at IS 'Last update time (maintained by trigger).';
 
--- pg_dump: these rows are user data (see module 10).
+-- pg_dump: these rows are user data (see 10_identity.sql).
 SELECT pg_catalog.pg_extension_config_dump('celaest.roi_metrics', '');
