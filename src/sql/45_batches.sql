@@ -175,7 +175,8 @@ BEGIN
     -- stay queued and are passed over, so they never hold up other organizations' tasks.
     -- Rows are fetched (and locked) a few at a time and the loop stops at p_limit claims.
     FOR v_task IN
-        SELECT t.id, t.organization_id, t.user_id, t.batch_id
+        SELECT t.id, t.organization_id, t.user_id, t.batch_id, t.license_id,
+               (t.metadata ->> 'interrupted') = 'true' AS charged  -- claimed once before a crash
           FROM celaest.processed_tasks t
           JOIN celaest.task_batches b ON b.id = t.batch_id
          WHERE t.status = 'pending' AND b.status IN ('pending', 'processing')
@@ -189,7 +190,9 @@ BEGIN
                    queue_time_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int,
                    metadata = metadata || jsonb_build_object('claimed_by', pg_backend_pid())
              WHERE id = v_task.id;
-            v_license := celaest._reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id);
+            -- A task sent again after a crash was charged by its first claim (exactly once).
+            v_license := CASE WHEN v_task.charged THEN v_task.license_id
+                              ELSE celaest._reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id) END;
             UPDATE celaest.processed_tasks SET license_id = v_license WHERE id = v_task.id;
             v_claimed := v_claimed + 1;
             UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
@@ -224,34 +227,46 @@ COMMENT ON FUNCTION celaest._run_claimed_tasks(integer) IS
     'Internal (batch runner): runs the tasks this backend claimed, at most p_parallel transfers at once, and records them.';
 REVOKE EXECUTE ON FUNCTION celaest._run_claimed_tasks(integer) FROM PUBLIC;
 
--- Puts back in the queue the tasks of runners that are gone (crash, restart).
-CREATE FUNCTION celaest._requeue_orphaned_tasks() RETURNS integer
+-- Exactly once (API.md "submit_batch"): a task a runner claimed is in processing until the pass
+-- that claimed it records its result. If that runner is gone (killed, crashed, immediate
+-- shutdown), the provider call may already have been sent and paid for: the task is marked
+-- interrupted, and it is sent again only when celaest.retry_after_crash is on; otherwise it ends
+-- failed with error_code 'interrupted'. Either way it was charged once, by its claim.
+CREATE FUNCTION celaest._recover_orphaned_tasks() RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_task record;
-    v_count integer := 0;
+    v_retry   boolean := coalesce(current_setting('celaest.retry_after_crash', true), 'off')::boolean;
+    v_batches uuid[];
+    v_count   integer;
 BEGIN
-    FOR v_task IN
-        SELECT id, organization_id FROM celaest.processed_tasks t
+    WITH orphans AS (
+        SELECT id FROM celaest.processed_tasks t
          WHERE status = 'processing' AND batch_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
                             WHERE a.pid = (t.metadata ->> 'claimed_by')::int)
-           FOR UPDATE SKIP LOCKED
-    LOOP
-        UPDATE celaest.processed_tasks SET status = 'pending', started_at = NULL,
-               metadata = metadata - 'claimed_by' WHERE id = v_task.id;
-        -- Its charge was never used: give it back (it is charged again when re-claimed).
-        PERFORM celaest._release_quota(v_task.organization_id, 'ai_requests', 1);
-        v_count := v_count + 1;
-    END LOOP;
+           FOR UPDATE SKIP LOCKED),
+    recovered AS (
+        UPDATE celaest.processed_tasks t
+           SET status = CASE WHEN v_retry THEN 'pending' ELSE 'failed' END::celaest.task_status,
+               started_at = CASE WHEN v_retry THEN NULL ELSE t.started_at END,
+               completed_at = CASE WHEN v_retry THEN NULL ELSE clock_timestamp() END,
+               error_code = CASE WHEN v_retry THEN NULL ELSE 'interrupted' END,
+               error_message = CASE WHEN v_retry THEN NULL ELSE
+                   'the batch runner stopped while this task''s provider call may have been sent; not sent again '
+                   '(celaest.retry_after_crash = off)' END,
+               metadata = (t.metadata - 'claimed_by') || '{"interrupted": true}'
+          FROM orphans o WHERE t.id = o.id
+        RETURNING t.batch_id)
+    SELECT array_agg(DISTINCT batch_id), count(*) INTO v_batches, v_count FROM recovered;
+    PERFORM celaest._refresh_batch(b) FROM unnest(v_batches) AS b;
     RETURN v_count;
 END;
 $$;
-COMMENT ON FUNCTION celaest._requeue_orphaned_tasks() IS
-    'Internal (batch runner): returns to pending the tasks held in processing by a runner that no longer exists.';
-REVOKE EXECUTE ON FUNCTION celaest._requeue_orphaned_tasks() FROM PUBLIC;
+COMMENT ON FUNCTION celaest._recover_orphaned_tasks() IS
+    'Internal (batch runner): tasks held in processing by a runner that is gone are marked interrupted, and fail with error_code interrupted unless celaest.retry_after_crash is on (then they are sent again, not charged again).';
+REVOKE EXECUTE ON FUNCTION celaest._recover_orphaned_tasks() FROM PUBLIC;
 
 CREATE FUNCTION celaest._run_pending_tasks(p_parallel integer DEFAULT 4) RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE

@@ -184,6 +184,15 @@ class BatchEnv:
                     cur.execute("ALTER SYSTEM SET %s = %%s" % name, (value,))
         scalar(self.admin, "SELECT pg_reload_conf()")
 
+    def set_runner_setting(self, name, value):
+        """ALTER SYSTEM SET (RESET for None) one setting, then reload and let the runner apply it."""
+        with self.admin.cursor() as cur:
+            if value is None:
+                cur.execute("ALTER SYSTEM RESET %s" % name)
+            else:
+                cur.execute("ALTER SYSTEM SET %s = %%s" % name, (value,))
+        self.reload_and_settle()
+
     def reload_and_settle(self):
         """pg_reload_conf() and wait until the batch runner has been round its loop twice
         since (it applies a reload when it wakes, and SIGHUP wakes it)."""

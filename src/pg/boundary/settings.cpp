@@ -14,6 +14,7 @@ extern "C" {
 namespace celaest::pg::settings {
 
 char* encryption_key = nullptr;
+char* worker_databases = nullptr;
 char* worker_database = nullptr;
 int health_check_interval_s = 300;
 int health_failure_threshold = 3;
@@ -23,6 +24,7 @@ int max_retries = 2;
 int retry_base_delay_ms = 250;
 int retry_max_delay_ms = 30000;
 int worker_concurrency = 4;
+bool retry_after_crash = false;
 int max_response_kb = 8192;
 char* user_id = nullptr;
 char* request_id = nullptr;
@@ -75,11 +77,15 @@ void define_all() {
                 &encryption_key, "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_NO_RESET_ALL);
   // Worker layout is fixed at server start, as pg_cron does with cron.database_name. Only a
   // preloading postmaster may define a server-start setting (later it is FATAL: "cannot create
-  // PGC_POSTMASTER variables after startup"); loaded by CREATE EXTENSION there are no workers
-  // to place, and worker_database keeps its default.
-  if (process_shared_preload_libraries_in_progress)
-    define_string("celaest.database", "Database in which the CELAEST background workers run.", &worker_database,
-                  "postgres", PGC_POSTMASTER);
+  // PGC_POSTMASTER variables after startup"); loaded by CREATE EXTENSION there are no workers.
+  if (process_shared_preload_libraries_in_progress) {
+    define_string("celaest.databases",
+                  "Databases the CELAEST launcher serves (comma-separated names; empty: every database with the "
+                  "extension).",
+                  &worker_databases, "", PGC_POSTMASTER);
+    define_string("celaest.database", "One database for the CELAEST background workers (alias of celaest.databases).",
+                  &worker_database, "", PGC_POSTMASTER);
+  }
   define_int("celaest.health_check_interval", "Seconds between background API-key health checks (0 disables).",
              &health_check_interval_s, 300, 0, 86400, PGC_SIGHUP, GUC_UNIT_S);
   define_int("celaest.health_failure_threshold", "Consecutive failures after which an API key is marked unhealthy.",
@@ -96,6 +102,10 @@ void define_all() {
              30000, 0, 600000, PGC_USERSET, GUC_UNIT_MS);
   define_int("celaest.worker_concurrency", "Provider calls the batch runner keeps in flight at once.",
              &worker_concurrency, 4, 1, 256, PGC_SIGHUP);
+  DefineCustomBoolVariable("celaest.retry_after_crash",
+                           "Send again a batch task whose provider call may have been sent before a crash (it is "
+                           "charged once either way).",
+                           nullptr, &retry_after_crash, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   define_int("celaest.max_response_size", "Largest provider response accepted.", &max_response_kb, 8192, 16,
              1048576, PGC_SUSET, GUC_UNIT_KB);
   define_string("celaest.user_id", "The CELAEST user acting in this session (API.md: who is calling).", &user_id, "",

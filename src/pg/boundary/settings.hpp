@@ -4,7 +4,8 @@
 namespace celaest::pg::settings {
 
 extern char* encryption_key;         // superuser only, never shown
-extern char* worker_database;        // celaest.database: where the background workers run
+extern char* worker_databases;       // celaest.databases: the databases the launcher may serve ('' = all)
+extern char* worker_database;        // celaest.database: its one-name alias, kept for 0.1.0 configurations
 extern int health_check_interval_s;  // seconds between API-key health checks
 extern int health_failure_threshold; // consecutive failures before a key is marked unhealthy
 extern int http_timeout_ms;
@@ -13,6 +14,7 @@ extern int max_retries;
 extern int retry_base_delay_ms;
 extern int retry_max_delay_ms;
 extern int worker_concurrency;
+extern bool retry_after_crash;       // re-send batch tasks interrupted by a crash (API.md: exactly once)
 extern int max_response_kb;
 extern char* user_id;                // celaest.user_id: who is calling (API.md)
 extern char* request_id;             // correlation id recorded by audits and tasks

@@ -25,16 +25,6 @@ constexpr int kKeySlots = 1024;  // distinct API keys tracked at once (open addr
 constexpr int64_t kMinuteMs = 60'000;
 constexpr int64_t kDayMs = 86'400'000;
 
-struct WorkerSlot {
-  int pid;
-  char database[NAMEDATALEN];
-  char state[32];
-  TimestampTz last_run;
-  char last_error[256];
-  int64 runs;
-  Latch* latch;
-};
-
 struct KeyWindow {
   char key_id[37];  // canonical uuid text; empty = free slot
   int64 minute;     // window index (now_ms / 60000)
@@ -69,7 +59,6 @@ constexpr int kTermsProbes = 32;   // a full neighbourhood just means "not kept"
 struct State {
   LWLock* lock;
   pg_atomic_uint64 cache_generation[kCacheDomains];  // see cache_generation() in the header
-  WorkerSlot workers[kWorkerKinds];
   KeyWindow windows[kKeySlots];
   InflightSlot inflight[kInflightSlots];
   TermsSlot terms[kTermsSlots];
@@ -213,10 +202,6 @@ void release_inflight(const std::string& license_id) {
   release();
 }
 
-const char* worker_name(WorkerKind kind) {
-  return kind == WorkerKind::Maintenance ? "celaest maintenance" : "celaest batch runner";
-}
-
 void request() {
   previous_request_hook = shmem_request_hook;
   shmem_request_hook = on_shmem_request;
@@ -225,68 +210,6 @@ void request() {
 }
 
 bool available() { return state != nullptr; }
-
-WorkerStatus worker_status(WorkerKind kind) {
-  WorkerStatus status;
-  status.worker = worker_name(kind);
-  if (!state) {
-    status.state = "not preloaded";
-    return status;
-  }
-  LockGuard lock(LW_SHARED);
-  const WorkerSlot& slot = state->workers[static_cast<int>(kind)];
-  status.pid = slot.pid;
-  status.database = slot.database;
-  status.state = slot.state[0] ? slot.state : "not started";
-  status.last_run = slot.last_run;
-  status.last_error = slot.last_error;
-  status.runs = slot.runs;
-  return status;
-}
-
-void worker_started(WorkerKind kind, const char* database) {
-  if (!state) return;
-  LockGuard lock(LW_EXCLUSIVE);
-  WorkerSlot& slot = state->workers[static_cast<int>(kind)];
-  slot.pid = MyProcPid;
-  copy_text(slot.database, sizeof slot.database, database);
-  copy_text(slot.state, sizeof slot.state, "starting");
-  slot.latch = MyLatch;
-}
-
-void worker_state(WorkerKind kind, const char* new_state) {
-  if (!state) return;
-  LockGuard lock(LW_EXCLUSIVE);
-  copy_text(state->workers[static_cast<int>(kind)].state, sizeof state->workers[0].state, new_state);
-}
-
-void worker_ran(WorkerKind kind, const char* error_or_null) {
-  if (!state) return;
-  LockGuard lock(LW_EXCLUSIVE);
-  WorkerSlot& slot = state->workers[static_cast<int>(kind)];
-  slot.last_run = GetCurrentTimestamp();
-  slot.runs++;
-  copy_text(slot.last_error, sizeof slot.last_error, error_or_null ? error_or_null : "");
-}
-
-void worker_stopped(WorkerKind kind) {
-  if (!state) return;
-  LockGuard lock(LW_EXCLUSIVE);
-  WorkerSlot& slot = state->workers[static_cast<int>(kind)];
-  slot.pid = 0;
-  slot.latch = nullptr;
-  copy_text(slot.state, sizeof slot.state, "stopped");
-}
-
-void wake_worker(WorkerKind kind) {
-  if (!state) return;
-  Latch* latch = nullptr;
-  {
-    LockGuard lock(LW_SHARED);
-    latch = state->workers[static_cast<int>(kind)].latch;
-  }
-  if (latch) SetLatch(latch);
-}
 
 Admission admit_request(const std::string& key_id, const KeyLimits& limits, int64_t now_ms) {
   if (!state) return admit_locked(key_id, limits, now_ms);

@@ -1,5 +1,5 @@
 // State shared by all backends and the background workers (needs shared_preload_libraries):
-// the workers' status for worker_status(), and each API key's rate-limit windows, so that
+// each API key's rate-limit windows, so that
 // RPM/TPM/RPD stay exact across concurrent sessions without a row lock held during a call.
 #pragma once
 
@@ -9,25 +9,8 @@
 
 namespace celaest::pg::shared {
 
-enum class WorkerKind : int { Maintenance = 0, BatchRunner = 1 };
-inline constexpr int kWorkerKinds = 2;
-const char* worker_name(WorkerKind kind);
-
 void request();                 // from _PG_init (shmem_request_hook)
 bool available();               // false when not preloaded
-
-struct WorkerStatus {
-  std::string worker, database, state, last_error;
-  int pid = 0;
-  int64_t last_run = 0;  // TimestampTz, 0 = never
-  int64_t runs = 0;
-};
-WorkerStatus worker_status(WorkerKind kind);
-void worker_started(WorkerKind kind, const char* database);
-void worker_state(WorkerKind kind, const char* state);
-void worker_ran(WorkerKind kind, const char* error_or_null);
-void worker_stopped(WorkerKind kind);
-void wake_worker(WorkerKind kind);  // sets the worker's latch (e.g. after submit_batch)
 
 // Rate-limit windows of one API key (fixed minute and day windows, UTC).
 struct KeyLimits {

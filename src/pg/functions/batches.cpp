@@ -13,10 +13,12 @@
 #include "pg/boundary/wall_clock.hpp"
 #include "pg/boundary/datum.hpp"
 #include "pg/boundary/settings.hpp"
-#include "pg/boundary/shared_state.hpp"
+#include "pg/workers/launcher.hpp"
+#include "pg/workers/registry.hpp"
 
 extern "C" {
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 }
 
 #include <chrono>
@@ -36,6 +38,11 @@ core::CallOptions parse_options_or_raise(const nlohmann::json& options) {
   }
 }
 
+std::string current_database_name() {
+  const char* name = pg_guarded([] { return get_database_name(MyDatabaseId); });
+  return name ? name : "?";
+}
+
 // The batch runner is woken when the transaction that queued tasks commits: woken earlier,
 // it would look before the rows are visible, find nothing and sleep for its poll interval.
 bool wake_runner_at_commit = false;
@@ -47,7 +54,7 @@ void wake_runner_at_end_of_transaction(XactEvent event, void*) noexcept {
     case XACT_EVENT_PARALLEL_COMMIT:
       wake_runner_at_commit = false;
       try {
-        shared::wake_worker(shared::WorkerKind::BatchRunner);
+        workers::wake_worker(workers::Role::BatchRunner);
       } catch (...) {
         // Only a missed wake-up: the runner polls every second anyway.
       }
@@ -108,6 +115,13 @@ CELAEST_FUNCTION(celaest_submit_batch) {
     priority = options["priority"].get<int>();
   }
 
+  // A batch nobody would run is refused before anything is written (API.md submit_batch).
+  if (!pg_guarded([] { return workers::serves_current_database(); }))
+    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "no CELAEST batch runner serves database \"" + current_database_name() + "\"",
+                "The batch runner is a background worker of the library preloaded by the server.",
+                "Add celaest to shared_preload_libraries (and this database to celaest.databases, when that is "
+                "set), then restart the server.");
   SpiSession spi;
   Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2));
   PromptDefinition prompt = load_prompt(spi, *reference);
@@ -154,7 +168,7 @@ CELAEST_FUNCTION(celaest_submit_batch) {
 }
 
 CELAEST_FUNCTION(celaest_wake_batch_runner) {
-  shared::wake_worker(shared::WorkerKind::BatchRunner);
+  workers::wake_worker(workers::Role::BatchRunner);
   PG_RETURN_VOID();
 }
 

@@ -1,7 +1,7 @@
 // Operations: version() and worker_status().
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/datum.hpp"
-#include "pg/boundary/shared_state.hpp"
+#include "pg/workers/registry.hpp"
 
 extern "C" {
 #include "funcapi.h"
@@ -12,6 +12,7 @@ extern "C" {
 #include <curl/curl.h>
 
 #include <string>
+#include <vector>
 
 CELAEST_FUNCTION(celaest_version) {
   std::string version = "celaest " CELAEST_VERSION " (PostgreSQL " PG_VERSION ", ";
@@ -22,10 +23,7 @@ CELAEST_FUNCTION(celaest_version) {
 
 // worker_status() RETURNS TABLE(worker, pid, database, state, last_run, last_error, runs)
 CELAEST_FUNCTION(celaest_worker_status) {
-  using celaest::pg::shared::WorkerKind;
-  celaest::pg::shared::WorkerStatus rows[celaest::pg::shared::kWorkerKinds] = {
-      celaest::pg::shared::worker_status(WorkerKind::Maintenance),
-      celaest::pg::shared::worker_status(WorkerKind::BatchRunner)};
+  const std::vector<celaest::pg::workers::WorkerRow> rows = celaest::pg::workers::worker_rows();
   celaest::pg::pg_guarded([&] {
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = (ReturnSetInfo*)fcinfo->resultinfo;
