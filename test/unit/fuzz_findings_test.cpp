@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
 
+#include "core/codec.hpp"
 #include "core/http_date.hpp"
+#include "core/json_output.hpp"
 #include "core/retry_hint.hpp"
 
 namespace celaest::core {
@@ -27,6 +30,40 @@ TEST(FuzzFindings, HttpDateBeyondTheClockRangeIsRejected) {
 TEST(FuzzFindings, RetryAfterWithAFarFutureDateIsIgnored) {
   const system_clock::time_point now{seconds(1700000000)};
   EXPECT_FALSE(retry_after_ms({{"Retry-After", "Wed, 21 Oct 4030 07:28:00 GMT"}}, now).has_value());
+}
+
+std::string nested_arrays(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+// json_output (its target serializes what it accepts, as the call path does on the way to
+// jsonb): nlohmann's dump recurses per level, so a JSON-mode reply of 100,000 '[' parsed
+// fine and then overflowed the stack when serialized — a backend crash from a provider reply.
+TEST(FuzzFindings, JsonOutputRefusesNestingTooDeepToSerialize) {
+  EXPECT_FALSE(parse_json_output(nested_arrays(100000)).has_value());
+  EXPECT_FALSE(parse_json_output("```json\n" + nested_arrays(100000) + "\n```").has_value());
+  EXPECT_FALSE(parse_json_output("Here: " + nested_arrays(kMaxJsonOutputDepth + 1) + " done").has_value());
+  const auto deepest_allowed = parse_json_output(nested_arrays(kMaxJsonOutputDepth));
+  ASSERT_TRUE(deepest_allowed.has_value());
+  EXPECT_EQ(deepest_allowed->dump().size(), 2 * kMaxJsonOutputDepth);
+  // Brackets inside strings are text, not nesting.
+  const std::string brackets(5000, '[');
+  const auto in_string = parse_json_output(R"({"a": ")" + brackets + R"(", "b": [1, {"c": "]]}"}]})");
+  ASSERT_TRUE(in_string.has_value());
+  EXPECT_EQ((*in_string)["a"], brackets);
+}
+
+// The same reply through a codec in JSON mode: not JSON output we accept, and no crash.
+TEST(FuzzFindings, DeeplyNestedJsonModeReplyIsInvalidJsonOutput) {
+  ChatRequest request;
+  request.model = "m";
+  request.messages = {{"user", "json please"}};
+  request.json_mode = true;
+  HttpResponse response;
+  response.status = 200;
+  response.body = R"({"choices":[{"message":{"role":"assistant","content":")" + nested_arrays(100000) +
+                  R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2}})";
+  const ChatResult r = codec_for(Provider::OpenAI).decode_chat(response, request);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error_code, "invalid_json_output");
 }
 
 }  // namespace
