@@ -9,6 +9,7 @@
 #include "core/http_date.hpp"
 #include "core/json_output.hpp"
 #include "core/retry_hint.hpp"
+#include "core/template.hpp"
 
 namespace celaest::core {
 namespace {
@@ -64,6 +65,33 @@ TEST(FuzzFindings, DeeplyNestedJsonModeReplyIsInvalidJsonOutput) {
   const ChatResult r = codec_for(Provider::OpenAI).decode_chat(response, request);
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.error_code, "invalid_json_output");
+}
+
+// template: every "{{" that was not a placeholder rescanned up to the same far "}}", so a
+// template made of "{{" took quadratic time (600 kB: over 6 s of backend CPU per render,
+// no interrupt possible); and each missing name was looked up in a vector of all earlier
+// ones. Both inputs render in milliseconds now; CTest's 60 s timeout is the backstop.
+TEST(FuzzFindings, TemplateOfManyOpeningBracesRendersInLinearTime) {
+  std::string tpl;
+  for (int i = 0; i < 300000; ++i) tpl += "{{ ";
+  tpl += "}}";
+  const RenderResult r = render_template(tpl, nlohmann::json::object());
+  EXPECT_EQ(r.text, tpl);
+  EXPECT_TRUE(r.missing.empty());
+  // The last "{{" before a clean span is still a placeholder.
+  EXPECT_EQ(render_template("{{ {{ {{ x }}", {{"x", "1"}}).text, "{{ {{ 1");
+  EXPECT_EQ(render_template("{{{x}}}", {{"x", "1"}}).text, "{1}");
+  EXPECT_EQ(render_template("{{a b}} {{ }} {{x}}", {{"x", "1"}}).text, "{{a b}} {{ }} 1");
+}
+
+TEST(FuzzFindings, TemplateWithManyDistinctMissingNamesRendersInLinearTime) {
+  std::string tpl;
+  for (int i = 0; i < 100000; ++i) tpl += "{{v" + std::to_string(i) + "}}";
+  const RenderResult r = render_template(tpl, nlohmann::json::object());
+  EXPECT_EQ(r.text, tpl);
+  ASSERT_EQ(r.missing.size(), 100000u);
+  EXPECT_EQ(r.missing.front(), "v0");
+  EXPECT_EQ(r.missing.back(), "v99999");
 }
 
 }  // namespace
