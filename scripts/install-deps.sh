@@ -9,6 +9,10 @@ PACKAGES=(
   libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev ca-certificates
   python3 python3-pytest python3-psycopg2 openssl
   util-linux  # taskset; benchmarks install their own extra tools (nginx)
+  # Sanitizers and fuzzing (test/fuzz): clang's -fsanitize=fuzzer needs the compiler-rt
+  # runtimes (libFuzzer, ASan, UBSan), which Debian 12 ships apart from clang itself;
+  # llvm gives llvm-symbolizer, so that sanitizer reports name functions and lines.
+  clang libclang-rt-14-dev llvm
 )
 
 missing=()

@@ -1,19 +1,14 @@
 #!/usr/bin/env bash
-# Inside scripts/cluster.sh: starts the mock provider, runs pg_regress, the integration
-# tests and the upgrade test, and fails if the server log shows a backend terminated by a signal.
+# Inside scripts/cluster.sh: runs pg_regress, the integration tests and the upgrade test, and fails if the
+# server log shows a backend terminated by a signal. pg_regress needs no mock provider; the
+# integration tests start their own (conftest.py's mock_server, via mock_process.py) and
+# check the server log for crashes after every test themselves (conftest.py's server_log).
+# The grep below stays for pg_regress, whose tests have no such hook.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
 # Debian's interpreter: pytest and psycopg2 come from Debian packages (python3-pytest, python3-psycopg2).
 PYTHON=${PYTHON:-/usr/bin/python3}
-
-port_file=$(mktemp)
-"$PYTHON" test/mock/mock_provider.py --port 0 --port-file "$port_file" &
-mock_pid=$!
-trap 'kill $mock_pid 2>/dev/null' EXIT
-for _ in $(seq 50); do [ -s "$port_file" ] && break; sleep 0.1; done
-export CELAEST_MOCK_PORT=$(cat "$port_file")
-echo "mock provider on 127.0.0.1:$CELAEST_MOCK_PORT"
 
 if ! make -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config; then
   status=1

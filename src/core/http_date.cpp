@@ -90,6 +90,11 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
   if (year < 1970 || day < 1 || day > days_in_month(year, month)) return std::nullopt;
   const long long secs =
       days_from_civil(year, month, static_cast<unsigned>(day)) * 86400 + hour * 3600 + minute * 60 + second;
+  // system_clock counts nanoseconds in 64 bits, up to 2262: a later date (a four-digit
+  // year allows 9999) cannot be represented, and converting it would overflow.
+  constexpr long long kLatest =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max()).count();
+  if (secs > kLatest) return std::nullopt;
   return std::chrono::system_clock::time_point(std::chrono::seconds(secs));
 }
 

@@ -1,5 +1,7 @@
 #include "core/json_output.hpp"
 
+#include <algorithm>
+
 #include "core/json_util.hpp"
 #include "core/text.hpp"
 
@@ -23,17 +25,44 @@ std::optional<std::string_view> bracketed_span(std::string_view text) {
   return text.substr(open, close - open + 1);
 }
 
+// The deepest nesting of arrays and objects in a valid JSON text. Exact only for valid
+// JSON (string boundaries are trusted), which is why it runs after the parse.
+std::size_t nesting_depth(std::string_view json) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') ++i;  // the escaped character cannot end the string
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+std::optional<nlohmann::json> parse_bounded(std::string_view text) {
+  auto parsed = parse_json(text);
+  if (parsed && nesting_depth(text) > kMaxJsonOutputDepth) return std::nullopt;
+  return parsed;
+}
+
 }  // namespace
 
 std::optional<nlohmann::json> parse_json_output(std::string_view text) {
   text = trim(text);
   if (text.empty()) return std::nullopt;
-  if (auto whole = parse_json(text)) return whole;
+  if (auto whole = parse_bounded(text)) return whole;
   if (auto fenced = fenced_body(text)) {
-    if (auto inner = parse_json(trim(*fenced))) return inner;
+    if (auto inner = parse_bounded(trim(*fenced))) return inner;
   }
   if (auto span = bracketed_span(text)) {
-    if (auto inner = parse_json(*span)) return inner;
+    if (auto inner = parse_bounded(*span)) return inner;
   }
   return std::nullopt;
 }

@@ -21,6 +21,26 @@ _conn_ids = itertools.count(1)
 _conn_lock = threading.Lock()
 
 
+class _GateGroup:
+    """The requests of one /gate group: a barrier they pass `size` at a time, and how many
+    of them the server has held at once."""
+
+    def __init__(self, size):
+        self.barrier = threading.Barrier(size)
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+
+
+_gate_groups = {}
+_gate_lock = threading.Lock()
+
+
+def _gate_group(name, size=1):
+    with _gate_lock:
+        return _gate_groups.setdefault(name, _GateGroup(size))
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stall
@@ -71,6 +91,27 @@ class Handler(BaseHTTPRequestHandler):
     def route_slow(self, query, body):
         time.sleep(int(query.get("ms", "100")) / 1000.0)
         self.reply(200, query.get("id", "").encode())
+
+    def route_gate(self, query, body):
+        # Answered only once `n` requests of `group` are here together: parallelism shown
+        # by the server, not inferred from a clock a loaded machine can stretch. A request
+        # left waiting gives up after `wait_ms` and answers "alone".
+        group = _gate_group(query["group"], int(query["n"]))
+        with group.lock:
+            group.in_flight += 1
+            group.peak = max(group.peak, group.in_flight)
+        try:
+            group.barrier.wait(timeout=int(query.get("wait_ms", "5000")) / 1000.0)
+            answer = query.get("id", "").encode()
+        except threading.BrokenBarrierError:
+            answer = b"alone"
+        with group.lock:
+            # Before the reply: the client may start its next request as soon as it reads this one.
+            group.in_flight -= 1
+        self.reply(200, answer)
+
+    def route_gate_peak(self, query, body):
+        self.reply(200, str(_gate_group(query["group"]).peak).encode())
 
     def route_hang(self, query, body):
         time.sleep(30)  # never answers within any test's patience

@@ -11,12 +11,7 @@ import io
 import json
 import os
 import secrets
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import psycopg2
@@ -24,7 +19,6 @@ import psycopg2.extensions
 
 from conftest import rows, scalar  # noqa: F401  (re-exported for the batch tests)
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORKER_DB = os.environ.get("CELAEST_WORKER_DATABASE", "postgres")
 
 # What the module changes with ALTER SYSTEM (the runner reads its own settings) and puts
@@ -59,59 +53,8 @@ def as_json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-# --------------------------------------------------------------------------- mock
-
-
-class Mock:
-    """The mock provider's control API (test/mock/README.md)."""
-
-    def __init__(self, port, proc=None):
-        self.port = int(port)
-        self.base = "http://127.0.0.1:%d" % self.port
-        self.proc = proc
-
-    @classmethod
-    def start_or_attach(cls):
-        port = os.environ.get("CELAEST_MOCK_PORT")
-        if port:
-            return cls(port)
-        port_file = tempfile.mktemp(prefix="celaest-batch-mock-")
-        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "test", "mock", "mock_provider.py"),
-                                 "--port", "0", "--port-file", port_file])
-        for _ in range(100):
-            if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
-                break
-            time.sleep(0.05)
-        with open(port_file) as f:
-            port = f.read().strip()
-        os.unlink(port_file)
-        return cls(port, proc)
-
-    def stop(self):
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def url(self, prefix):
-        return self.base + prefix
-
-    def _call(self, method, path, payload=None):
-        data = None if payload is None else json.dumps(payload).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as e:
-            raise AssertionError("mock %s %s -> %s %s" % (method, path, e.code, e.read()[:300]))
-
-    def chat_requests_containing(self, text):
-        """Recorded chat requests whose body mentions `text` (e.g. a test's tag)."""
-        found = []
-        for r in self._call("GET", "/_mock/requests?provider=openai"):
-            if r["method"] == "POST" and text in json.dumps(r["body"]):
-                found.append(r)
-        return found
+# The mock is conftest.py's session-wide `mock_server` (started by mock_process.py); the
+# batch tests read it through its chat_requests_containing().
 
 
 # --------------------------------------------------------------------------- environment
@@ -143,7 +86,7 @@ class BatchEnv:
             ("bt-model-" + self.tag, "batch test model " + self.tag))
         self.model_id = "bt-model-" + self.tag
         self.key_id = self.add_key("openai", "bt-key-" + self.tag, "sk-good-batch-" + secrets.token_hex(12),
-                                   {"base_url": self.mock.url("/openai/v1"), "priority": 1000})
+                                   {"base_url": self.mock.url("openai"), "priority": 1000})
         self.prompt_slug = "bt-echo-" + self.tag
         self.prompt_id = scalar(
             self.admin,

@@ -19,10 +19,6 @@ import json
 import os
 import re
 import secrets as _secrets
-import subprocess
-import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -33,7 +29,7 @@ import psycopg2.extensions
 import psycopg2.extras
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+from mock_process import mock_port
 
 # Decimal for every jsonb number: cost_usd is compared exactly.
 psycopg2.extras.register_default_jsonb(globally=True, loads=lambda s: json.loads(s, parse_float=Decimal))
@@ -138,28 +134,18 @@ class Mock:
     def stats(self):
         return self._call("GET", "/_mock/stats")
 
+    def chat_requests_containing(self, text, provider="openai"):
+        """Recorded chat requests whose body mentions `text` (e.g. a test's tag)."""
+        return [r for r in self.chat_requests(provider) if text in json.dumps(r["body"])]
+
 
 @pytest.fixture(scope="session")
 def mock_server():
-    port = os.environ.get("CELAEST_MOCK_PORT")
-    proc = None
-    if not port:
-        port_file = tempfile.mktemp(prefix="celaest-mock-port-")
-        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "test", "mock", "mock_provider.py"),
-                                 "--port", "0", "--port-file", port_file])
-        for _ in range(100):
-            if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
-                break
-            time.sleep(0.05)
-        with open(port_file) as f:
-            port = f.read().strip()
-        os.unlink(port_file)
-    client = Mock(port)
-    client._call("GET", "/_mock/health")
-    yield client
-    if proc:
-        proc.terminate()
-        proc.wait(10)
+    """The mock for the whole session: CELAEST_MOCK_PORT's, or a private one (mock_process.py)."""
+    with mock_port() as port:
+        client = Mock(port)
+        client._call("GET", "/_mock/health")
+        yield client
 
 
 @pytest.fixture
@@ -168,6 +154,54 @@ def mock(mock_server):
     mock_server.reset()
     yield mock_server
     mock_server.reset()
+
+
+# --------------------------------------------------------------------------- server crashes
+
+
+# What the postmaster logs when a backend or worker dies of a signal (a segfault, an abort)
+# or, on Windows, of an exception. Any such line fails the run.
+CRASH_PATTERN = re.compile(r"terminated by signal|was terminated by exception")
+
+
+class ServerLog:
+    """The part of the server log (CELAEST_SERVER_LOG, set by scripts/cluster.sh) written
+    since this session started, read in steps so a crash is blamed on the test it happened in."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = os.path.getsize(path) if os.path.exists(path) else 0
+
+    def new_crash_lines(self):
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            text = f.read()
+            self.offset = f.tell()
+        return [line for line in text.decode("utf-8", "replace").splitlines() if CRASH_PATTERN.search(line)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_log():
+    """Fails the session if a server process crashed after the last test's check (a
+    background worker, or a backend that died late). None outside scripts/cluster.sh."""
+    path = os.environ.get("CELAEST_SERVER_LOG")
+    log = ServerLog(path) if path else None
+    yield log
+    if log:
+        crashes = log.new_crash_lines()
+        assert not crashes, "a server process crashed (see %s):\n%s" % (path, "\n".join(crashes))
+
+
+@pytest.fixture(autouse=True)
+def _no_crash_during_test(server_log):
+    """Fails the test during which a server process crashed."""
+    yield
+    if server_log:
+        crashes = server_log.new_crash_lines()
+        assert not crashes, "a server process crashed during this test (see %s):\n%s" % (
+            server_log.path, "\n".join(crashes))
 
 
 # --------------------------------------------------------------------------- database

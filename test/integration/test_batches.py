@@ -12,7 +12,7 @@ import time
 import psycopg2
 import pytest
 
-from batch_env import WORKER_DB, BatchEnv, Mock, as_json, connect, rows, scalar, tag
+from batch_env import WORKER_DB, BatchEnv, as_json, connect, rows, scalar, tag
 
 TERMINAL = ("completed", "failed", "cancelled")
 STATUS_KEYS = {"status", "total", "pending", "processing", "completed", "failed", "cancelled", "progress",
@@ -20,13 +20,11 @@ STATUS_KEYS = {"status", "total", "pending", "processing", "completed", "failed"
 
 
 @pytest.fixture(scope="module")
-def env():
-    mock = Mock.start_or_attach()
-    environment = BatchEnv(mock)
+def env(mock_server):
+    environment = BatchEnv(mock_server)
     environment.setup()
     yield environment
     environment.teardown()
-    mock.stop()
 
 
 def words(t, n, extra=""):
