@@ -85,10 +85,12 @@ def test_a_constraint_violation_inside_a_native_function_keeps_its_diagnostics(d
 def test_a_cancel_during_batch_preparation_ends_as_57014(db, prompt):
     conn, batch_id = claimed_batch(db, prompt, 2)
     with PromptsLocked(db):
-        scalar(conn, "SET statement_timeout = '300ms'")
+        # lock_timeout only bounds the test if the cancel were swallowed again (the pass would
+        # then go on and wait for the lock once more, with no timeout left).
+        scalar(conn, "SET statement_timeout = '300ms'; SET lock_timeout = '5s'")
         with pytest.raises(psycopg2.Error) as raised:
             scalar(conn, "SELECT celaest._run_claimed_tasks(8)")
-        scalar(conn, "RESET statement_timeout")
+        scalar(conn, "RESET statement_timeout; RESET lock_timeout")
     assert raised.value.pgcode == "57014", raised.value
     assert "statement timeout" in raised.value.diag.message_primary
     # Nothing of the cancelled pass stayed: no task was failed as if its data were wrong.
