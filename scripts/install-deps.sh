@@ -8,6 +8,7 @@ PACKAGES=(
   postgresql-15 postgresql-server-dev-15 postgresql-client-15 postgresql-common
   libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev ca-certificates
   python3 python3-pytest python3-psycopg2 openssl
+  clang-tidy  # scripts/tidy.sh: the boundary check (bugprone-exception-escape)
   util-linux  # taskset; benchmarks install their own extra tools (nginx)
   # Sanitizers and fuzzing (test/fuzz): clang's -fsanitize=fuzzer needs the compiler-rt
   # runtimes (libFuzzer, ASan, UBSan), which Debian 12 ships apart from clang itself;

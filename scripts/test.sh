@@ -12,6 +12,9 @@ test/regress/check_schedule.sh
 scripts/install-deps.sh
 scripts/build.sh
 
+echo "== clang-tidy: no C++ exception escapes an entry point PostgreSQL calls (.clang-tidy)"
+scripts/tidy.sh
+
 echo "== C++ unit tests (core codecs, helpers, HTTP client)"
 cmake -S . -B build/core -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCELAEST_HTTP_TESTS=ON >/dev/null
 cmake --build build/core -j"$(nproc)" >/dev/null

@@ -1855,3 +1855,9 @@ REVOKE EXECUTE ON FUNCTION celaest._claim_batch_tasks(integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION celaest._run_claimed_tasks(integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION celaest._run_pending_tasks(integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION celaest._audit_logs_refuse_change() FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Boundary probes: installed by the tests (test/regress/sql/boundary.sql), not the extension
+-- ---------------------------------------------------------------------------
+DROP FUNCTION celaest._boundary_probe(text);
+DROP FUNCTION celaest._boundary_destructor_count();

@@ -1,4 +1,4 @@
--- Operations: version, background worker status, and the boundary self-test probes.
+-- Operations: version and background worker status.
 
 CREATE FUNCTION celaest.version() RETURNS text
     AS 'MODULE_PATHNAME', 'celaest_version'
@@ -13,18 +13,3 @@ CREATE FUNCTION celaest.worker_status()
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 2;
 COMMENT ON FUNCTION celaest.worker_status() IS
     'One row per CELAEST background worker: pid, database, state, last run, last error and run count.';
-
--- Self-tests of the C++/PostgreSQL boundary (regression suite). Superuser only.
-CREATE FUNCTION celaest._boundary_probe(p_mode text) RETURNS text
-    AS 'MODULE_PATHNAME', 'celaest_boundary_probe'
-    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION celaest._boundary_probe(text) IS
-    'Test probe: fails in the given way (cpp_error, std_exception, spi_error, division_by_zero, cancel) beneath live C++ objects.';
-REVOKE ALL ON FUNCTION celaest._boundary_probe(text) FROM PUBLIC;
-
-CREATE FUNCTION celaest._boundary_destructor_count() RETURNS bigint
-    AS 'MODULE_PATHNAME', 'celaest_boundary_destructor_count'
-    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION celaest._boundary_destructor_count() IS
-    'Test probe: how many probe objects this backend has destroyed (proves unwinding before an ERROR).';
-REVOKE ALL ON FUNCTION celaest._boundary_destructor_count() FROM PUBLIC;

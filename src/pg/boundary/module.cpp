@@ -10,14 +10,18 @@ extern "C" {
 PG_MODULE_MAGIC;
 }
 
+// An error here is an ERROR: during shared_preload_libraries the postmaster stops with it (a
+// broken setup must not start half-working); during a plain LOAD the statement fails.
 extern "C" PGDLLEXPORT void _PG_init(void) {
-  celaest::pg::settings::define_all();
-  celaest::pg::register_quota_gate();
-  celaest::pg::cache_validity::register_callbacks();
-  // Shared memory and workers exist only when preloaded (pg_cron's rule): a plain LOAD still
-  // gives every SQL function, minus the background work.
-  if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade) {
-    celaest::pg::workers::request_shared_state();
-    celaest::pg::workers::register_all();
-  }
+  celaest::pg::run_entry_point("_PG_init", celaest::pg::OnFailure::RaiseError, [] {
+    celaest::pg::settings::define_all();
+    celaest::pg::register_quota_gate();
+    celaest::pg::cache_validity::register_callbacks();
+    // Shared memory and workers exist only when preloaded (pg_cron's rule): a plain LOAD still
+    // gives every SQL function, minus the background work.
+    if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade) {
+      celaest::pg::workers::request_shared_state();
+      celaest::pg::workers::register_all();
+    }
+  });
 }

@@ -74,23 +74,31 @@ std::unordered_map<std::string, KeyWindow>& local_windows() {
   return windows;
 }
 
-void on_shmem_request() {
-  if (previous_request_hook) previous_request_hook();
-  RequestAddinShmemSpace(MAXALIGN(sizeof(State)));
-  RequestNamedLWLockTranche("celaest", 1);
+void on_shmem_request() noexcept {
+  run_entry_point("shmem_request_hook", OnFailure::RaiseError, [] {
+    pg_guarded([] {
+      if (previous_request_hook) previous_request_hook();
+      RequestAddinShmemSpace(MAXALIGN(sizeof(State)));
+      RequestNamedLWLockTranche("celaest", 1);
+    });
+  });
 }
 
-void on_shmem_startup() {
-  if (previous_startup_hook) previous_startup_hook();
-  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-  bool found = false;
-  state = static_cast<State*>(ShmemInitStruct("celaest", sizeof(State), &found));
-  if (!found) {
-    std::memset(state, 0, sizeof(State));
-    state->lock = &(GetNamedLWLockTranche("celaest"))->lock;
-    for (auto& generation : state->cache_generation) pg_atomic_init_u64(&generation, 1);
-  }
-  LWLockRelease(AddinShmemInitLock);
+void on_shmem_startup() noexcept {
+  run_entry_point("shmem_startup_hook", OnFailure::RaiseError, [] {
+    pg_guarded([] {
+      if (previous_startup_hook) previous_startup_hook();
+      LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+      bool found = false;
+      state = static_cast<State*>(ShmemInitStruct("celaest", sizeof(State), &found));
+      if (!found) {
+        std::memset(state, 0, sizeof(State));
+        state->lock = &(GetNamedLWLockTranche("celaest"))->lock;
+        for (auto& generation : state->cache_generation) pg_atomic_init_u64(&generation, 1);
+      }
+      LWLockRelease(AddinShmemInitLock);
+    });
+  });
 }
 
 void copy_text(char* destination, size_t capacity, const char* source) {

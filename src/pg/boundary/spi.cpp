@@ -63,10 +63,19 @@ SpiSession::SpiSession() : caller_context_(CurrentMemoryContext) {
 
 SpiSession::~SpiSession() {
   if (!connected_) return;
+  // A destructor cannot throw. SPI_finish fails only when SPI's stack is not what we left
+  // (a bug); then the error is not dropped but handed to the entry point, which raises it
+  // once the body has returned — unless another error is already on its way (that one wins,
+  // and the transaction's abort cleans up SPI).
   try {
-    pg_guarded([] { SPI_finish(); });
+    const int status = pg_guarded([] { return SPI_finish(); });
+    if (status != SPI_OK_FINISH)
+      pg_guarded([status] { elog(ERROR, "celaest: SPI_finish failed: %s", SPI_result_code_string(status)); });
+  } catch (const PgError& error) {
+    detail::defer_error(error.data());
   } catch (...) {
-    // Transaction abort cleans up SPI if finishing failed; nothing more to do here.
+    // Only an out-of-memory Error from copying the PostgreSQL error can land here; the
+    // transaction is in trouble anyway and its abort cleans up SPI.
   }
 }
 

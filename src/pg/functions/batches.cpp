@@ -13,6 +13,7 @@
 #include "pg/boundary/wall_clock.hpp"
 #include "pg/boundary/datum.hpp"
 #include "pg/boundary/settings.hpp"
+#include "pg/boundary/subtransaction.hpp"
 #include "pg/workers/launcher.hpp"
 #include "pg/workers/registry.hpp"
 
@@ -23,6 +24,7 @@ extern "C" {
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 
 namespace core = celaest::core;
@@ -47,26 +49,25 @@ std::string current_database_name() {
 // it would look before the rows are visible, find nothing and sleep for its poll interval.
 bool wake_runner_at_commit = false;
 
+// A failed wake-up is only a WARNING (the runner polls every second anyway).
 void wake_runner_at_end_of_transaction(XactEvent event, void*) noexcept {
-  if (!wake_runner_at_commit) return;
-  switch (event) {
-    case XACT_EVENT_COMMIT:
-    case XACT_EVENT_PARALLEL_COMMIT:
-      wake_runner_at_commit = false;
-      try {
+  run_entry_point("batch runner wake-up", on_failure_at(event), [&] {
+    if (!wake_runner_at_commit) return;
+    switch (event) {
+      case XACT_EVENT_COMMIT:
+      case XACT_EVENT_PARALLEL_COMMIT:
+        wake_runner_at_commit = false;
         workers::wake_worker(workers::Role::BatchRunner);
-      } catch (...) {
-        // Only a missed wake-up: the runner polls every second anyway.
-      }
-      break;
-    case XACT_EVENT_ABORT:
-    case XACT_EVENT_PARALLEL_ABORT:
-    case XACT_EVENT_PREPARE:  // COMMIT PREPARED comes later, from any session: the poll finds it
-      wake_runner_at_commit = false;
-      break;
-    default:
-      break;
-  }
+        break;
+      case XACT_EVENT_ABORT:
+      case XACT_EVENT_PARALLEL_ABORT:
+      case XACT_EVENT_PREPARE:  // COMMIT PREPARED comes later, from any session: the poll finds it
+        wake_runner_at_commit = false;
+        break;
+      default:
+        break;
+    }
+  });
 }
 
 void wake_runner_when_committed() {
@@ -126,7 +127,8 @@ CELAEST_FUNCTION(celaest_submit_batch) {
   Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2));
   PromptDefinition prompt = load_prompt(spi, *reference);
   // Every input is rendered now: a missing variable is the caller's error (LC030), not a
-  // task that fails later in the background.
+  // task that fails later in the background. Rendering is pure C++; the catch only names the
+  // input in our own error and throws it on (a PgError is not an Error and would pass by).
   for (size_t i = 0; i < inputs.size(); ++i) {
     RenderedPrompt rendered;
     try {
@@ -205,35 +207,53 @@ CELAEST_FUNCTION(celaest_run_claimed_tasks) {
     context.started_at_ms = row[7] ? std::stoll(*row[7]) : now_ms();
     context.queue_time_ms = row[8] ? std::stol(*row[8]) : 0;
     context.request_id = row[9];
+    // Each task is prepared in a subtransaction of its own: a task whose preparation fails,
+    // with our error (a missing variable, a model that no longer routes) or with PostgreSQL's
+    // (its prompt's rows), fails alone and the pass goes on with a working SPI. A cancel or a
+    // shutdown ends the whole statement (PgError::ends_the_statement).
+    std::optional<CallInput> input;
+    std::string error_code;
+    std::string error_message;
     try {
-      if (!context.prompt_id) throw Error(ERRCODE_NO_DATA_FOUND, "the batch's prompt no longer exists");
-      auto found = prompts.find(*context.prompt_id);
-      if (found == prompts.end()) {
-        Text slug = spi.scalar("SELECT slug || '@' || version FROM celaest.prompts_master WHERE id = $1::uuid",
-                               {*context.prompt_id}, true);
-        if (!slug) throw Error(ERRCODE_NO_DATA_FOUND, "the batch's prompt no longer exists");
-        found = prompts.emplace(*context.prompt_id, load_prompt(spi, *slug)).first;
-      }
-      nlohmann::json options = context.input_metadata.value("options", nlohmann::json::object());
-      RenderedPrompt rendered;
-      CallInput input = prompt_call(found->second, context.input_metadata.value("variables", nlohmann::json::object()),
-                                    parse_options_or_raise(options), rendered);
-      // A task whose options no longer route (model deactivated or unknown) fails alone here;
-      // left to run_calls it would throw and fail the whole pass, other batches' tasks included.
-      std::string route = options.dump() + '|' + input.preferred_model_id.value_or("");
-      if (!routable.count(route)) {
-        router.candidate_models(input.options, input.preferred_model_id);
-        routable.insert(route);
-      }
-      context.input_text = rendered.user_text;
-      inputs.push_back(std::move(input));
-      contexts.push_back(std::move(context));
+      in_subtransaction([&] {
+        if (!context.prompt_id) throw Error(ERRCODE_NO_DATA_FOUND, "the batch's prompt no longer exists");
+        auto found = prompts.find(*context.prompt_id);
+        if (found == prompts.end()) {
+          Text slug = spi.scalar("SELECT slug || '@' || version FROM celaest.prompts_master WHERE id = $1::uuid",
+                                 {*context.prompt_id}, true);
+          if (!slug) throw Error(ERRCODE_NO_DATA_FOUND, "the batch's prompt no longer exists");
+          found = prompts.emplace(*context.prompt_id, load_prompt(spi, *slug)).first;
+        }
+        nlohmann::json options = context.input_metadata.value("options", nlohmann::json::object());
+        RenderedPrompt rendered;
+        input = prompt_call(found->second, context.input_metadata.value("variables", nlohmann::json::object()),
+                            parse_options_or_raise(options), rendered);
+        // A task whose options no longer route (model deactivated or unknown) fails alone here;
+        // left to run_calls it would throw and fail the whole pass, other batches' tasks included.
+        std::string route = options.dump() + '|' + input->preferred_model_id.value_or("");
+        if (!routable.count(route)) {
+          router.candidate_models(input->options, input->preferred_model_id);
+          routable.insert(route);
+        }
+        context.input_text = rendered.user_text;
+      });
     } catch (const Error& error) {
+      error_code = error.sqlstate() == kTemplateVariableMissing ? "missing_variable"
+                   : error.sqlstate() == kNoUsableKey            ? "no_usable_model"
+                                                                 : "invalid_task";
+      error_message = error.message();
+    } catch (const PgError& error) {
+      if (error.ends_the_statement()) throw;
+      error_code = "invalid_task";
+      error_message = error.message();
+    }
+    if (error_code.empty()) {
+      inputs.push_back(std::move(*input));
+      contexts.push_back(std::move(context));
+    } else {
       CallOutcome outcome;
-      outcome.result.error_code = error.sqlstate() == kTemplateVariableMissing ? "missing_variable"
-                                  : error.sqlstate() == kNoUsableKey            ? "no_usable_model"
-                                                                                : "invalid_task";
-      outcome.result.error_message = error.message();
+      outcome.result.error_code = error_code;
+      outcome.result.error_message = error_message;
       failed_early.push_back(std::move(outcome));
       failed_contexts.push_back(std::move(context));
     }

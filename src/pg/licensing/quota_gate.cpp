@@ -24,20 +24,22 @@ std::vector<std::string>& admitted_in_transaction() {
   return admitted;
 }
 
-void release_at_transaction_end(XactEvent event, void*) {
-  switch (event) {
-    case XACT_EVENT_COMMIT:
-    case XACT_EVENT_PARALLEL_COMMIT:
-    case XACT_EVENT_ABORT:
-    case XACT_EVENT_PARALLEL_ABORT:
-    case XACT_EVENT_PREPARE:
-      break;
-    default:
-      return;
-  }
-  auto& admitted = admitted_in_transaction();
-  for (const auto& license_id : admitted) shared::release_inflight(license_id);
-  admitted.clear();
+void release_at_transaction_end(XactEvent event, void*) noexcept {
+  run_entry_point("in-flight quota release", on_failure_at(event), [&] {
+    switch (event) {
+      case XACT_EVENT_COMMIT:
+      case XACT_EVENT_PARALLEL_COMMIT:
+      case XACT_EVENT_ABORT:
+      case XACT_EVENT_PARALLEL_ABORT:
+      case XACT_EVENT_PREPARE:
+        break;
+      default:
+        return;
+    }
+    auto& admitted = admitted_in_transaction();
+    for (const auto& license_id : admitted) shared::release_inflight(license_id);
+    admitted.clear();
+  });
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "pg/workers/launcher.hpp"
 
+#include "pg/boundary/boundary.hpp"
 #include "pg/boundary/settings.hpp"
 #include "pg/workers/registry.hpp"
 
@@ -226,7 +227,9 @@ const char* template_of(CreatedbStmt* statement) {
   return nullptr;
 }
 
-// Plain C frames only: PostgreSQL calls this for every utility statement of every backend.
+// PostgreSQL calls this for every utility statement of every backend. It stays in the
+// PostgreSQL zone (boundary.hpp): plain frames, no C++ object, nothing that throws (the
+// registry's functions are noexcept C), so an ERROR from the statement passes straight through.
 void on_utility(PlannedStmt* statement, const char* query, bool read_only_tree, ProcessUtilityContext context,
                 ParamListInfo params, QueryEnvironment* environment, DestReceiver* destination,
                 QueryCompletion* completion) {
@@ -302,27 +305,40 @@ using celaest::pg::workers::kLauncherTickMs;
 using celaest::pg::workers::reconcile;
 
 // The launcher's main: reconcile every second, or at once when a CREATE EXTENSION commits or
-// one of its workers starts or stops (bgw_notify_pid sets our latch).
+// one of its workers starts or stops (bgw_notify_pid sets our latch). An error ends it (the
+// postmaster starts it again); never an exception through PostgreSQL's frames.
 extern "C" PGDLLEXPORT void celaest_launcher_main(Datum) {
-  pqsignal(SIGHUP, SignalHandlerForConfigReload);
-  pqsignal(SIGTERM, die);
-  BackgroundWorkerUnblockSignals();
-  BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
-  pgstat_report_appname("celaest launcher");
-  celaest::pg::workers::launcher_attached(MyLatch);
-  MemoryContext loop_context = AllocSetContextCreate(TopMemoryContext, "celaest launcher", ALLOCSET_DEFAULT_SIZES);
-  for (;;) {
-    MemoryContextSwitchTo(loop_context);
-    MemoryContextReset(loop_context);
-    CHECK_FOR_INTERRUPTS();
-    if (ConfigReloadPending) {
-      ConfigReloadPending = false;
-      ProcessConfigFile(PGC_SIGHUP);
+  using celaest::pg::OnFailure;
+  using celaest::pg::pg_guarded;
+  celaest::pg::run_entry_point("launcher", OnFailure::RaiseError, [&] {
+    pg_guarded([] {
+      pqsignal(SIGHUP, SignalHandlerForConfigReload);
+      pqsignal(SIGTERM, die);
+      BackgroundWorkerUnblockSignals();
+      BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+      pgstat_report_appname("celaest launcher");
+    });
+    celaest::pg::workers::launcher_attached(MyLatch);
+    MemoryContext loop_context = pg_guarded(
+        [] { return AllocSetContextCreate(TopMemoryContext, "celaest launcher", ALLOCSET_DEFAULT_SIZES); });
+    for (;;) {
+      // reconcile() is PostgreSQL-zone code (catalog scan, worker registration): plain frames.
+      pg_guarded([loop_context] {
+        MemoryContextSwitchTo(loop_context);
+        MemoryContextReset(loop_context);
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+          ConfigReloadPending = false;
+          ProcessConfigFile(PGC_SIGHUP);
+        }
+        reconcile();
+      });
+      celaest::pg::workers::launcher_ran();
+      pg_guarded([] {
+        const int events =
+            WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kLauncherTickMs, PG_WAIT_EXTENSION);
+        if (events & WL_LATCH_SET) ResetLatch(MyLatch);
+      });
     }
-    reconcile();
-    celaest::pg::workers::launcher_ran();
-    const int events =
-        WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kLauncherTickMs, PG_WAIT_EXTENSION);
-    if (events & WL_LATCH_SET) ResetLatch(MyLatch);
-  }
+  });
 }

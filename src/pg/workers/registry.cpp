@@ -1,5 +1,7 @@
 #include "pg/workers/registry.hpp"
 
+#include "pg/boundary/boundary.hpp"
+
 extern "C" {
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -49,21 +51,29 @@ shmem_request_hook_type previous_request_hook = nullptr;
 shmem_startup_hook_type previous_startup_hook = nullptr;
 
 void on_shmem_request() noexcept {
-  if (previous_request_hook) previous_request_hook();
-  RequestAddinShmemSpace(MAXALIGN(sizeof(Registry)));
-  RequestNamedLWLockTranche("celaest workers", 1);
+  run_entry_point("worker registry shmem request", OnFailure::RaiseError, [&] {
+    pg_guarded([] {
+      if (previous_request_hook) previous_request_hook();
+      RequestAddinShmemSpace(MAXALIGN(sizeof(Registry)));
+      RequestNamedLWLockTranche("celaest workers", 1);
+    });
+  });
 }
 
 void on_shmem_startup() noexcept {
-  if (previous_startup_hook) previous_startup_hook();
-  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-  bool found = false;
-  registry = static_cast<Registry*>(ShmemInitStruct("celaest workers", sizeof(Registry), &found));
-  if (!found) {
-    std::memset(registry, 0, sizeof(Registry));
-    registry->lock = &(GetNamedLWLockTranche("celaest workers"))->lock;
-  }
-  LWLockRelease(AddinShmemInitLock);
+  run_entry_point("worker registry shmem startup", OnFailure::RaiseError, [&] {
+    pg_guarded([] {
+      if (previous_startup_hook) previous_startup_hook();
+      LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+      bool found = false;
+      registry = static_cast<Registry*>(ShmemInitStruct("celaest workers", sizeof(Registry), &found));
+      if (!found) {
+        std::memset(registry, 0, sizeof(Registry));
+        registry->lock = &(GetNamedLWLockTranche("celaest workers"))->lock;
+      }
+      LWLockRelease(AddinShmemInitLock);
+    });
+  });
 }
 
 void copy_text(char* destination, size_t capacity, const char* source) noexcept {

@@ -1,5 +1,6 @@
 #include "pg/workers/workers.hpp"
 
+#include "pg/boundary/boundary.hpp"
 #include "pg/boundary/settings.hpp"
 #include "pg/boundary/shared_state.hpp"
 #include "pg/workers/launcher.hpp"
@@ -26,6 +27,7 @@ extern "C" {
 }
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace celaest::pg::workers {
@@ -36,38 +38,46 @@ namespace {
 int my_slot = -1;
 Role my_role = Role::Maintenance;
 
-enum class UnitOutcome { Ran, Failed, NoExtension };
+// What one unit of work left behind, for the C++ side to record.
+struct UnitOutcome {
+  bool succeeded;
+  bool extension_present;
+  long rows;        // the first column of the statement's first row
+  char error[256];  // when !succeeded
+};
 
 // One unit of work: a SQL statement run in its own transaction with a fresh snapshot.
-// Plain C style on purpose: the PG_TRY block holds no C++ object and calls no C++; the
-// outcome is recorded after PG_END_TRY. An ERROR inside a unit is logged and the loop goes
-// on (a restart would lose the worker's rhythm).
-// `*rows` is the first column of the first row (0 when none).
-UnitOutcome run_unit(const char* sql, long* rows) {
+// Plain C on purpose: the PG_TRY block runs no C++ (nothing that throws may leave it), and its
+// frame holds only the outcome's plain fields. An ERROR inside a unit is recorded and the loop
+// goes on (a restart would lose the worker's rhythm).
+void run_in_own_transaction(const char* sql, UnitOutcome* outcome) {
   MemoryContext loop_context = CurrentMemoryContext;
-  volatile UnitOutcome outcome = UnitOutcome::Ran;
-  volatile long result = 0;
-  char message[256] = "";
+  outcome->succeeded = false;
+  outcome->extension_present = false;
+  outcome->rows = -1;
+  outcome->error[0] = '\0';
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
   PG_TRY();
   {
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, sql);
-    if (OidIsValid(get_extension_oid("celaest", true))) {
+    outcome->extension_present = OidIsValid(get_extension_oid("celaest", true));
+    outcome->rows = 0;
+    if (outcome->extension_present) {
       SPI_connect();
       int status = SPI_execute(sql, false, 0);
       if (status > 0 && SPI_processed > 0 && SPI_tuptable != nullptr) {
         bool is_null = true;
         Datum value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null);
-        result = is_null ? 0 : (long)DatumGetInt64(value);
+        outcome->rows = is_null ? 0 : (long)DatumGetInt64(value);
       }
       SPI_finish();
-    } else {
-      outcome = UnitOutcome::NoExtension;
     }
     PopActiveSnapshot();
     CommitTransactionCommand();
+    pgstat_report_activity(STATE_IDLE, nullptr);
+    outcome->succeeded = true;
   }
   PG_CATCH();
   {
@@ -75,61 +85,78 @@ UnitOutcome run_unit(const char* sql, long* rows) {
     ErrorData* error = CopyErrorData();
     FlushErrorState();
     AbortCurrentTransaction();
-    snprintf(message, sizeof message, "%s", error->message ? error->message : "unknown error");
+    snprintf(outcome->error, sizeof outcome->error, "%s", error->message ? error->message : "unknown error");
     FreeErrorData(error);
-    outcome = UnitOutcome::Failed;
+    pgstat_report_activity(STATE_IDLE, nullptr);
+    outcome->succeeded = false;
+    outcome->rows = -1;
   }
   PG_END_TRY();
-  pgstat_report_activity(STATE_IDLE, nullptr);
-  if (outcome == UnitOutcome::Failed) {
-    ereport(LOG, (errmsg("%s: %s", role_name(my_role), message)));
-    worker_ran(my_slot, my_role, message);
-  } else if (outcome == UnitOutcome::Ran) {
-    extension_present(my_slot);
-    worker_ran(my_slot, my_role, nullptr);
-  }
-  *rows = outcome == UnitOutcome::Ran ? result : -1;
-  return outcome;
 }
 
-// A unit that found no extension (DROP EXTENSION, or a database that never had it): this
-// database is not served until CREATE EXTENSION wakes the launcher. Exit 0: not restarted.
-void exit_if_absent(UnitOutcome outcome) {
-  if (outcome != UnitOutcome::NoExtension) return;
+// Ends this worker: its database has no extension (any more). Exit 0: the launcher does not
+// start it again until CREATE EXTENSION wakes it (registry.hpp).
+[[noreturn]] void leave_database() {
   extension_absent(my_slot);
-  proc_exit(0);
+  pg_guarded([] { proc_exit(0); });
+  std::abort();  // proc_exit does not return
 }
 
+// Runs one unit and records its outcome (after PG_END_TRY: C++ may throw). `*rows` is the
+// statement's first column, -1 when the unit failed.
 void run(const char* sql, long* rows = nullptr) {
-  long ignored = 0;
-  exit_if_absent(run_unit(sql, rows ? rows : &ignored));
+  UnitOutcome outcome;
+  pg_guarded([&] { run_in_own_transaction(sql, &outcome); });
+  if (rows) *rows = outcome.succeeded ? outcome.rows : -1;
+  if (!outcome.succeeded) {
+    worker_ran(my_slot, my_role, outcome.error);
+    pg_guarded([&] { ereport(LOG, (errmsg("%s: %s", role_name(my_role), outcome.error))); });
+    return;
+  }
+  if (!outcome.extension_present) leave_database();
+  extension_present(my_slot);
+  worker_ran(my_slot, my_role, nullptr);
 }
 
 // Serves a terminate or cancel, and applies a configuration reload (SIGHUP).
 void serve_signals() {
-  CHECK_FOR_INTERRUPTS();
-  if (ConfigReloadPending) {
-    ConfigReloadPending = false;
-    ProcessConfigFile(PGC_SIGHUP);
-  }
+  pg_guarded([] {
+    CHECK_FOR_INTERRUPTS();
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+  });
 }
 
 // Waits up to timeout_ms for a latch set, a config reload or postmaster death.
 void wait_for(long timeout_ms) {
-  int events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
-  if (events & WL_LATCH_SET) ResetLatch(MyLatch);
+  pg_guarded([timeout_ms] {
+    int events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
+    if (events & WL_LATCH_SET) ResetLatch(MyLatch);
+  });
   serve_signals();
 }
 
-void on_exit_detach(int, Datum) { worker_detached(my_slot, my_role); }
+// Each pass of a worker's loop starts with its memory context emptied.
+void start_pass(MemoryContext loop_context) {
+  pg_guarded([loop_context] {
+    MemoryContextSwitchTo(loop_context);
+    MemoryContextReset(loop_context);
+  });
+}
+
+void on_exit_detach(int, Datum) noexcept {
+  run_entry_point("worker exit", OnFailure::Warn, [&] { worker_detached(my_slot, my_role); });
+}
 
 // License upkeep every minute; API-key health checks every celaest.health_check_interval.
 [[noreturn]] void maintenance_loop() {
-  MemoryContext loop_context = AllocSetContextCreate(TopMemoryContext, "celaest maintenance", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext loop_context = pg_guarded(
+      [] { return AllocSetContextCreate(TopMemoryContext, "celaest maintenance", ALLOCSET_DEFAULT_SIZES); });
   TimestampTz next_health_check = 0;
   for (;;) {
-    MemoryContextSwitchTo(loop_context);
-    MemoryContextReset(loop_context);
+    start_pass(loop_context);
     if (!RecoveryInProgress()) {
       worker_state(my_slot, my_role, "refreshing licenses");
       run("SELECT CASE WHEN to_regprocedure('celaest.refresh_licenses()') IS NULL THEN 0 "
@@ -152,11 +179,11 @@ void on_exit_detach(int, Datum) { worker_detached(my_slot, my_role); }
 // license) commits before any provider is called, so other sessions see the tasks in flight
 // and no license row lock is held during HTTP; the calls and their records are the second.
 [[noreturn]] void batch_runner_loop() {
-  MemoryContext loop_context = AllocSetContextCreate(TopMemoryContext, "celaest batch runner", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext loop_context = pg_guarded(
+      [] { return AllocSetContextCreate(TopMemoryContext, "celaest batch runner", ALLOCSET_DEFAULT_SIZES); });
   TimestampTz next_recovery = 0;
   for (;;) {
-    MemoryContextSwitchTo(loop_context);
-    MemoryContextReset(loop_context);
+    start_pass(loop_context);
     long claimed = 0;
     if (!RecoveryInProgress()) {
       worker_state(my_slot, my_role, "claiming");
@@ -210,21 +237,29 @@ void register_all() {
 
 // A worker of one database, started by the launcher: bgw_main_arg is the database, bgw_extra
 // the role. It serves the database until the extension is gone from it (exit 0), SIGTERM or
-// postmaster death.
+// postmaster death. An error that reaches it is an ERROR, which ends the worker (the launcher
+// starts it again); never an exception through PostgreSQL's frames.
 extern "C" PGDLLEXPORT void celaest_database_worker_main(Datum main_arg) {
+  using namespace celaest::pg;
   using namespace celaest::pg::workers;
-  const Oid database = DatumGetObjectId(main_arg);
-  int role_index = 0;
-  memcpy(&role_index, MyBgworkerEntry->bgw_extra, sizeof role_index);
-  my_role = role_index == static_cast<int>(Role::BatchRunner) ? Role::BatchRunner : Role::Maintenance;
-  pqsignal(SIGHUP, SignalHandlerForConfigReload);
-  pqsignal(SIGTERM, die);
-  BackgroundWorkerUnblockSignals();
-  BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
-  my_slot = worker_attached(database, my_role);
-  if (my_slot < 0) proc_exit(0);  // the launcher no longer serves this database
-  before_shmem_exit(on_exit_detach, (Datum)0);
-  pgstat_report_appname(role_name(my_role));
-  if (my_role == Role::BatchRunner) batch_runner_loop();
-  maintenance_loop();
+  run_entry_point("database worker", OnFailure::RaiseError, [&] {
+    const Oid database = DatumGetObjectId(main_arg);
+    int role_index = 0;
+    memcpy(&role_index, MyBgworkerEntry->bgw_extra, sizeof role_index);
+    my_role = role_index == static_cast<int>(Role::BatchRunner) ? Role::BatchRunner : Role::Maintenance;
+    pg_guarded([database] {
+      pqsignal(SIGHUP, SignalHandlerForConfigReload);
+      pqsignal(SIGTERM, die);
+      BackgroundWorkerUnblockSignals();
+      BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+    });
+    my_slot = worker_attached(database, my_role);
+    if (my_slot < 0) pg_guarded([] { proc_exit(0); });  // the launcher no longer serves it
+    pg_guarded([] {
+      before_shmem_exit(on_exit_detach, (Datum)0);
+      pgstat_report_appname(role_name(my_role));
+    });
+    if (my_role == Role::BatchRunner) batch_runner_loop();
+    maintenance_loop();
+  });
 }
