@@ -8,11 +8,11 @@
 #include "http/client.hpp"
 
 #include "pg/ai/call_execution.hpp"
+#include "pg/ai/key_rate_windows.hpp"
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/wall_clock.hpp"
 #include "pg/boundary/settings.hpp"
-#include "pg/boundary/shared_state.hpp"
 
 #include <chrono>
 #include <memory>
@@ -159,7 +159,7 @@ void CallExecution::record_key_outcome(const std::string& key, const core::ChatR
   // Tokens the provider reported are billed even when the answer is refused (a blocked
   // prompt, output that is not the JSON asked for): the key's counter says so too.
   const long long tokens = result.tokens_input + result.tokens_output;
-  shared::record_tokens(key, tokens, now_ms());
+  key_rate_windows::record_tokens(key, tokens, now_ms());
   if (result.ok || result.failure == core::FailureKind::Blocked || result.failure == core::FailureKind::EmptyOutput ||
       result.failure == core::FailureKind::MalformedResponse || result.failure == core::FailureKind::BadRequest) {
     // The key worked; the request or the output was the problem.
@@ -174,7 +174,7 @@ void CallExecution::record_key_outcome(const std::string& key, const core::ChatR
     // The provider's own delay keeps every call off this key until it has passed. Without
     // one, the back-off alone paces the retry: a cool-down of the base delay outlasted the
     // jittered back-off (0..base), so the retry found its only key "cooling" and gave up.
-    if (result.retry_after_ms) shared::cool_down(key, now_ms() + *result.retry_after_ms);
+    if (result.retry_after_ms) key_rate_windows::cool_down(key, now_ms() + *result.retry_after_ms);
   } else if (result.retryable) {
     health_.failed(key, false);
   }

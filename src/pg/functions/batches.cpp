@@ -8,12 +8,12 @@
 #include "pg/identity/caller.hpp"
 #include "pg/ai/prompt_source.hpp"
 #include "pg/ai/task_record.hpp"
+#include "pg/workers/worker_status.hpp"
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/wall_clock.hpp"
 #include "pg/boundary/datum.hpp"
 #include "pg/boundary/settings.hpp"
-#include "pg/boundary/shared_state.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -47,7 +47,7 @@ void wake_runner_at_end_of_transaction(XactEvent event, void*) noexcept {
     case XACT_EVENT_PARALLEL_COMMIT:
       wake_runner_at_commit = false;
       try {
-        shared::wake_worker(shared::WorkerKind::BatchRunner);
+        workers::wake_worker(workers::WorkerKind::BatchRunner);
       } catch (...) {
         // Only a missed wake-up: the runner polls every second anyway.
       }
@@ -154,7 +154,7 @@ CELAEST_FUNCTION(celaest_submit_batch) {
 }
 
 CELAEST_FUNCTION(celaest_wake_batch_runner) {
-  shared::wake_worker(shared::WorkerKind::BatchRunner);
+  workers::wake_worker(workers::WorkerKind::BatchRunner);
   PG_RETURN_VOID();
 }
 

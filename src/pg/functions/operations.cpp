@@ -1,7 +1,7 @@
 // Operations: version() and worker_status().
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/datum.hpp"
-#include "pg/boundary/shared_state.hpp"
+#include "pg/workers/worker_status.hpp"
 
 extern "C" {
 #include "funcapi.h"
@@ -22,10 +22,10 @@ CELAEST_FUNCTION(celaest_version) {
 
 // worker_status() RETURNS TABLE(worker, pid, database, state, last_run, last_error, runs)
 CELAEST_FUNCTION(celaest_worker_status) {
-  using celaest::pg::shared::WorkerKind;
-  celaest::pg::shared::WorkerStatus rows[celaest::pg::shared::kWorkerKinds] = {
-      celaest::pg::shared::worker_status(WorkerKind::Maintenance),
-      celaest::pg::shared::worker_status(WorkerKind::BatchRunner)};
+  using celaest::pg::workers::WorkerKind;
+  celaest::pg::workers::WorkerStatus rows[celaest::pg::workers::kWorkerKinds] = {
+      celaest::pg::workers::worker_status(WorkerKind::Maintenance),
+      celaest::pg::workers::worker_status(WorkerKind::BatchRunner)};
   celaest::pg::pg_guarded([&] {
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = (ReturnSetInfo*)fcinfo->resultinfo;

@@ -1,7 +1,7 @@
 #include "pg/workers/workers.hpp"
+#include "pg/workers/worker_status.hpp"
 
 #include "pg/boundary/settings.hpp"
-#include "pg/boundary/shared_state.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -29,8 +29,6 @@ extern "C" {
 namespace celaest::pg::workers {
 
 namespace {
-
-using shared::WorkerKind;
 
 // One unit of work: a SQL statement run in its own transaction with a fresh snapshot.
 // Plain C style on purpose: PG_TRY frames hold no C++ objects, and an ERROR inside a unit
@@ -63,7 +61,7 @@ long run_unit(WorkerKind kind, const char* sql) {
     PopActiveSnapshot();
     CommitTransactionCommand();
     pgstat_report_activity(STATE_IDLE, nullptr);
-    shared::worker_ran(kind, extension_present ? nullptr : "extension celaest not installed in this database");
+    worker_ran(kind, extension_present ? nullptr : "extension celaest not installed in this database");
   }
   PG_CATCH();
   {
@@ -73,8 +71,8 @@ long run_unit(WorkerKind kind, const char* sql) {
     AbortCurrentTransaction();
     char message[256];
     snprintf(message, sizeof message, "%s", error->message ? error->message : "unknown error");
-    shared::worker_ran(kind, message);
-    ereport(LOG, (errmsg("%s: %s", shared::worker_name(kind), message)));
+    worker_ran(kind, message);
+    ereport(LOG, (errmsg("%s: %s", worker_name(kind), message)));
     FreeErrorData(error);
     pgstat_report_activity(STATE_IDLE, nullptr);
     result = -1;
@@ -88,8 +86,8 @@ void connect_worker(WorkerKind kind) {
   pqsignal(SIGTERM, die);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnection(settings::worker_database, nullptr, 0);
-  shared::worker_started(kind, settings::worker_database);
-  pgstat_report_appname(shared::worker_name(kind));
+  worker_started(kind, settings::worker_database);
+  pgstat_report_appname(worker_name(kind));
 }
 
 // Serves a terminate or cancel, and applies a configuration reload (SIGHUP).
@@ -108,7 +106,7 @@ void wait_for(long timeout_ms) {
   serve_signals();
 }
 
-void on_exit_mark_stopped(int, Datum kind) { shared::worker_stopped(static_cast<WorkerKind>(DatumGetInt32(kind))); }
+void on_exit_mark_stopped(int, Datum kind) { worker_stopped(static_cast<WorkerKind>(DatumGetInt32(kind))); }
 
 void register_worker(const char* name, const char* entry_point, WorkerKind kind) {
   BackgroundWorker worker;
@@ -126,16 +124,14 @@ void register_worker(const char* name, const char* entry_point, WorkerKind kind)
 
 }  // namespace
 
-void request_shared_state() { shared::request(); }
-
 void register_all() {
-  register_worker(shared::worker_name(WorkerKind::Maintenance), "celaest_maintenance_main", WorkerKind::Maintenance);
-  register_worker(shared::worker_name(WorkerKind::BatchRunner), "celaest_batch_runner_main", WorkerKind::BatchRunner);
+  register_worker(worker_name(WorkerKind::Maintenance), "celaest_maintenance_main", WorkerKind::Maintenance);
+  register_worker(worker_name(WorkerKind::BatchRunner), "celaest_batch_runner_main", WorkerKind::BatchRunner);
 }
 
 }  // namespace celaest::pg::workers
 
-using celaest::pg::shared::WorkerKind;
+using celaest::pg::workers::WorkerKind;
 using celaest::pg::workers::connect_worker;
 using celaest::pg::workers::on_exit_mark_stopped;
 using celaest::pg::workers::run_unit;
@@ -152,19 +148,19 @@ extern "C" PGDLLEXPORT void celaest_maintenance_main(Datum) {
     MemoryContextSwitchTo(loop_context);
     MemoryContextReset(loop_context);
     if (!RecoveryInProgress()) {
-      celaest::pg::shared::worker_state(WorkerKind::Maintenance, "refreshing licenses");
+      celaest::pg::workers::worker_state(WorkerKind::Maintenance, "refreshing licenses");
       run_unit(WorkerKind::Maintenance,
                "SELECT CASE WHEN to_regprocedure('celaest.refresh_licenses()') IS NULL THEN 0 "
                "ELSE celaest.refresh_licenses()::bigint END");
       TimestampTz now = GetCurrentTimestamp();
       int interval_s = celaest::pg::settings::health_check_interval_s;
       if (interval_s > 0 && now >= next_health_check) {
-        celaest::pg::shared::worker_state(WorkerKind::Maintenance, "checking api keys");
+        celaest::pg::workers::worker_state(WorkerKind::Maintenance, "checking api keys");
         run_unit(WorkerKind::Maintenance, "SELECT count(*) FROM celaest.check_api_keys()");
         next_health_check = TimestampTzPlusMilliseconds(now, (int64)interval_s * 1000);
       }
     }
-    celaest::pg::shared::worker_state(WorkerKind::Maintenance, "idle");
+    celaest::pg::workers::worker_state(WorkerKind::Maintenance, "idle");
     wait_for(60'000);
   }
 }
@@ -183,7 +179,7 @@ extern "C" PGDLLEXPORT void celaest_batch_runner_main(Datum) {
     MemoryContextReset(loop_context);
     long claimed = 0;
     if (!RecoveryInProgress()) {
-      celaest::pg::shared::worker_state(WorkerKind::BatchRunner, "claiming");
+      celaest::pg::workers::worker_state(WorkerKind::BatchRunner, "claiming");
       if (!requeued) {
         requeued = run_unit(WorkerKind::BatchRunner,
                             "SELECT CASE WHEN to_regprocedure('celaest._requeue_orphaned_tasks()') IS NULL THEN 0 "
@@ -193,7 +189,7 @@ extern "C" PGDLLEXPORT void celaest_batch_runner_main(Datum) {
                          "SELECT CASE WHEN to_regprocedure('celaest._claim_batch_tasks(integer)') IS NULL THEN 0 "
                          "ELSE celaest._claim_batch_tasks(current_setting('celaest.worker_concurrency')::int)::bigint END");
       if (claimed > 0) {
-        celaest::pg::shared::worker_state(WorkerKind::BatchRunner, "calling providers");
+        celaest::pg::workers::worker_state(WorkerKind::BatchRunner, "calling providers");
         long ran = run_unit(WorkerKind::BatchRunner,
                             "SELECT celaest._run_claimed_tasks(current_setting('celaest.worker_concurrency')::int)::bigint");
         if (ran < 0) {
@@ -208,7 +204,7 @@ extern "C" PGDLLEXPORT void celaest_batch_runner_main(Datum) {
         }
       }
     }
-    celaest::pg::shared::worker_state(WorkerKind::BatchRunner, "idle");
+    celaest::pg::workers::worker_state(WorkerKind::BatchRunner, "idle");
     // Busy: straight to the next pass, but a reload (e.g. worker_concurrency) still applies.
     if (claimed <= 0) wait_for(1'000);
     else serve_signals();

@@ -5,7 +5,6 @@
 
 namespace celaest::pg::workers {
 
-void request_shared_state();  // shared memory for worker status and key windows
-void register_all();          // RegisterBackgroundWorker for each worker
+void register_all();  // RegisterBackgroundWorker for each worker (their status: worker_status.hpp)
 
 }  // namespace celaest::pg::workers
