@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 }
 
@@ -72,9 +73,10 @@ void define_all() {
   // to others, and not in postgresql.conf.sample.
   define_string("celaest.encryption_key", "Symmetric key used by pgcrypto to encrypt the API-key pool.",
                 &encryption_key, "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_NO_RESET_ALL);
-  // Worker layout is fixed at server start, as pg_cron does with cron.database_name.
+  // Worker layout is fixed at server start, as pg_cron does with cron.database_name. Loaded
+  // later (not preloaded: no workers), a PGC_POSTMASTER variable would be a FATAL error.
   define_string("celaest.database", "Database in which the CELAEST background workers run.", &worker_database,
-                "postgres", PGC_POSTMASTER);
+                "postgres", process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP);
   define_int("celaest.health_check_interval", "Seconds between background API-key health checks (0 disables).",
              &health_check_interval_s, 300, 0, 86400, PGC_SIGHUP, GUC_UNIT_S);
   define_int("celaest.health_failure_threshold", "Consecutive failures after which an API key is marked unhealthy.",
