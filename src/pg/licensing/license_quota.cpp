@@ -60,8 +60,8 @@ std::optional<license_terms_cache::LicenseTermsCopy> license_terms(const std::st
   const size_t second_space = answer.find(' ', space == std::string::npos ? 0 : space + 1);
   if (space == std::string::npos || second_space == std::string::npos) return std::nullopt;  // none in force
   license_terms_cache::LicenseTermsCopy terms{answer.substr(0, space), {},
-                                 std::stoll(answer.substr(space + 1, second_space - space - 1)),
-                                 answer.compare(second_space + 1, std::string::npos, "trial") == 0};
+                                              std::stoll(answer.substr(space + 1, second_space - space - 1)),
+                                              answer.compare(second_space + 1, std::string::npos, "trial") == 0};
   const std::optional<core::UuidBytes> license_uuid = core::parse_uuid(terms.license_id);
   if (!license_uuid) return std::nullopt;
   std::memcpy(terms.license_uuid, license_uuid->data(), license_uuid->size());
