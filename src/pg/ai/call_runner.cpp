@@ -7,7 +7,7 @@
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/wall_clock.hpp"
 #include "pg/boundary/settings.hpp"
-#include "pg/boundary/shared_state.hpp"
+#include "pg/ai/key_rate_windows.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -35,12 +35,12 @@ class PoolLedger final : public core::KeyLedger {
   explicit PoolLedger(KeyHealth& health) : health_(health) {}
   void record(const std::string& key, const core::KeyOutcome& outcome) override {
     using Health = core::KeyOutcome::Health;
-    shared::record_tokens(key, outcome.tokens, outcome.at_ms);
+    key_rate_windows::record_tokens(key, outcome.tokens, outcome.at_ms);
     if (outcome.health == Health::Worked) return health_.record_successful_use(key, outcome.tokens, outcome.had_failures);
     health_.record_use(key, outcome.tokens);
     if (outcome.health == Health::FailedDefinitively) health_.failed(key, true);
     if (outcome.health == Health::Failed) health_.failed(key, false);
-    if (outcome.cool_down_until_ms) shared::cool_down(key, *outcome.cool_down_until_ms);
+    if (outcome.cool_down_until_ms) key_rate_windows::cool_down(key, *outcome.cool_down_until_ms);
   }
 
  private:

@@ -4,10 +4,11 @@
 
 #include "core/weighted_pick.hpp"
 
+#include "pg/ai/key_rate_windows.hpp"
+
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/wall_clock.hpp"
 #include "pg/boundary/settings.hpp"
-#include "pg/boundary/shared_state.hpp"
 
 #include <chrono>
 #include <random>
@@ -137,8 +138,8 @@ std::optional<KeyChoice> Router::pick_key(const ModelChoice& model, const std::s
     auto chosen = core::pick_candidate(candidates, random_unit());
     if (!chosen) break;
     const PoolKey& key = *usable[*chosen];
-    shared::KeyLimits limits{key.rpm, key.tpm, key.rpd};
-    if (shared::admit_request(key.id, limits, now) == shared::Admission::Admitted) {
+    key_rate_windows::KeyLimits limits{key.rpm, key.tpm, key.rpd};
+    if (key_rate_windows::admit_request(key.id, limits, now) == key_rate_windows::Admission::Admitted) {
       return KeyChoice{key.id, decrypt_pool_key(spi_, key.id, key.ciphertext_digest),
                        provider_base_url(model.provider, key.base_url_override), key.has_failures};
     }

@@ -18,6 +18,7 @@ enum class Domain : int {
   Routing = 1,    // ai_models, ai_api_pool (configuration, health): routing_catalog.cpp
   Identity = 2,   // users_profile (organization of a user): caller.cpp
 };
+inline constexpr int kDomains = 3;
 
 // A copy is also read again once it is this old, whatever the generation says: a bound on
 // staleness where no trigger can see a change (triggers disabled by a bulk load, a prepared
@@ -33,6 +34,7 @@ std::optional<uint64_t> current(Domain domain);
 // This transaction changed rows of the domain (the trigger celaest._cached_data_changed).
 void note_change(Domain domain);
 
-void register_callbacks();  // from _PG_init
+void register_callbacks();     // from _PG_init
+void reserve_shared_memory();  // from _PG_init, when preloaded: the generation counters
 
 }  // namespace celaest::pg::cache_validity

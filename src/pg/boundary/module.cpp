@@ -1,8 +1,12 @@
 // Library entry: PG_MODULE_MAGIC and _PG_init (settings, shared memory, background workers).
+#include "pg/ai/key_rate_windows.hpp"
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/cache_validity.hpp"
+#include "pg/boundary/shmem.hpp"
+#include "pg/licensing/license_terms_cache.hpp"
 #include "pg/licensing/quota_gate.hpp"
 #include "pg/boundary/settings.hpp"
+#include "pg/workers/registry.hpp"
 #include "pg/workers/workers.hpp"
 
 extern "C" {
@@ -20,7 +24,13 @@ extern "C" PGDLLEXPORT void _PG_init(void) {
     // Shared memory and workers exist only when preloaded (pg_cron's rule): a plain LOAD still
     // gives every SQL function, minus the background work.
     if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade) {
-      celaest::pg::workers::request_shared_state();
+      // Each concern its own segment and lock (shmem.hpp; the workers' registry has its own).
+      celaest::pg::key_rate_windows::reserve_shared_memory();
+      celaest::pg::reserve_inflight_counts();
+      celaest::pg::license_terms_cache::reserve_shared_memory();
+      celaest::pg::cache_validity::reserve_shared_memory();
+      celaest::pg::shmem::install_hooks();
+      celaest::pg::workers::request_registry();
       celaest::pg::workers::register_all();
     }
   });

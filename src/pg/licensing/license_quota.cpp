@@ -3,10 +3,10 @@
 
 #include "pg/licensing/license_quota.hpp"
 #include "pg/licensing/license_row.hpp"
+#include "pg/licensing/license_terms_cache.hpp"
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/cache_validity.hpp"
-#include "pg/boundary/shared_state.hpp"
 #include "pg/boundary/wall_clock.hpp"
 
 extern "C" {
@@ -49,23 +49,23 @@ std::string read_terms_text(const std::string& organization_id) {
 // The terms of the organization's license in force: which license, and its effective AI
 // cap. They change only through the columns that module 78's triggers watch, so a copy in
 // shared memory stamped with the cache generation stands for them.
-std::optional<shared::LicenseTermsCopy> license_terms(const std::string& organization_id) {
+std::optional<license_terms_cache::LicenseTermsCopy> license_terms(const std::string& organization_id) {
   const std::optional<uint64_t> generation = cache_validity::current(cache_validity::Domain::Licensing);
   if (!generation) return std::nullopt;
   const int64_t now = now_ms();
-  if (auto kept = shared::find_license_terms(organization_id, *generation, now - cache_validity::kMaxCopyAgeMs))
+  if (auto kept = license_terms_cache::find(organization_id, *generation, now - cache_validity::kMaxCopyAgeMs))
     return kept;
   const std::string answer = read_terms_text(organization_id);
   const size_t space = answer.find(' ');
   const size_t second_space = answer.find(' ', space == std::string::npos ? 0 : space + 1);
   if (space == std::string::npos || second_space == std::string::npos) return std::nullopt;  // none in force
-  shared::LicenseTermsCopy terms{answer.substr(0, space), {},
-                                 std::stoll(answer.substr(space + 1, second_space - space - 1)),
-                                 answer.compare(second_space + 1, std::string::npos, "trial") == 0};
+  license_terms_cache::LicenseTermsCopy terms{answer.substr(0, space), {},
+                                              std::stoll(answer.substr(space + 1, second_space - space - 1)),
+                                              answer.compare(second_space + 1, std::string::npos, "trial") == 0};
   const std::optional<core::UuidBytes> license_uuid = core::parse_uuid(terms.license_id);
   if (!license_uuid) return std::nullopt;
   std::memcpy(terms.license_uuid, license_uuid->data(), license_uuid->size());
-  shared::keep_license_terms(organization_id, terms, *generation, now);
+  license_terms_cache::keep(organization_id, terms, *generation, now);
   return terms;
 }
 
@@ -76,7 +76,7 @@ bool is_ai_request_metric(const std::string& metric) {
 }
 
 std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organization_id, RowSnapshot snapshot) {
-  std::optional<shared::LicenseTermsCopy> terms = license_terms(organization_id);
+  std::optional<license_terms_cache::LicenseTermsCopy> terms = license_terms(organization_id);
   if (!terms) return std::nullopt;
   LicenseCounters row;
   switch (read_license_counters(terms->license_id, organization_id, snapshot, &row)) {
@@ -105,7 +105,7 @@ std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organiz
 
 std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& organization_id, int64_t amount,
                                            ChargePeriod with_period) {
-  std::optional<shared::LicenseTermsCopy> terms = license_terms(organization_id);
+  std::optional<license_terms_cache::LicenseTermsCopy> terms = license_terms(organization_id);
   if (!terms) return std::nullopt;
   const int64_t cap = terms->ai_cap < 0 ? std::numeric_limits<int64_t>::max() : terms->ai_cap;
   if (amount < 0 || amount > cap) return std::nullopt;

@@ -1,22 +1,78 @@
 #include <nlohmann/json.hpp>
 
+#include "core/fixed_hash_table.hpp"
+#include "core/fixed_text.hpp"
+
 #include "pg/licensing/quota_gate.hpp"
 
 #include "pg/licensing/license_quota.hpp"
 
 #include "pg/boundary/boundary.hpp"
-#include "pg/boundary/shared_state.hpp"
+#include "pg/boundary/shmem.hpp"
 
 extern "C" {
 #include "access/xact.h"
 }
 
 #include <algorithm>
+#include <string_view>
 #include <vector>
 
 namespace celaest::pg {
 
 namespace {
+
+// AI requests of each license admitted but not yet committed, in shared memory: admission
+// counts them, so concurrent calls of one organization never overshoot the quota while none
+// of them holds the license row lock during its provider call. A license's entry goes when
+// its count drops to zero. Not preloaded: this backend's own calls only.
+struct InflightCount {
+  core::FixedText<37> license_id;
+  int64_t count;
+};
+
+struct LicensePolicy {
+  using Key = std::string_view;
+  static std::uint64_t hash(Key license_id) { return core::stable_hash(license_id); }
+  static bool holds(const InflightCount& entry, Key license_id) { return entry.license_id == license_id; }
+  static void assign(InflightCount& entry, Key license_id) { entry.license_id.assign(license_id); }
+};
+
+using InflightTable = core::FixedHashTable<InflightCount, LicensePolicy>;
+
+// Licenses with AI calls in flight at once. When every slot is taken, a further license's
+// call is admitted on its committed usage alone (uncounted), as a full table always was.
+constexpr size_t kInflightSlots = 1024;
+
+struct InflightCounts {
+  InflightTable::Cell cells[kInflightSlots];
+};
+
+shmem::Segment<InflightCounts> inflight_segment("celaest license in-flight counts");
+
+// Admits when inflight + 1 <= remaining (remaining < 0 = unlimited); *inflight is the count
+// seen before admission.
+bool admit_inflight(const std::string& license_id, int64_t remaining, int64_t* inflight) {
+  return inflight_segment.locked(LW_EXCLUSIVE, [&](InflightCounts& counts) {
+    InflightTable table(counts.cells, kInflightSlots);
+    InflightTable::Place place = table.insert(license_id);
+    *inflight = place.slot ? place.slot->count : 0;
+    if (remaining >= 0 && *inflight + 1 > remaining) {
+      if (place.outcome == InflightTable::Outcome::Inserted) table.erase(license_id);
+      return false;
+    }
+    if (place.slot) ++place.slot->count;
+    return true;
+  });
+}
+
+void release_inflight(const std::string& license_id) {
+  inflight_segment.locked(LW_EXCLUSIVE, [&](InflightCounts& counts) {
+    InflightTable table(counts.cells, kInflightSlots);
+    InflightCount* entry = table.find(license_id);
+    if (entry && --entry->count <= 0) table.erase(license_id);
+  });
+}
 
 // Licenses admitted in the current transaction, released at its end.
 std::vector<std::string>& admitted_in_transaction() {
@@ -37,14 +93,10 @@ void release_at_transaction_end(XactEvent event, void*) noexcept {
         return;
     }
     auto& admitted = admitted_in_transaction();
-    for (const auto& license_id : admitted) shared::release_inflight(license_id);
+    for (const auto& license_id : admitted) release_inflight(license_id);
     admitted.clear();
   });
 }
-
-}  // namespace
-
-namespace {
 
 // The period's quota as check_limit reports it: the fast path (license_quota.hpp) when the
 // license is usable, else the SQL functions, which raise LC001–LC004 for an unusable one.
@@ -68,7 +120,7 @@ std::string admit_ai_request(SpiSession& spi, const Caller& caller) {
   const AiQuota quota = usable_quota(spi, caller);
   const int64_t remaining = quota.limit < 0 ? -1 : std::max<int64_t>(quota.limit - quota.used, 0);
   int64_t inflight = 0;
-  if (!shared::admit_inflight(quota.license_id, remaining, &inflight)) {
+  if (!admit_inflight(quota.license_id, remaining, &inflight)) {
     throw Error(kQuotaExceeded,
                 "organization " + caller.organization_id + " has no AI requests left in this billing period",
                 "limit: " + std::to_string(quota.limit) + ", used: " + std::to_string(quota.used) +
@@ -98,5 +150,7 @@ void charge_ai_request(SpiSession& spi, const Caller& caller, const std::string&
 }
 
 void register_quota_gate() { RegisterXactCallback(release_at_transaction_end, nullptr); }
+
+void reserve_inflight_counts() { inflight_segment.reserve(); }
 
 }  // namespace celaest::pg

@@ -21,5 +21,7 @@ std::string admit_ai_request(SpiSession& spi, const Caller& caller);
 void charge_ai_request(SpiSession& spi, const Caller& caller, const std::string& task_id);
 // Releases the in-flight admissions when the transaction ends (from _PG_init).
 void register_quota_gate();
+// The in-flight counts' shared memory (from _PG_init, when preloaded).
+void reserve_inflight_counts();
 
 }  // namespace celaest::pg

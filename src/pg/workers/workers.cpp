@@ -2,7 +2,6 @@
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/settings.hpp"
-#include "pg/boundary/shared_state.hpp"
 #include "pg/workers/launcher.hpp"
 #include "pg/workers/registry.hpp"
 
@@ -222,11 +221,6 @@ void on_exit_detach(int, Datum) noexcept {
 }
 
 }  // namespace
-
-void request_shared_state() {
-  shared::request();
-  request_registry();
-}
 
 void register_all() {
   register_launcher();

@@ -6,7 +6,6 @@
 
 namespace celaest::pg::workers {
 
-void request_shared_state();  // shared memory for worker status and key windows
-void register_all();          // the launcher, and the utility hook that frees databases for DDL
+void register_all();  // the launcher, and the utility hook that frees databases for DDL
 
 }  // namespace celaest::pg::workers
