@@ -18,7 +18,6 @@
 #include <string_view>
 #include <type_traits>
 
-#include "core/cpp_only.hpp"
 
 namespace celaest::core {
 
@@ -32,6 +31,16 @@ inline std::uint64_t stable_hash(std::string_view bytes, std::uint64_t seed = 14
   }
   return hash;
 }
+
+// The common policy: entries keyed by one text member (a FixedText), looked up by its text.
+// Used as TextKeyPolicy<Entry, &Entry::member>.
+template <typename Entry, auto Member>
+struct TextKeyPolicy {
+  using Key = std::string_view;
+  static std::uint64_t hash(Key key) { return stable_hash(key); }
+  static bool holds(const Entry& entry, Key key) { return entry.*Member == key; }
+  static void assign(Entry& entry, Key key) { (entry.*Member).assign(key); }
+};
 
 template <typename Slot>
 struct HashCell {
@@ -169,3 +178,5 @@ class FixedHashTable {
 };
 
 }  // namespace celaest::core
+
+#include "core/cpp_only.hpp"

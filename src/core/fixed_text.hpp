@@ -6,7 +6,6 @@
 #include <cstring>
 #include <string_view>
 
-#include "core/cpp_only.hpp"
 
 namespace celaest::core {
 
@@ -28,3 +27,5 @@ struct FixedText {
 };
 
 }  // namespace celaest::core
+
+#include "core/cpp_only.hpp"

@@ -15,6 +15,8 @@
 #include "core/cost.hpp"
 #include "core/duration.hpp"
 #include "core/failure.hpp"
+#include "core/fixed_hash_table.hpp"
+#include "core/fixed_text.hpp"
 #include "core/headers.hpp"
 #include "core/http_date.hpp"
 #include "core/http_message.hpp"

@@ -28,14 +28,7 @@ struct KeyWindow {
   int64_t last_used_ms;  // the latest admission, token count or cool-down
 };
 
-struct KeyPolicy {
-  using Key = std::string_view;
-  static std::uint64_t hash(Key key) { return core::stable_hash(key); }
-  static bool holds(const KeyWindow& window, Key key) { return window.key_id == key; }
-  static void assign(KeyWindow& window, Key key) { window.key_id.assign(key); }
-};
-
-using WindowTable = core::FixedHashTable<KeyWindow, KeyPolicy>;
+using WindowTable = core::FixedHashTable<KeyWindow, core::TextKeyPolicy<KeyWindow, &KeyWindow::key_id>>;
 
 // Keys with a window at once. A window idle for longer than its longest window (a day) holds
 // nothing any more (both windows would roll) and its slot is taken by the next new key, so

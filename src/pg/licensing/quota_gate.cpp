@@ -31,14 +31,8 @@ struct InflightCount {
   int64_t count;
 };
 
-struct LicensePolicy {
-  using Key = std::string_view;
-  static std::uint64_t hash(Key license_id) { return core::stable_hash(license_id); }
-  static bool holds(const InflightCount& entry, Key license_id) { return entry.license_id == license_id; }
-  static void assign(InflightCount& entry, Key license_id) { entry.license_id.assign(license_id); }
-};
-
-using InflightTable = core::FixedHashTable<InflightCount, LicensePolicy>;
+using InflightTable =
+    core::FixedHashTable<InflightCount, core::TextKeyPolicy<InflightCount, &InflightCount::license_id>>;
 
 // Licenses with AI calls in flight at once. When every slot is taken, a further license's
 // call is admitted on its committed usage alone (uncounted), as a full table always was.
