@@ -116,7 +116,7 @@ CREATE TABLE celaest.telemetry_events (
     CONSTRAINT telemetry_events_event_type_not_blank CHECK (btrim(event_type) <> ''),
     CONSTRAINT telemetry_events_event_name_not_blank CHECK (btrim(event_name) <> ''),
     CONSTRAINT telemetry_events_properties_is_object CHECK (jsonb_typeof(properties) = 'object'),
-    CONSTRAINT telemetry_events_device_type_valid CHECK (device_type IN ('desktop', 'mobile', 'tablet'))
+    CONSTRAINT telemetry_events_device_type_valid CHECK (device_type IN ('desktop', 'mobile', 'tablet', 'bot'))
 );
 
 -- Tenant analytics by time (also serves the organization_id FK).
@@ -140,7 +140,7 @@ COMMENT ON COLUMN celaest.telemetry_events.page_url IS 'Page URL.';
 COMMENT ON COLUMN celaest.telemetry_events.referrer IS 'Referrer.';
 COMMENT ON COLUMN celaest.telemetry_events.ip_address IS 'Client IP address.';
 COMMENT ON COLUMN celaest.telemetry_events.user_agent IS 'Client user agent.';
-COMMENT ON COLUMN celaest.telemetry_events.device_type IS 'Device type: desktop, mobile or tablet.';
+COMMENT ON COLUMN celaest.telemetry_events.device_type IS 'Device type: desktop, mobile, tablet or bot (a crawler).';
 COMMENT ON COLUMN celaest.telemetry_events.browser IS 'Browser.';
 COMMENT ON COLUMN celaest.telemetry_events.os IS 'Operating system.';
 COMMENT ON COLUMN celaest.telemetry_events.created_at IS 'Event time.';

@@ -206,6 +206,14 @@ COMMENT ON FUNCTION celaest.config_set(text, jsonb, text, boolean) IS
 -- ---------------------------------------------------------------------------
 -- Telemetry
 -- ---------------------------------------------------------------------------
+-- The device, browser and OS a User-Agent header names (core/user_agent), as
+-- {device_type, browser, os} with only the keys it recognised. Native and pure.
+CREATE FUNCTION celaest._parse_user_agent(p_user_agent text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'celaest_parse_user_agent'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION celaest._parse_user_agent(text) IS
+    'Internal (telemetry): what a User-Agent string says, as {device_type (desktop, mobile, tablet or bot), browser (e.g. Chrome, Safari, Firefox, Edge, Samsung Internet, Android WebView, Googlebot, Bingbot), os (e.g. Windows, macOS, iOS, Android, Linux, ChromeOS)}; keys it cannot tell are left out. A crawler is a bot whatever device it claims.';
+
 -- SECURITY DEFINER: telemetry_events is not writable by tenants; this is how they
 -- record events, always attributed to the acting user and that user's organization.
 CREATE FUNCTION celaest.track_event(
@@ -231,6 +239,8 @@ DECLARE
     v_ip_source  text;
     v_ip         inet;
     v_id         uuid;
+    v_user_agent text;
+    v_derived    jsonb := '{}';
 BEGIN
     IF p_event_name IS NULL OR btrim(p_event_name) = '' THEN
         RAISE EXCEPTION 'celaest.track_event: the event name must not be empty'
@@ -275,10 +285,18 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'Limits: event_type and session_id 100 characters; event_category, browser and os 50.';
     END IF;
-    IF lower(v_opt ->> 'device_type') NOT IN ('desktop', 'mobile', 'tablet') THEN
+    IF lower(v_opt ->> 'device_type') NOT IN ('desktop', 'mobile', 'tablet', 'bot') THEN
         RAISE EXCEPTION 'celaest.track_event: invalid device_type %', quote_literal(v_opt ->> 'device_type')
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'device_type is desktop, mobile or tablet.';
+                  HINT = 'device_type is desktop, mobile, tablet or bot.';
+    END IF;
+
+    -- The user agent (the option, else the session setting) tells the device, browser and
+    -- OS the client did not state; what the client states wins. Parsed before the column
+    -- cut, so a long header's tail still counts.
+    v_user_agent := coalesce(v_opt ->> 'user_agent', nullif(btrim(current_setting('celaest.user_agent', true)), ''));
+    IF v_user_agent IS NOT NULL THEN
+        v_derived := celaest._parse_user_agent(v_user_agent);
     END IF;
 
     -- Request context: the option, else the session setting (as log_audit does).
@@ -318,19 +336,30 @@ BEGIN
          -- Client-supplied URLs and user agents can be long: cut to the column width
          -- rather than lose the event.
          left(v_opt ->> 'page_url', 500), left(v_opt ->> 'referrer', 500), v_ip,
-         left(coalesce(v_opt ->> 'user_agent', nullif(btrim(current_setting('celaest.user_agent', true)), '')), 500),
-         lower(v_opt ->> 'device_type'), v_opt ->> 'browser', v_opt ->> 'os')
+         left(v_user_agent, 500),
+         coalesce(lower(v_opt ->> 'device_type'), v_derived ->> 'device_type'),
+         coalesce(v_opt ->> 'browser', v_derived ->> 'browser'),
+         coalesce(v_opt ->> 'os', v_derived ->> 'os'))
     RETURNING id INTO v_id;
 
     RETURN v_id;
 END;
 $$;
 COMMENT ON FUNCTION celaest.track_event(text, jsonb, jsonb) IS
-    'Records a telemetry event for the acting user (celaest.current_user_id_or_null(); NULL = anonymous) and their organization; returns its id. Options (strings): event_type (default ''custom''), event_category, session_id, page_url, referrer, device_type (desktop, mobile, tablet), browser, os, ip_address and user_agent (default: the settings celaest.client_ip and celaest.user_agent). page_url, referrer and user_agent are cut to 500 characters. A user id without a profile is recorded as anonymous, with properties.unknown_user_id. Raises 22023 for an empty or over-long event name, non-object properties or options, an unknown or non-string option, an invalid device_type or IP address.';
+    'Records a telemetry event for the acting user (celaest.current_user_id_or_null(); NULL = anonymous) and their organization; returns its id. Options (strings): event_type (default ''custom''), event_category, session_id, page_url, referrer, device_type (desktop, mobile, tablet, bot), browser, os, ip_address and user_agent (default: the settings celaest.client_ip and celaest.user_agent). device_type, browser and os not given are derived from the user agent (celaest._parse_user_agent: crawlers are bots). page_url, referrer and user_agent are cut to 500 characters. A user id without a profile is recorded as anonymous, with properties.unknown_user_id. Raises 22023 for an empty or over-long event name, non-object properties or options, an unknown or non-string option, an invalid device_type or IP address.';
 
 -- ---------------------------------------------------------------------------
 -- Feature flags
 -- ---------------------------------------------------------------------------
+-- The gradual-rollout bucket, 1..100, exactly as Unleash computes it (murmur3 x86_32,
+-- seed 0, of 'group:subject', mod 100, plus 1), so that a team moving from Unleash keeps
+-- every user in the same bucket. Native: the hash lives in the pure core (core/murmur3).
+CREATE FUNCTION celaest._unleash_bucket(p_group text, p_subject text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'celaest_unleash_bucket'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION celaest._unleash_bucket(text, text) IS
+    'Internal (feature flags): Unleash''s gradual-rollout bucket of a subject, 1..100: MurmurHash3 x86_32 with seed 0 of the UTF-8 bytes of p_group || '':'' || p_subject, mod 100, plus 1.';
+
 -- SECURITY INVOKER: flags are readable by everyone; a user named explicitly is
 -- looked up with the caller's rights (a tenant sees its own organization's users).
 CREATE FUNCTION celaest.is_feature_enabled(
@@ -374,20 +403,20 @@ BEGIN
         WHEN 'orgs' THEN
             RETURN coalesce(v_org = ANY (v_flag.target_organizations), false);
         WHEN 'percentage' THEN
-            -- Sticky bucket 0..99 from a hash of the flag and the user (else the
-            -- organization): the same subject always gets the same answer, and
-            -- raising the percentage only ever adds subjects. The sign bit is masked
-            -- off (abs() would overflow on the smallest bigint).
+            -- Unleash's gradual rollout: a sticky bucket 1..100 of the flag key (the
+            -- rollout's group) and the user (else the organization); the same subject
+            -- always gets the same answer, and raising the percentage only ever adds
+            -- subjects.
             v_subject := coalesce(v_user, v_org)::text;
             IF v_subject IS NULL THEN
                 RETURN false;
             END IF;
-            RETURN (hashtextextended(p_flag_key || ':' || v_subject, 0) & 9223372036854775807) % 100
-                   < coalesce(v_flag.target_percentage, 0);
+            RETURN celaest._unleash_bucket(p_flag_key, v_subject)
+                   <= coalesce(v_flag.target_percentage, 0);
         ELSE
             RETURN false;                   -- a target type this version does not know
     END CASE;
 END;
 $$;
 COMMENT ON FUNCTION celaest.is_feature_enabled(text, uuid, uuid) IS
-    'Whether a feature flag is on for a user (NULL: the acting user) and organization (NULL: that user''s). Unknown or disabled flag: false. target_type all: true; users: the user is in target_users; orgs: the organization is in target_organizations; percentage: a sticky bucket, hashtextextended(flag_key || '':'' || user id (else organization id), 0) masked to non-negative, mod 100, is below target_percentage (false with neither user nor organization). Never NULL.';
+    'Whether a feature flag is on for a user (NULL: the acting user) and organization (NULL: that user''s). Unknown or disabled flag: false. target_type all: true; users: the user is in target_users; orgs: the organization is in target_organizations; percentage: Unleash''s gradual rollout, the bucket murmur3_x86_32(flag_key || '':'' || user id (else organization id), seed 0) % 100 + 1 is at most target_percentage (false with neither user nor organization). Never NULL.';

@@ -316,6 +316,26 @@ void cool_down(const std::string& key_id, int64_t until_ms) {
   apply();
 }
 
+std::vector<std::pair<std::string, int64_t>> cooling_keys(int64_t now_ms) {
+  std::vector<std::pair<std::string, int64_t>> cooling;
+  if (!state) {
+    for (const auto& [key_id, window] : local_windows())
+      if (window.cooldown_until_ms > now_ms) cooling.emplace_back(key_id, window.cooldown_until_ms);
+    return cooling;
+  }
+  // Copied into fixed arrays under the lock (no allocation while it is held), then returned.
+  static KeyWindow copy[kKeySlots];
+  int found = 0;
+  {
+    LockGuard lock(LW_SHARED);
+    for (const KeyWindow& window : state->windows)
+      if (window.key_id[0] != '\0' && window.cooldown_until_ms > now_ms) copy[found++] = window;
+  }
+  cooling.reserve(found);
+  for (int i = 0; i < found; ++i) cooling.emplace_back(copy[i].key_id, copy[i].cooldown_until_ms);
+  return cooling;
+}
+
 std::optional<uint64_t> cache_generation(int domain) {
   if (!state || domain < 0 || domain >= kCacheDomains) return std::nullopt;
   return pg_atomic_read_u64(&state->cache_generation[domain]);
