@@ -45,6 +45,12 @@ count_sql="SELECT count(*) FROM celaest.processed_tasks"
 plain_sql="$(cat "$HERE/plain_rollup.sql")"
 roi_sql="SELECT celaest.aggregate_roi('daily', '2025-01-01', '2025-03-31')"
 
+# The plan of the roll-up aggregate_roi stores (it should scan processed_tasks once, in
+# parallel workers, hashing organizations and days, not tasks).
+PLAN_FILE=${PLAN_FILE:-/tmp/roi_bench_plan.txt}
+psql_bench -c "EXPLAIN (COSTS OFF) SELECT * FROM celaest._roi_rollup('daily', '2025-01-01', '2025-03-31', NULL, 'total')" > "$PLAN_FILE"
+echo "plan of the roll-up: $PLAN_FILE ($(grep -c 'Workers Planned' "$PLAN_FILE") Gather node(s))"
+
 time_sql "$count_sql" >/dev/null          # warm the cache
 count_s=$(for _ in $(seq "$REPEAT"); do time_sql "$count_sql"; done | best)
 plain_s=$(for _ in $(seq "$REPEAT"); do time_sql "$plain_sql"; done | best)

@@ -43,6 +43,8 @@ BEGIN
         EXECUTE format('DROP INDEX celaest.%I', r.indexname);
     END LOOP;
 END $$;
+-- The primary key too (license_usage_log's foreign key rests on it: dropped and restored).
+ALTER TABLE celaest.license_usage_log DROP CONSTRAINT license_usage_log_task_id_fkey;
 ALTER TABLE celaest.processed_tasks DROP CONSTRAINT processed_tasks_pkey;
 
 SET session_replication_role = replica;
@@ -58,14 +60,16 @@ SELECT gen_random_uuid(),
        timestamptz '2025-01-01 00:00Z' + (g::float8 / :rows) * interval '90 days',
        100 + g % 900, 50 + g % 400,
        ((g % 1000) * 0.000037)::numeric(10,6),
-       CASE WHEN g % 53 = 0 THEN NULL ELSE 200 + (g * 7919) % 20000 END,
-       CASE WHEN g % 53 = 0 THEN NULL ELSE 150 + (g * 7919) % 15000 END
+       CASE WHEN g % 53 = 0 THEN NULL ELSE 200 + (g::bigint * 7919) % 20000 END,
+       CASE WHEN g % 53 = 0 THEN NULL ELSE 150 + (g::bigint * 7919) % 15000 END
   FROM generate_series(0, :rows - 1) AS g
   JOIN bench_orgs AS o ON o.n = g % :orgs
   JOIN bench_prompts AS p ON p.n = g % 10;
 RESET session_replication_role;
 
 ALTER TABLE celaest.processed_tasks ADD CONSTRAINT processed_tasks_pkey PRIMARY KEY (id);
+ALTER TABLE celaest.license_usage_log ADD CONSTRAINT license_usage_log_task_id_fkey
+    FOREIGN KEY (task_id) REFERENCES celaest.processed_tasks (id) ON DELETE SET NULL;
 DO $$
 DECLARE r record;
 BEGIN
