@@ -361,45 +361,56 @@ agg AS (
            sum(t.ai_time_ms) FILTER (WHERE t.status = 'completed'::celaest.task_status) AS ai_ms,
            celaest._roi_distinct_count(t.user_id) AS active_users
       FROM celaest.processed_tasks AS t
-      JOIN (SELECT o.id, celaest._roi_timezone(o.settings) AS tz
-              FROM celaest.organizations AS o
-             WHERE p_org_id IS NULL OR o.id = p_org_id
-            OFFSET 0) AS o
-        ON o.id = t.organization_id
-      JOIN (SELECT z.tz, k.day,
-                   celaest._roi_period_of(p_period_type, p_from, p_to, l.day_0)     AS period_0,
-                   celaest._roi_period_of(p_period_type, p_from, p_to, l.day_0 + 1) AS period_1,
-                   celaest._roi_period_of(p_period_type, p_from, p_to, l.day_0 + 2) AS period_2,
-                   CASE WHEN l.start_1 < k.day_end THEN l.start_1 END AS start_1,
-                   CASE WHEN l.start_2 < k.day_end THEN l.start_2 END AS start_2
-              FROM (SELECT DISTINCT celaest._roi_timezone(o.settings) AS tz
+      -- (organization, day) -> where the organization's local days start within that
+      -- day: 1,000 organizations x the days of the window, hashed; built per time zone
+      -- (AT TIME ZONE runs once per zone and day) and spread over the organizations.
+      -- OFFSET 0 keeps it one relation: the tasks are joined to it in one hash join,
+      -- never scanned once per organization.
+      JOIN (SELECT o.id AS organization_id, zd.day, zd.start_1, zd.start_2,
+                   zd.period_0, zd.period_1, zd.period_2
+              FROM (SELECT o.id, celaest._roi_timezone(o.settings) AS tz
                       FROM celaest.organizations AS o
-                     WHERE p_org_id IS NULL OR o.id = p_org_id) AS z
-             CROSS JOIN (SELECT g.day::date AS day, g.day::date::timestamptz AS day_start,
-                                (g.day::date + 1)::timestamptz AS day_end
-                           FROM (SELECT CASE WHEN p_period_type = 'range' THEN p_from
-                                             ELSE celaest._roi_period_start(p_period_type, p_from) END AS lo,
-                                        CASE WHEN p_period_type = 'range' THEN p_to
-                                             ELSE celaest._roi_period_end(p_period_type,
-                                                      celaest._roi_period_start(p_period_type, p_to)) END AS last_end) AS b,
-                                pg_catalog.generate_series((b.lo - 2)::timestamp, (b.last_end + 2)::timestamp,
-                                                           interval '1 day') AS g(day)) AS k
-             CROSS JOIN LATERAL (
-                   SELECT x.day_0,
-                          ((x.day_0 + 1)::timestamp AT TIME ZONE z.tz) AS start_1,
-                          ((x.day_0 + 2)::timestamp AT TIME ZONE z.tz) AS start_2
-                     FROM (SELECT (k.day_start AT TIME ZONE z.tz)::date AS day_0) AS x) AS l
+                     WHERE p_org_id IS NULL OR o.id = p_org_id) AS o
+              JOIN (SELECT z.tz, k.day,
+                           celaest._roi_period_of(p_period_type, p_from, p_to, l.day_0)     AS period_0,
+                           celaest._roi_period_of(p_period_type, p_from, p_to, l.day_0 + 1) AS period_1,
+                           celaest._roi_period_of(p_period_type, p_from, p_to, l.day_0 + 2) AS period_2,
+                           CASE WHEN l.start_1 < k.day_end THEN l.start_1 END AS start_1,
+                           CASE WHEN l.start_2 < k.day_end THEN l.start_2 END AS start_2
+                      FROM (SELECT DISTINCT celaest._roi_timezone(o.settings) AS tz
+                              FROM celaest.organizations AS o
+                             WHERE p_org_id IS NULL OR o.id = p_org_id) AS z
+                     CROSS JOIN (SELECT g.day::date AS day, g.day::date::timestamptz AS day_start,
+                                        (g.day::date + 1)::timestamptz AS day_end
+                                   FROM pg_catalog.generate_series(
+                                            (CASE WHEN p_period_type = 'range' THEN p_from
+                                                  ELSE celaest._roi_period_start(p_period_type, p_from) END - 2)::timestamp,
+                                            (CASE WHEN p_period_type = 'range' THEN p_to
+                                                  ELSE celaest._roi_period_end(p_period_type,
+                                                           celaest._roi_period_start(p_period_type, p_to)) END + 2)::timestamp,
+                                            interval '1 day') AS g(day)) AS k
+                     CROSS JOIN LATERAL (
+                           SELECT x.day_0,
+                                  ((x.day_0 + 1)::timestamp AT TIME ZONE z.tz) AS start_1,
+                                  ((x.day_0 + 2)::timestamp AT TIME ZONE z.tz) AS start_2
+                             FROM (SELECT (k.day_start AT TIME ZONE z.tz)::date AS day_0) AS x) AS l) AS zd
+                ON zd.tz = o.tz
             OFFSET 0) AS d
-        ON d.tz = o.tz AND d.day = t.created_at::date
+        ON d.organization_id = t.organization_id AND d.day = t.created_at::date
       LEFT JOIN (SELECT p.id, celaest._roi_number(p.metadata ->> 'manual_minutes') AS manual_minutes
                    FROM celaest.prompts_master AS p
                  OFFSET 0) AS pm
         ON pm.id = t.prompt_id
-     WHERE t.created_at >= (SELECT (CASE WHEN p_period_type = 'range' THEN p_from
-                                         ELSE celaest._roi_period_start(p_period_type, p_from) END - 2)::timestamptz)
-       AND t.created_at < (SELECT (CASE WHEN p_period_type = 'range' THEN p_to
-                                        ELSE celaest._roi_period_end(p_period_type,
-                                                 celaest._roi_period_start(p_period_type, p_to)) END + 3)::timestamptz)
+     -- The window, with two days' margin for any offset from UTC. Immutable pieces only
+     -- (timestamp AT TIME ZONE 'UTC'), so that it folds into constants the planner can
+     -- estimate, and the scan compares with a constant.
+     WHERE t.created_at >= ((CASE WHEN p_period_type = 'range' THEN p_from
+                                  ELSE celaest._roi_period_start(p_period_type, p_from) END - 2)::timestamp
+                            AT TIME ZONE 'UTC')
+       AND t.created_at < ((CASE WHEN p_period_type = 'range' THEN p_to
+                                 ELSE celaest._roi_period_end(p_period_type,
+                                          celaest._roi_period_start(p_period_type, p_to)) END + 3)::timestamp
+                           AT TIME ZONE 'UTC')
      -- Tasks in the two-day margins (read to cover every offset from UTC) fall in no
      -- period (NULL) and find no row of `periods` below.
      GROUP BY 1, 2, 3
