@@ -39,8 +39,10 @@
 --   * metadata: timezone, hourly_rate, cost_ai_exact (unrounded) and roi_percent =
 --     (cost_manual_equivalent - cost_ai_exact) x 100 / cost_ai_exact (NULL when 0).
 --
--- Speed (test/bench/roi_bench.sh): one pass over processed_tasks that PostgreSQL can
--- run in parallel workers. No function is called per task row: a task's period comes
+-- Speed (test/bench/roi_bench.sh): one pass over processed_tasks, meant to run in
+-- parallel workers (the aggregates below have partial forms; as of this writing the
+-- planner still chooses a serial plan: see the benchmark notes). No function is called
+-- per task row: a task's period comes
 -- from two small hashed tables (organization -> time zone, and time zone + day ->
 -- the instants where local days start), the percentiles and the distinct users from
 -- native aggregates with a parallel (partial) form, the manual minutes from a hashed
