@@ -5,8 +5,8 @@
 
 The upgrade script holds `CREATE OR REPLACE FUNCTION` for every body that changed since the
 last release (test/upgrade checks that an upgraded database equals a fresh install). When a
-body changes again, this replaces the copy in the upgrade script with the one in src/sql (or
-appends it, before the script's trailing sections, when the script has none yet).
+body changes again, this replaces the script's last copy (the one that counts) with the one
+in src/sql. A function the script does not define yet is added by hand where it belongs.
 """
 import glob
 import re
@@ -14,10 +14,11 @@ import sys
 
 
 def definition(text, name):
-    """(start, end) of the CREATE FUNCTION statement of `name` in text, or (None, None)."""
-    match = re.search(r"^CREATE (?:OR REPLACE )?FUNCTION %s\(" % re.escape(name), text, re.M)
-    if not match:
+    """(start, end) of the last CREATE FUNCTION statement of `name` in text, or (None, None)."""
+    matches = list(re.finditer(r"^CREATE (?:OR REPLACE )?FUNCTION %s\(" % re.escape(name), text, re.M))
+    if not matches:
         return None, None
+    match = matches[-1]
     start = match.start()
     body = text.find("AS $$", start)
     first_semicolon = text.index(";", start)

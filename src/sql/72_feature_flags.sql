@@ -58,6 +58,15 @@ SELECT pg_catalog.pg_extension_config_dump('celaest.feature_flags', '');
 -- ---------------------------------------------------------------------------
 -- Feature flags
 -- ---------------------------------------------------------------------------
+-- The gradual-rollout bucket, 1..100, exactly as Unleash computes it (murmur3 x86_32,
+-- seed 0, of 'group:subject', mod 100, plus 1), so that a team moving from Unleash keeps
+-- every user in the same bucket. Native: the hash lives in the pure core (core/murmur3).
+CREATE FUNCTION celaest._unleash_bucket(p_group text, p_subject text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'celaest_unleash_bucket'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION celaest._unleash_bucket(text, text) IS
+    'Internal (feature flags): Unleash''s gradual-rollout bucket of a subject, 1..100: MurmurHash3 x86_32 with seed 0 of the UTF-8 bytes of p_group || '':'' || p_subject, mod 100, plus 1.';
+
 -- SECURITY INVOKER: flags are readable by everyone; a user named explicitly is
 -- looked up with the caller's rights (a tenant sees its own organization's users).
 CREATE FUNCTION celaest.is_feature_enabled(
@@ -101,20 +110,20 @@ BEGIN
         WHEN 'orgs' THEN
             RETURN coalesce(v_org = ANY (v_flag.target_organizations), false);
         WHEN 'percentage' THEN
-            -- Sticky bucket 0..99 from a hash of the flag and the user (else the
-            -- organization): the same subject always gets the same answer, and
-            -- raising the percentage only ever adds subjects. The sign bit is masked
-            -- off (abs() would overflow on the smallest bigint).
+            -- Unleash's gradual rollout: a sticky bucket 1..100 of the flag key (the
+            -- rollout's group) and the user (else the organization); the same subject
+            -- always gets the same answer, and raising the percentage only ever adds
+            -- subjects.
             v_subject := coalesce(v_user, v_org)::text;
             IF v_subject IS NULL THEN
                 RETURN false;
             END IF;
-            RETURN (hashtextextended(p_flag_key || ':' || v_subject, 0) & 9223372036854775807) % 100
-                   < coalesce(v_flag.target_percentage, 0);
+            RETURN celaest._unleash_bucket(p_flag_key, v_subject)
+                   <= coalesce(v_flag.target_percentage, 0);
         ELSE
             RETURN false;                   -- a target type this version does not know
     END CASE;
 END;
 $$;
 COMMENT ON FUNCTION celaest.is_feature_enabled(text, uuid, uuid) IS
-    'Whether a feature flag is on for a user (NULL: the acting user) and organization (NULL: that user''s). Unknown or disabled flag: false. target_type all: true; users: the user is in target_users; orgs: the organization is in target_organizations; percentage: a sticky bucket, hashtextextended(flag_key || '':'' || user id (else organization id), 0) masked to non-negative, mod 100, is below target_percentage (false with neither user nor organization). Never NULL.';
+    'Whether a feature flag is on for a user (NULL: the acting user) and organization (NULL: that user''s). Unknown or disabled flag: false. target_type all: true; users: the user is in target_users; orgs: the organization is in target_organizations; percentage: Unleash''s gradual rollout, the bucket murmur3_x86_32(flag_key || '':'' || user id (else organization id), seed 0) % 100 + 1 is at most target_percentage (false with neither user nor organization). Never NULL.';

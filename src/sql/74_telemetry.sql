@@ -31,7 +31,7 @@ CREATE TABLE celaest.telemetry_events (
     CONSTRAINT telemetry_events_event_type_not_blank CHECK (btrim(event_type) <> ''),
     CONSTRAINT telemetry_events_event_name_not_blank CHECK (btrim(event_name) <> ''),
     CONSTRAINT telemetry_events_properties_is_object CHECK (jsonb_typeof(properties) = 'object'),
-    CONSTRAINT telemetry_events_device_type_valid CHECK (device_type IN ('desktop', 'mobile', 'tablet'))
+    CONSTRAINT telemetry_events_device_type_valid CHECK (device_type IN ('desktop', 'mobile', 'tablet', 'bot'))
 );
 
 -- Tenant analytics by time (also serves the organization_id FK).
@@ -55,7 +55,7 @@ COMMENT ON COLUMN celaest.telemetry_events.page_url IS 'Page URL.';
 COMMENT ON COLUMN celaest.telemetry_events.referrer IS 'Referrer.';
 COMMENT ON COLUMN celaest.telemetry_events.ip_address IS 'Client IP address.';
 COMMENT ON COLUMN celaest.telemetry_events.user_agent IS 'Client user agent.';
-COMMENT ON COLUMN celaest.telemetry_events.device_type IS 'Device type: desktop, mobile or tablet.';
+COMMENT ON COLUMN celaest.telemetry_events.device_type IS 'Device type: desktop, mobile, tablet or bot (a crawler).';
 COMMENT ON COLUMN celaest.telemetry_events.browser IS 'Browser.';
 COMMENT ON COLUMN celaest.telemetry_events.os IS 'Operating system.';
 COMMENT ON COLUMN celaest.telemetry_events.created_at IS 'Event time.';
@@ -66,6 +66,14 @@ SELECT pg_catalog.pg_extension_config_dump('celaest.telemetry_events', '');
 -- ---------------------------------------------------------------------------
 -- Telemetry
 -- ---------------------------------------------------------------------------
+-- The device, browser and OS a User-Agent header names (core/user_agent), as
+-- {device_type, browser, os} with only the keys it recognised. Native and pure.
+CREATE FUNCTION celaest._parse_user_agent(p_user_agent text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'celaest_parse_user_agent'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION celaest._parse_user_agent(text) IS
+    'Internal (telemetry): what a User-Agent string says, as {device_type (desktop, mobile, tablet or bot), browser (e.g. Chrome, Safari, Firefox, Edge, Samsung Internet, Android WebView, Googlebot, Bingbot), os (e.g. Windows, macOS, iOS, Android, Linux, ChromeOS)}; keys it cannot tell are left out. A crawler is a bot whatever device it claims.';
+
 -- SECURITY DEFINER: telemetry_events is not writable by tenants; this is how they
 -- record events, always attributed to the acting user and that user's organization.
 CREATE FUNCTION celaest.track_event(
@@ -91,6 +99,8 @@ DECLARE
     v_ip_source  text;
     v_ip         inet;
     v_id         uuid;
+    v_user_agent text;
+    v_derived    jsonb := '{}';
 BEGIN
     IF p_event_name IS NULL OR btrim(p_event_name) = '' THEN
         RAISE EXCEPTION 'celaest.track_event: the event name must not be empty'
@@ -135,10 +145,18 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'Limits: event_type and session_id 100 characters; event_category, browser and os 50.';
     END IF;
-    IF lower(v_opt ->> 'device_type') NOT IN ('desktop', 'mobile', 'tablet') THEN
+    IF lower(v_opt ->> 'device_type') NOT IN ('desktop', 'mobile', 'tablet', 'bot') THEN
         RAISE EXCEPTION 'celaest.track_event: invalid device_type %', quote_literal(v_opt ->> 'device_type')
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'device_type is desktop, mobile or tablet.';
+                  HINT = 'device_type is desktop, mobile, tablet or bot.';
+    END IF;
+
+    -- The user agent (the option, else the session setting) tells the device, browser and
+    -- OS the client did not state; what the client states wins. Parsed before the column
+    -- cut, so a long header's tail still counts.
+    v_user_agent := coalesce(v_opt ->> 'user_agent', nullif(btrim(current_setting('celaest.user_agent', true)), ''));
+    IF v_user_agent IS NOT NULL THEN
+        v_derived := celaest._parse_user_agent(v_user_agent);
     END IF;
 
     -- Request context: the option, else the session setting (as log_audit does).
@@ -178,12 +196,14 @@ BEGIN
          -- Client-supplied URLs and user agents can be long: cut to the column width
          -- rather than lose the event.
          left(v_opt ->> 'page_url', 500), left(v_opt ->> 'referrer', 500), v_ip,
-         left(coalesce(v_opt ->> 'user_agent', nullif(btrim(current_setting('celaest.user_agent', true)), '')), 500),
-         lower(v_opt ->> 'device_type'), v_opt ->> 'browser', v_opt ->> 'os')
+         left(v_user_agent, 500),
+         coalesce(lower(v_opt ->> 'device_type'), v_derived ->> 'device_type'),
+         coalesce(v_opt ->> 'browser', v_derived ->> 'browser'),
+         coalesce(v_opt ->> 'os', v_derived ->> 'os'))
     RETURNING id INTO v_id;
 
     RETURN v_id;
 END;
 $$;
 COMMENT ON FUNCTION celaest.track_event(text, jsonb, jsonb) IS
-    'Records a telemetry event for the acting user (celaest._current_user_id_or_null(); NULL = anonymous) and their organization; returns its id. Options (strings): event_type (default ''custom''), event_category, session_id, page_url, referrer, device_type (desktop, mobile, tablet), browser, os, ip_address and user_agent (default: the settings celaest.client_ip and celaest.user_agent). page_url, referrer and user_agent are cut to 500 characters. A user id without a profile is recorded as anonymous, with properties.unknown_user_id. Raises 22023 for an empty or over-long event name, non-object properties or options, an unknown or non-string option, an invalid device_type or IP address.';
+    'Records a telemetry event for the acting user (celaest._current_user_id_or_null(); NULL = anonymous) and their organization; returns its id. Options (strings): event_type (default ''custom''), event_category, session_id, page_url, referrer, device_type (desktop, mobile, tablet, bot), browser, os, ip_address and user_agent (default: the settings celaest.client_ip and celaest.user_agent). device_type, browser and os not given are derived from the user agent (celaest._parse_user_agent: crawlers are bots). page_url, referrer and user_agent are cut to 500 characters. A user id without a profile is recorded as anonymous, with properties.unknown_user_id. Raises 22023 for an empty or over-long event name, non-object properties or options, an unknown or non-string option, an invalid device_type or IP address.';

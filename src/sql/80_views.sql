@@ -75,6 +75,14 @@ COMMENT ON COLUMN celaest.v_active_licenses.storage_used_bytes IS 'Storage used,
 -- ---------------------------------------------------------------------------
 -- v_api_pool_status
 -- ---------------------------------------------------------------------------
+-- The cool-downs after a 429 with Retry-After live in shared memory (they are shared
+-- by every backend and lost at restart, like the rate-limit windows): this reads them.
+CREATE FUNCTION celaest._api_key_cooldowns() RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'celaest_api_key_cooldowns'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION celaest._api_key_cooldowns() IS
+    'Internal (key pool): the API keys cooling down now after a 429 with Retry-After, as {"<key id>": <end of the cool-down, Unix milliseconds>}. Reveals no secret.';
+
 -- One row per provider of the enum, keys or not: "no key for groq" is a status.
 -- Never selects key_value_encrypted.
 CREATE VIEW celaest.v_api_pool_status
@@ -87,13 +95,17 @@ SELECT pr.provider,
        COALESCE(sum(k.usage_count), 0)::bigint                        AS usage_count,
        COALESCE(sum(k.tokens_used), 0)::bigint                        AS tokens_used,
        max(k.last_used_at)                                            AS last_used_at,
-       min(k.expires_at) FILTER (WHERE k.is_active)                   AS nearest_expiry
+       min(k.expires_at) FILTER (WHERE k.is_active)                   AS nearest_expiry,
+       count(k.id) FILTER (WHERE k.is_active AND c.until_ms IS NOT NULL) AS keys_cooling_down,
+       to_timestamp(min(c.until_ms) FILTER (WHERE k.is_active) / 1000.0) AS cooldown_ends_at
   FROM unnest(enum_range(NULL::celaest.ai_provider)) AS pr (provider)
   LEFT JOIN celaest.ai_api_pool AS k ON k.provider = pr.provider
+  LEFT JOIN (SELECT e.key::uuid AS key_id, e.value::bigint AS until_ms
+               FROM jsonb_each_text(celaest._api_key_cooldowns()) AS e) AS c ON c.key_id = k.id
  GROUP BY pr.provider;
 
 COMMENT ON VIEW celaest.v_api_pool_status IS
-    'API-key pool status per provider (every provider, with or without keys): key counts, usage, tokens, last use and nearest expiry. Never shows a secret.';
+    'API-key pool status per provider (every provider, with or without keys): key counts, usage, tokens, last use, nearest expiry and the keys cooling down after a 429. Never shows a secret.';
 COMMENT ON COLUMN celaest.v_api_pool_status.provider IS 'AI provider.';
 COMMENT ON COLUMN celaest.v_api_pool_status.keys_total IS 'Keys in the pool.';
 COMMENT ON COLUMN celaest.v_api_pool_status.keys_active IS 'Active keys.';
@@ -102,6 +114,8 @@ COMMENT ON COLUMN celaest.v_api_pool_status.usage_count IS 'Total uses of all th
 COMMENT ON COLUMN celaest.v_api_pool_status.tokens_used IS 'Total tokens of all the provider''s keys.';
 COMMENT ON COLUMN celaest.v_api_pool_status.last_used_at IS 'Last use of any of the provider''s keys.';
 COMMENT ON COLUMN celaest.v_api_pool_status.nearest_expiry IS 'Earliest expires_at among the active keys (NULL when none expires).';
+COMMENT ON COLUMN celaest.v_api_pool_status.keys_cooling_down IS 'Active keys cooling down now after a 429 with Retry-After (not selectable until it ends).';
+COMMENT ON COLUMN celaest.v_api_pool_status.cooldown_ends_at IS 'When the first of those cool-downs ends (NULL when no key is cooling down).';
 
 -- ---------------------------------------------------------------------------
 -- v_daily_task_metrics
@@ -110,7 +124,9 @@ CREATE VIEW celaest.v_daily_task_metrics
 WITH (security_invoker = true)
 AS
 SELECT t.organization_id,
-       (t.created_at AT TIME ZONE 'UTC')::date                         AS day,
+       -- The organization's calendar day, as roi_metrics counts it (settings->>'timezone',
+       -- else UTC).
+       (t.created_at AT TIME ZONE celaest._roi_timezone(o.settings))::date AS day,
        count(*)                                                        AS tasks_total,
        count(*) FILTER (WHERE t.status = 'completed')                  AS tasks_completed,
        count(*) FILTER (WHERE t.status = 'failed')                     AS tasks_failed,
@@ -126,12 +142,13 @@ SELECT t.organization_id,
        round(percentile_cont(0.95) WITHIN GROUP (ORDER BY t.execution_time_ms)::numeric, 2)
                                                                        AS p95_execution_time_ms
   FROM celaest.processed_tasks AS t
- GROUP BY t.organization_id, (t.created_at AT TIME ZONE 'UTC')::date;
+  LEFT JOIN celaest.organizations AS o ON o.id = t.organization_id
+ GROUP BY t.organization_id, 2;
 
 COMMENT ON VIEW celaest.v_daily_task_metrics IS
-    'Task metrics per organization and day (UTC date of created_at): tasks by status, tokens, cost, average and 95th-percentile execution time.';
+    'Task metrics per organization and day (the date of created_at in the organization''s settings->>''timezone'', else UTC, as roi_metrics counts days): tasks by status, tokens, cost, average and 95th-percentile execution time.';
 COMMENT ON COLUMN celaest.v_daily_task_metrics.organization_id IS 'Organization.';
-COMMENT ON COLUMN celaest.v_daily_task_metrics.day IS 'Day (UTC date of the tasks'' created_at).';
+COMMENT ON COLUMN celaest.v_daily_task_metrics.day IS 'Day: the date of the tasks'' created_at in the organization''s time zone (settings->>''timezone'', else UTC).';
 COMMENT ON COLUMN celaest.v_daily_task_metrics.tasks_total IS 'Tasks created that day.';
 COMMENT ON COLUMN celaest.v_daily_task_metrics.tasks_completed IS 'Of which completed.';
 COMMENT ON COLUMN celaest.v_daily_task_metrics.tasks_failed IS 'Of which failed.';

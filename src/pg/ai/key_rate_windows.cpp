@@ -119,6 +119,26 @@ void cool_down(const std::string& key_id, int64_t until_ms) {
   });
 }
 
+std::vector<std::pair<std::string, int64_t>> cooling_keys(int64_t now_ms) {
+  // Copied into a fixed array under the lock (nothing allocates while it is held), then
+  // returned as plain values.
+  struct Cooling {
+    core::FixedText<37> key_id;
+    int64_t until_ms;
+  };
+  static Cooling found[kKeySlots];
+  const size_t count = segment.locked(LW_SHARED, [&](Windows& windows) {
+    size_t n = 0;
+    for (const auto& cell : windows.cells)
+      if (cell.occupied && cell.slot.cooldown_until_ms > now_ms) found[n++] = {cell.slot.key_id, cell.slot.cooldown_until_ms};
+    return n;
+  });
+  std::vector<std::pair<std::string, int64_t>> cooling;
+  cooling.reserve(count);
+  for (size_t i = 0; i < count; ++i) cooling.emplace_back(std::string(found[i].key_id.view()), found[i].until_ms);
+  return cooling;
+}
+
 void reserve_shared_memory() { segment.reserve(); }
 
 }  // namespace celaest::pg::key_rate_windows

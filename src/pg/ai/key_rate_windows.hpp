@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace celaest::pg::key_rate_windows {
 
@@ -19,6 +21,9 @@ enum class Admission { Admitted, NoRoom, CoolingDown };
 Admission admit_request(const std::string& key_id, const KeyLimits& limits, int64_t now_ms);
 void record_tokens(const std::string& key_id, int64_t tokens, int64_t now_ms);
 void cool_down(const std::string& key_id, int64_t until_ms);  // after a 429 with Retry-After
+// Keys still cooling down at now_ms, each with the instant (Unix ms) its cool-down ends: what
+// v_api_pool_status reports.
+std::vector<std::pair<std::string, int64_t>> cooling_keys(int64_t now_ms);
 
 void reserve_shared_memory();  // from _PG_init
 

@@ -99,17 +99,19 @@ SELECT count(*) AS roi_rows_after_refusals FROM celaest.roi_metrics
  WHERE organization_id = '0a000000-0000-4000-8000-000000000001';
 
 -- ---------------------------------------------------------------------------
--- Daily, org A, Jan 1-3 (the session time zone does not matter: periods are UTC)
+-- Daily, org A, Jan 1-3 (the session time zone does not matter: org A has no
+-- settings->>'timezone', so its periods are UTC days)
+-- These tasks record no ai_time_ms: API.md counts the AI time of time_saved_minutes
+-- from ai_time_ms (not execution_time_ms), so time saved = manual minutes here;
+-- test/integration/test_roi.py covers ai_time_ms, time zones and DST.
 -- ---------------------------------------------------------------------------
--- Jan 1: completed t1 t2 t3, failed t4 (t5 pending, t6 cancelled: ignored).
---   success 3/4 = 75.00; manual 12 + 12 + 5 = 29; AI (30000+90000+6000) ms = 2.1 -> 2 min;
---   saved 29 - 2 = 27; cost_ai 0.012+0.008+0.004+0.001 = 0.025 -> 0.03;
+-- Jan 1: completed t1 t2 t3, failed t4 (t5 pending, t6 cancelled: only in cost, tokens and active users).
+--   success 3/4 = 75.00; manual 12 + 12 + 5 = 29; no ai_time_ms: saved 29; cost_ai 0.012+0.008+0.004+0.001 = 0.025 -> 0.03;
 --   manual cost 29 * 30 / 60 = 14.50; money 14.50 - 0.03 = 14.47;
 --   roi (14.5 - 0.025) / 0.025 = 57900.00 %; tokens 150+100+50+10 = 310, / 4 = 77.5 -> 78;
 --   exec of completed {6000, 30000, 90000}: avg 42000, p95 30000 + 0.9 * 60000 = 84000,
 --   p99 30000 + 0.98 * 60000 = 88800; active users u1, u2 = 2; new users u1 = 1.
--- Jan 2: completed t7, failed t8. success 50.00; manual 5 (p3: default); AI 10 min;
---   saved -5; cost 0.50; manual cost 2.50; money 2.00; roi 400.00 %; tokens 1500 / 2 = 750;
+-- Jan 2: completed t7, failed t8. success 50.00; manual 5 (p3: default); saved 5; cost 0.50; manual cost 2.50; money 2.00; roi 400.00 %; tokens 1500 / 2 = 750;
 --   exec 600000; active u2 = 1; new u2 = 1.
 -- Jan 3: no tasks: a row of zeros, NULL rates and times.
 SET TimeZone = 'America/Mexico_City';
@@ -157,17 +159,16 @@ SELECT tasks_completed, cost_ai FROM celaest.roi_metrics
 -- ---------------------------------------------------------------------------
 -- From a Wednesday to the next Monday: the whole ISO weeks of Jan 1 and Jan 8.
 -- Week of Jan 1 (t1-t4, t7, t8, t9): completed 5, failed 2: 71.43 %; manual
---   12+12+5+5+12 = 46; AI (126000+600000+60000) ms = 13.1 -> 13; saved 33;
+--   12+12+5+5+12 = 46; saved 46;
 --   cost 0.625 -> 0.63; manual cost 46 * 30 / 60 = 23.00; money 22.37;
 --   roi (23 - 0.625) / 0.625 = 3580.00 %; tokens 310+1500+300 = 2110 / 7 -> 301;
 --   exec {6000, 30000, 60000, 90000, 600000}: avg 157200, p95 90000 + 0.8 * 510000
 --   = 498000, p99 90000 + 0.96 * 510000 = 579600; active 2; new 2.
--- Week of Jan 8 (t10 only): manual 12, AI 2 min, saved 10; cost 0.20; manual cost 6.00;
+-- Week of Jan 8 (t10 only): manual 12, saved 12; cost 0.20; manual cost 6.00;
 --   money 5.80; roi 2900.00 %.
 SELECT celaest.aggregate_roi('weekly', '2024-01-03', '2024-01-08', '0a000000-0000-4000-8000-000000000001') AS weekly_rows;
 -- Monthly from mid-January to early February: January and (leap) February.
--- January (t1-t4, t7-t10): completed 6, failed 2: 75.00 %; manual 58; AI 906000 ms
---   = 15.1 -> 15; saved 43; cost 0.825 -> 0.83; manual cost 29.00; money 28.17;
+-- January (t1-t4, t7-t10): completed 6, failed 2: 75.00 %; manual 58; saved 58; cost 0.825 -> 0.83; manual cost 29.00; money 28.17;
 --   roi (29 - 0.825) / 0.825 = 3415.15 %; tokens 2410 / 8 -> 301;
 --   exec {6000, 30000, 60000, 90000, 120000, 600000}: avg 151000,
 --   p95 120000 + 0.75 * 480000 = 480000, p99 120000 + 0.95 * 480000 = 576000.
@@ -187,12 +188,12 @@ SELECT period_type, period_start, period_end, tasks_completed AS done, tasks_fai
 -- roi_summary: straight from processed_tasks, same rules
 -- ---------------------------------------------------------------------------
 -- The week of Jan 1 gives the weekly row's figures, with breakdowns:
---   by model: GPT (t1 t2 t7 t9 done, t8 failed): 80.00 %, manual 41, AI 13 min, saved 28,
+--   by model: GPT (t1 t2 t7 t9 done, t8 failed): 80.00 %, manual 41, saved 41,
 --     cost 0.620 -> 0.62, manual cost 20.50, money 19.88, roi 3206.45 %, tokens 2050,
 --     avg 195000, p95 90000 + 0.85 * 510000 = 523500;
---     Llama (t3 done, t4 failed): 50.00 %, manual 5, AI 0.1 -> 0, saved 5, cost 0.005 -> 0.01,
+--     Llama (t3 done, t4 failed): 50.00 %, manual 5, saved 5, cost 0.005 -> 0.01,
 --     manual cost 2.50, money 2.49, roi 49900.00 %, tokens 60.
---   by prompt: summarize (t1 t2 t9 done, t4 failed) 75.00 %, manual 36, AI 3, saved 33,
+--   by prompt: summarize (t1 t2 t9 done, t4 failed) 75.00 %, manual 36, saved 36,
 --     cost 0.121 -> 0.12, manual cost 18.00, money 17.88, roi 14776.03 %, p95 87000;
 --     translate (t7 done, t8 failed) and classify (t3 done): one completed task each,
 --     the dearer first.
@@ -226,7 +227,7 @@ SELECT jsonb_pretty(celaest.roi_summary('0a000000-0000-4000-8000-000000000001', 
 -- Where the manual minutes and the hourly rate come from
 -- ---------------------------------------------------------------------------
 -- Org B, Jan 1: t11 has no prompt, org B no rate: 5 min at 25/h = 2.0833 -> 2.08;
---   money 2.08 - 0.05 = 2.03; roi (2.0833 - 0.05) / 0.05 = 4066.67 %.
+--   money 2.08 - 0.05 = 2.03; roi (2.08 - 0.05) / 0.05 = 4060.00 %.
 SELECT celaest.aggregate_roi('daily', '2024-01-01', NULL, '0b000000-0000-4000-8000-000000000002') AS org_b_rows;
 SELECT manual_equivalent_minutes, time_saved_minutes, cost_ai, cost_manual_equivalent, money_saved, metadata
   FROM celaest.roi_metrics

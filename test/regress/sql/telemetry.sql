@@ -43,6 +43,27 @@ RESET celaest.user_agent;
 -- Long client-supplied strings are cut to the column width, not refused.
 INSERT INTO tracked SELECT 'long', celaest.track_event('page_view', '{}',
     jsonb_build_object('user_agent', repeat('u', 600), 'page_url', 'https://x/' || repeat('p', 600)));
+-- Device, browser and OS derived from the user agent when the client does not state them
+-- (the parser itself is unit-tested on many more strings); a stated value wins.
+CREATE TEMP TABLE agents (label text, ua text, options jsonb);
+INSERT INTO agents VALUES
+    ('chrome windows', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36', '{}'),
+    ('safari iphone', 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1', '{}'),
+    ('samsung tablet', 'Mozilla/5.0 (Linux; Android 13; SAMSUNG SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Safari/537.36', '{}'),
+    ('googlebot', 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)', '{}'),
+    ('stated wins', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0', '{"device_type": "tablet", "os": "Custom OS"}'),
+    ('unknown', 'SomeInternalTool/1.2', '{}'),
+    ('stated bot', 'SomeInternalTool/1.2', '{"device_type": "bot"}');
+INSERT INTO tracked
+    SELECT 'ua ' || a.label, celaest.track_event('page_view', '{}', a.options || jsonb_build_object('user_agent', a.ua))
+      FROM agents AS a;
+SET celaest.user_agent = 'Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/AP2A.240805.005; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/128.0.6613.127 Mobile Safari/537.36';
+INSERT INTO tracked SELECT 'ua from setting', celaest.track_event('page_view');
+RESET celaest.user_agent;
+SELECT t.label, e.device_type, e.browser, e.os
+  FROM tracked AS t JOIN celaest.telemetry_events AS e ON e.id = t.id
+ WHERE t.label LIKE 'ua %'
+ ORDER BY t.label;
 -- A user id without a profile: recorded anonymously, the id kept in the properties.
 SET celaest.user_id = '17000000-0000-4000-8000-0000000000ff';
 INSERT INTO tracked SELECT 'no profile', celaest.track_event('signup_started', '{"step": 1}');
@@ -53,7 +74,7 @@ SELECT t.label, e.organization_id, e.user_id, e.session_id, e.event_type, e.even
        e.properties, e.page_url, e.referrer, e.ip_address, e.user_agent, e.device_type, e.browser, e.os,
        e.created_at = now() AS created_now
   FROM tracked AS t JOIN celaest.telemetry_events AS e ON e.id = t.id
- WHERE t.label <> 'long'
+ WHERE t.label <> 'long' AND t.label NOT LIKE 'ua %'
  ORDER BY t.label;
 \x off
 SELECT length(e.user_agent) AS user_agent_length, length(e.page_url) AS page_url_length

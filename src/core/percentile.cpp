@@ -1,0 +1,31 @@
+#include "core/percentile.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace celaest::core {
+
+double percentile_cont(std::int32_t* values, std::size_t n, double fraction) {
+  // The same double arithmetic as PostgreSQL's percentile_cont_final_common and
+  // float8_lerp, step by step, so that the result is bit-identical.
+  const double position = fraction * static_cast<double>(n - 1);
+  const auto first_row = static_cast<std::size_t>(std::floor(position));
+  const auto second_row = static_cast<std::size_t>(std::ceil(position));
+  std::nth_element(values, values + first_row, values + n);
+  const double first = values[first_row];
+  if (second_row == first_row) return first;
+  // After nth_element every value right of first_row is >= it: the next one in order is
+  // the smallest of them.
+  const double second = *std::min_element(values + first_row + 1, values + n);
+  const double proportion = position - static_cast<double>(first_row);
+  return first + (second - first) * proportion;
+}
+
+std::int64_t round_half_away_from_zero(double value) { return static_cast<std::int64_t>(std::round(value)); }
+
+std::size_t sort_unique(UuidBytes* uuids, std::size_t n) {
+  std::sort(uuids, uuids + n);
+  return static_cast<std::size_t>(std::unique(uuids, uuids + n) - uuids);
+}
+
+}  // namespace celaest::core

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# ROI benchmark (issue 13 §6): ROWS processed_tasks (default 10 million) over ORGS
+# organizations (default 1,000) and 90 days; in one run, on warm caches:
+#   SELECT count(*) FROM processed_tasks                    (the floor: one scan)
+#   the same roll-up in plain SQL (GROUP BY ... percentile_cont, count(DISTINCT))
+#   aggregate_roi('daily', ...) for every organization       (target <= 2x the count(*) scan)
+#   aggregate_roi again (nothing changed: no row rewritten)
+# Not part of CI (it loads ~2 GB). Run it in a throwaway cluster with celaest installed:
+#   flock /tmp/celaest-install.lock bash -c 'scripts/build.sh && scripts/cluster.sh test/bench/roi_bench.sh'
+# (PG* variables name the server; the script creates and drops its own database.)
+# Settings: ROWS=10000000 ORGS=1000 REPEAT=3 (timed runs of each query; the best is reported),
+# KEEP=1 keeps the database.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+HERE=test/bench/roi
+ROWS=${ROWS:-10000000}
+ORGS=${ORGS:-1000}
+REPEAT=${REPEAT:-3}
+DB=celaest_roi_bench
+
+psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -d "${PGDATABASE:-postgres}" "$@"; }
+psql_bench() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+
+psql_admin -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+[ "${KEEP:-0}" = 1 ] || trap 'psql_admin -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+psql_bench -c "SET client_min_messages = warning" -c "CREATE EXTENSION celaest CASCADE"
+
+start=$(date +%s.%N)
+psql_bench -v rows="$ROWS" -v orgs="$ORGS" -f "$HERE/setup.sql" >/dev/null
+loaded=$(date +%s.%N)
+psql_bench -c "VACUUM (ANALYZE) celaest.processed_tasks" -c "ANALYZE"
+vacuumed=$(date +%s.%N)
+echo "load: $(awk "BEGIN { printf \"%.1f\", $loaded - $start }") s for $ROWS rows; vacuum+analyze $(awk "BEGIN { printf \"%.1f\", $vacuumed - $loaded }") s;" \
+     "table $(psql_bench -At -c "SELECT pg_size_pretty(pg_table_size('celaest.processed_tasks'))")"
+echo "server: $(psql_bench -At -c "SELECT 'max_parallel_workers_per_gather=' || current_setting('max_parallel_workers_per_gather') || ', shared_buffers=' || current_setting('shared_buffers')"), $(nproc) CPUs"
+
+# Seconds of one statement as psql's \timing sees it (the rows themselves are discarded).
+time_sql() {
+  psql_bench -o /dev/null -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1 |
+    awk '{ printf "%.3f\n", $1 / 1000 }'
+}
+best() { sort -n | head -1; }
+
+count_sql="SELECT count(*) FROM celaest.processed_tasks"
+plain_sql="$(cat "$HERE/plain_rollup.sql")"
+roi_sql="SELECT celaest.aggregate_roi('daily', '2025-01-01', '2025-03-31')"
+
+# The plan of the roll-up aggregate_roi stores (it should scan processed_tasks once, in
+# parallel workers, hashing organizations and days, not tasks).
+PLAN_FILE=${PLAN_FILE:-/tmp/roi_bench_plan.txt}
+psql_bench -c "EXPLAIN (COSTS OFF) SELECT * FROM celaest._roi_rollup('daily', '2025-01-01', '2025-03-31', NULL, 'total')" > "$PLAN_FILE"
+echo "plan of the roll-up: $PLAN_FILE ($(grep -c 'Workers Planned' "$PLAN_FILE") Gather node(s))"
+
+time_sql "$count_sql" >/dev/null          # warm the cache
+count_s=$(for _ in $(seq "$REPEAT"); do time_sql "$count_sql"; done | best)
+plain_s=$(for _ in $(seq "$REPEAT"); do time_sql "$plain_sql"; done | best)
+psql_bench -c "TRUNCATE celaest.roi_metrics"
+first_s=$(time_sql "$roi_sql")
+again_s=$(for _ in $(seq "$REPEAT"); do time_sql "$roi_sql"; done | best)
+rows_out=$(psql_bench -At -c "SELECT count(*) FROM celaest.roi_metrics WHERE period_type = 'daily'")
+
+echo "count(*)                        ${count_s} s"
+echo "plain SQL roll-up               ${plain_s} s"
+echo "aggregate_roi (first, inserts)  ${first_s} s   ($rows_out daily rows)"
+echo "aggregate_roi (again, no change) ${again_s} s"
+echo "aggregate_roi / count(*)        $(awk "BEGIN { printf \"%.2f\", $first_s / $count_s }")x (target <= 2x)"
+echo "plain SQL / aggregate_roi       $(awk "BEGIN { printf \"%.1f\", $plain_s / $first_s }")x"
