@@ -2132,7 +2132,7 @@ COMMENT ON FUNCTION celaest._roi_check_timezones(uuid) IS
     'Internal (ROI): raises 22023 naming the zone (and an organization using it) when an organization''s settings->>''timezone'' (one organization, or all when NULL) is not a time zone PostgreSQL knows.';
 
 -- Native aggregates with a partial form, so that the roll-up runs in parallel workers
--- (percentile_cont and count(DISTINCT ...) have none). src/pg/functions/roi_aggregates.cpp.
+-- (percentile_cont and count(DISTINCT ...) have none). src/pg/functions/roi.cpp.
 CREATE OR REPLACE FUNCTION celaest._roi_collect_int4(internal, integer) RETURNS internal
     AS 'MODULE_PATHNAME', 'celaest_roi_collect_int4' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE OR REPLACE FUNCTION celaest._roi_combine_int4(internal, internal) RETURNS internal
