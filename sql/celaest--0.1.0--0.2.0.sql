@@ -2104,7 +2104,7 @@ COMMENT ON FUNCTION celaest._roi_timezone(jsonb) IS
 CREATE OR REPLACE FUNCTION celaest._roi_check_timezones(p_org_id uuid)
 RETURNS void
 LANGUAGE plpgsql
-STABLE
+STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -2548,6 +2548,7 @@ END;
 $$;
 COMMENT ON FUNCTION celaest._roi_store(text, date, date, uuid, boolean) IS
     'Internal (ROI): computes the roi_metrics rows of the periods overlapping [p_from, p_to] (one organization or all) with _roi_rollup and upserts them; p_recent_only keeps only each organization''s local yesterday and today. Returns the number of rows computed. Arguments are not validated here.';
+REVOKE EXECUTE ON FUNCTION celaest._roi_store(text, date, date, uuid, boolean) FROM PUBLIC;
 
 -- SECURITY INVOKER: it reads tasks and writes roi_metrics with the caller's rights
 -- (a maintenance job or an administrator; row-level security applies).
@@ -2610,6 +2611,7 @@ END;
 $$;
 COMMENT ON FUNCTION celaest._roi_refresh_recent() IS
     'Internal (ROI, upkeep worker): refreshes the daily roi_metrics rows of yesterday and today of every organization, each in its own time zone; returns the number of rows computed. Raises 22023 when an organization''s time zone is unknown.';
+REVOKE EXECUTE ON FUNCTION celaest._roi_refresh_recent() FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- roi_summary

@@ -368,15 +368,29 @@ def test_hang_hits_http_timeout(db, mock):
     assert task["error_code"] == "timeout" and 250 <= task["ai_time_ms"] < 1500
 
 
-def test_timeout_ms_option_and_retry(db, mock, conn):
+def test_timeout_ms_bounds_the_call_and_a_hang_within_it_is_retried(db, mock):
+    # celaest.http_timeout bounds each request (200 ms); the timeout_ms option bounds the whole
+    # call (3 s): the first request hangs, times out, and the retry answers within the call.
+    c = db.connect(http_timeout=200)
     mock.fault(provider="openai", kind="hang", seconds=3, count=1)  # only the first request hangs
     started = time.monotonic()
-    result = db.ai_chat(conn, say("hang once"), None, {"provider": "openai", "timeout_ms": 200})
+    result = db.ai_chat(c, say("hang once"), None, {"provider": "openai", "timeout_ms": 3000})
     assert result["status"] == "completed", result
     assert result["retry_count"] == 1
     assert time.monotonic() - started < 1.5
-    task = db.task(conn, result["task_id"])
+    task = db.task(c, result["task_id"])
     assert [a["outcome"] for a in attempts_of(task)] == ["timeout", "ok"]
+
+
+def test_a_hang_that_outlasts_timeout_ms_ends_the_call(db, mock, conn):
+    # API.md: timeout_ms is the whole call, retries included: a request that hangs past it
+    # leaves no time for a retry.
+    mock.fault(provider="openai", kind="hang", seconds=3, count=1)
+    started = time.monotonic()
+    result = db.ai_chat(conn, say("hang past the call"), None, {"provider": "openai", "timeout_ms": 200})
+    assert (result["status"], result["error_code"]) == ("failed", "timeout"), result
+    assert time.monotonic() - started < 1.0
+    assert len(mock.chat_requests("openai")) == 1
 
 
 def test_refused_connection(db, mock, conn):

@@ -29,12 +29,21 @@ def prompt(db):
 
 
 def claimed_batch(db, prompt, size):
-    """A batch of `size` tasks submitted and claimed by a new session (as the batch runner
-    claims them), so that _run_claimed_tasks in that session runs them. The module's database
-    is not the runner's: nobody else claims them."""
+    """A batch of `size` tasks queued and claimed by a new session (as the batch runner claims
+    them), so that _run_claimed_tasks in that session runs them. The module's database has no
+    batch runner (celaest.databases serves `postgres` only), so submit_batch refuses it (55000):
+    the rows submit_batch would write are written here, and nobody else claims them."""
     conn = db.connect()
-    batch_id = scalar(conn, "SELECT celaest.submit_batch(%s, %s::jsonb)",
-                      (prompt, json.dumps([{"word": "boundary-%d" % i} for i in range(size)])))
+    batch_id = scalar(conn, "INSERT INTO celaest.task_batches (organization_id, user_id, license_id, prompt_id,"
+                            " total_tasks) SELECT %s, %s, %s, id, %s FROM celaest.prompts_master WHERE slug = %s"
+                            " RETURNING id", (db.org_id, db.user_id, db.license_id, size, prompt))
+    scalar(conn, "INSERT INTO celaest.processed_tasks (organization_id, user_id, license_id, batch_id, prompt_id,"
+                 "  input_type, input_metadata, status)"
+                 " SELECT b.organization_id, b.user_id, b.license_id, b.id, b.prompt_id, 'batch',"
+                 "  jsonb_build_object('variables', jsonb_build_object('word', 'boundary-' || i),"
+                 "                     'options', '{}'::jsonb, 'index', i), 'pending'"
+                 " FROM celaest.task_batches b, generate_series(0, %s - 1) AS i WHERE b.id = %s",
+           (size, batch_id))
     assert scalar(conn, "SELECT celaest._claim_batch_tasks(%s)", (size,)) == size
     return conn, batch_id
 

@@ -23,7 +23,7 @@ SELECT p.oid::regprocedure AS unprefixed_function_outside_the_api
  WHERE p.pronamespace = 'celaest'::regnamespace
    AND p.proname NOT LIKE '\_%'
    AND p.proname NOT IN (SELECT name FROM public_api)
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 
 -- Every API name is installed. Expect no rows.
 SELECT a.name AS missing_api_function
@@ -39,7 +39,7 @@ SELECT p.oid::regprocedure AS definer_without_search_path
  WHERE p.pronamespace = 'celaest'::regnamespace
    AND p.prosecdef
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) AS c WHERE c LIKE 'search\_path=%')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 
 -- Volatility and PARALLEL are chosen, not defaulted: the default of both (VOLATILE,
 -- PARALLEL UNSAFE) is pinned here for every function that has it, so a new function that
@@ -51,7 +51,7 @@ SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proparall
    AND p.prorettype <> 'trigger'::regtype
    AND (p.provolatile = 'v' OR p.proparallel = 'u')
    AND p.proname NOT LIKE '\_boundary\_%'
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 
 -- Who may run what: the functions PUBLIC may execute. The API ones that are not here are
 -- administrative (EXECUTE revoked: grant it to the roles that manage keys or usage); the
@@ -63,7 +63,7 @@ SELECT p.oid::regprocedure AS executable_by_public,
  WHERE p.pronamespace = 'celaest'::regnamespace
    AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
                 WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
- ORDER BY 2, 1::text;
+ ORDER BY 2, p.oid::regprocedure::text;
 
 -- Internal trigger functions are not executable by PUBLIC (a trigger does not need it).
 -- Expect no rows.
@@ -73,6 +73,6 @@ SELECT p.oid::regprocedure AS trigger_function_executable_by_public
    AND p.prorettype = 'trigger'::regtype
    AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
                 WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 
 DROP TABLE public_api;
