@@ -25,21 +25,30 @@ std::string string_at(const Json& j, std::string_view key) {
   return (v != nullptr && v->is_string()) ? v->get<std::string>() : std::string();
 }
 
+namespace {
+
+long long as_count(long double value) {
+  if (!(value > 0)) return 0;  // negative, zero or NaN
+  return value >= static_cast<long double>(kMaxCount) ? kMaxCount : static_cast<long long>(value);
+}
+
+}  // namespace
+
 long long count_at(const Json& j, std::string_view key) {
   const Json* v = member(j, key);
   if (v == nullptr) return 0;
-  if (v->is_number_integer()) return v->get<long long>();
-  if (v->is_number_unsigned()) return static_cast<long long>(v->get<unsigned long long>());
+  if (v->is_number_integer()) return as_count(static_cast<long double>(v->get<long long>()));
+  if (v->is_number_unsigned()) return as_count(static_cast<long double>(v->get<unsigned long long>()));
   if (v->is_number_float()) {
     const double d = v->get<double>();
-    return std::isfinite(d) && std::fabs(d) < 9.0e18 ? static_cast<long long>(d) : 0;
+    return std::isfinite(d) ? as_count(d) : 0;
   }
   if (v->is_string()) {
     const std::string s = v->get<std::string>();
     std::string_view t = trim(s);
     long long out = 0;
     auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
-    return (ec == std::errc() && ptr == t.data() + t.size()) ? out : 0;
+    return (ec == std::errc() && ptr == t.data() + t.size()) ? as_count(static_cast<long double>(out)) : 0;
   }
   return 0;
 }

@@ -22,8 +22,11 @@ const Json* member(const Json& j, std::string_view key);
 // j[key] as a string; "" when absent or not a string.
 std::string string_at(const Json& j, std::string_view key);
 
-// j[key] as a whole number: integers, floats (truncated) and numeric strings (proto
-// int64 fields are strings in JSON); 0 when absent or unreadable.
+// j[key] as a count (tokens): integers, floats (truncated) and numeric strings (proto int64
+// fields are strings in JSON); 0 when absent, unreadable or negative, and at most kMaxCount,
+// so that a provider's nonsense can neither bill a negative amount nor overflow a sum of
+// counts (found by fuzzing: "completion_tokens": -9 was taken as it was).
+inline constexpr long long kMaxCount = 1'000'000'000'000;  // 10^12 tokens
 long long count_at(const Json& j, std::string_view key);
 
 // Request bodies are serialized with invalid UTF-8 replaced (U+FFFD) rather than

@@ -8,6 +8,7 @@
 #include "core/codec.hpp"
 #include "core/http_date.hpp"
 #include "core/json_output.hpp"
+#include "core/json_util.hpp"
 #include "core/retry_hint.hpp"
 #include "core/template.hpp"
 
@@ -96,3 +97,28 @@ TEST(FuzzFindings, TemplateWithManyDistinctMissingNamesRendersInLinearTime) {
 
 }  // namespace
 }  // namespace celaest::core
+
+TEST(FuzzFindings, TokenCountsAreNeverNegativeNorOverflow) {
+  // decode_openai found "completion_tokens": -9 taken as it was: a negative cost, a key's
+  // tokens_used going down. Negative counts read as 0; absurd ones are capped, so that sums of
+  // counts (Anthropic's input + cache tokens) cannot overflow.
+  celaest::core::HttpResponse response;
+  response.status = 200;
+  response.body = R"({"id":"c","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,)"
+                  R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+                  R"("usage":{"prompt_tokens":5,"completion_tokens":-9}})";
+  celaest::core::ChatRequest request;
+  request.model = "gpt-4o-mini";
+  request.messages = {{"user", "hello"}};
+  celaest::core::ChatResult result = celaest::core::codec_for(celaest::core::Provider::OpenAI).decode_chat(response, request);
+  EXPECT_EQ(result.tokens_input, 5);
+  EXPECT_EQ(result.tokens_output, 0);
+
+  response.body = R"({"id":"m","type":"message","role":"assistant","model":"claude","content":[{"type":"text",)"
+                  R"("text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":9223372036854775807,)"
+                  R"("cache_creation_input_tokens":9223372036854775807,"cache_read_input_tokens":1e300,)"
+                  R"("output_tokens":"-4"}})";
+  result = celaest::core::codec_for(celaest::core::Provider::Anthropic).decode_chat(response, request);
+  EXPECT_EQ(result.tokens_input, 3 * celaest::core::kMaxCount);
+  EXPECT_EQ(result.tokens_output, 0);
+}
