@@ -1,4 +1,4 @@
-// The state code of a license in force, quota aside (license_code() of SQL module 25), from
+// The state code of a license in force, quota aside (_license_code() in src/sql/22_licensing_rules.sql), from
 // its status and whether its dates have passed: kept apart from PostgreSQL and tested alone.
 #pragma once
 

@@ -524,3 +524,28 @@ def test_submit_batch_with_p_user_id_and_no_session_user_works_every_time(env):
             env.submit(org, words(tag(), 1), conn=conn, by_argument=True)
     finally:
         conn.close()
+
+
+def test_the_maintenance_worker_refreshes_todays_roi_rows(env):
+    # API.md "ROI": the upkeep worker refreshes yesterday's and today's daily rows of every
+    # organization (celaest.roi_refresh_interval). A finished task of a new organization shows
+    # up in its daily roi_metrics row without anyone calling aggregate_roi.
+    org = env.org()
+    with env.admin.cursor() as cur:
+        cur.execute("INSERT INTO celaest.processed_tasks (organization_id, user_id, license_id, input_type, status,"
+                    " tokens_input, tokens_output, cost_usd, execution_time_ms, ai_time_ms, completed_at)"
+                    " VALUES (%s, %s, %s, 'chat', 'completed', 10, 5, 0.000123, 40, 30, now())",
+                    (org["org_id"], org["user_id"], org["license_id"]))
+    env.set_runner_setting("celaest.roi_refresh_interval", "1")  # the reload wakes the worker
+    try:
+        deadline = time.time() + 15
+        row = None
+        while time.time() < deadline and row is None:
+            row = scalar(env.admin, "SELECT tasks_completed FROM celaest.roi_metrics WHERE organization_id = %s"
+                                    " AND period_type = 'daily'", (org["org_id"],))
+            if row is None:
+                scalar(env.admin, "SELECT pg_reload_conf()")  # wake it again: its pass may have begun before
+                time.sleep(0.5)
+        assert row == 1, row
+    finally:
+        env.set_runner_setting("celaest.roi_refresh_interval", None)

@@ -16,7 +16,7 @@ class KeyHealth {
   void record_use(const std::string& key_id, long long tokens);  // increment_api_key_usage
   // The common outcome of a call: record_use(), plus succeeded() when the key had failures
   // (`had_failures`, from the routing copy, or failures recorded through this object). A
-  // clean key's row gets the usage columns only, which no cache watches (module 78).
+  // clean key's row gets the usage columns only, which no cache watches (src/sql/78_cache_validity.sql).
   void record_successful_use(const std::string& key_id, long long tokens, bool had_failures);
   void succeeded(const std::string& key_id);                      // resets the failure count
   // Counts a failure; `definitive` (401/403/invalid key/billing) marks the key unhealthy at once.

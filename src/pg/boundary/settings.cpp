@@ -17,6 +17,7 @@ char* encryption_key = nullptr;
 char* worker_databases = nullptr;
 char* worker_database = nullptr;
 int health_check_interval_s = 300;
+int roi_refresh_interval_s = 900;
 int health_failure_threshold = 3;
 int http_timeout_ms = 60000;
 int http_connect_timeout_ms = 10000;
@@ -88,6 +89,9 @@ void define_all() {
   }
   define_int("celaest.health_check_interval", "Seconds between background API-key health checks (0 disables).",
              &health_check_interval_s, 300, 0, 86400, PGC_SIGHUP, GUC_UNIT_S);
+  define_int("celaest.roi_refresh_interval",
+             "Seconds between the background refreshes of yesterday's and today's daily ROI rows (0 disables).",
+             &roi_refresh_interval_s, 900, 0, 86400, PGC_SIGHUP, GUC_UNIT_S);
   define_int("celaest.health_failure_threshold", "Consecutive failures after which an API key is marked unhealthy.",
              &health_failure_threshold, 3, 1, 1000, PGC_SUSET);
   define_int("celaest.http_timeout", "Total timeout of one provider HTTP call.", &http_timeout_ms, 60000, 100,

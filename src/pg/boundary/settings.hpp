@@ -7,6 +7,7 @@ extern char* encryption_key;         // superuser only, never shown
 extern char* worker_databases;       // celaest.databases: the databases the launcher may serve ('' = all)
 extern char* worker_database;        // celaest.database: its one-name alias, kept for 0.1.0 configurations
 extern int health_check_interval_s;  // seconds between API-key health checks
+extern int roi_refresh_interval_s;   // seconds between refreshes of the recent daily ROI rows
 extern int health_failure_threshold; // consecutive failures before a key is marked unhealthy
 extern int http_timeout_ms;
 extern int http_connect_timeout_ms;

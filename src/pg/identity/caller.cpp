@@ -11,7 +11,7 @@ namespace celaest::pg {
 namespace {
 
 // Organization of each user seen by this backend, with the identity generation it was read
-// under (module 78 invalidates on a move, a soft delete or a removal). Only users with a
+// under (src/sql/78_cache_validity.sql invalidates on a move, a soft delete or a removal). Only users with a
 // live profile and an organization are kept: every refusal is read again, and raised, by
 // the query.
 struct KeptOrganization {

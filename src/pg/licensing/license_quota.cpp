@@ -29,7 +29,7 @@ namespace {
 
 int64_t to_int64(const Text& text) { return text ? std::stoll(*text) : 0; }
 
-// `_license_terms(org)` of module 25 ('<license id> <cap> <status>', '' when none is in force), called
+// `_license_terms(org)` (src/sql/24_licensing_quota.sql) ('<license id> <cap> <status>', '' when none is in force), called
 // through fmgr: owner's rights and a fixed search_path (its SECURITY DEFINER and SET clause),
 // and no EXECUTE check, since nobody is granted it. What one caller reads here serves all.
 std::string read_terms_text(const std::string& organization_id) {
@@ -47,7 +47,7 @@ std::string read_terms_text(const std::string& organization_id) {
 }
 
 // The terms of the organization's license in force: which license, and its effective AI
-// cap. They change only through the columns that module 78's triggers watch, so a copy in
+// cap. They change only through the columns that src/sql/78_cache_validity.sql's triggers watch, so a copy in
 // shared memory stamped with the cache generation stands for them.
 std::optional<license_terms_cache::LicenseTermsCopy> license_terms(const std::string& organization_id) {
   const std::optional<uint64_t> generation = cache_validity::current(cache_validity::Domain::Licensing);

@@ -149,11 +149,15 @@ void on_exit_detach(int, Datum) noexcept {
   run_entry_point("worker exit", OnFailure::Warn, [&] { worker_detached(my_slot, my_role); });
 }
 
-// License upkeep every minute; API-key health checks every celaest.health_check_interval.
+// License upkeep every minute; API-key health checks every celaest.health_check_interval; the
+// recent daily ROI rows every celaest.roi_refresh_interval.
 [[noreturn]] void maintenance_loop() {
   MemoryContext loop_context = pg_guarded(
       [] { return AllocSetContextCreate(TopMemoryContext, "celaest maintenance", ALLOCSET_DEFAULT_SIZES); });
-  TimestampTz next_health_check = 0;
+  // When each job last ran: its interval is read at every pass, so a reload that shortens it
+  // applies at once (a SIGHUP also wakes this loop).
+  TimestampTz last_health_check = 0;
+  TimestampTz last_roi_refresh = 0;
   for (;;) {
     start_pass(loop_context);
     if (!RecoveryInProgress()) {
@@ -162,10 +166,19 @@ void on_exit_detach(int, Datum) noexcept {
           "ELSE celaest.refresh_licenses()::bigint END");
       TimestampTz now = GetCurrentTimestamp();
       int interval_s = settings::health_check_interval_s;
-      if (interval_s > 0 && now >= next_health_check) {
+      if (interval_s > 0 && now >= TimestampTzPlusMilliseconds(last_health_check, (int64)interval_s * 1000)) {
         worker_state(my_slot, my_role, "checking api keys");
         run("SELECT count(*) FROM celaest.check_api_keys()");
-        next_health_check = TimestampTzPlusMilliseconds(now, (int64)interval_s * 1000);
+        last_health_check = now;
+      }
+      // Yesterday's and today's daily ROI rows of every organization, in its own time zone
+      // (API.md "ROI": the upkeep worker refreshes them).
+      const int roi_interval_s = settings::roi_refresh_interval_s;
+      if (roi_interval_s > 0 && now >= TimestampTzPlusMilliseconds(last_roi_refresh, (int64)roi_interval_s * 1000)) {
+        worker_state(my_slot, my_role, "refreshing roi");
+        run("SELECT CASE WHEN to_regprocedure('celaest._roi_refresh_recent()') IS NULL THEN 0 "
+            "ELSE celaest._roi_refresh_recent()::bigint END");
+        last_roi_refresh = now;
       }
     }
     worker_state(my_slot, my_role, "idle");
