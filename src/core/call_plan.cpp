@@ -51,8 +51,10 @@ bool CallPlan::next_request(TransferRequest& request) {
     chat_.model = model.model_id;
     TransferLimits transfer = limits_.transfer;
     if (deadline_ms_) {
-      // The request may use what is left of the call's time, no more.
-      transfer.timeout_ms = std::max<long>(1, static_cast<long>(*deadline_ms_ - services_.now_ms()));
+      // Each request keeps its own bound (celaest.http_timeout) and may use no more than what
+      // is left of the call's time.
+      const long left = std::max<long>(1, static_cast<long>(*deadline_ms_ - services_.now_ms()));
+      transfer.timeout_ms = transfer.timeout_ms > 0 ? std::min(transfer.timeout_ms, left) : left;
     }
     request = TransferRequest{codec_for(model.provider).encode_chat(chat_, current_key_->base_url, current_key_->secret),
                               transfer};

@@ -542,7 +542,8 @@ def test_the_maintenance_worker_refreshes_todays_roi_rows(env):
         row = None
         while time.time() < deadline and row is None:
             row = scalar(env.admin, "SELECT tasks_completed FROM celaest.roi_metrics WHERE organization_id = %s"
-                                    " AND period_type = 'daily'", (org["org_id"],))
+                                    " AND period_type = 'daily' AND period_start = (now() AT TIME ZONE 'UTC')::date",
+                         (org["org_id"],))
             if row is None:
                 scalar(env.admin, "SELECT pg_reload_conf()")  # wake it again: its pass may have begun before
                 time.sleep(0.5)
