@@ -29,7 +29,7 @@ ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_string_check
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir build/asan --output-on-failure -j2 | tail -n 3
 
-echo "== fuzz targets, a few seconds each (test/fuzz)"
+echo "== fuzz targets, 5,000 reproducible inputs each (test/fuzz)"
 test/fuzz/run.sh
 
 echo "== mock provider self-test"
