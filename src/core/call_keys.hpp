@@ -26,6 +26,10 @@ struct KeyChoice {
   std::string secret;             // plaintext: lives only for the call, never logged
   std::string base_url;
   bool has_failures = false;  // consecutive_failures > 0: a success must reset them
+  // The outbound guard (API.md), decided by the key source for a base URL that a superuser did
+  // not set: the address the transfer is pinned to, or why the destination is refused.
+  std::string pinned_address;
+  std::string blocked_reason;  // non-empty: nothing is sent with this key (blocked_destination)
 };
 
 class KeySource {

@@ -48,6 +48,10 @@ bool CallPlan::next_request(TransferRequest& request) {
       if (retry_round_or_next_model()) return false;  // wait backoff_ms(), then the next round
       continue;
     }
+    if (!current_key_->blocked_reason.empty()) {
+      refuse_destination(model);  // the key is not tried again; the next one may do
+      continue;
+    }
     chat_.model = model.model_id;
     TransferLimits transfer = limits_.transfer;
     if (deadline_ms_) {
@@ -58,6 +62,7 @@ bool CallPlan::next_request(TransferRequest& request) {
     }
     request = TransferRequest{codec_for(model.provider).encode_chat(chat_, current_key_->base_url, current_key_->secret),
                               transfer};
+    request.pinned_address = current_key_->pinned_address;
     return true;
   }
   if (!finished_) {
@@ -68,6 +73,22 @@ bool CallPlan::next_request(TransferRequest& request) {
     }
   }
   return false;
+}
+
+// The outbound guard refused the key's destination: an attempt that reached nobody (nothing is
+// sent, nothing charged), recorded as blocked_destination; the call ends with it unless another
+// key or model answers.
+void CallPlan::refuse_destination(const ModelChoice& model) {
+  ChatResult refused;
+  refused.ok = false;
+  refused.error_code = "blocked_destination";
+  refused.error_message = "outbound call refused: " + current_key_->blocked_reason;
+  outcome_.history.push_back(AttemptRecord{model.model_id, current_key_->id, 0, refused.error_code, 0});
+  outcome_.model = model;
+  outcome_.key_id = current_key_->id;
+  outcome_.blocked = true;
+  if (current_key_->id) excluded_keys_.insert(*current_key_->id);
+  last_failure_ = std::move(refused);
 }
 
 bool CallPlan::retry_round_or_next_model() {

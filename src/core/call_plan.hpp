@@ -50,6 +50,7 @@ struct CallOutcome {
   std::vector<AttemptRecord> history;
   std::optional<std::string> output_json;  // JSON text, in JSON mode
   long long cost_micro_usd = 0;
+  bool blocked = false;  // a key's destination was refused by the outbound guard (blocked_destination)
 };
 
 // What the plan depends on besides its input.
@@ -90,6 +91,7 @@ class CallPlan {
  private:
   ChatResult decode(const TransferResponse& response) const;
   void next_model(ChatResult failure);
+  void refuse_destination(const ModelChoice& model);
   void finish(ChatResult result);
   // Every usable key of the model failed in this round: back off and retry the round, or go on
   // to the next model. False when the call is over.

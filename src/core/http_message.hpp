@@ -41,6 +41,10 @@ struct TransferLimits {
 // A message on its way out: what to send, and the limits of sending it.
 struct TransferRequest : HttpRequest {
   TransferLimits limits;
+  // "+host:port:address" (libcurl's CURLOPT_RESOLVE form): the URL's host connects to this
+  // address and no other, so that a DNS answer changing after the outbound guard checked it
+  // cannot redirect the transfer. Empty: libcurl resolves the host itself.
+  std::string pinned_address;
 };
 
 enum class TransportError {

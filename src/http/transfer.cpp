@@ -96,6 +96,10 @@ CURLcode Transfer::set_options(CURLSH* share) {
   check(curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""));  // every encoding libcurl can decode
   check(curl_easy_setopt(e, CURLOPT_USERAGENT, kUserAgent));
   check(curl_easy_setopt(e, CURLOPT_HTTPHEADER, header_list_.get()));
+  if (!request_.pinned_address.empty()) {
+    resolve_list_.reset(curl_slist_append(nullptr, request_.pinned_address.c_str()));
+    check(resolve_list_ ? curl_easy_setopt(e, CURLOPT_RESOLVE, resolve_list_.get()) : CURLE_OUT_OF_MEMORY);
+  }
   check(curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L));
   check(curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, kKeepIdleSeconds));
   check(curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, kKeepIntervalSeconds));
@@ -170,6 +174,7 @@ CURL* Transfer::release() noexcept {
   CURL* easy = easy_;
   if (easy != nullptr) curl_easy_reset(easy);  // before the header list it points to goes
   header_list_.reset();
+  resolve_list_.reset();
   easy_ = nullptr;
   return easy;
 }

@@ -57,6 +57,7 @@ class Transfer {
   AbortProbe& probe_;
   CURL* easy_ = nullptr;
   HeaderList header_list_;
+  HeaderList resolve_list_;  // CURLOPT_RESOLVE's one entry (Request::pinned_address)
   std::chrono::steady_clock::time_point started_{};
   size_t header_bytes_ = 0;
   bool cap_tripped_ = false;   // the body passed max_response_bytes

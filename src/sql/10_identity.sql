@@ -162,11 +162,97 @@ SELECT pg_catalog.pg_extension_config_dump('celaest.organizations', '');
 SELECT pg_catalog.pg_extension_config_dump('celaest.users_profile', '');
 
 -- ---------------------------------------------------------------------------
--- Who is calling (API.md): celaest.user_id setting, else Supabase auth.uid().
+-- Who is calling (API.md, "Who is calling, and who may act for whom").
 -- ---------------------------------------------------------------------------
+-- The calling role is the role SET ROLE chose, else the session user: the role that
+-- called, whatever owner a SECURITY DEFINER function of ours switched to since. (A
+-- SECURITY DEFINER function changes current_user but neither of these.)
+CREATE FUNCTION celaest._calling_role()
+RETURNS oid
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.oid
+      FROM pg_catalog.pg_roles AS r
+     WHERE r.rolname = CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                            ELSE current_setting('role') END;
+$$;
+COMMENT ON FUNCTION celaest._calling_role() IS
+    'Internal (identity): the role that called: the role of SET ROLE, else the session user; a SECURITY DEFINER function''s owner never counts.';
+
+-- The access level of a role (module 84 grants them): superusers and the extension's
+-- owner are service; otherwise membership of the level's group role.
+CREATE FUNCTION celaest._level_of(p_role oid)
+RETURNS text
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+               WHEN p_role IS NULL THEN NULL
+               WHEN r.rolsuper THEN 'service'
+               -- The owner, and roles holding the owner's privileges.
+               WHEN pg_has_role(r.oid, (SELECT e.extowner FROM pg_catalog.pg_extension AS e
+                                         WHERE e.extname = 'celaest'), 'USAGE') THEN 'service'
+               -- A member of a level's group: directly (a NOINHERIT role such as Supabase's,
+               -- which grant_access also gives the privileges themselves), or inheriting it.
+               WHEN 'celaest_service' = ANY (m.direct) OR pg_has_role(r.oid, 'celaest_service', 'USAGE')
+                   THEN 'service'
+               WHEN 'celaest_authenticated' = ANY (m.direct) OR pg_has_role(r.oid, 'celaest_authenticated', 'USAGE')
+                   THEN 'authenticated'
+               WHEN 'celaest_readonly' = ANY (m.direct) OR pg_has_role(r.oid, 'celaest_readonly', 'USAGE')
+                   THEN 'readonly'
+           END
+      FROM pg_catalog.pg_roles AS r
+      CROSS JOIN LATERAL (SELECT array_agg(g.rolname::text) AS direct
+                            FROM pg_catalog.pg_auth_members AS am
+                            JOIN pg_catalog.pg_roles AS g ON g.oid = am.roleid
+                           WHERE am.member = r.oid) AS m
+     WHERE r.oid = p_role;
+$$;
+COMMENT ON FUNCTION celaest._level_of(oid) IS
+    'Internal (identity): the CELAEST access level of a role: service (superusers, the extension owner and roles using its privileges, members of celaest_service), authenticated, readonly, or NULL (none).';
+
+CREATE FUNCTION celaest._caller_level()
+RETURNS text
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT celaest._level_of(celaest._calling_role());
+$$;
+COMMENT ON FUNCTION celaest._caller_level() IS
+    'Internal (identity): the access level of the calling role (service, authenticated, readonly or NULL).';
+
+-- Supabase's JWT subject. Called dynamically: auth.uid() need not exist. SECURITY DEFINER:
+-- a role given end-user access need not be able to reach schema auth itself; auth.uid()
+-- reads only the request's own settings.
+CREATE FUNCTION celaest._auth_uid()
+RETURNS uuid
+LANGUAGE plpgsql
+STABLE PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user uuid;
+BEGIN
+    IF to_regprocedure('auth.uid()') IS NOT NULL THEN
+        EXECUTE 'SELECT auth.uid()' INTO v_user;
+    END IF;
+    RETURN v_user;
+END;
+$$;
+COMMENT ON FUNCTION celaest._auth_uid() IS
+    'Internal (identity): Supabase auth.uid() (the JWT subject) when that function exists, else NULL.';
+
 -- STABLE: within one statement the answer cannot change. A malformed setting is a
 -- caller bug and raises in both variants (silently acting as "nobody" would hide
 -- it and drop the actor from audit rows); only "no user at all" differs.
+-- By level: a service caller names the user (celaest.user_id, else auth.uid()); any other
+-- caller is auth.uid() alone, and a celaest.user_id that differs from it is refused (42501)
+-- rather than ignored, so that a client that tries it learns it at once.
 CREATE FUNCTION celaest._current_user_id_or_null()
 RETURNS uuid
 LANGUAGE plpgsql
@@ -175,7 +261,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_setting text := btrim(current_setting('celaest.user_id', true));
-    v_user    uuid;
+    v_named   uuid;
+    v_auth    uuid := celaest._auth_uid();
 BEGIN
     IF v_setting IS NOT NULL AND v_setting <> '' THEN
         -- The forms uuid_in accepts: 32 hex digits, optionally '-' after any group of
@@ -185,21 +272,23 @@ BEGIN
                 USING ERRCODE = 'invalid_text_representation',
                       HINT = 'SET celaest.user_id to the users_profile.id of the acting user, or RESET it.';
         END IF;
-        RETURN v_setting::uuid;
+        v_named := v_setting::uuid;
     END IF;
 
-    -- Supabase: the JWT "sub" claim. Called dynamically: auth.uid() need not exist.
-    IF to_regprocedure('auth.uid()') IS NOT NULL THEN
-        EXECUTE 'SELECT auth.uid()' INTO v_user;
-        RETURN v_user;
+    IF celaest._caller_level() = 'service' THEN
+        RETURN coalesce(v_named, v_auth);
     END IF;
-
-    RETURN NULL;
+    IF v_named IS NOT NULL AND v_named IS DISTINCT FROM v_auth THEN
+        RAISE EXCEPTION 'permission denied to act as another CELAEST user'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'celaest.user_id is honoured for service callers only; this role is identified by auth.uid().',
+                  HINT = 'RESET celaest.user_id, or call through a role with grant_access(..., ''service'').';
+    END IF;
+    RETURN v_auth;
 END;
 $$;
 COMMENT ON FUNCTION celaest._current_user_id_or_null() IS
-    'The acting CELAEST user: the setting celaest.user_id, else Supabase auth.uid(), else NULL. Raises 22P02 when celaest.user_id is set but not a uuid. Used by row-level security and automatic auditing.';
--- Executable by PUBLIC: the row-level security policies (85_security.sql) call it as the querying role.
+    'The acting CELAEST user, or NULL. A service caller (superuser, extension owner, grant_access(..., ''service'')): the setting celaest.user_id, else Supabase auth.uid(). Any other caller: auth.uid() alone; a celaest.user_id that differs from it raises 42501. Raises 22P02 when celaest.user_id is set but not a uuid. Used by row-level security and automatic auditing.';
 
 CREATE FUNCTION celaest.current_user_id()
 RETURNS uuid
@@ -233,12 +322,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT u.organization_id
       FROM celaest.users_profile AS u
+      JOIN celaest.organizations AS o ON o.id = u.organization_id AND o.deleted_at IS NULL
      WHERE u.id = celaest._current_user_id_or_null()
        AND u.deleted_at IS NULL;
 $$;
 COMMENT ON FUNCTION celaest._current_org_id_or_null() IS
-    'Organization of the acting user (users_profile.organization_id), or NULL when there is no user, no live profile or no organization. Used by row-level security.';
--- Executable by PUBLIC: the row-level security policies (85_security.sql) call it as the querying role.
+    'Organization of the acting user (users_profile.organization_id), or NULL when there is no user, no live profile or no live (not soft-deleted) organization. Used by row-level security.';
 
 CREATE FUNCTION celaest.current_org_id()
 RETURNS uuid
@@ -260,6 +349,12 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'There is no live row in celaest.users_profile with this id (missing or soft-deleted).',
                   HINT = 'Create the user''s celaest.users_profile row, or act as another user.';
+    END IF;
+    -- A soft-deleted organization acts for nobody.
+    IF v_org IS NOT NULL AND NOT EXISTS (SELECT 1 FROM celaest.organizations AS o
+                                          WHERE o.id = v_org AND o.deleted_at IS NULL) THEN
+        RAISE EXCEPTION 'the organization of CELAEST user % is deleted', v_user
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN v_org;
 END;

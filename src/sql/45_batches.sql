@@ -13,25 +13,15 @@ CREATE FUNCTION celaest.submit_batch(p_prompt text, p_inputs jsonb, p_user_id uu
 COMMENT ON FUNCTION celaest.submit_batch(text, jsonb, uuid, jsonb) IS
     'Queues a batch: p_inputs is a JSON array of variable objects for the prompt (slug or slug@version); checks max_batch_size and the AI requests left (LC010) and every input''s variables (LC030), creates the task_batches row and one pending task per input, wakes the batch runner and returns the batch id. Options as run_prompt, plus name and priority.';
 
--- Who may see, wait for or cancel a batch: the acting CELAEST user's organization, a
--- CELAEST super_admin, or a role that may write task_batches itself (its owner, a superuser,
--- an operator granted UPDATE). Asked from inside SECURITY DEFINER functions, so the invoking
--- role is read from the role setting (SET ROLE) or, without one, session_user. Others get
--- "does not exist": a batch id of another organization reveals nothing.
-CREATE FUNCTION celaest._batch_visible(p_org_id uuid) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT p_org_id = celaest._current_org_id_or_null()
-        OR celaest._current_user_is_super_admin()
-        OR has_table_privilege(CASE WHEN current_setting('role') = 'none' THEN session_user::text
-                                    ELSE current_setting('role') END,
-                               'celaest.task_batches', 'UPDATE');
-$$;
-COMMENT ON FUNCTION celaest._batch_visible(uuid) IS
-    'Internal: true when the caller may see a batch of this organization (its own organization, a CELAEST super_admin, or a role that may update task_batches).';
-REVOKE EXECUTE ON FUNCTION celaest._batch_visible(uuid) FROM PUBLIC;
+CREATE FUNCTION celaest._wake_batch_runner() RETURNS void
+    AS 'MODULE_PATHNAME', 'celaest_wake_batch_runner'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION celaest._wake_batch_runner() IS
+    'Internal: sets the batch runner''s latch so that newly queued tasks start at once.';
 
+-- Who may see, wait for or cancel a batch: module 84's _batch_access (defined later; plpgsql
+-- resolves it when called). Others get "does not exist": a batch id of another organization
+-- reveals nothing.
 CREATE FUNCTION celaest.batch_status(p_batch_id uuid) RETURNS jsonb
     LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -43,7 +33,7 @@ DECLARE
     v_eta    numeric;
 BEGIN
     SELECT * INTO v_batch FROM celaest.task_batches WHERE id = p_batch_id;
-    IF NOT FOUND OR NOT celaest._batch_visible(v_batch.organization_id) THEN
+    IF NOT FOUND OR NOT celaest._batch_access(v_batch.organization_id, v_batch.user_id, 'read') THEN
         RAISE EXCEPTION 'batch % does not exist', p_batch_id USING ERRCODE = 'no_data_found';
     END IF;
     SELECT count(*) AS total,
@@ -108,11 +98,17 @@ CREATE FUNCTION celaest.cancel_batch(p_batch_id uuid) RETURNS integer
 AS $$
 DECLARE
     v_org       uuid;
+    v_owner     uuid;
     v_cancelled integer;
 BEGIN
-    SELECT organization_id INTO v_org FROM celaest.task_batches WHERE id = p_batch_id;
-    IF NOT FOUND OR NOT celaest._batch_visible(v_org) THEN
+    SELECT organization_id, user_id INTO v_org, v_owner FROM celaest.task_batches WHERE id = p_batch_id;
+    IF NOT FOUND OR NOT celaest._batch_access(v_org, v_owner, 'read') THEN
         RAISE EXCEPTION 'batch % does not exist', p_batch_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF NOT celaest._batch_access(v_org, v_owner, 'cancel') THEN
+        RAISE EXCEPTION 'permission denied for function cancel_batch: batch % is not yours to cancel', p_batch_id
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'An operator cancels its own batches; managers and admins their organization''s.';
     END IF;
     -- Tasks a runner holds right now finish; every task still queued is cancelled. Locks are
     -- taken in the runner's order (tasks, then the batch row) and waited for, never skipped:
@@ -130,7 +126,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION celaest.cancel_batch(uuid) IS
-    'Cancels every task of the batch still queued (tasks in flight finish) and marks the batch cancelled; returns how many tasks were cancelled. A batch of another organization does not exist for the caller (P0002).';
+    'Cancels every task of the batch still queued (tasks in flight finish) and marks the batch cancelled; returns how many tasks were cancelled. A batch of another organization does not exist for the caller (P0002); one the caller may see but not cancel (an operator''s batch for another operator, a viewer, readonly) is 42501.';
 
 -- Batch counters and status from its tasks. Internal.
 CREATE FUNCTION celaest._refresh_batch(p_batch_id uuid) RETURNS void

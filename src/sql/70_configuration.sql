@@ -135,7 +135,10 @@ AS $$
 DECLARE
     v_value jsonb;
 BEGIN
-    IF NOT has_table_privilege('celaest.system_config', 'SELECT') THEN
+    -- Only service callers read sensitive rows of the table (module 85); everyone else
+    -- goes through the masked read, which shows them to super_admins.
+    IF NOT has_table_privilege('celaest.system_config', 'SELECT')
+       OR celaest._caller_level() IS DISTINCT FROM 'service' THEN
         RETURN celaest._config_get_masked(p_key);
     END IF;
     SELECT c.value INTO v_value FROM celaest.system_config AS c WHERE c.key = p_key;

@@ -1,108 +1,104 @@
--- CELAEST — security: privileges and row-level tenant isolation (Supabase style).
+-- CELAEST — module 85: row-level security on every table (API.md, "Who is calling, and who
+-- may act for whom"). The privileges themselves (which level may read or write what) are
+-- granted by module 84 (_apply_access_privileges, run at the end of the install script).
 --
--- * Tenant tables: ROW LEVEL SECURITY enabled (not FORCEd, so the owner, superusers
---   and the extension's SECURITY DEFINER functions are unaffected). A role sees the
---   rows of its own organization (celaest._current_org_id_or_null()); a super_admin
---   (global administrator) sees all. Everyone may SELECT them, which is what the
---   security_invoker views need; writes are not granted (the extension's functions
---   write), and if a DBA grants them the same policies bound them.
--- * Catalog tables (plans, models, prompts, flags): readable by everyone.
--- * ai_api_pool and system_config: no access for non-owners. They hold secrets.
+-- * Tenant tables: a caller reads the rows of its acting user's organization; readonly
+--   callers, service callers acting for no user and super_admins read every organization.
+--   Writes: service callers acting for no user and super_admins everywhere; a manager or
+--   admin the users of its organization (users_profile), an admin its organization's
+--   settings (organizations). A user of organization A reads and writes zero rows of B.
+-- * Platform tables (plans, models, prompts, flags, key pool, system config): read by every
+--   level (the key pool only by service, readonly and super_admins, never its ciphertext,
+--   which no level may select; sensitive config values only by service), written only by
+--   service callers and super_admins.
+-- * RLS is enabled, not FORCEd: the extension's own SECURITY DEFINER functions run as the
+--   owner and must see every row (the queue, the ledger, exact counts); each of them decides
+--   for its caller itself (module 84: _ai_caller, _batch_access).
 --
--- The policies call the helper functions through scalar subqueries, so each is
--- evaluated once per statement (an InitPlan), not once per row.
---
--- Identity comes from the setting celaest.user_id (or Supabase auth.uid()). Any
--- session that can run SQL can SET celaest.user_id, so this isolates tenants for
--- applications that set it on their users' behalf (or for Supabase JWT users);
--- it does not defend against roles that run arbitrary SQL.
-
-GRANT USAGE ON SCHEMA celaest TO PUBLIC;
+-- The policies call the helper functions through scalar subqueries, so each is evaluated
+-- once per statement (an InitPlan), not once per row.
 
 -- ---------------------------------------------------------------------------
 -- Tenant tables
 -- ---------------------------------------------------------------------------
 ALTER TABLE celaest.organizations ENABLE ROW LEVEL SECURITY;
-CREATE POLICY organizations_tenant_isolation ON celaest.organizations
+CREATE POLICY organizations_read ON celaest.organizations FOR SELECT
     USING (id = (SELECT celaest._current_org_id_or_null())
-           OR (SELECT celaest._current_user_is_super_admin()));
+           OR (SELECT celaest._sees_every_org()));
+CREATE POLICY organizations_write ON celaest.organizations
+    USING ((SELECT celaest._writes_every_org()))
+    WITH CHECK ((SELECT celaest._writes_every_org()));
+CREATE POLICY organizations_settings ON celaest.organizations FOR UPDATE
+    USING (id = (SELECT celaest._current_org_id_or_null()) AND (SELECT celaest._acting_user_may('org:settings')))
+    WITH CHECK (id = (SELECT celaest._current_org_id_or_null()) AND (SELECT celaest._acting_user_may('org:settings')));
 
 -- A user also always sees their own profile, with or without an organization.
 ALTER TABLE celaest.users_profile ENABLE ROW LEVEL SECURITY;
-CREATE POLICY users_profile_tenant_isolation ON celaest.users_profile
+CREATE POLICY users_profile_read ON celaest.users_profile FOR SELECT
     USING (organization_id = (SELECT celaest._current_org_id_or_null())
            OR id = (SELECT celaest._current_user_id_or_null())
-           OR (SELECT celaest._current_user_is_super_admin()));
-
-ALTER TABLE celaest.licenses ENABLE ROW LEVEL SECURITY;
-CREATE POLICY licenses_tenant_isolation ON celaest.licenses
+           OR (SELECT celaest._sees_every_org()));
+CREATE POLICY users_profile_write ON celaest.users_profile
+    USING ((SELECT celaest._writes_every_org()))
+    WITH CHECK ((SELECT celaest._writes_every_org()));
+CREATE POLICY users_profile_manage ON celaest.users_profile
     USING (organization_id = (SELECT celaest._current_org_id_or_null())
-           OR (SELECT celaest._current_user_is_super_admin()));
+           AND (SELECT celaest._acting_user_may('users:manage')))
+    WITH CHECK (organization_id = (SELECT celaest._current_org_id_or_null())
+                AND (SELECT celaest._acting_user_may('users:manage')));
 
-ALTER TABLE celaest.license_usage_log ENABLE ROW LEVEL SECURITY;
-CREATE POLICY license_usage_log_tenant_isolation ON celaest.license_usage_log
-    USING (organization_id = (SELECT celaest._current_org_id_or_null())
-           OR (SELECT celaest._current_user_is_super_admin()));
-
-ALTER TABLE celaest.task_batches ENABLE ROW LEVEL SECURITY;
-CREATE POLICY task_batches_tenant_isolation ON celaest.task_batches
-    USING (organization_id = (SELECT celaest._current_org_id_or_null())
-           OR (SELECT celaest._current_user_is_super_admin()));
-
-ALTER TABLE celaest.processed_tasks ENABLE ROW LEVEL SECURITY;
-CREATE POLICY processed_tasks_tenant_isolation ON celaest.processed_tasks
-    USING (organization_id = (SELECT celaest._current_org_id_or_null())
-           OR (SELECT celaest._current_user_is_super_admin()));
-
-ALTER TABLE celaest.roi_metrics ENABLE ROW LEVEL SECURITY;
-CREATE POLICY roi_metrics_tenant_isolation ON celaest.roi_metrics
-    USING (organization_id = (SELECT celaest._current_org_id_or_null())
-           OR (SELECT celaest._current_user_is_super_admin()));
-
--- Rows without an organization (global resources, system events) are visible to
--- super_admins only.
-ALTER TABLE celaest.audit_logs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY audit_logs_tenant_isolation ON celaest.audit_logs
-    USING (organization_id = (SELECT celaest._current_org_id_or_null())
-           OR (SELECT celaest._current_user_is_super_admin()));
-
-ALTER TABLE celaest.telemetry_events ENABLE ROW LEVEL SECURITY;
-CREATE POLICY telemetry_events_tenant_isolation ON celaest.telemetry_events
-    USING (organization_id = (SELECT celaest._current_org_id_or_null())
-           OR (SELECT celaest._current_user_is_super_admin()));
-
-GRANT SELECT ON celaest.organizations, celaest.users_profile, celaest.licenses,
-                celaest.license_usage_log, celaest.task_batches, celaest.processed_tasks,
-                celaest.roi_metrics, celaest.audit_logs, celaest.telemetry_events
-    TO PUBLIC;
+DO $$
+DECLARE
+    v_table text;
+BEGIN
+    FOREACH v_table IN ARRAY ARRAY['licenses', 'license_usage_log', 'task_batches', 'processed_tasks',
+                                   'roi_metrics', 'audit_logs', 'telemetry_events'] LOOP
+        EXECUTE format('ALTER TABLE celaest.%I ENABLE ROW LEVEL SECURITY', v_table);
+        -- Rows without an organization (global resources, system events) are read by
+        -- those who read every organization only.
+        EXECUTE format('CREATE POLICY %I ON celaest.%I FOR SELECT '
+                       'USING (organization_id = (SELECT celaest._current_org_id_or_null()) '
+                       'OR (SELECT celaest._sees_every_org()))', v_table || '_read', v_table);
+        EXECUTE format('CREATE POLICY %I ON celaest.%I '
+                       'USING ((SELECT celaest._writes_every_org())) '
+                       'WITH CHECK ((SELECT celaest._writes_every_org()))', v_table || '_write', v_table);
+    END LOOP;
+END;
+$$;
 
 -- ---------------------------------------------------------------------------
--- Catalog tables: readable by everyone.
+-- Platform tables
 -- ---------------------------------------------------------------------------
-GRANT SELECT ON celaest.subscription_plans, celaest.ai_models, celaest.prompts_master,
-                celaest.feature_flags
-    TO PUBLIC;
+DO $$
+DECLARE
+    v_table text;
+BEGIN
+    FOREACH v_table IN ARRAY ARRAY['subscription_plans', 'ai_models', 'prompts_master', 'feature_flags'] LOOP
+        EXECUTE format('ALTER TABLE celaest.%I ENABLE ROW LEVEL SECURITY', v_table);
+        EXECUTE format('CREATE POLICY %I ON celaest.%I FOR SELECT USING (true)', v_table || '_read', v_table);
+        EXECUTE format('CREATE POLICY %I ON celaest.%I '
+                       'USING ((SELECT celaest._manages_platform())) '
+                       'WITH CHECK ((SELECT celaest._manages_platform()))', v_table || '_write', v_table);
+    END LOOP;
+END;
+$$;
 
--- ---------------------------------------------------------------------------
--- Secrets: owner only.
--- ---------------------------------------------------------------------------
-REVOKE ALL ON celaest.ai_api_pool, celaest.system_config FROM PUBLIC;
+ALTER TABLE celaest.ai_api_pool ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ai_api_pool_read ON celaest.ai_api_pool FOR SELECT
+    USING ((SELECT celaest._manages_platform()) OR (SELECT celaest._caller_level()) = 'readonly');
+CREATE POLICY ai_api_pool_write ON celaest.ai_api_pool
+    USING ((SELECT celaest._manages_platform()))
+    WITH CHECK ((SELECT celaest._manages_platform()));
 
--- ---------------------------------------------------------------------------
--- Views
--- ---------------------------------------------------------------------------
-GRANT SELECT ON celaest.v_active_licenses, celaest.v_daily_task_metrics TO PUBLIC;
--- v_api_pool_status reads ai_api_pool with the caller's rights, which non-owners
--- do not have: granting it would only trade "permission denied for view" for
--- "permission denied for table". Grant it together with the pool to operators.
-REVOKE ALL ON celaest.v_api_pool_status FROM PUBLIC;
-
--- ---------------------------------------------------------------------------
--- Functions
--- ---------------------------------------------------------------------------
--- The audit trigger function is SECURITY DEFINER: attached to someone else's
--- table it would write audit rows for anyone. Triggers fire without an EXECUTE
--- check, so revoking EXECUTE only stops new triggers from using it.
-REVOKE EXECUTE ON FUNCTION celaest._audit_row_change() FROM PUBLIC;
--- Pool bookkeeping is for the extension's own (privileged) call path.
-REVOKE EXECUTE ON FUNCTION celaest.increment_api_key_usage(uuid, integer) FROM PUBLIC;
+-- Sensitive values: service callers only (config_get shows them to super_admins, masked to
+-- everyone else).
+ALTER TABLE celaest.system_config ENABLE ROW LEVEL SECURITY;
+CREATE POLICY system_config_read ON celaest.system_config FOR SELECT
+    USING (NOT is_sensitive OR (SELECT celaest._caller_level()) = 'service');
+CREATE POLICY system_config_insert ON celaest.system_config FOR INSERT
+    WITH CHECK ((SELECT celaest._manages_platform()));
+CREATE POLICY system_config_update ON celaest.system_config FOR UPDATE
+    USING ((SELECT celaest._manages_platform()))
+    WITH CHECK ((SELECT celaest._manages_platform()));
+CREATE POLICY system_config_delete ON celaest.system_config FOR DELETE
+    USING ((SELECT celaest._manages_platform()));

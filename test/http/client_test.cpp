@@ -203,3 +203,27 @@ TEST(Client, TlsCertificatesAreVerified) {
 
 }  // namespace
 }  // namespace celaest::http::test
+
+namespace celaest::http::test {
+namespace {
+
+// The outbound guard pins a transfer to the address it checked: the URL's name connects there
+// and nowhere else, whatever DNS would answer (here: the name does not resolve at all).
+TEST(Client, PinnedAddressIsTheOnlyOneConnected) {
+  Client client;
+  Request request = make_request("/ok");
+  const std::string url = request.url;  // http://127.0.0.1:<port>/ok
+  const std::string port = url.substr(url.rfind(':') + 1, url.find('/', 7) - url.rfind(':') - 1);
+  request.url = "http://pinned.celaest.invalid:" + port + "/ok";
+  request.pinned_address = "+pinned.celaest.invalid:" + port + ":127.0.0.1";
+  const Response pinned = client.perform(request, kNeverAbort);
+  ASSERT_EQ(pinned.error, TransportError::None) << pinned.error_text;
+  EXPECT_EQ(pinned.body, "hello");
+  request.pinned_address.clear();
+  Client fresh;  // its own DNS cache: the pin above is not in it
+  const Response unpinned = fresh.perform(request, kNeverAbort);
+  EXPECT_NE(unpinned.error, TransportError::None);  // .invalid never resolves
+}
+
+}  // namespace
+}  // namespace celaest::http::test

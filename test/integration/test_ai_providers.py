@@ -479,15 +479,46 @@ def test_local_without_any_pool_key_is_called_keyless(db, mock, conn):
 
 
 def test_explicit_user_argument(db, mock):
-    anonymous = db.connect(user=False)
+    # A service caller (here a superuser: a trusted backend) acting for nobody may name the user.
+    service = db.connect(user=False)
     with pytest.raises(psycopg2.Error) as exc:
-        db.ai_chat(anonymous, [{"role": "user", "content": "who am i"}])
+        db.ai_chat(service, [{"role": "user", "content": "who am i"}])
     assert exc.value.pgcode == "42501"
-    result = scalar(anonymous, "SELECT celaest.ai_chat('[{\"role\": \"user\", \"content\": \"as a user\"}]',"
-                               " NULL, %s)", (db.user_id,))
+    result = scalar(service, "SELECT celaest.ai_chat('[{\"role\": \"user\", \"content\": \"as a user\"}]',"
+                             " NULL, %s)", (db.user_id,))
     assert result["status"] == "completed"
-    assert db.task(anonymous, result["task_id"])["user_id"] == db.user_id
+    assert db.task(service, result["task_id"])["user_id"] == db.user_id
     with pytest.raises(psycopg2.Error) as exc:
-        scalar(anonymous, "SELECT celaest.ai_chat('[{\"role\": \"user\", \"content\": \"x\"}]', NULL, %s)",
+        scalar(service, "SELECT celaest.ai_chat('[{\"role\": \"user\", \"content\": \"x\"}]', NULL, %s)",
                (str(uuid.uuid4()),))
     assert exc.value.pgcode == "42501"
+
+
+def test_an_anonymous_session_may_not_act_as_a_given_user(db, mock):
+    """Issue 11: an end-user role (or one with no level) with no identity of its own may not name
+    the user it acts for, by argument or by celaest.user_id; nothing is written or charged."""
+    admin = db.connect(user=False)
+    role = "it_anon_" + uuid.uuid4().hex[:6]
+    scalar(admin, "CREATE ROLE %s NOLOGIN" % role)
+    tasks, used = db.task_count(admin), db.license_used(admin)
+    try:
+        for level in (None, "authenticated", "readonly"):
+            if level:
+                scalar(admin, "SELECT celaest.grant_access(%s, %s)", (role, level))
+            anonymous = db.connect(user=False)
+            scalar(anonymous, "SET ROLE %s" % role)
+            with pytest.raises(psycopg2.Error) as exc:
+                scalar(anonymous, "SELECT celaest.ai_chat('[{\"role\": \"user\", \"content\": \"x\"}]',"
+                                  " NULL, %s)", (db.user_id,))
+            assert exc.value.pgcode == "42501", level
+            assert "ai_chat" in exc.value.pgerror and db.user_id not in exc.value.pgerror
+            if level == "authenticated":
+                scalar(anonymous, "SELECT set_config('celaest.user_id', %s, false)", (db.user_id,))
+                with pytest.raises(psycopg2.Error) as exc:
+                    db.ai_chat(anonymous, [{"role": "user", "content": "x"}])
+                assert exc.value.pgcode == "42501"
+                assert db.user_id not in exc.value.pgerror
+        assert db.task_count(admin) == tasks and db.license_used(admin) == used
+    finally:
+        scalar(admin, "SELECT celaest.revoke_access(%s)", (role,))
+        scalar(admin, "DROP ROLE %s" % role)

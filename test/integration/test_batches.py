@@ -444,6 +444,8 @@ def test_batch_status_and_cancel_batch_are_scoped_to_the_callers_organization(en
     batch_id = env.submit(owner, words(tag(), 2))
     role = "bt_app_" + tag()
     scalar(env.admin, "CREATE ROLE %s NOLOGIN" % role)
+    # An application server: a trusted backend, level service, naming the user it acts for.
+    scalar(env.admin, "SELECT celaest.grant_access(%s, 'service')", (role,))
     conn = connect()
     try:
         # An application role acting for a user of another organization: the batch does not exist.
@@ -461,6 +463,7 @@ def test_batch_status_and_cancel_batch_are_scoped_to_the_callers_organization(en
         assert scalar(conn, "SELECT celaest.cancel_batch(%s)", (batch_id,)) == 2
     finally:
         conn.close()
+        scalar(env.admin, "SELECT celaest.revoke_access(%s)", (role,))
         scalar(env.admin, "DROP ROLE %s" % role)
 
 

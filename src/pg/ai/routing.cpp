@@ -1,4 +1,5 @@
 #include "pg/ai/routing.hpp"
+#include "pg/ai/destination.hpp"
 
 #include "core/model_order.hpp"
 
@@ -138,10 +139,23 @@ std::optional<KeyChoice> Router::pick_key(const ModelChoice& model, const std::s
     auto chosen = core::pick_candidate(candidates, random_unit());
     if (!chosen) break;
     const PoolKey& key = *usable[*chosen];
+    // The outbound guard: a key's own base URL that a superuser did not set is checked (and
+    // resolved) now; a refused one is handed back without its secret, for the plan to record.
+    Destination destination;
+    if (!key.base_url_override.empty() && !key.base_url_by_superuser) {
+      destination = check_destination(key.base_url_override);
+      if (!destination.allowed) {
+        KeyChoice refused{key.id, std::string(), key.base_url_override, key.has_failures};
+        refused.blocked_reason = destination.reason;
+        return refused;
+      }
+    }
     key_rate_windows::KeyLimits limits{key.rpm, key.tpm, key.rpd};
     if (key_rate_windows::admit_request(key.id, limits, now) == key_rate_windows::Admission::Admitted) {
-      return KeyChoice{key.id, decrypt_pool_key(spi_, key.id, key.ciphertext_digest),
-                       provider_base_url(model.provider, key.base_url_override), key.has_failures};
+      KeyChoice chosen_key{key.id, decrypt_pool_key(spi_, key.id, key.ciphertext_digest),
+                           provider_base_url(model.provider, key.base_url_override), key.has_failures};
+      chosen_key.pinned_address = destination.pinned_address;
+      return chosen_key;
     }
     usable.erase(usable.begin() + static_cast<long>(*chosen));  // no room or cooling down
   }

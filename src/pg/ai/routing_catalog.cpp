@@ -61,7 +61,8 @@ std::shared_ptr<const RoutingCatalog> read_catalog(SpiSession& spi, bool to_keep
       "SELECT id, provider::text, is_active AND is_healthy,"
       "       (extract(epoch FROM expires_at) * 1000)::bigint, priority, weight,"
       "       rate_limit_rpm, rate_limit_tpm, rate_limit_rpd, coalesce(metadata->>'base_url', ''),"
-      "       md5(key_value_encrypted), consecutive_failures > 0"
+      "       md5(key_value_encrypted), consecutive_failures > 0,"
+      "       coalesce(metadata->>'base_url_by_superuser', '') = 'true'"
       "  FROM celaest.ai_api_pool",
       {}, !to_keep);
   catalog->keys.reserve(keys.rows.size());
@@ -79,6 +80,7 @@ std::shared_ptr<const RoutingCatalog> read_catalog(SpiSession& spi, bool to_keep
     key.base_url_override = row[9].value_or("");
     key.ciphertext_digest = row[10].value_or("");
     key.has_failures = row[11] == Text("t");
+    key.base_url_by_superuser = row[12] == Text("t");
     catalog->keys.push_back(std::move(key));
   }
   return catalog;

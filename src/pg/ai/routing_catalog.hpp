@@ -27,6 +27,7 @@ struct PoolKey {
   std::string base_url_override;  // metadata->>'base_url', "" = none
   std::string ciphertext_digest;  // md5(key_value_encrypted): the decryption cache's check
   bool has_failures = false;      // consecutive_failures > 0
+  bool base_url_by_superuser = false;  // metadata->>'base_url_by_superuser': exempt from the outbound guard
 };
 
 struct RoutingCatalog {

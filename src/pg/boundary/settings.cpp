@@ -31,6 +31,8 @@ char* user_id = nullptr;
 char* request_id = nullptr;
 char* client_ip = nullptr;
 char* user_agent = nullptr;
+char* allowed_base_urls = nullptr;
+char* resolve_override = nullptr;
 
 namespace {
 
@@ -128,6 +130,25 @@ void define_all() {
     define_string(kBaseUrlSettings[i].name, kBaseUrlSettings[i].description, &base_urls[i],
                   core::default_base_url(provider).data(), PGC_SUSET);
   }
+  // The outbound guard (API.md): superuser only, like the base URL settings it complements.
+  // The default admits the six providers' public endpoints; the boot value must outlive the
+  // GUC machinery, hence a function-static string.
+  static const std::string default_allowlist = [] {
+    std::string joined;
+    for (int i = 0; i < kProviderCount; ++i) {
+      if (!joined.empty()) joined += ", ";
+      joined += std::string(core::default_base_url(static_cast<core::Provider>(i)));
+    }
+    return joined;
+  }();
+  define_string("celaest.allowed_base_urls",
+                "URL prefixes an API key's base_url may name unless a superuser set it (comma-separated).",
+                &allowed_base_urls, default_allowlist.c_str(), PGC_SUSET);
+  // Lets the tests make a name resolve to an internal address without /etc/hosts or a DNS
+  // server; it changes only what a name resolves to, never what the guard admits.
+  define_string("celaest.resolve_override",
+                "Resolver answers used by the outbound guard instead of DNS, as host=address pairs (tests).",
+                &resolve_override, "", PGC_SUSET, GUC_NOT_IN_SAMPLE);
   MarkGUCPrefixReserved("celaest");
 }
 

@@ -21,6 +21,8 @@ extern char* user_id;                // celaest.user_id: who is calling (API.md)
 extern char* request_id;             // correlation id recorded by audits and tasks
 extern char* client_ip;
 extern char* user_agent;
+extern char* allowed_base_urls;      // URL prefixes a key's base_url (not set by a superuser) may name
+extern char* resolve_override;       // "host=address, ...": resolver answers for tests (superuser only)
 
 // celaest.<provider>_base_url, indexed by core::Provider order.
 const char* base_url_setting(int provider_index);

@@ -49,7 +49,7 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   Router router(spi);
   KeyHealth health(spi);
   CallOutcome outcome = run_call(router, health, std::move(input));
-  if (outcome.attempts == 0) {
+  if (outcome.attempts == 0 && !outcome.blocked) {
     // Nothing reached a provider: nothing is charged.
     throw Error(kNoUsableKey, "no usable API key for any candidate model",
                 "Every key of the candidate providers is inactive, unhealthy, expired or at its rate limit.",
@@ -57,7 +57,8 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   }
   long execution_ms = static_cast<long>(now_ms() - started_ms);
   std::string task_id = record_task(spi, context, outcome, execution_ms);
-  charge_ai_request(spi, caller, task_id);  // one unit per call that reached a provider
+  // One unit per call that reached a provider; a call the outbound guard refused reached none.
+  if (outcome.attempts > 0) charge_ai_request(spi, caller, task_id);
   if (context.prompt_id) update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
   if (!outcome.result.ok && raise_on_failure) {
     throw Error(kProviderFailed,
@@ -108,7 +109,7 @@ CELAEST_FUNCTION(celaest_run_prompt) {
   core::CallOptions options = parse_options(parse_json_argument(jsonb_arg(fcinfo, 3), "p_options", {}));
 
   SpiSession spi;
-  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2));
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "run_prompt");
   PromptDefinition prompt = load_prompt(spi, *reference);
   RenderedPrompt rendered = render_prompt(prompt, variables);
 
@@ -144,7 +145,7 @@ CELAEST_FUNCTION(celaest_ai_chat) {
   if (auto model = text_arg(fcinfo, 1)) options.model = *model;
 
   SpiSession spi;
-  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2));
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "ai_chat");
 
   TaskContext context;
   context.organization_id = caller.organization_id;

@@ -124,7 +124,7 @@ CELAEST_FUNCTION(celaest_submit_batch) {
                 "Add celaest to shared_preload_libraries (and this database to celaest.databases, when that is "
                 "set), then restart the server.");
   SpiSession spi;
-  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2));
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "submit_batch");
   PromptDefinition prompt = load_prompt(spi, *reference);
   // Every input is rendered now: a missing variable is the caller's error (LC030), not a
   // task that fails later in the background. Rendering is pure C++; the catch only names the
@@ -262,7 +262,7 @@ CELAEST_FUNCTION(celaest_run_claimed_tasks) {
   std::vector<CallOutcome> outcomes = run_calls(router, health, std::move(inputs), static_cast<size_t>(parallel));
   for (size_t i = 0; i < outcomes.size(); ++i) {
     CallOutcome& outcome = outcomes[i];
-    if (outcome.attempts == 0) {
+    if (outcome.attempts == 0 && !outcome.blocked) {
       outcome.result.error_code = "no_usable_key";
       outcome.result.error_message = "no usable API key for any candidate model";
     }

@@ -8,6 +8,7 @@
 #include "http/client.hpp"
 
 #include "pg/ai/call_runner.hpp"
+#include "pg/ai/destination.hpp"
 #include "pg/ai/key_health.hpp"
 #include "pg/ai/routing.hpp"
 
@@ -68,6 +69,21 @@ Text text_option(const nlohmann::json& options, const char* name) {
   return options[name].get<std::string>();
 }
 
+// A base URL set by a superuser is trusted as it is; anyone else's passes the outbound guard
+// (allowlist, then the resolved addresses) or is refused with 22023.
+bool calling_role_is_superuser(SpiSession& spi) {
+  return spi.scalar("SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.oid = celaest._calling_role()", {}, true) ==
+         Text("t");
+}
+
+void require_allowed_destination(const std::string& base_url) {
+  Destination verdict = check_destination(base_url);
+  if (!verdict.allowed)
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid option \"base_url\": destination refused", verdict.reason,
+                "A superuser allows a destination in celaest.allowed_base_urls (an internal address must be named "
+                "there itself).");
+}
+
 }  // namespace
 
 }  // namespace celaest::pg
@@ -94,18 +110,22 @@ CELAEST_FUNCTION(celaest_add_api_key) {
   const std::string encryption_key = require_encryption_key();
 
   SpiSession spi;
+  const bool by_superuser = calling_role_is_superuser(spi);
+  if (base_url && !by_superuser) require_allowed_destination(*base_url);
   std::string sql =
       "INSERT INTO celaest.ai_api_pool (provider, key_name, key_value_encrypted, key_hint, priority, weight,"
       "  rate_limit_rpm, rate_limit_tpm, rate_limit_rpd, expires_at, notes, metadata)"
       " VALUES ($1::celaest.ai_provider, $2, " + pgcrypto_function(spi, "pgp_sym_encrypt") + "($3, $4), $5,"
       "  coalesce($6::int, 0), coalesce($7::int, 100), $8::int, $9::int, $10::int, $11::timestamptz, $12,"
-      "  CASE WHEN $13 IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('base_url', $13) END)"
+      "  CASE WHEN $13 IS NULL THEN '{}'::jsonb"
+      "       WHEN $14::boolean THEN jsonb_build_object('base_url', $13, 'base_url_by_superuser', true)"
+      "       ELSE jsonb_build_object('base_url', $13) END)"
       " RETURNING id";
   Text id = spi.scalar(sql, {*provider, *key_name, *secret, encryption_key, key_hint(*secret),
                              integer_option(options, "priority", -2147483647LL), integer_option(options, "weight", 0),
                              integer_option(options, "rate_limit_rpm", 1), integer_option(options, "rate_limit_tpm", 1),
                              integer_option(options, "rate_limit_rpd", 1), text_option(options, "expires_at"),
-                             text_option(options, "notes"), base_url});
+                             text_option(options, "notes"), base_url, std::string(by_superuser ? "true" : "false")});
   return uuid_datum(*id);
 }
 
@@ -117,6 +137,15 @@ CELAEST_FUNCTION(celaest_rotate_api_key) {
   require_secret(secret);
   const std::string encryption_key = require_encryption_key();
   SpiSession spi;
+  // The new secret goes where the key's base URL points: that destination passes the guard
+  // again unless a superuser set it.
+  QueryResult current = spi.run(
+      "SELECT coalesce(metadata->>'base_url', ''), coalesce(metadata->>'base_url_by_superuser', '') = 'true'"
+      " FROM celaest.ai_api_pool WHERE id = $1::uuid",
+      {*key_id}, true);
+  if (!current.empty() && !current.at(0, 0)->empty() && current.at(0, 1) != Text("t") &&
+      !calling_role_is_superuser(spi))
+    require_allowed_destination(*current.at(0, 0));
   std::string sql = "UPDATE celaest.ai_api_pool SET key_value_encrypted = " +
                     pgcrypto_function(spi, "pgp_sym_encrypt") +
                     "($2, $3), key_hint = $4, consecutive_failures = 0, is_healthy = true"
@@ -139,7 +168,8 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
   {
     SpiSession spi;
     QueryResult keys = spi.run(
-        "SELECT id, provider::text, coalesce(metadata->>'base_url', ''), md5(key_value_encrypted)"
+        "SELECT id, provider::text, coalesce(metadata->>'base_url', ''), md5(key_value_encrypted),"
+        "       coalesce(metadata->>'base_url_by_superuser', '') = 'true'"
         " FROM celaest.ai_api_pool"
         " WHERE ($1 IS NULL OR id = $1::uuid) AND ($1 IS NOT NULL OR is_active) ORDER BY provider, priority DESC, id",
         {only_key}, true);
@@ -147,13 +177,24 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
 
     std::vector<http::Request> requests;
     std::vector<std::string> secrets;
+    std::vector<Checked> blocked;
     for (const Row& row : keys.rows) {
       auto provider = core::provider_from_name(*row[1]);
+      Destination destination;
+      if (!row[2]->empty() && row[4] != Text("t")) {
+        destination = check_destination(*row[2]);
+        if (!destination.allowed) {  // the secret is not sent there
+          blocked.push_back(Checked{*row[0], *row[1], false, 0, 0, "blocked_destination: " + destination.reason});
+          continue;
+        }
+      }
       std::string secret = decrypt_pool_key(spi, *row[0], *row[3]);
       // The same limits as an AI call's request, celaest.max_response_size included.
-      requests.push_back(http::Request{
+      http::Request request{
           core::codec_for(*provider).encode_health_check(provider_base_url(*provider, *row[2]), secret),
-          transfer_limits()});
+          transfer_limits()};
+      request.pinned_address = destination.pinned_address;
+      requests.push_back(std::move(request));
       secrets.push_back(std::move(secret));
       checked.push_back(Checked{*row[0], *row[1]});
     }
@@ -185,6 +226,7 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
       else health.failed(result.id, definitive);
       health.checked(result.id);
     }
+    for (Checked& refused : blocked) checked.push_back(std::move(refused));
   }
 
   pg_guarded([&] {

@@ -1,5 +1,6 @@
-// Who is calling (API.md): the user (argument, else celaest.current_user_id()) and the
-// organization of that user's profile.
+// Who is calling (API.md, "Who is calling, and who may act for whom"): the user an AI call or
+// a batch acts for, and that user's organization. The rules live in SQL (module 84,
+// celaest._ai_caller) so that every function applies the same ones.
 #pragma once
 
 #include "pg/boundary/spi.hpp"
@@ -14,7 +15,10 @@ struct Caller {
   std::string organization_id;
 };
 
-// 42501 when there is no user, no profile, or no organization.
-Caller resolve_caller(SpiSession& spi, const std::optional<std::string>& user_id);
+// The acting user: a service caller's p_user_id (else celaest.user_id, else auth.uid()); any
+// other caller's auth.uid(). 42501 naming `function` for a caller without an access level,
+// an impersonation attempt, no user, no live profile or organization, or a role that may not
+// run AI calls (viewer).
+Caller resolve_caller(SpiSession& spi, const std::optional<std::string>& user_id, const char* function);
 
 }  // namespace celaest::pg

@@ -141,12 +141,13 @@ SELECT count(*) FILTER (WHERE celaest.is_feature_enabled('regress.rollout_30', u
 -- A tenant role: flags are readable by everyone
 -- ---------------------------------------------------------------------------
 CREATE ROLE regress_celaest_flags_tenant NOLOGIN;
+SELECT celaest.grant_access('regress_celaest_flags_tenant', 'authenticated');
 SET ROLE regress_celaest_flags_tenant;
-SET celaest.user_id = '1f000000-0000-4000-8000-000000000001';
+SET request.jwt.claim.sub = '1f000000-0000-4000-8000-000000000001';
 SELECT celaest.is_feature_enabled('regress.listed_users') AS listed_user,
        celaest.is_feature_enabled('regress.listed_orgs') AS users_org,
        celaest.is_feature_enabled('regress.off') AS disabled;
-RESET celaest.user_id;
+RESET request.jwt.claim.sub;
 RESET ROLE;
 
 ROLLBACK;

@@ -141,9 +141,10 @@ SELECT organization_slug, plan_code, status, ai_requests_used, ai_requests_limit
 -- security), validates keys, and cannot charge, reset or probe quotas itself.
 -- ---------------------------------------------------------------------------
 CREATE ROLE regress_lc_app;
+SELECT celaest.grant_access('regress_lc_app', 'authenticated');
 GRANT SELECT ON label TO regress_lc_app;
 SELECT license_key AS key1 FROM celaest.licenses WHERE organization_id = 'c5000000-0000-4000-8000-000000000001' \gset
-SET LOCAL celaest.user_id = 'c5100000-0000-4000-8000-000000000001';
+SET LOCAL request.jwt.claim.sub = 'c5100000-0000-4000-8000-000000000001';
 SET LOCAL ROLE regress_lc_app;
 SELECT celaest.check_limit('c5000000-0000-4000-8000-000000000001', 'ai_requests') AS own_organization,
        celaest.check_limit('c5000000-0000-4000-8000-000000000005', 'ai_requests') ->> 'code' AS other_organization,

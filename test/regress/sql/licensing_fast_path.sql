@@ -120,15 +120,16 @@ SELECT pg_temp.both('c6000000-0000-4000-8000-000000000001') AS after_rollback;
 INSERT INTO celaest.users_profile (id, organization_id, email)
 VALUES ('c6000000-0000-4000-8000-0000000000f1', 'c6000000-0000-4000-8000-000000000001', 'fast-path@regress.test');
 CREATE ROLE regress_lc_fast_tenant;
+SELECT celaest.grant_access('regress_lc_fast_tenant', 'authenticated');
 GRANT EXECUTE ON FUNCTION celaest.check_limit(uuid, text, bigint), celaest.consume_quota(uuid, text, bigint)
    TO regress_lc_fast_tenant;
 GRANT SELECT ON label TO regress_lc_fast_tenant;
 SET ROLE regress_lc_fast_tenant;
-SET celaest.user_id = 'c6000000-0000-4000-8000-0000000000f1';
+SET request.jwt.claim.sub = 'c6000000-0000-4000-8000-0000000000f1';
 SELECT celaest.check_limit('c6000000-0000-4000-8000-000000000001', 'ai_requests') AS own_org;
 SELECT celaest.check_limit('c6000000-0000-4000-8000-000000000003', 'ai_requests') AS other_org;
 SELECT pg_temp.try($$SELECT celaest.consume_quota('c6000000-0000-4000-8000-000000000003')$$) AS consume_other_org;
-RESET celaest.user_id;
+RESET request.jwt.claim.sub;
 RESET ROLE;
 SELECT ai_requests_used FROM celaest.licenses
  WHERE organization_id = 'c6000000-0000-4000-8000-000000000003' AND status = 'active';

@@ -270,8 +270,9 @@ SELECT o.slug, m.tasks_completed, m.manual_equivalent_minutes
 -- A tenant: reads its own organization's ROI, nobody else's, and cannot write
 -- ---------------------------------------------------------------------------
 CREATE ROLE regress_celaest_roi_tenant NOLOGIN;
+SELECT celaest.grant_access('regress_celaest_roi_tenant', 'authenticated');
 SET ROLE regress_celaest_roi_tenant;
-SET celaest.user_id = '1a000000-0000-4000-8000-000000000001';
+SET request.jwt.claim.sub = '1a000000-0000-4000-8000-000000000001';
 SELECT s ->> 'organization_id' AS organization_id, s ->> 'tasks_completed' AS tasks_completed,
        s ->> 'money_saved' AS money_saved
   FROM celaest.roi_summary(NULL, '2024-01-01', '2024-01-07') AS s;
@@ -280,7 +281,7 @@ SELECT celaest.roi_summary('0b000000-0000-4000-8000-000000000002', '2024-01-01',
 SELECT DISTINCT organization_id AS visible_roi_rows FROM celaest.roi_metrics;
 SELECT celaest.aggregate_roi('daily', '2024-01-01', NULL, '0a000000-0000-4000-8000-000000000001');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-RESET celaest.user_id;
+RESET request.jwt.claim.sub;
 RESET ROLE;
 
 ROLLBACK;

@@ -4,6 +4,8 @@
 \set ON_ERROR_ROLLBACK on
 
 -- Which tables have row-level security (enabled, not forced) and which policies.
+-- (The tenant below is an end user: level authenticated, identified by auth.uid(), which
+-- the access test set up.)
 SELECT c.relname AS table_name, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced
   FROM pg_class AS c
  WHERE c.relnamespace = 'celaest'::regnamespace AND c.relkind = 'r'
@@ -24,6 +26,7 @@ SELECT c.relname AS relation,
 
 BEGIN;
 CREATE ROLE regress_celaest_tenant NOLOGIN;
+SELECT celaest.grant_access('regress_celaest_tenant', 'authenticated');
 
 INSERT INTO celaest.organizations (id, name, slug) VALUES
     ('50000000-0000-4000-8000-000000000001', 'Security One', 'sec-one'),
@@ -56,7 +59,7 @@ SELECT count(*) AS visible_orgs FROM celaest.organizations;
 SELECT count(*) AS visible_licenses FROM celaest.licenses;
 
 -- A user of org one sees org one only: tables, views, audit history.
-SET LOCAL celaest.user_id = '51000000-0000-4000-8000-000000000001';
+SET LOCAL request.jwt.claim.sub = '51000000-0000-4000-8000-000000000001';
 SELECT slug FROM celaest.organizations ORDER BY slug;
 SELECT email FROM celaest.users_profile ORDER BY email;
 SELECT license_key FROM celaest.licenses ORDER BY license_key;
@@ -77,34 +80,34 @@ SELECT celaest.log_audit(NULL, NULL, 'read', 'forged', NULL, 'forged entry');
 SELECT celaest.increment_api_key_usage('00000000-0000-4000-8000-000000000000', 1);
 
 -- A user of org two sees org two.
-SET LOCAL celaest.user_id = '51000000-0000-4000-8000-000000000002';
+SET LOCAL request.jwt.claim.sub = '51000000-0000-4000-8000-000000000002';
 SELECT slug FROM celaest.organizations ORDER BY slug;
 SELECT organization_slug FROM celaest.v_active_licenses ORDER BY organization_slug;
 SELECT tasks_total, tasks_completed, tasks_failed FROM celaest.v_daily_task_metrics;
 
 -- A user without an organization sees only their own profile.
-SET LOCAL celaest.user_id = '51000000-0000-4000-8000-00000000000a';
+SET LOCAL request.jwt.claim.sub = '51000000-0000-4000-8000-00000000000a';
 SELECT count(*) AS visible_orgs FROM celaest.organizations;
 SELECT email FROM celaest.users_profile ORDER BY email;
 
 -- An id without a profile sees nothing.
-SET LOCAL celaest.user_id = '51000000-0000-4000-8000-0000000000ff';
+SET LOCAL request.jwt.claim.sub = '51000000-0000-4000-8000-0000000000ff';
 SELECT count(*) AS visible_users FROM celaest.users_profile;
 
 -- The global administrator sees every organization.
-SET LOCAL celaest.user_id = '51000000-0000-4000-8000-000000000009';
+SET LOCAL request.jwt.claim.sub = '51000000-0000-4000-8000-000000000009';
 SELECT slug FROM celaest.organizations WHERE slug LIKE 'sec-%' ORDER BY slug;
 SELECT organization_slug FROM celaest.v_active_licenses WHERE organization_slug LIKE 'sec-%' ORDER BY 1;
 SELECT event_name FROM celaest.telemetry_events
  WHERE event_name IN ('one', 'two', 'global') ORDER BY event_name;
 
 -- A malformed identity is an error, not "nobody".
-SET LOCAL celaest.user_id = 'not-a-uuid';
+SET LOCAL request.jwt.claim.sub = 'not-a-uuid';
 SELECT count(*) FROM celaest.organizations;
 
 -- Row-level security is not forced: the owner sees everything.
 RESET ROLE;
-RESET celaest.user_id;
+RESET request.jwt.claim.sub;
 SELECT count(*) AS owner_sees_orgs FROM celaest.organizations WHERE slug LIKE 'sec-%';
 ROLLBACK;
 \set ON_ERROR_ROLLBACK off

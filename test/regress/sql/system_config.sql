@@ -86,6 +86,7 @@ SELECT celaest.config_get('regress.json_null') AS json_null, celaest.config_get(
 -- Non-superuser roles
 -- ---------------------------------------------------------------------------
 CREATE ROLE regress_celaest_cfg_tenant NOLOGIN;
+SELECT celaest.grant_access('regress_celaest_cfg_tenant', 'authenticated');
 -- A role with the privileges of the extension's owner (here: of the superuser
 -- running the tests) may read and write the table, so it is an administrator.
 CREATE ROLE regress_celaest_cfg_ops NOLOGIN;
@@ -100,31 +101,31 @@ SELECT value FROM celaest.system_config WHERE key = 'regress.secret';
 SELECT 'anonymous' AS who, celaest.config_get('regress.secret') AS secret, celaest.config_get('regress.plain') AS plain;
 SELECT celaest.config_set('regress.plain', '1');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SET celaest.user_id = '1e000000-0000-4000-8000-000000000001';
+SET request.jwt.claim.sub = '1e000000-0000-4000-8000-000000000001';
 SELECT 'viewer' AS who, celaest.config_get('regress.secret') AS secret, celaest.config_get('regress.plain') AS plain;
 SELECT celaest.config_set('regress.plain', '1');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SET celaest.user_id = '1e000000-0000-4000-8000-000000000002';
+SET request.jwt.claim.sub = '1e000000-0000-4000-8000-000000000002';
 SELECT 'org admin' AS who, celaest.config_get('regress.secret') AS secret;
 SELECT celaest.config_set('regress.plain', '1');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SET celaest.user_id = '1e000000-0000-4000-8000-000000000004';
+SET request.jwt.claim.sub = '1e000000-0000-4000-8000-000000000004';
 SELECT 'deleted super_admin' AS who, celaest.config_get('regress.secret') AS secret;
 SELECT celaest.config_set('regress.plain', '1');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- A live super_admin reads and writes.
-SET celaest.user_id = '1e000000-0000-4000-8000-000000000003';
+SET request.jwt.claim.sub = '1e000000-0000-4000-8000-000000000003';
 SELECT 'super_admin' AS who, celaest.config_get('regress.secret') AS secret;
 SELECT celaest.config_set('regress.secret', '"rotated"');
 SELECT celaest.config_get('regress.secret') AS secret;
-RESET celaest.user_id;
+RESET request.jwt.claim.sub;
 SELECT 'anonymous again' AS who, celaest.config_get('regress.secret') AS secret;
 RESET ROLE;
 SELECT value, description, is_sensitive, updated_by FROM celaest.system_config WHERE key = 'regress.secret';
 
--- A role that may read the table sees what the table holds, but may not write.
+-- A readonly role reads the table's rows but not its sensitive values, and may not write.
 CREATE ROLE regress_celaest_cfg_reader NOLOGIN;
-GRANT SELECT ON celaest.system_config TO regress_celaest_cfg_reader;
+SELECT celaest.grant_access('regress_celaest_cfg_reader', 'readonly');
 SET ROLE regress_celaest_cfg_reader;
 SELECT 'table reader' AS who, celaest.config_get('regress.secret') AS secret;
 SELECT celaest.config_set('regress.secret', '"by reader"');

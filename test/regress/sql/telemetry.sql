@@ -122,13 +122,14 @@ SELECT count(*) - :events_before AS events_recorded_by_refusals FROM celaest.tel
 -- events only.
 -- ---------------------------------------------------------------------------
 CREATE ROLE regress_celaest_tele_tenant NOLOGIN;
+SELECT celaest.grant_access('regress_celaest_tele_tenant', 'authenticated');
 SET ROLE regress_celaest_tele_tenant;
-SET celaest.user_id = '17000000-0000-4000-8000-000000000002';
+SET request.jwt.claim.sub = '17000000-0000-4000-8000-000000000002';
 INSERT INTO celaest.telemetry_events (event_type, event_name) VALUES ('custom', 'forged');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT celaest.track_event('tenant_event', '{"ok": true}') IS NOT NULL AS recorded;
 SELECT organization_id, user_id, event_name FROM celaest.telemetry_events ORDER BY event_name;
-RESET celaest.user_id;
+RESET request.jwt.claim.sub;
 RESET ROLE;
 
 ROLLBACK;

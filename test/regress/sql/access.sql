@@ -1,0 +1,217 @@
+-- Access levels, the acting user by level, and Supabase's database linter checks (issue 11).
+-- Leaves behind, for the later tests, a Supabase-shaped database: the roles anon,
+-- authenticated (level authenticated) and service_role (level service), all NOINHERIT as on
+-- Supabase, and auth.uid() reading the JWT claims of the request.
+\set SHOW_CONTEXT never
+\set ON_ERROR_ROLLBACK on
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
+        CREATE ROLE anon NOLOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
+        CREATE ROLE authenticated NOLOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+        CREATE ROLE service_role NOLOGIN NOINHERIT;
+    END IF;
+END;
+$$;
+CREATE SCHEMA auth;
+GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role;
+-- Supabase's definition: the single-claim setting, else the "sub" of the claims object.
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+                    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid
+$$;
+
+-- The three levels are group roles, NOLOGIN.
+SELECT rolname, rolcanlogin, rolinherit FROM pg_roles WHERE rolname LIKE 'celaest\_%' ORDER BY rolname;
+
+-- Supabase's roles were created after the extension: granted now, as the install does.
+SELECT celaest.grant_access('service_role', 'service');
+SELECT celaest.grant_access('authenticated', 'authenticated');
+SELECT role_name, level, can_login, inherits FROM celaest.access_levels()
+ WHERE role_name NOT IN (SELECT rolname FROM pg_roles WHERE rolsuper)
+ ORDER BY role_name;
+
+-- Refusals.
+SELECT celaest.grant_access('anon', 'admin');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.grant_access('celaest_service', 'service');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET ROLE service_role;
+SELECT celaest.grant_access('anon', 'service');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.revoke_access('authenticated');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT * FROM celaest.access_levels();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- Nothing executable by PUBLIC (or anon) but version(); no table or view readable by them.
+SELECT p.proname AS public_function
+  FROM pg_proc AS p
+ WHERE p.pronamespace = 'celaest'::regnamespace
+   AND has_function_privilege('anon', p.oid, 'EXECUTE')
+ ORDER BY 1;
+SELECT c.relname AS anon_readable
+  FROM pg_class AS c
+ WHERE c.relnamespace = 'celaest'::regnamespace AND c.relkind IN ('r', 'v')
+   AND has_table_privilege('anon', c.oid, 'SELECT')
+ ORDER BY 1;
+-- Functions that write, spend or run the queue: executable by no level.
+SELECT p.proname AS owner_only_but_granted
+  FROM pg_proc AS p
+ WHERE p.pronamespace = 'celaest'::regnamespace
+   AND p.proname = ANY (celaest._owner_only_functions())
+   AND (has_function_privilege('service_role', p.oid, 'EXECUTE')
+        OR has_function_privilege('authenticated', p.oid, 'EXECUTE')
+        OR has_function_privilege('celaest_readonly', p.oid, 'EXECUTE'))
+ ORDER BY 1;
+-- Internal functions that write: executable by no tenant level.
+SELECT p.proname AS tenant_may_run_internal_writer
+  FROM pg_proc AS p
+ WHERE p.pronamespace = 'celaest'::regnamespace AND p.proname LIKE '\_%' AND p.provolatile = 'v'
+   AND p.proname <> '_config_set_as_super_admin'
+   AND (has_function_privilege('authenticated', p.oid, 'EXECUTE')
+        OR has_function_privilege('celaest_readonly', p.oid, 'EXECUTE'))
+ ORDER BY 1;
+-- What an end user may call that writes, spends or waits.
+SELECT p.proname AS authenticated_volatile
+  FROM pg_proc AS p
+ WHERE p.pronamespace = 'celaest'::regnamespace AND p.provolatile = 'v'
+   AND has_function_privilege('authenticated', p.oid, 'EXECUTE')
+ ORDER BY 1;
+SELECT p.proname AS readonly_volatile
+  FROM pg_proc AS p
+ WHERE p.pronamespace = 'celaest'::regnamespace AND p.provolatile = 'v'
+   AND has_function_privilege('celaest_readonly', p.oid, 'EXECUTE')
+ ORDER BY 1;
+-- The key ciphertext: selectable by no level.
+SELECT r.rolname, has_column_privilege(r.rolname, 'celaest.ai_api_pool', 'key_value_encrypted', 'SELECT') AS ciphertext
+  FROM pg_roles AS r
+ WHERE r.rolname IN ('anon', 'authenticated', 'service_role', 'celaest_readonly')
+ ORDER BY 1;
+
+-- ---------------------------------------------------------------------------
+-- Supabase's database linter (supabase/splinter), the checks that apply to a schema
+-- exposed through the API. Each query lists offenders: every result must be empty.
+-- ---------------------------------------------------------------------------
+-- 0013 rls_disabled_in_public: every table has row-level security enabled.
+SELECT c.relname AS rls_disabled
+  FROM pg_class AS c
+ WHERE c.relnamespace = 'celaest'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity;
+-- 0007 policy_exists_rls_disabled / 0008 rls_enabled_no_policy.
+SELECT c.relname AS rls_without_policy
+  FROM pg_class AS c
+ WHERE c.relnamespace = 'celaest'::regnamespace AND c.relkind = 'r' AND c.relrowsecurity
+   AND NOT EXISTS (SELECT 1 FROM pg_policy AS p WHERE p.polrelid = c.oid);
+-- 0011 function_search_path_mutable, for SECURITY DEFINER functions.
+SELECT p.oid::regprocedure AS definer_with_mutable_search_path
+  FROM pg_proc AS p
+ WHERE p.pronamespace = 'celaest'::regnamespace AND p.prosecdef
+   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) AS c (setting) WHERE c.setting LIKE 'search\_path=%');
+-- 0015 rls_references_user_metadata: no policy reads the JWT's user_metadata.
+SELECT schemaname, tablename, policyname AS reads_user_metadata
+  FROM pg_policies
+ WHERE schemaname = 'celaest'
+   AND (coalesce(qual, '') || coalesce(with_check, '')) ~ 'user_metadata';
+-- 0010 security_definer_view: every view runs with the caller's rights (security_invoker).
+SELECT c.relname AS view_bypassing_rls
+  FROM pg_class AS c
+ WHERE c.relnamespace = 'celaest'::regnamespace AND c.relkind IN ('v', 'm')
+   AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false);
+-- 0002 auth_users_exposed / writes by anon: no function anon may execute is volatile.
+SELECT p.oid::regprocedure AS anon_may_write
+  FROM pg_proc AS p
+ WHERE p.pronamespace = 'celaest'::regnamespace AND p.provolatile = 'v'
+   AND has_function_privilege('anon', p.oid, 'EXECUTE');
+-- 0026/0027 (materialized views, foreign tables in the API): none.
+SELECT c.relname AS matview_or_foreign
+  FROM pg_class AS c
+ WHERE c.relnamespace = 'celaest'::regnamespace AND c.relkind IN ('m', 'f');
+
+-- ---------------------------------------------------------------------------
+-- The acting user, by level
+-- ---------------------------------------------------------------------------
+BEGIN;
+INSERT INTO celaest.organizations (id, name, slug) VALUES
+    ('ac000000-0000-4000-8000-000000000001', 'Access A', 'access-a'),
+    ('ac000000-0000-4000-8000-000000000002', 'Access B', 'access-b');
+INSERT INTO celaest.users_profile (id, organization_id, email, role) VALUES
+    ('ac100000-0000-4000-8000-00000000000a', 'ac000000-0000-4000-8000-000000000001', 'a@access.test', 'operator'),
+    ('ac100000-0000-4000-8000-00000000000b', 'ac000000-0000-4000-8000-000000000002', 'b@access.test', 'admin');
+
+-- A service caller names the user: the setting, else auth.uid().
+SET LOCAL ROLE service_role;
+SET LOCAL celaest.user_id = 'ac100000-0000-4000-8000-00000000000b';
+SET LOCAL request.jwt.claim.sub = 'ac100000-0000-4000-8000-00000000000a';
+SELECT celaest.current_user_id() AS service_named, celaest._caller_level() AS level;
+SELECT slug FROM celaest.organizations WHERE slug LIKE 'access-%' ORDER BY slug;
+RESET celaest.user_id;
+SELECT celaest.current_user_id() AS service_from_jwt;
+-- Acting for nobody, a service caller reads every organization.
+RESET request.jwt.claim.sub;
+SELECT slug FROM celaest.organizations WHERE slug LIKE 'access-%' ORDER BY slug;
+
+-- An end user is auth.uid() alone.
+SET LOCAL ROLE authenticated;
+SET LOCAL request.jwt.claim.sub = 'ac100000-0000-4000-8000-00000000000a';
+SELECT celaest.current_user_id() AS end_user, celaest._caller_level() AS level;
+SELECT slug FROM celaest.organizations WHERE slug LIKE 'access-%' ORDER BY slug;
+-- The same id in celaest.user_id is harmless; another one is refused, naming nobody.
+SET LOCAL celaest.user_id = 'ac100000-0000-4000-8000-00000000000a';
+SELECT celaest.current_user_id() AS same_user;
+SET LOCAL celaest.user_id = 'ac100000-0000-4000-8000-00000000000b';
+SELECT celaest.current_user_id();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM celaest.organizations;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET celaest.user_id;
+SELECT celaest._acting_user_id('ac100000-0000-4000-8000-00000000000b', 'run_prompt');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET request.jwt.claim.sub;
+SELECT celaest._acting_user_id(NULL, 'run_prompt');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
+-- anon has no level: it acts for nobody.
+BEGIN;
+SET LOCAL ROLE anon;
+SELECT celaest.version() LIKE 'celaest %' AS anon_may_ask_the_version;
+SELECT celaest.current_user_id();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SET LOCAL ROLE anon;
+SELECT celaest.run_prompt('x');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
+-- A soft-deleted organization acts for nobody.
+BEGIN;
+INSERT INTO celaest.organizations (id, name, slug, deleted_at) VALUES
+    ('ac000000-0000-4000-8000-000000000003', 'Access gone', 'access-gone', now());
+INSERT INTO celaest.users_profile (id, organization_id, email, role) VALUES
+    ('ac100000-0000-4000-8000-00000000000c', 'ac000000-0000-4000-8000-000000000003', 'c@access.test', 'admin');
+SET LOCAL ROLE authenticated;
+SET LOCAL request.jwt.claim.sub = 'ac100000-0000-4000-8000-00000000000c';
+SELECT celaest._current_org_id_or_null() AS org_of_deleted, count(*) AS visible_orgs FROM celaest.organizations;
+SELECT celaest.current_org_id();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
+-- revoke_access and grant_access again; a level granted to a NOINHERIT role holds directly.
+CREATE ROLE regress_access_reporter NOLOGIN NOINHERIT;
+SELECT celaest.grant_access('regress_access_reporter', 'readonly');
+SELECT has_table_privilege('regress_access_reporter', 'celaest.licenses', 'SELECT') AS reads,
+       has_table_privilege('regress_access_reporter', 'celaest.licenses', 'UPDATE') AS writes,
+       has_function_privilege('regress_access_reporter', 'celaest.run_prompt(text, jsonb, uuid, jsonb)', 'EXECUTE') AS runs;
+SELECT celaest.grant_access('regress_access_reporter', 'service');
+SELECT level FROM celaest.access_levels() WHERE role_name = 'regress_access_reporter';
+SELECT celaest.revoke_access('regress_access_reporter');
+SELECT count(*) AS levels_left FROM celaest.access_levels() WHERE role_name = 'regress_access_reporter';
+SELECT has_table_privilege('regress_access_reporter', 'celaest.licenses', 'SELECT') AS reads_after_revoke;
+DROP ROLE regress_access_reporter;
