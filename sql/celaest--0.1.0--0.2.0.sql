@@ -2830,10 +2830,10 @@ LANGUAGE sql
 STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT r.oid
-      FROM pg_catalog.pg_roles AS r
-     WHERE r.rolname = CASE WHEN current_setting('role') = 'none' THEN session_user::text
-                            ELSE current_setting('role') END;
+    -- to_regrole: a catalog cache lookup (the pg_roles view costs a join per call, and row-level
+    -- security asks this once per statement).
+    SELECT pg_catalog.to_regrole(quote_ident(CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                                                  ELSE current_setting('role') END))::oid;
 $$;
 COMMENT ON FUNCTION celaest._calling_role() IS
     'Internal (identity): the role that called: the role of SET ROLE, else the session user; a SECURITY DEFINER function''s owner never counts.';
@@ -2890,8 +2890,10 @@ AS $$
 DECLARE
     v_user uuid;
 BEGIN
+    -- A direct call, not EXECUTE: PL/pgSQL resolves it when first run (never if auth.uid() is
+    -- missing) and keeps its plan, where EXECUTE would parse and plan on every call.
     IF to_regprocedure('auth.uid()') IS NOT NULL THEN
-        EXECUTE 'SELECT auth.uid()' INTO v_user;
+        v_user := auth.uid();
     END IF;
     RETURN v_user;
 END;

@@ -42,7 +42,8 @@ def test_add_api_key_stores_only_ciphertext(db, mock, conn):
     assert (row["priority"], row["weight"], row["rate_limit_rpm"], row["rate_limit_tpm"], row["rate_limit_rpd"]) == \
         (7, 3, 11, 22222, 333)
     assert row["expires_at"] == datetime.datetime(2099, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-    assert row["metadata"] == {"base_url": "http://127.0.0.1:1/openai/v1"}
+    # A superuser set this base URL: the outbound guard trusts it, and says so (issue 11).
+    assert row["metadata"] == {"base_url": "http://127.0.0.1:1/openai/v1", "base_url_by_superuser": True}
     assert row["is_active"] and row["is_healthy"] and row["usage_count"] == 0 and row["tokens_used"] == 0
     assert row["plain_at"] == 0
     assert bytes(row["key_value_encrypted"])[:1] in (b"\xc3", b"\x8c", b"\xc1")  # an OpenPGP packet
