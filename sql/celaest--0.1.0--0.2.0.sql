@@ -3315,8 +3315,9 @@ AS $$
     SELECT CASE p_level
                WHEN 'authenticated' THEN
                    ARRAY['run_prompt', 'ai_chat', 'submit_batch', 'wait_batch', 'cancel_batch',
-                         'track_event', 'config_set', '_config_set_as_super_admin']
-               WHEN 'readonly' THEN ARRAY['wait_batch']
+                         'track_event', 'config_set', '_config_set_as_super_admin', '_api_key_cooldowns']
+               -- _api_key_cooldowns only reads (shared memory): v_api_pool_status calls it.
+               WHEN 'readonly' THEN ARRAY['wait_batch', '_api_key_cooldowns']
            END;
 $$;
 COMMENT ON FUNCTION celaest._level_volatile_functions(text) IS

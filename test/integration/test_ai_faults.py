@@ -509,7 +509,8 @@ def test_no_license_is_refused_and_consumes_nothing(db, mock, conn):
     org = scalar(conn, "INSERT INTO celaest.organizations (name, slug) VALUES ('No License', %s) RETURNING id",
                  ("nolic-" + uuid.uuid4().hex[:6],))
     user = str(uuid.uuid4())
-    scalar(conn, "INSERT INTO celaest.users_profile (id, organization_id, email) VALUES (%s, %s, %s)",
+    # An operator: a viewer may run no AI call at all (issue 11), whatever its license.
+    scalar(conn, "INSERT INTO celaest.users_profile (id, organization_id, email, role) VALUES (%s, %s, %s, 'operator')",
            (user, org, "nolic-%s@example.test" % user[:6]))
     c = db.connect(user_id=user)
     tasks = db.task_count(c)

@@ -236,6 +236,8 @@ def generated_calls(w):
           FROM pg_proc AS p
          WHERE p.pronamespace = 'celaest'::regnamespace
            AND p.prorettype <> 'trigger'::regtype AND p.prokind = 'f'
+           -- aggregate support functions take "internal": no SQL caller can pass one
+           AND NOT ('internal'::regtype = ANY (p.proargtypes::oid[]))
          ORDER BY p.proname""")
     calls = []
     for f in functions:
