@@ -13,12 +13,6 @@ CREATE FUNCTION celaest.submit_batch(p_prompt text, p_inputs jsonb, p_user_id uu
 COMMENT ON FUNCTION celaest.submit_batch(text, jsonb, uuid, jsonb) IS
     'Queues a batch: p_inputs is a JSON array of variable objects for the prompt (slug or slug@version); checks max_batch_size and the AI requests left (LC010) and every input''s variables (LC030), creates the task_batches row and one pending task per input, wakes the batch runner and returns the batch id. Options as run_prompt, plus name and priority.';
 
-CREATE FUNCTION celaest._wake_batch_runner() RETURNS void
-    AS 'MODULE_PATHNAME', 'celaest_wake_batch_runner'
-    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION celaest._wake_batch_runner() IS
-    'Internal: sets the batch runner''s latch so that newly queued tasks start at once.';
-
 -- Who may see, wait for or cancel a batch: module 84's _batch_access (defined later; plpgsql
 -- resolves it when called). Others get "does not exist": a batch id of another organization
 -- reveals nothing.

@@ -16,7 +16,8 @@ INSERT INTO public_api VALUES
     ('issue_license'), ('validate_license'), ('current_license'), ('effective_limits'), ('check_limit'),
     ('consume_quota'), ('set_license_status'), ('refresh_licenses'),
     ('aggregate_roi'), ('roi_summary'),
-    ('track_event'), ('config_get'), ('config_set'), ('is_feature_enabled');
+    ('track_event'), ('config_get'), ('config_set'), ('is_feature_enabled'),
+    ('grant_access'), ('revoke_access'), ('access_levels');
 
 SELECT p.oid::regprocedure AS unprefixed_function_outside_the_api
   FROM pg_proc AS p
