@@ -61,8 +61,7 @@ bool CallPlan::next_request(TransferRequest& request) {
       transfer.timeout_ms = transfer.timeout_ms > 0 ? std::min(transfer.timeout_ms, left) : left;
     }
     request = TransferRequest{codec_for(model.provider).encode_chat(chat_, current_key_->base_url, current_key_->secret),
-                              transfer};
-    request.pinned_address = current_key_->pinned_address;
+                              transfer, current_key_->pinned_address};
     return true;
   }
   if (!finished_) {

@@ -34,10 +34,10 @@ class FakePool final : public KeySource, public KeyLedger {
       if (key.provider != model.provider || excluded.count(key.id)) continue;
       auto cooling = cooling_until.find(key.id);
       if (cooling != cooling_until.end() && cooling->second > now_) continue;
-      return KeyChoice{key.id, "sk-secret-" + key.id, "http://" + key.id + ".test/v1", false};
+      return KeyChoice{key.id, "sk-secret-" + key.id, "http://" + key.id + ".test/v1", false, "", ""};
     }
     if (keyless_for_local && model.provider == Provider::Local)
-      return KeyChoice{std::nullopt, "", "http://ollama.test", false};
+      return KeyChoice{std::nullopt, "", "http://ollama.test", false, "", ""};
     return std::nullopt;
   }
 
