@@ -26,6 +26,7 @@
 #include "core/messages.hpp"
 #include "core/model_order.hpp"
 #include "core/murmur3.hpp"
+#include "core/outbound_guard.hpp"
 #include "core/percentile.hpp"
 #include "core/provider.hpp"
 #include "core/quota.hpp"
