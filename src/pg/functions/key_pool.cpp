@@ -19,6 +19,7 @@
 
 extern "C" {
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 }
@@ -71,9 +72,11 @@ Text text_option(const nlohmann::json& options, const char* name) {
 
 // A base URL set by a superuser is trusted as it is; anyone else's passes the outbound guard
 // (allowlist, then the resolved addresses) or is refused with 22023.
-bool calling_role_is_superuser(SpiSession& spi) {
-  return spi.scalar("SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.oid = celaest._calling_role()", {}, true) ==
-         Text("t");
+// The calling role as celaest._calling_role() sees it (SET ROLE's role, else the session user:
+// never the owner this SECURITY DEFINER function runs as), asked of the server directly so that
+// a 0.1.0 schema running this library before ALTER EXTENSION UPDATE works too.
+bool calling_role_is_superuser(SpiSession&) {
+  return pg_guarded([] { return superuser_arg(GetOuterUserId()); });
 }
 
 void require_allowed_destination(const std::string& base_url) {
