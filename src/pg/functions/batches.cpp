@@ -116,9 +116,6 @@ CELAEST_FUNCTION(celaest_submit_batch) {
     priority = options["priority"].get<int>();
   }
 
-  // Who may submit comes first: a caller without the right learns nothing more (issue 11).
-  SpiSession spi;
-  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "submit_batch");
   // A batch nobody would run is refused before anything is written (API.md submit_batch).
   if (!pg_guarded([] { return workers::serves_current_database(); }))
     throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -126,6 +123,8 @@ CELAEST_FUNCTION(celaest_submit_batch) {
                 "The batch runner is a background worker of the library preloaded by the server.",
                 "Add celaest to shared_preload_libraries (and this database to celaest.databases, when that is "
                 "set), then restart the server.");
+  SpiSession spi;
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "submit_batch");
   PromptDefinition prompt = load_prompt(spi, *reference);
   // Every input is rendered now: a missing variable is the caller's error (LC030), not a
   // task that fails later in the background. Rendering is pure C++; the catch only names the
