@@ -2869,14 +2869,11 @@ $$;
 COMMENT ON FUNCTION celaest._level_of(oid) IS
     'Internal (identity): the CELAEST access level of a role: service (superusers, the extension owner and roles using its privileges, members of celaest_service), authenticated, readonly, or NULL (none).';
 
-CREATE FUNCTION celaest._caller_level()
+CREATE OR REPLACE FUNCTION celaest._caller_level()
 RETURNS text
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT celaest._level_of(celaest._calling_role());
-$$;
+AS 'MODULE_PATHNAME', 'celaest_caller_level';
 COMMENT ON FUNCTION celaest._caller_level() IS
     'Internal (identity): the access level of the calling role (service, authenticated, readonly or NULL).';
 
@@ -2903,38 +2900,9 @@ COMMENT ON FUNCTION celaest._auth_uid() IS
 
 CREATE OR REPLACE FUNCTION celaest._current_user_id_or_null()
 RETURNS uuid
-LANGUAGE plpgsql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_setting text := btrim(current_setting('celaest.user_id', true));
-    v_named   uuid;
-    v_auth    uuid := celaest._auth_uid();
-BEGIN
-    IF v_setting IS NOT NULL AND v_setting <> '' THEN
-        -- The forms uuid_in accepts: 32 hex digits, optionally '-' after any group of
-        -- four, optionally in braces. Checked up front so that no subtransaction is needed.
-        IF v_setting !~* '^([0-9a-f]{4}(-?[0-9a-f]{4}){7}|\{[0-9a-f]{4}(-?[0-9a-f]{4}){7}\})$' THEN
-            RAISE EXCEPTION 'celaest.user_id is not a valid uuid: "%"', v_setting
-                USING ERRCODE = 'invalid_text_representation',
-                      HINT = 'SET celaest.user_id to the users_profile.id of the acting user, or RESET it.';
-        END IF;
-        v_named := v_setting::uuid;
-    END IF;
-
-    IF celaest._caller_level() = 'service' THEN
-        RETURN coalesce(v_named, v_auth);
-    END IF;
-    IF v_named IS NOT NULL AND v_named IS DISTINCT FROM v_auth THEN
-        RAISE EXCEPTION 'permission denied to act as another CELAEST user'
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'celaest.user_id is honoured for service callers only; this role is identified by auth.uid().',
-                  HINT = 'RESET celaest.user_id, or call through a role with grant_access(..., ''service'').';
-    END IF;
-    RETURN v_auth;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_current_user_id_or_null';
 COMMENT ON FUNCTION celaest._current_user_id_or_null() IS
     'The acting CELAEST user, or NULL. A service caller (superuser, extension owner, grant_access(..., ''service'')): the setting celaest.user_id, else Supabase auth.uid(). Any other caller: auth.uid() alone; a celaest.user_id that differs from it raises 42501. Raises 22P02 when celaest.user_id is set but not a uuid. Used by row-level security and automatic auditing.';
 
@@ -2960,17 +2928,9 @@ COMMENT ON FUNCTION celaest.current_user_id() IS
 
 CREATE OR REPLACE FUNCTION celaest._current_org_id_or_null()
 RETURNS uuid
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT u.organization_id
-      FROM celaest.users_profile AS u
-      JOIN celaest.organizations AS o ON o.id = u.organization_id AND o.deleted_at IS NULL
-     WHERE u.id = celaest._current_user_id_or_null()
-       AND u.deleted_at IS NULL;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_current_org_id_or_null';
 COMMENT ON FUNCTION celaest._current_org_id_or_null() IS
     'Organization of the acting user (users_profile.organization_id), or NULL when there is no user, no live profile or no live (not soft-deleted) organization. Used by row-level security.';
 
@@ -3009,17 +2969,9 @@ COMMENT ON FUNCTION celaest.current_org_id() IS
 
 CREATE OR REPLACE FUNCTION celaest._current_user_is_super_admin()
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT COALESCE((
-        SELECT u.role = 'super_admin'::celaest.user_role
-          FROM celaest.users_profile AS u
-         WHERE u.id = celaest._current_user_id_or_null()
-           AND u.deleted_at IS NULL), false);
-$$;
+AS 'MODULE_PATHNAME', 'celaest_current_user_is_super_admin';
 COMMENT ON FUNCTION celaest._current_user_is_super_admin() IS
     'True when the acting user has a live profile with role super_admin (global administrator: row-level security lets them see every organization).';
 
@@ -3061,71 +3013,37 @@ COMMENT ON FUNCTION celaest._role_allows(celaest.user_role, jsonb, text) IS
     'Internal (access): whether a user role, with its scopes, has a right (ai:run, batches:manage, users:manage, org:settings, platform:manage). Scopes add any right but platform:manage.';
 
 -- Owner's rights: the acting user's own profile, whatever row-level security shows.
-CREATE FUNCTION celaest._acting_user_may(p_right text)
+CREATE OR REPLACE FUNCTION celaest._acting_user_may(p_right text)
 RETURNS boolean
-LANGUAGE sql
-STABLE PARALLEL SAFE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT coalesce((
-        SELECT celaest._role_allows(u.role, u.scopes, p_right)
-          FROM celaest.users_profile AS u
-          LEFT JOIN celaest.organizations AS o ON o.id = u.organization_id
-         WHERE u.id = celaest._current_user_id_or_null()
-           AND u.deleted_at IS NULL
-           AND o.deleted_at IS NULL), false);
-$$;
+LANGUAGE C
+STABLE PARALLEL SAFE STRICT
+AS 'MODULE_PATHNAME', 'celaest_acting_user_may';
 COMMENT ON FUNCTION celaest._acting_user_may(text) IS
     'Internal (access): whether the acting CELAEST user (live profile, live organization) has a right.';
 
 -- Rows of every organization: readonly, a service caller acting for nobody, a super_admin.
-CREATE FUNCTION celaest._sees_every_org()
+CREATE OR REPLACE FUNCTION celaest._sees_every_org()
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE celaest._caller_level()
-               WHEN 'readonly' THEN true
-               WHEN 'service' THEN celaest._current_user_id_or_null() IS NULL
-                                   OR celaest._current_user_is_super_admin()
-               WHEN 'authenticated' THEN celaest._current_user_is_super_admin()
-               ELSE false
-           END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_sees_every_org';
 COMMENT ON FUNCTION celaest._sees_every_org() IS
     'Internal (access, row-level security): true for readonly callers, service callers acting for no user, and super_admins.';
 
-CREATE FUNCTION celaest._writes_every_org()
+CREATE OR REPLACE FUNCTION celaest._writes_every_org()
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE celaest._caller_level()
-               WHEN 'service' THEN celaest._current_user_id_or_null() IS NULL
-                                   OR celaest._current_user_is_super_admin()
-               WHEN 'authenticated' THEN celaest._current_user_is_super_admin()
-               ELSE false
-           END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_writes_every_org';
 COMMENT ON FUNCTION celaest._writes_every_org() IS
     'Internal (access, row-level security): true for service callers acting for no user and for super_admins.';
 
 -- Platform objects (plans, models, key pool, prompts, flags, system config).
-CREATE FUNCTION celaest._manages_platform()
+CREATE OR REPLACE FUNCTION celaest._manages_platform()
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE celaest._caller_level()
-               WHEN 'service' THEN true
-               WHEN 'authenticated' THEN celaest._current_user_is_super_admin()
-               ELSE false
-           END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_manages_platform';
 COMMENT ON FUNCTION celaest._manages_platform() IS
     'Internal (access, row-level security): true for service callers and super_admins, who alone change plans, models, the key pool, prompts, flags and system config.';
 

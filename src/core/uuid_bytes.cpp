@@ -33,4 +33,24 @@ std::optional<UuidBytes> parse_uuid(std::string_view text) {
   return bytes;
 }
 
+std::optional<std::string> canonical_uuid_text(std::string_view text) {
+  if (!text.empty() && text.front() == '{') {
+    if (text.size() < 2 || text.back() != '}') return std::nullopt;
+    text = text.substr(1, text.size() - 2);
+  }
+  std::string hex;
+  size_t i = 0;
+  for (int group = 0; group < 8; ++group) {
+    if (group > 0 && i < text.size() && text[i] == '-') ++i;
+    for (int digit = 0; digit < 4; ++digit, ++i) {
+      const int value = i < text.size() ? hex_value(text[i]) : -1;
+      if (value < 0) return std::nullopt;
+      hex.push_back("0123456789abcdef"[value]);
+    }
+  }
+  if (i != text.size()) return std::nullopt;
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
+         hex.substr(20, 12);
+}
+
 }  // namespace celaest::core

@@ -214,14 +214,12 @@ $$;
 COMMENT ON FUNCTION celaest._level_of(oid) IS
     'Internal (identity): the CELAEST access level of a role: service (superusers, the extension owner and roles using its privileges, members of celaest_service), authenticated, readonly, or NULL (none).';
 
+-- Native (src/pg/functions/identity.cpp): worked out once per statement, see _current_user_id_or_null.
 CREATE FUNCTION celaest._caller_level()
 RETURNS text
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT celaest._level_of(celaest._calling_role());
-$$;
+AS 'MODULE_PATHNAME', 'celaest_caller_level';
 COMMENT ON FUNCTION celaest._caller_level() IS
     'Internal (identity): the access level of the calling role (service, authenticated, readonly or NULL).';
 
@@ -255,40 +253,15 @@ COMMENT ON FUNCTION celaest._auth_uid() IS
 -- By level: a service caller names the user (celaest.user_id, else auth.uid()); any other
 -- caller is auth.uid() alone, and a celaest.user_id that differs from it is refused (42501)
 -- rather than ignored, so that a client that tries it learns it at once.
+-- Native (src/pg/functions/identity.cpp, pg/identity/acting_identity.cpp): row-level security
+-- asks for the acting identity in every query, so it is worked out once per statement (the
+-- same transaction, statement start, command and settings) and kept; the rules are those of
+-- the comment below, applied there. Errors are never kept: each call raises again.
 CREATE FUNCTION celaest._current_user_id_or_null()
 RETURNS uuid
-LANGUAGE plpgsql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_setting text := btrim(current_setting('celaest.user_id', true));
-    v_named   uuid;
-    v_auth    uuid := celaest._auth_uid();
-BEGIN
-    IF v_setting IS NOT NULL AND v_setting <> '' THEN
-        -- The forms uuid_in accepts: 32 hex digits, optionally '-' after any group of
-        -- four, optionally in braces. Checked up front so that no subtransaction is needed.
-        IF v_setting !~* '^([0-9a-f]{4}(-?[0-9a-f]{4}){7}|\{[0-9a-f]{4}(-?[0-9a-f]{4}){7}\})$' THEN
-            RAISE EXCEPTION 'celaest.user_id is not a valid uuid: "%"', v_setting
-                USING ERRCODE = 'invalid_text_representation',
-                      HINT = 'SET celaest.user_id to the users_profile.id of the acting user, or RESET it.';
-        END IF;
-        v_named := v_setting::uuid;
-    END IF;
-
-    IF celaest._caller_level() = 'service' THEN
-        RETURN coalesce(v_named, v_auth);
-    END IF;
-    IF v_named IS NOT NULL AND v_named IS DISTINCT FROM v_auth THEN
-        RAISE EXCEPTION 'permission denied to act as another CELAEST user'
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'celaest.user_id is honoured for service callers only; this role is identified by auth.uid().',
-                  HINT = 'RESET celaest.user_id, or call through a role with grant_access(..., ''service'').';
-    END IF;
-    RETURN v_auth;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_current_user_id_or_null';
 COMMENT ON FUNCTION celaest._current_user_id_or_null() IS
     'The acting CELAEST user, or NULL. A service caller (superuser, extension owner, grant_access(..., ''service'')): the setting celaest.user_id, else Supabase auth.uid(). Any other caller: auth.uid() alone; a celaest.user_id that differs from it raises 42501. Raises 22P02 when celaest.user_id is set but not a uuid. Used by row-level security and automatic auditing.';
 
@@ -315,19 +288,13 @@ COMMENT ON FUNCTION celaest.current_user_id() IS
 -- SECURITY DEFINER: row-level security policies call these, including the policy on
 -- users_profile itself; running as the owner (not subject to RLS, which is not
 -- FORCEd) avoids policy recursion and lets a user learn their own organization.
+-- Native (src/pg/functions/identity.cpp): reads users_profile and organizations as the
+-- function's owner, so the policy on users_profile does not recurse into itself.
 CREATE FUNCTION celaest._current_org_id_or_null()
 RETURNS uuid
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT u.organization_id
-      FROM celaest.users_profile AS u
-      JOIN celaest.organizations AS o ON o.id = u.organization_id AND o.deleted_at IS NULL
-     WHERE u.id = celaest._current_user_id_or_null()
-       AND u.deleted_at IS NULL;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_current_org_id_or_null';
 COMMENT ON FUNCTION celaest._current_org_id_or_null() IS
     'Organization of the acting user (users_profile.organization_id), or NULL when there is no user, no live profile or no live (not soft-deleted) organization. Used by row-level security.';
 
@@ -364,19 +331,12 @@ $$;
 COMMENT ON FUNCTION celaest.current_org_id() IS
     'Organization of the acting user (users_profile.organization_id; NULL if the user belongs to none). Raises 42501 when there is no user or the user has no live profile.';
 
+-- Native (src/pg/functions/identity.cpp).
 CREATE FUNCTION celaest._current_user_is_super_admin()
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT COALESCE((
-        SELECT u.role = 'super_admin'::celaest.user_role
-          FROM celaest.users_profile AS u
-         WHERE u.id = celaest._current_user_id_or_null()
-           AND u.deleted_at IS NULL), false);
-$$;
+AS 'MODULE_PATHNAME', 'celaest_current_user_is_super_admin';
 COMMENT ON FUNCTION celaest._current_user_is_super_admin() IS
     'True when the acting user has a live profile with role super_admin (global administrator: row-level security lets them see every organization).';
 -- Executable by PUBLIC: the row-level security policies (85_security.sql) call it as the querying role.

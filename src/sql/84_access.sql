@@ -62,71 +62,42 @@ COMMENT ON FUNCTION celaest._role_allows(celaest.user_role, jsonb, text) IS
     'Internal (access): whether a user role, with its scopes, has a right (ai:run, batches:manage, users:manage, org:settings, platform:manage). Scopes add any right but platform:manage.';
 
 -- Owner's rights: the acting user's own profile, whatever row-level security shows.
+-- Native (src/pg/functions/access.cpp): the rights of _role_allows, read from the statement's
+-- acting identity; an unknown right is 22023.
 CREATE FUNCTION celaest._acting_user_may(p_right text)
 RETURNS boolean
-LANGUAGE sql
-STABLE PARALLEL SAFE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT coalesce((
-        SELECT celaest._role_allows(u.role, u.scopes, p_right)
-          FROM celaest.users_profile AS u
-          LEFT JOIN celaest.organizations AS o ON o.id = u.organization_id
-         WHERE u.id = celaest._current_user_id_or_null()
-           AND u.deleted_at IS NULL
-           AND o.deleted_at IS NULL), false);
-$$;
+LANGUAGE C
+STABLE PARALLEL SAFE STRICT
+AS 'MODULE_PATHNAME', 'celaest_acting_user_may';
 COMMENT ON FUNCTION celaest._acting_user_may(text) IS
     'Internal (access): whether the acting CELAEST user (live profile, live organization) has a right.';
 
 -- Rows of every organization: readonly, a service caller acting for nobody, a super_admin.
+-- Native (src/pg/functions/access.cpp).
 CREATE FUNCTION celaest._sees_every_org()
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE celaest._caller_level()
-               WHEN 'readonly' THEN true
-               WHEN 'service' THEN celaest._current_user_id_or_null() IS NULL
-                                   OR celaest._current_user_is_super_admin()
-               WHEN 'authenticated' THEN celaest._current_user_is_super_admin()
-               ELSE false
-           END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_sees_every_org';
 COMMENT ON FUNCTION celaest._sees_every_org() IS
     'Internal (access, row-level security): true for readonly callers, service callers acting for no user, and super_admins.';
 
+-- Native (src/pg/functions/access.cpp).
 CREATE FUNCTION celaest._writes_every_org()
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE celaest._caller_level()
-               WHEN 'service' THEN celaest._current_user_id_or_null() IS NULL
-                                   OR celaest._current_user_is_super_admin()
-               WHEN 'authenticated' THEN celaest._current_user_is_super_admin()
-               ELSE false
-           END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_writes_every_org';
 COMMENT ON FUNCTION celaest._writes_every_org() IS
     'Internal (access, row-level security): true for service callers acting for no user and for super_admins.';
 
 -- Platform objects (plans, models, key pool, prompts, flags, system config).
+-- Native (src/pg/functions/access.cpp).
 CREATE FUNCTION celaest._manages_platform()
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE C
 STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE celaest._caller_level()
-               WHEN 'service' THEN true
-               WHEN 'authenticated' THEN celaest._current_user_is_super_admin()
-               ELSE false
-           END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_manages_platform';
 COMMENT ON FUNCTION celaest._manages_platform() IS
     'Internal (access, row-level security): true for service callers and super_admins, who alone change plans, models, the key pool, prompts, flags and system config.';
 

@@ -18,3 +18,23 @@ SELECT count(celaest.issue_license(('00000000-0000-4000-8000-' || lpad(n::text, 
 UPDATE celaest.licenses AS l
    SET id = ('00000000-0000-4000-9000-' || substr(l.organization_id::text, 25))::uuid;
 VACUUM ANALYZE;
+-- An end user per organization for the row-level security workload: Supabase-shaped (a
+-- NOINHERIT role 'bench_end_user' with the authenticated level, auth.uid() reading the JWT
+-- claims). User n is the admin of organization n: 00000000-0000-4000-a000-<n, 12 digits>.
+CREATE SCHEMA IF NOT EXISTS auth;
+CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+                    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid $$;
+GRANT USAGE ON SCHEMA auth TO PUBLIC;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_end_user') THEN
+        CREATE ROLE bench_end_user LOGIN NOINHERIT;
+    END IF;
+END $$;
+SELECT celaest.grant_access('bench_end_user', 'authenticated');
+INSERT INTO celaest.users_profile (id, organization_id, email, display_name, role)
+SELECT ('00000000-0000-4000-a000-' || lpad(n::text, 12, '0'))::uuid,
+       ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid,
+       'admin' || n || '@bench.example', 'Admin ' || n, 'admin'
+  FROM generate_series(1, 1000) AS n;
+VACUUM ANALYZE;

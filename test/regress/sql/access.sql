@@ -203,6 +203,33 @@ SELECT celaest.current_org_id();
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 ROLLBACK;
 
+-- The acting identity is worked out once per statement and kept only while nothing it
+-- depends on has changed: the settings (even within one statement), the profile (this
+-- transaction's own writes), the role.
+BEGIN;
+INSERT INTO celaest.organizations (id, name, slug) VALUES
+    ('ac000000-0000-4000-8000-000000000004', 'Access D', 'access-d');
+INSERT INTO celaest.users_profile (id, organization_id, email, role) VALUES
+    ('ac100000-0000-4000-8000-00000000000d', 'ac000000-0000-4000-8000-000000000004', 'd@access.test', 'admin');
+SET LOCAL celaest.user_id = 'ac100000-0000-4000-8000-00000000000a';
+SELECT celaest._current_user_id_or_null() AS first,
+       set_config('celaest.user_id', 'ac100000-0000-4000-8000-00000000000d', true) IS NOT NULL AS switched,
+       celaest._current_user_id_or_null() AS second;
+SELECT celaest._acting_user_may('users:manage') AS admin_manages_users, celaest._current_org_id_or_null() AS org;
+UPDATE celaest.users_profile SET role = 'viewer' WHERE id = 'ac100000-0000-4000-8000-00000000000d';
+SELECT celaest._acting_user_may('users:manage') AS viewer_manages_users;
+UPDATE celaest.users_profile SET deleted_at = now() WHERE id = 'ac100000-0000-4000-8000-00000000000d';
+SELECT celaest._current_org_id_or_null() AS org_of_deleted_user, celaest._sees_every_org() AS sees_every_org;
+RESET celaest.user_id;
+SET LOCAL ROLE authenticated;
+SELECT celaest._caller_level() AS level_after_set_role;
+SELECT celaest._acting_user_may('billing:everything');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET LOCAL celaest.user_id = 'not-a-uuid';
+SELECT celaest._current_user_id_or_null();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
 -- revoke_access and grant_access again; a level granted to a NOINHERIT role holds directly.
 CREATE ROLE regress_access_reporter NOLOGIN NOINHERIT;
 SELECT celaest.grant_access('regress_access_reporter', 'readonly');

@@ -1,0 +1,226 @@
+#include "pg/identity/acting_identity.hpp"
+
+#include "core/uuid_bytes.hpp"
+
+#include "pg/boundary/boundary.hpp"
+#include "pg/boundary/spi.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/pg_proc.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "storage/proc.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+}
+
+
+namespace celaest::pg {
+
+bool ActingIdentity::sees_every_org() const {
+  switch (level) {
+    case AccessLevel::Readonly: return true;
+    case AccessLevel::Service: return !user_id || super_admin;
+    case AccessLevel::Authenticated: return super_admin;
+    case AccessLevel::None: return false;
+  }
+  return false;
+}
+
+bool ActingIdentity::writes_every_org() const {
+  switch (level) {
+    case AccessLevel::Service: return !user_id || super_admin;
+    case AccessLevel::Authenticated: return super_admin;
+    default: return false;
+  }
+}
+
+bool ActingIdentity::manages_platform() const {
+  return level == AccessLevel::Service || (level == AccessLevel::Authenticated && super_admin);
+}
+
+const char* level_name(AccessLevel level) {
+  switch (level) {
+    case AccessLevel::Service: return "service";
+    case AccessLevel::Authenticated: return "authenticated";
+    case AccessLevel::Readonly: return "readonly";
+    case AccessLevel::None: return nullptr;
+  }
+  return nullptr;
+}
+
+namespace {
+
+// Everything the identity depends on. The same transaction, statement and command see the
+// same rows (a new statement may see other transactions' commits; a new command, this one's
+// own writes), so the identity can change only when one of these does. The settings are
+// compared too: set_config() can change them inside one statement.
+struct StatementKey {
+  LocalTransactionId transaction = InvalidLocalTransactionId;
+  TimestampTz statement_start = 0;
+  CommandId command = InvalidCommandId;
+  Oid calling_role = InvalidOid;
+  std::string user_setting;
+  std::string jwt_claims;  // what Supabase's auth.uid() reads
+  std::string jwt_sub;
+
+  bool operator==(const StatementKey& other) const {
+    return transaction == other.transaction && statement_start == other.statement_start &&
+           command == other.command && calling_role == other.calling_role &&
+           user_setting == other.user_setting && jwt_claims == other.jwt_claims && jwt_sub == other.jwt_sub;
+  }
+};
+
+std::string setting(const char* name) {
+  const char* value = pg_guarded([name] { return GetConfigOption(name, true, false); });
+  return value != nullptr ? std::string(value) : std::string();
+}
+
+StatementKey current_key() {
+  StatementKey key;
+  key.transaction = MyProc->lxid;
+  key.statement_start = GetCurrentStatementStartTimestamp();
+  key.command = GetCurrentCommandId(false);
+  // The role SET ROLE chose, else the session user: a SECURITY DEFINER function changes
+  // neither, so an end user calling one of ours is still an end user inside it.
+  key.calling_role = GetOuterUserId();
+  key.user_setting = setting("celaest.user_id");
+  key.jwt_claims = setting("request.jwt.claims");
+  key.jwt_sub = setting("request.jwt.claim.sub");
+  return key;
+}
+
+// Runs the profile lookups as the function's owner (the extension's owner), as the SQL
+// helpers did with SECURITY DEFINER: row-level security on users_profile calls back into
+// this identity and must not see itself.
+class RunAsOwner {
+ public:
+  explicit RunAsOwner(Oid owner) {
+    GetUserIdAndSecContext(&saved_user_, &saved_context_);
+    SetUserIdAndSecContext(owner, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
+  }
+  ~RunAsOwner() { SetUserIdAndSecContext(saved_user_, saved_context_); }
+  RunAsOwner(const RunAsOwner&) = delete;
+  RunAsOwner& operator=(const RunAsOwner&) = delete;
+
+ private:
+  Oid saved_user_ = InvalidOid;
+  int saved_context_ = 0;
+};
+
+Oid function_owner(Oid function_oid) {
+  return pg_guarded([function_oid] {
+    HeapTuple tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function_oid));
+    if (!HeapTupleIsValid(tuple)) elog(ERROR, "celaest: cache lookup failed for function %u", function_oid);
+    Oid owner = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tuple))->proowner;
+    ReleaseSysCache(tuple);
+    return owner;
+  });
+}
+
+bool auth_uid_exists() {
+  return pg_guarded([] {
+    List* name = list_make2(makeString(pstrdup("auth")), makeString(pstrdup("uid")));
+    return OidIsValid(LookupFuncName(name, 0, nullptr, true));
+  });
+}
+
+std::string trimmed(const std::string& text) {
+  const size_t first = text.find_first_not_of(' ');
+  if (first == std::string::npos) return {};
+  return text.substr(first, text.find_last_not_of(' ') - first + 1);
+}
+
+AccessLevel parse_level(const Text& name) {
+  if (!name) return AccessLevel::None;
+  if (*name == "service") return AccessLevel::Service;
+  if (*name == "authenticated") return AccessLevel::Authenticated;
+  if (*name == "readonly") return AccessLevel::Readonly;
+  return AccessLevel::None;
+}
+
+ActingIdentity compute(const StatementKey& key, Oid function_oid) {
+  ActingIdentity identity;
+  std::optional<std::string> named;
+  const std::string user_setting = trimmed(key.user_setting);
+  if (!user_setting.empty()) {
+    named = core::canonical_uuid_text(user_setting);
+    if (!named)
+      throw Error(ERRCODE_INVALID_TEXT_REPRESENTATION, "celaest.user_id is not a valid uuid: \"" + user_setting + "\"",
+                  "", "SET celaest.user_id to the users_profile.id of the acting user, or RESET it.");
+  }
+
+  RunAsOwner as_owner(function_owner(function_oid));
+  SpiSession spi;
+  identity.level = parse_level(spi.scalar("SELECT celaest._level_of($1::oid)",
+                                          {std::to_string(key.calling_role)}, true));
+  std::optional<std::string> auth_uid;
+  if (auth_uid_exists()) auth_uid = spi.scalar("SELECT auth.uid()::text", {}, true);
+
+  if (identity.level == AccessLevel::Service) {
+    identity.user_id = named ? named : auth_uid;
+  } else {
+    if (named && named != auth_uid)
+      throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to act as another CELAEST user",
+                  "celaest.user_id is honoured for service callers only; this role is identified by auth.uid().",
+                  "RESET celaest.user_id, or call through a role with grant_access(..., 'service').");
+    identity.user_id = auth_uid;
+  }
+  if (!identity.user_id) return identity;
+
+  // The organization counts only while it is live; rights need a live profile in a live
+  // organization (or in none); super_admin only a live profile.
+  QueryResult profile = spi.run(
+      "SELECT CASE WHEN o.deleted_at IS NULL THEN u.organization_id END::text, o.deleted_at IS NULL, "
+      "       u.role = 'super_admin', "
+      "       celaest._role_allows(u.role, u.scopes, 'ai:run'), "
+      "       celaest._role_allows(u.role, u.scopes, 'batches:manage'), "
+      "       celaest._role_allows(u.role, u.scopes, 'users:manage'), "
+      "       celaest._role_allows(u.role, u.scopes, 'org:settings'), "
+      "       celaest._role_allows(u.role, u.scopes, 'platform:manage') "
+      "  FROM celaest.users_profile AS u "
+      "  LEFT JOIN celaest.organizations AS o ON o.id = u.organization_id "
+      " WHERE u.id = $1::uuid AND u.deleted_at IS NULL",
+      {identity.user_id}, true);
+  if (profile.empty()) return identity;
+  auto flag = [&](size_t column) { return profile.at(0, column).value_or("f") == "t"; };
+  identity.live_profile = true;
+  identity.organization_id = profile.at(0, 0);
+  identity.super_admin = flag(2);
+  if (flag(1)) {
+    const Right rights[] = {Right::AiRun, Right::BatchesManage, Right::UsersManage, Right::OrgSettings,
+                            Right::PlatformManage};
+    for (size_t i = 0; i < 5; ++i)
+      if (flag(3 + i)) identity.rights |= static_cast<unsigned>(rights[i]);
+  }
+  return identity;
+}
+
+struct Cached {
+  bool valid = false;
+  StatementKey key;
+  ActingIdentity identity;
+};
+
+Cached& cached() {
+  static Cached entry;
+  return entry;
+}
+
+}  // namespace
+
+const ActingIdentity& acting_identity(unsigned int function_oid) {
+  Cached& entry = cached();
+  StatementKey key = current_key();
+  if (entry.valid && entry.key == key) return entry.identity;
+  entry.valid = false;  // stays so if computing raises: errors are never kept
+  entry.identity = compute(key, function_oid);
+  entry.key = std::move(key);
+  entry.valid = true;
+  return entry.identity;
+}
+
+}  // namespace celaest::pg
