@@ -2993,22 +2993,11 @@ $$;
 -- ---------------------------------------------------------------------------
 -- Rights of a user role
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION celaest._role_allows(p_role celaest.user_role, p_scopes jsonb, p_right text)
+CREATE OR REPLACE FUNCTION celaest._role_allows(p_role celaest.user_role, p_scopes jsonb, p_right text)
 RETURNS boolean
-LANGUAGE sql
-IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE p_right
-               WHEN 'ai:run' THEN p_role IN ('operator', 'manager', 'admin', 'super_admin')
-               WHEN 'batches:manage' THEN p_role IN ('manager', 'admin', 'super_admin')
-               WHEN 'users:manage' THEN p_role IN ('manager', 'admin', 'super_admin')
-               WHEN 'org:settings' THEN p_role IN ('admin', 'super_admin')
-               WHEN 'platform:manage' THEN p_role = 'super_admin'
-               ELSE false
-           END
-        OR (p_right <> 'platform:manage' AND coalesce(p_scopes ? p_right, false));
-$$;
+LANGUAGE C
+IMMUTABLE PARALLEL SAFE STRICT
+AS 'MODULE_PATHNAME', 'celaest_role_allows';
 COMMENT ON FUNCTION celaest._role_allows(celaest.user_role, jsonb, text) IS
     'Internal (access): whether a user role, with its scopes, has a right (ai:run, batches:manage, users:manage, org:settings, platform:manage). Scopes add any right but platform:manage.';
 

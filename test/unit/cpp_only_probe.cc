@@ -2,6 +2,7 @@
 // src/http, so it fails when the build defines POSTGRES_H, and must compile cleanly when it
 // does not. test/unit/purity_guard_check.cmake fails when a header is missing from this list
 // or does not end with the guard (core/cpp_only.hpp).
+#include "core/access_rights.hpp"
 #include "core/call_keys.hpp"
 #include "core/call_options.hpp"
 #include "core/call_plan.hpp"

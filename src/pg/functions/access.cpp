@@ -1,10 +1,17 @@
 // Module 84's access predicates for row-level security, native over the statement's acting
 // identity (pg/identity/acting_identity.hpp).
+#include "pg/identity/acting_identity.hpp"  // first: it brings a pure core header
+
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/datum.hpp"
-#include "pg/identity/acting_identity.hpp"
 
+#include <optional>
 #include <string>
+
+extern "C" {
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+}
 
 using celaest::pg::acting_identity;
 using celaest::pg::Right;
@@ -21,23 +28,27 @@ CELAEST_FUNCTION(celaest_manages_platform) {
   return BoolGetDatum(acting_identity(fcinfo->flinfo->fn_oid).manages_platform());
 }
 
-namespace {
-
-Right right_named(const std::string& name) {
-  if (name == "ai:run") return Right::AiRun;
-  if (name == "batches:manage") return Right::BatchesManage;
-  if (name == "users:manage") return Right::UsersManage;
-  if (name == "org:settings") return Right::OrgSettings;
-  if (name == "platform:manage") return Right::PlatformManage;
-  // A policy or function naming a right that does not exist is a bug: say so rather than deny.
-  throw celaest::pg::Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown CELAEST right \"" + name + "\"", "",
-                           "Rights are ai:run, batches:manage, users:manage, org:settings and platform:manage.");
+// STRICT in SQL. An unknown right is a bug in a policy or function: say so rather than deny.
+CELAEST_FUNCTION(celaest_acting_user_may) {
+  const std::string name = *celaest::pg::text_arg(fcinfo, 0);
+  const std::optional<Right> right = celaest::core::right_named(name);
+  if (!right)
+    throw celaest::pg::Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown CELAEST right \"" + name + "\"", "",
+                             "Rights are ai:run, batches:manage, users:manage, org:settings and platform:manage.");
+  return BoolGetDatum(acting_identity(fcinfo->flinfo->fn_oid).may(*right));
 }
 
-}  // namespace
-
-// STRICT in SQL.
-CELAEST_FUNCTION(celaest_acting_user_may) {
-  const Right right = right_named(*celaest::pg::text_arg(fcinfo, 0));
-  return BoolGetDatum(acting_identity(fcinfo->flinfo->fn_oid).may(right));
+// _role_allows(role, scopes, right), STRICT: the role's rights (core/access_rights), plus any
+// right its scopes name but platform:manage.
+CELAEST_FUNCTION(celaest_role_allows) {
+  const std::string role = *celaest::pg::enum_arg(fcinfo, 0);
+  const std::string name = *celaest::pg::text_arg(fcinfo, 2);
+  const std::optional<Right> right = celaest::core::right_named(name);
+  if (right && (celaest::core::rights_of_role(role) & static_cast<unsigned>(*right)) != 0) return BoolGetDatum(true);
+  if (right && !celaest::core::scope_may_grant(*right)) return BoolGetDatum(false);
+  const Datum scopes = PG_GETARG_DATUM(1);
+  const bool scoped = celaest::pg::pg_guarded([&] {
+    return DatumGetBool(DirectFunctionCall2(jsonb_exists, scopes, CStringGetTextDatum(name.c_str())));
+  });
+  return BoolGetDatum(scoped);
 }

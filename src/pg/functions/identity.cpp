@@ -1,8 +1,9 @@
 // Module 10's identity helpers, native: the acting identity is worked out once per statement
 // (pg/identity/acting_identity.hpp) and these read it.
+#include "pg/identity/acting_identity.hpp"  // first: it brings a pure core header
+
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/datum.hpp"
-#include "pg/identity/acting_identity.hpp"
 
 using celaest::pg::acting_identity;
 

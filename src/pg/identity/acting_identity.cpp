@@ -12,6 +12,7 @@ extern "C" {
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -121,11 +122,18 @@ Oid function_owner(Oid function_oid) {
   });
 }
 
-bool auth_uid_exists() {
-  return pg_guarded([] {
+// Supabase's JWT subject: auth.uid() when that function exists (it need not), asked as the
+// owner like the SQL helper this replaces (SECURITY DEFINER): a role given end-user access
+// need not reach schema auth itself. Through SPI, whose kept plan outlives the transaction
+// (the function manager would parse and plan an SQL function again in every transaction).
+std::optional<std::string> auth_uid(SpiSession& spi) {
+  const bool exists = pg_guarded([] {
     List* name = list_make2(makeString(pstrdup("auth")), makeString(pstrdup("uid")));
-    return OidIsValid(LookupFuncName(name, 0, nullptr, true));
+    const Oid oid = LookupFuncName(name, 0, nullptr, true);
+    return OidIsValid(oid);
   });
+  if (!exists) return std::nullopt;
+  return spi.scalar("SELECT auth.uid()::text", {}, true);
 }
 
 std::string trimmed(const std::string& text) {
@@ -134,12 +142,29 @@ std::string trimmed(const std::string& text) {
   return text.substr(first, text.find_last_not_of(' ') - first + 1);
 }
 
-AccessLevel parse_level(const Text& name) {
-  if (!name) return AccessLevel::None;
-  if (*name == "service") return AccessLevel::Service;
-  if (*name == "authenticated") return AccessLevel::Authenticated;
-  if (*name == "readonly") return AccessLevel::Readonly;
-  return AccessLevel::None;
+// The rule of module 10's _level_of, from the role caches PostgreSQL keeps (that SQL version
+// reads pg_roles and costs half a millisecond): superusers, the owner (of our functions, which
+// is the extension's owner) and roles holding its privileges are service; then membership of
+// a level's group role, direct (a NOINHERIT role, as Supabase's are) or inherited.
+AccessLevel level_of(Oid role, Oid owner) {
+  struct Group {
+    const char* name;
+    AccessLevel level;
+  };
+  static const Group groups[] = {{"celaest_service", AccessLevel::Service},
+                                 {"celaest_authenticated", AccessLevel::Authenticated},
+                                 {"celaest_readonly", AccessLevel::Readonly}};
+  return pg_guarded([role, owner] {
+    if (superuser_arg(role) || has_privs_of_role(role, owner)) return AccessLevel::Service;
+    for (const Group& group : groups) {
+      const Oid group_role = get_role_oid(group.name, true);
+      if (!OidIsValid(group_role)) continue;
+      if (SearchSysCacheExists2(AUTHMEMROLEMEM, ObjectIdGetDatum(group_role), ObjectIdGetDatum(role)) ||
+          has_privs_of_role(role, group_role))
+        return group.level;
+    }
+    return AccessLevel::None;
+  });
 }
 
 ActingIdentity compute(const StatementKey& key, Oid function_oid) {
@@ -153,48 +178,43 @@ ActingIdentity compute(const StatementKey& key, Oid function_oid) {
                   "", "SET celaest.user_id to the users_profile.id of the acting user, or RESET it.");
   }
 
-  RunAsOwner as_owner(function_owner(function_oid));
+  const Oid owner = function_owner(function_oid);
+  identity.level = level_of(key.calling_role, owner);
+  RunAsOwner as_owner(owner);
   SpiSession spi;
-  identity.level = parse_level(spi.scalar("SELECT celaest._level_of($1::oid)",
-                                          {std::to_string(key.calling_role)}, true));
-  std::optional<std::string> auth_uid;
-  if (auth_uid_exists()) auth_uid = spi.scalar("SELECT auth.uid()::text", {}, true);
+  const std::optional<std::string> jwt_subject = auth_uid(spi);
 
   if (identity.level == AccessLevel::Service) {
-    identity.user_id = named ? named : auth_uid;
+    identity.user_id = named ? named : jwt_subject;
   } else {
-    if (named && named != auth_uid)
+    if (named && named != jwt_subject)
       throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to act as another CELAEST user",
                   "celaest.user_id is honoured for service callers only; this role is identified by auth.uid().",
                   "RESET celaest.user_id, or call through a role with grant_access(..., 'service').");
-    identity.user_id = auth_uid;
+    identity.user_id = jwt_subject;
   }
   if (!identity.user_id) return identity;
 
   // The organization counts only while it is live; rights need a live profile in a live
   // organization (or in none); super_admin only a live profile.
   QueryResult profile = spi.run(
-      "SELECT CASE WHEN o.deleted_at IS NULL THEN u.organization_id END::text, o.deleted_at IS NULL, "
-      "       u.role = 'super_admin', "
-      "       celaest._role_allows(u.role, u.scopes, 'ai:run'), "
-      "       celaest._role_allows(u.role, u.scopes, 'batches:manage'), "
-      "       celaest._role_allows(u.role, u.scopes, 'users:manage'), "
-      "       celaest._role_allows(u.role, u.scopes, 'org:settings'), "
-      "       celaest._role_allows(u.role, u.scopes, 'platform:manage') "
+      "SELECT CASE WHEN o.deleted_at IS NULL THEN u.organization_id END::text, o.deleted_at IS NULL, u.role::text, "
+      "       u.scopes ? 'ai:run', u.scopes ? 'batches:manage', u.scopes ? 'users:manage', u.scopes ? 'org:settings' "
       "  FROM celaest.users_profile AS u "
       "  LEFT JOIN celaest.organizations AS o ON o.id = u.organization_id "
       " WHERE u.id = $1::uuid AND u.deleted_at IS NULL",
       {identity.user_id}, true);
   if (profile.empty()) return identity;
   auto flag = [&](size_t column) { return profile.at(0, column).value_or("f") == "t"; };
+  const std::string role = profile.at(0, 2).value_or("");
   identity.live_profile = true;
   identity.organization_id = profile.at(0, 0);
-  identity.super_admin = flag(2);
+  identity.super_admin = role == "super_admin";
   if (flag(1)) {
-    const Right rights[] = {Right::AiRun, Right::BatchesManage, Right::UsersManage, Right::OrgSettings,
-                            Right::PlatformManage};
-    for (size_t i = 0; i < 5; ++i)
-      if (flag(3 + i)) identity.rights |= static_cast<unsigned>(rights[i]);
+    identity.rights = core::rights_of_role(role);
+    const Right scoped[] = {Right::AiRun, Right::BatchesManage, Right::UsersManage, Right::OrgSettings};
+    for (size_t i = 0; i < 4; ++i)
+      if (flag(3 + i)) identity.rights |= static_cast<unsigned>(scoped[i]);
   }
   return identity;
 }

@@ -6,6 +6,8 @@
 // once per statement and kept until something it depends on can have changed.
 #pragma once
 
+#include "core/access_rights.hpp"
+
 #include <optional>
 #include <string>
 
@@ -13,8 +15,7 @@ namespace celaest::pg {
 
 enum class AccessLevel { None, Readonly, Authenticated, Service };
 
-// Rights inside an organization (module 84, _role_allows): the role's, plus its scopes.
-enum class Right : unsigned { AiRun = 1, BatchesManage = 2, UsersManage = 4, OrgSettings = 8, PlatformManage = 16 };
+using core::Right;
 
 struct ActingIdentity {
   AccessLevel level = AccessLevel::None;
@@ -22,7 +23,7 @@ struct ActingIdentity {
   bool live_profile = false;                   // user_id has a users_profile row, not soft-deleted
   std::optional<std::string> organization_id;  // its organization, when that is live too
   bool super_admin = false;                    // live profile with role super_admin
-  unsigned rights = 0;                         // Right bits; none unless profile and organization are live
+  unsigned rights = 0;  // Right bits (the role's and its scopes'); none unless profile and organization are live
 
   bool may(Right right) const { return (rights & static_cast<unsigned>(right)) != 0; }
   // Readonly callers, service callers acting for nobody, super_admins.
