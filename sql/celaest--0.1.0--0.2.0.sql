@@ -2996,7 +2996,7 @@ $$;
 CREATE OR REPLACE FUNCTION celaest._role_allows(p_role celaest.user_role, p_scopes jsonb, p_right text)
 RETURNS boolean
 LANGUAGE C
-IMMUTABLE PARALLEL SAFE STRICT
+IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'celaest_role_allows';
 COMMENT ON FUNCTION celaest._role_allows(celaest.user_role, jsonb, text) IS
     'Internal (access): whether a user role, with its scopes, has a right (ai:run, batches:manage, users:manage, org:settings, platform:manage). Scopes add any right but platform:manage.';
@@ -3005,7 +3005,7 @@ COMMENT ON FUNCTION celaest._role_allows(celaest.user_role, jsonb, text) IS
 CREATE OR REPLACE FUNCTION celaest._acting_user_may(p_right text)
 RETURNS boolean
 LANGUAGE C
-STABLE PARALLEL SAFE STRICT
+STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'celaest_acting_user_may';
 COMMENT ON FUNCTION celaest._acting_user_may(text) IS
     'Internal (access): whether the acting CELAEST user (live profile, live organization) has a right.';

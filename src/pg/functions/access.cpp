@@ -28,8 +28,9 @@ CELAEST_FUNCTION(celaest_manages_platform) {
   return BoolGetDatum(acting_identity(fcinfo->flinfo->fn_oid).manages_platform());
 }
 
-// STRICT in SQL. An unknown right is a bug in a policy or function: say so rather than deny.
+// An unknown right is a bug in a policy or function: say so rather than deny. NULL: nobody.
 CELAEST_FUNCTION(celaest_acting_user_may) {
+  if (PG_ARGISNULL(0)) return BoolGetDatum(false);
   const std::string name = *celaest::pg::text_arg(fcinfo, 0);
   const std::optional<Right> right = celaest::core::right_named(name);
   if (!right)
@@ -38,9 +39,10 @@ CELAEST_FUNCTION(celaest_acting_user_may) {
   return BoolGetDatum(acting_identity(fcinfo->flinfo->fn_oid).may(*right));
 }
 
-// _role_allows(role, scopes, right), STRICT: the role's rights (core/access_rights), plus any
-// right its scopes name but platform:manage.
+// _role_allows(role, scopes, right): the role's rights (core/access_rights), plus any right its
+// scopes name but platform:manage. NULL in, NULL out.
 CELAEST_FUNCTION(celaest_role_allows) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) PG_RETURN_NULL();
   const std::string role = *celaest::pg::enum_arg(fcinfo, 0);
   const std::string name = *celaest::pg::text_arg(fcinfo, 2);
   const std::optional<Right> right = celaest::core::right_named(name);
