@@ -2856,6 +2856,14 @@ CREATE TABLE celaest._ledger_folds (
 );
 COMMENT ON TABLE celaest._ledger_folds IS
     'Internal (ledger): what the ledger writer folded into each license (AI requests of the period) and key (requests, tokens) from calls charged in shared memory; _ledger_rebuild compares it with processed_tasks after a restart.';
+COMMENT ON COLUMN celaest._ledger_folds.subject IS 'The license (licenses.id) or key (ai_api_pool.id).';
+COMMENT ON COLUMN celaest._ledger_folds.period_start IS 'A license''s billing period the folded requests belong to; NULL for a key.';
+COMMENT ON COLUMN celaest._ledger_folds.requests IS 'AI requests folded (a license: in that period; a key: ever).';
+COMMENT ON COLUMN celaest._ledger_folds.tokens IS 'Tokens folded into a key''s tokens_used (0 for a license).';
+-- Bookkeeping of the writer (superuser): no tenant reads it; a super admin may, for support.
+ALTER TABLE celaest._ledger_folds ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ledger_folds_super_admin ON celaest._ledger_folds FOR SELECT
+    USING (celaest._current_user_is_super_admin());
 
 CREATE FUNCTION celaest._ledger_fold() RETURNS bigint
     AS 'MODULE_PATHNAME', 'celaest_ledger_fold'
