@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -33,6 +34,12 @@ class RoiCalendar {
   }
 
   std::size_t organizations() const noexcept { return zone_of_organization_.size(); }
+  // One more than the highest period number of any day.
+  std::size_t periods() const noexcept {
+    std::int32_t highest = -1;
+    for (std::int32_t period : period_of_day_) highest = std::max(highest, period);
+    return static_cast<std::size_t>(highest + 1);
+  }
 
  private:
   static constexpr std::int64_t kMicrosecondsPerDay = 86400LL * 1000000LL;

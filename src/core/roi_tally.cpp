@@ -67,7 +67,14 @@ class Reader {
 };
 
 // Drops repeated users; the order does not matter.
-void compact_users(std::vector<UuidBytes>& users) { users.resize(sort_unique(users.data(), users.size())); }
+void compact_users(std::vector<std::uint32_t>& users) {
+  std::sort(users.begin(), users.end());
+  users.erase(std::unique(users.begin(), users.end()), users.end());
+}
+
+// Below this many kept users a group looks for a repeat before appending.
+constexpr std::size_t kLinearUserSearch = 64;
+constexpr std::size_t kMaxDenseIndex = std::size_t{1} << 24;
 
 // sum / count rounded half away from zero, exactly (as numeric's round(avg(...))).
 std::int32_t rounded_mean(std::int64_t sum, std::int64_t count) {
@@ -79,22 +86,47 @@ std::int32_t rounded_mean(std::int64_t sum, std::int64_t count) {
 
 }  // namespace
 
-std::uint64_t RoiTally::UuidHash::operator()(const UuidBytes& uuid) const noexcept {
-  std::uint64_t high = 0;
-  std::uint64_t low = 0;
-  std::memcpy(&high, uuid.data(), sizeof high);
-  std::memcpy(&low, uuid.data() + sizeof high, sizeof low);
-  return mix64(high ^ mix64(low));
+UuidKey uuid_key(const UuidBytes& uuid) noexcept {
+  UuidKey key;
+  std::memcpy(&key.high, uuid.data(), sizeof key.high);
+  std::memcpy(&key.low, uuid.data() + sizeof key.high, sizeof key.low);
+  return key;
+}
+
+UuidBytes uuid_of_key(const UuidKey& key) noexcept {
+  UuidBytes uuid;
+  std::memcpy(uuid.data(), &key.high, sizeof key.high);
+  std::memcpy(uuid.data() + sizeof key.high, &key.low, sizeof key.low);
+  return uuid;
+}
+
+void RoiTally::index_densely(std::size_t organizations, std::size_t periods) {
+  if (!groups_.empty() || organizations * periods > kMaxDenseIndex) return;
+  dense_index_.assign(organizations * periods, 0);
+  dense_periods_ = periods;
+  groups_.reserve(organizations * periods);
 }
 
 RoiTally::Group& RoiTally::group(std::uint32_t organization, std::uint32_t period,
                                  const std::optional<UuidBytes>& dimension) {
+  std::uint32_t* dense = nullptr;
+  if (!dimension && !dense_index_.empty()) {
+    dense = &dense_index_[std::size_t{organization} * dense_periods_ + period];
+    if (*dense != 0) return groups_[*dense - 1];
+  }
   std::uint32_t dimension_slot = 0;
   if (dimension) {
-    dimension_slot = 1 + dimension_index_.find_or_add(*dimension);
-    if (dimension_slot > dimensions_.size()) dimensions_.push_back(*dimension);
+    const UuidKey key = uuid_key(*dimension);
+    dimension_slot = 1 + dimension_index_.find_or_add(key);
+    if (dimension_slot > dimensions_.size()) dimensions_.push_back(key);
   }
   const GroupKey key{organization, period, dimension_slot};
+  if (dense != nullptr) {  // a new group: the hash table holds only the others
+    groups_.emplace_back();
+    groups_.back().key = key;
+    *dense = static_cast<std::uint32_t>(groups_.size());
+    return groups_.back();
+  }
   const std::uint32_t index = group_index_.find_or_add(key);
   if (index == groups_.size()) {
     groups_.emplace_back();
@@ -103,11 +135,15 @@ RoiTally::Group& RoiTally::group(std::uint32_t organization, std::uint32_t perio
   return groups_[index];
 }
 
-void RoiTally::add_user(Group& group, const UuidBytes& user) {
-  std::vector<UuidBytes>& users = group.users;
-  // A user has many tasks in a period: drop the repeats before growing, so that the list
-  // stays within about twice the number of distinct users.
-  if (users.size() == users.capacity() && users.size() >= 32) {
+void RoiTally::add_user(Group& group, std::uint32_t user) {
+  std::vector<std::uint32_t>& users = group.users;
+  if (users.size() < kLinearUserSearch) {
+    if (std::find(users.begin(), users.end(), user) == users.end()) users.push_back(user);
+    return;
+  }
+  // Many users: append, and drop the repeats before growing, so that the list stays within
+  // about twice the number of distinct users.
+  if (users.size() == users.capacity()) {
     compact_users(users);
     if (users.size() * 2 > users.capacity()) users.reserve(users.capacity() * 2);
   }
@@ -119,7 +155,10 @@ void RoiTally::add(std::uint32_t organization, std::uint32_t period, const RoiTa
   Group& g = group(organization, period, task.dimension);
   g.cost_micros += task.cost_micros;
   g.tokens += task.tokens;
-  add_user(g, task.user);
+  const UuidKey user = uuid_key(task.user);
+  const std::uint32_t user_index = user_index_.find_or_add(user);
+  if (user_index == users_.size()) users_.push_back(user);
+  add_user(g, user_index);
   if (task.failed) ++g.failed;
   if (!task.completed) return;
   ++g.completed;
@@ -135,11 +174,21 @@ void RoiTally::add(std::uint32_t organization, std::uint32_t period, const RoiTa
 }
 
 void RoiTally::merge(const RoiTally& other) {
-  if (groups_.empty()) minutes_scale_ = other.minutes_scale_;
+  if (groups_.empty()) {
+    minutes_scale_ = other.minutes_scale_;
+    if (dense_index_.empty() && other.dense_periods_ != 0)
+      index_densely(other.dense_index_.size() / other.dense_periods_, other.dense_periods_);
+  }
   if (other.minutes_scale_ != minutes_scale_) throw std::invalid_argument("ROI tally: merging different scales");
+  // Their user numbers -> ours.
+  std::vector<std::uint32_t> user_map(other.users_.size());
+  for (std::size_t i = 0; i < other.users_.size(); ++i) {
+    user_map[i] = user_index_.find_or_add(other.users_[i]);
+    if (user_map[i] == users_.size()) users_.push_back(other.users_[i]);
+  }
   for (const Group& theirs : other.groups_) {
     std::optional<UuidBytes> dimension;
-    if (theirs.key.dimension != 0) dimension = other.dimensions_[theirs.key.dimension - 1];
+    if (theirs.key.dimension != 0) dimension = uuid_of_key(other.dimensions_[theirs.key.dimension - 1]);
     Group& g = group(theirs.key.organization, theirs.key.period, dimension);
     g.completed += theirs.completed;
     g.failed += theirs.failed;
@@ -150,28 +199,31 @@ void RoiTally::merge(const RoiTally& other) {
     g.default_minute_tasks += theirs.default_minute_tasks;
     g.prompt_minutes += theirs.prompt_minutes;
     g.execution_ms.insert(g.execution_ms.end(), theirs.execution_ms.begin(), theirs.execution_ms.end());
-    g.users.insert(g.users.end(), theirs.users.begin(), theirs.users.end());
-    if (g.users.size() >= 64) compact_users(g.users);
+    for (std::uint32_t user : theirs.users) g.users.push_back(user_map[user]);
+    if (g.users.size() >= kLinearUserSearch) compact_users(g.users);
   }
 }
 
 std::vector<unsigned char> RoiTally::serialize() {
-  std::size_t size = 3 * sizeof(std::uint64_t);
+  std::size_t size = 4 * sizeof(std::uint64_t) + users_.size() * sizeof(UuidKey);
   for (Group& g : groups_) {
     compact_users(g.users);
-    size += sizeof(Group) + g.execution_ms.size() * sizeof(std::int32_t) + g.users.size() * sizeof(UuidBytes);
+    size += sizeof(Group) + g.execution_ms.size() * sizeof(std::int32_t) + g.users.size() * sizeof(std::uint32_t);
   }
   std::vector<unsigned char> out;
   out.reserve(size);
   Writer writer(&out);
   writer.put(kTallyMagic);
   writer.put<std::int32_t>(minutes_scale_);
+  writer.put<std::uint64_t>(dense_periods_ == 0 ? 0 : dense_index_.size() / dense_periods_);
+  writer.put<std::uint64_t>(dense_periods_);
+  writer.put_all(users_);
   writer.put<std::uint64_t>(groups_.size());
   for (const Group& g : groups_) {
     writer.put(g.key.organization);
     writer.put(g.key.period);
     writer.put<std::uint8_t>(g.key.dimension != 0);
-    writer.put(g.key.dimension != 0 ? dimensions_[g.key.dimension - 1] : UuidBytes{});
+    writer.put(g.key.dimension != 0 ? uuid_of_key(dimensions_[g.key.dimension - 1]) : UuidBytes{});
     writer.put(g.completed);
     writer.put(g.failed);
     writer.put(g.cost_micros);
@@ -190,6 +242,12 @@ RoiTally RoiTally::deserialize(const unsigned char* data, std::size_t size) {
   Reader reader(data, size);
   if (reader.get<std::uint32_t>() != kTallyMagic) throw std::invalid_argument("ROI tally: not a tally");
   RoiTally tally(reader.get<std::int32_t>());
+  const auto dense_organizations = reader.get<std::uint64_t>();
+  const auto dense_periods = reader.get<std::uint64_t>();
+  if (dense_periods != 0) tally.index_densely(dense_organizations, dense_periods);
+  tally.users_ = reader.get_all<UuidKey>();
+  for (const UuidKey& user : tally.users_) tally.user_index_.find_or_add(user);
+  if (tally.user_index_.size() != tally.users_.size()) throw std::invalid_argument("ROI tally: repeated users");
   const auto groups = reader.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < groups; ++i) {
     const auto organization = reader.get<std::uint32_t>();
@@ -206,7 +264,9 @@ RoiTally RoiTally::deserialize(const unsigned char* data, std::size_t size) {
     g.default_minute_tasks = reader.get<std::int64_t>();
     g.prompt_minutes = reader.get<Int128>();
     g.execution_ms = reader.get_all<std::int32_t>();
-    g.users = reader.get_all<UuidBytes>();
+    g.users = reader.get_all<std::uint32_t>();
+    for (std::uint32_t user : g.users)
+      if (user >= tally.users_.size()) throw std::invalid_argument("ROI tally: unknown user");
   }
   if (!reader.done()) throw std::invalid_argument("ROI tally: trailing bytes");
   return tally;
@@ -220,7 +280,7 @@ std::vector<RoiFigures> RoiTally::finish() {
     f.organization = g.key.organization;
     f.period = g.key.period;
     f.has_dimension = g.key.dimension != 0;
-    if (f.has_dimension) f.dimension = dimensions_[g.key.dimension - 1];
+    if (f.has_dimension) f.dimension = uuid_of_key(dimensions_[g.key.dimension - 1]);
     f.tasks_completed = g.completed;
     f.tasks_failed = g.failed;
     f.cost_micros = g.cost_micros;
@@ -249,7 +309,7 @@ RoiScan::RoiScan(const std::vector<UuidBytes>& organizations, RoiCalendar calend
   if (organizations.size() != calendar_.organizations())
     throw std::invalid_argument("ROI scan: one zone per organization");
   if (prompts.size() != prompt_minutes.size()) throw std::invalid_argument("ROI scan: one minutes value per prompt");
-  for (const UuidBytes& organization : organizations) organizations_.find_or_add(organization);
+  for (const UuidBytes& organization : organizations) organizations_.find_or_add(uuid_key(organization));
   if (organizations_.size() != organizations.size()) throw std::invalid_argument("ROI scan: repeated organization");
   // Every prompt's minutes in the same decimals, so that their sums stay exact integers;
   // minutes written with more than 18 decimals are rounded to 18.
@@ -259,9 +319,10 @@ RoiScan::RoiScan(const std::vector<UuidBytes>& organizations, RoiCalendar calend
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     const auto minutes = parse_scaled_decimal(prompt_minutes[i], scale);
     if (!minutes) throw std::invalid_argument("ROI scan: manual minutes that are not a non-negative number");
-    if (prompts_.find_or_add(prompts[i]) == prompt_minutes_.size()) prompt_minutes_.push_back(*minutes);
+    if (prompts_.find_or_add(uuid_key(prompts[i])) == prompt_minutes_.size()) prompt_minutes_.push_back(*minutes);
   }
   tally_ = RoiTally(scale);
+  tally_.index_densely(organizations.size(), calendar_.periods());
 }
 
 std::vector<unsigned char> encode_figures(const std::vector<RoiFigures>& figures, int minutes_scale) {

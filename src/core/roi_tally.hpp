@@ -54,6 +54,18 @@ struct RoiFigures {
   std::int64_t active_users = 0;          // distinct users, every task
 };
 
+// A uuid as two words: compared and hashed without a call to memcmp.
+struct UuidKey {
+  std::uint64_t high;
+  std::uint64_t low;
+  bool operator==(const UuidKey& other) const noexcept { return high == other.high && low == other.low; }
+};
+UuidKey uuid_key(const UuidBytes& uuid) noexcept;
+UuidBytes uuid_of_key(const UuidKey& key) noexcept;
+struct UuidKeyHash {
+  std::uint64_t operator()(const UuidKey& key) const noexcept { return mix64(key.high ^ mix64(key.low)); }
+};
+
 class RoiTally {
  public:
   // minutes_scale: the decimals the prompts' manual minutes are counted in.
@@ -66,6 +78,10 @@ class RoiTally {
            const std::optional<Int128>& prompt_minutes);
 
   void merge(const RoiTally& other);
+
+  // Groups without a dimension of organizations 0..organizations-1 and periods
+  // 0..periods-1 are found by position instead of by hash (when that table is small enough).
+  void index_densely(std::size_t organizations, std::size_t periods);
 
   // The bytes of this tally (drops repeated users first), and back. deserialize throws
   // std::invalid_argument on bytes serialize did not write.
@@ -89,9 +105,6 @@ class RoiTally {
       return mix64((std::uint64_t{key.organization} << 32 | key.period) ^ mix64(key.dimension));
     }
   };
-  struct UuidHash {
-    std::uint64_t operator()(const UuidBytes& uuid) const noexcept;
-  };
   struct Group {
     GroupKey key{};
     std::int64_t completed = 0;
@@ -103,17 +116,21 @@ class RoiTally {
     std::int64_t default_minute_tasks = 0;
     Int128 prompt_minutes = 0;
     std::vector<std::int32_t> execution_ms;
-    std::vector<UuidBytes> users;
+    std::vector<std::uint32_t> users;  // indexes into users_
   };
 
   Group& group(std::uint32_t organization, std::uint32_t period, const std::optional<UuidBytes>& dimension);
-  static void add_user(Group& group, const UuidBytes& user);
+  static void add_user(Group& group, std::uint32_t user);
 
   int minutes_scale_;
   std::vector<Group> groups_;
   IndexTable<GroupKey, GroupKeyHash> group_index_;
-  std::vector<UuidBytes> dimensions_;
-  IndexTable<UuidBytes, UuidHash> dimension_index_;
+  std::vector<std::uint32_t> dense_index_;  // organization * dense_periods_ + period -> group + 1
+  std::size_t dense_periods_ = 0;
+  std::vector<UuidKey> dimensions_;
+  IndexTable<UuidKey, UuidKeyHash> dimension_index_;
+  std::vector<UuidKey> users_;
+  IndexTable<UuidKey, UuidKeyHash> user_index_;
 
   friend class RoiScan;
 };
@@ -130,13 +147,13 @@ class RoiScan {
 
   // Counts the task, unless its organization is not in the run or it lies in no period.
   void add(const RoiTaskRow& task) {
-    const auto organization = organizations_.find(task.organization);
+    const auto organization = organizations_.find(uuid_key(task.organization));
     if (!organization) return;
     const std::int32_t period = calendar_.period_of(*organization, task.created_at);
     if (period < 0) return;
     std::optional<Int128> minutes;
     if (task.completed && task.prompt) {
-      if (const auto prompt = prompts_.find(*task.prompt)) minutes = prompt_minutes_[*prompt];
+      if (const auto prompt = prompts_.find(uuid_key(*task.prompt))) minutes = prompt_minutes_[*prompt];
     }
     tally_.add(*organization, static_cast<std::uint32_t>(period), task, minutes);
   }
@@ -144,9 +161,9 @@ class RoiScan {
   RoiTally& tally() noexcept { return tally_; }
 
  private:
-  IndexTable<UuidBytes, RoiTally::UuidHash> organizations_;
+  IndexTable<UuidKey, UuidKeyHash> organizations_;
   RoiCalendar calendar_;
-  IndexTable<UuidBytes, RoiTally::UuidHash> prompts_;
+  IndexTable<UuidKey, UuidKeyHash> prompts_;
   std::vector<Int128> prompt_minutes_;
   RoiTally tally_;
 };

@@ -39,14 +39,11 @@
 --   * metadata: timezone, hourly_rate, cost_ai_exact (unrounded) and roi_percent =
 --     (cost_manual_equivalent - cost_ai_exact) x 100 / cost_ai_exact (NULL when 0).
 --
--- Speed (test/bench/roi_bench.sh): one pass over processed_tasks, meant to run in
--- parallel workers (the aggregates below have partial forms; as of this writing the
--- planner still chooses a serial plan: see the benchmark notes). No function is called
--- per task row: a task's period comes
--- from two small hashed tables (organization -> time zone, and time zone + day ->
--- the instants where local days start), the percentiles and the distinct users from
--- native aggregates with a parallel (partial) form, the manual minutes from a hashed
--- table of prompts.
+-- Speed (test/bench/roi_bench.sh): one pass over processed_tasks per run, in parallel
+-- workers: _roi_tally works out the run's constants (periods, each organization's zone,
+-- where each zone's local days start, the prompts' manual minutes) and hands them to
+-- _roi_scan, a native aggregate with a partial form (src/pg/functions/roi.cpp,
+-- core/roi_tally), over a Parallel Seq Scan. No SQL function is called per task row.
 
 -- ---------------------------------------------------------------------------
 -- Internal helpers
@@ -517,14 +514,13 @@ COMMENT ON FUNCTION celaest._roi_rollup(text, date, date, uuid, text) IS
 -- ---------------------------------------------------------------------------
 -- aggregate_roi and the daily refresh
 -- ---------------------------------------------------------------------------
--- Computes the periods into a temporary table first and upserts from there: a
--- CREATE TABLE AS query may run in parallel workers, an INSERT ... SELECT (or a
--- data-modifying CTE) may not. p_recent_only keeps, per organization, only the
+-- Computes the periods with _roi_rollup and upserts them in one statement (the pass over
+-- processed_tasks is a query of its own inside _roi_tally, so it runs in parallel workers
+-- although an INSERT ... SELECT does not). p_recent_only keeps, per organization, only the
 -- daily rows of its local yesterday and today (the upkeep refresh).
 -- SECURITY INVOKER: it reads tasks and writes roi_metrics with the caller's rights.
--- work_mem: the roll-up hashes one group per organization and period (90,000 for
--- 1,000 organizations over 90 days), each holding its execution times and users;
--- with the default 4 MB the hash table would spill to disk.
+-- work_mem: the rows computed (90,000 for 1,000 organizations over 90 days) stay in
+-- memory between the roll-up and the upsert.
 CREATE FUNCTION celaest._roi_store(
     p_period_type text,
     p_from        date,
@@ -541,77 +537,74 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
-    IF to_regclass('pg_temp.celaest_roi_computed') IS NOT NULL THEN
-        DROP TABLE pg_temp.celaest_roi_computed;    -- left by a failed run in this session
-    END IF;
     -- Literal arguments: the planner inlines _roi_rollup and folds every CASE on them.
-    EXECUTE format('CREATE TEMPORARY TABLE celaest_roi_computed AS
-                    SELECT * FROM celaest._roi_rollup(%L, %L::date, %L::date, %L::uuid, ''total'')',
-                   p_period_type, p_from, p_to, p_org_id);
-    IF p_recent_only THEN
-        DELETE FROM pg_temp.celaest_roi_computed AS c
-         WHERE c.period_start NOT BETWEEN (now() AT TIME ZONE c.timezone)::date - 1
-                                      AND (now() AT TIME ZONE c.timezone)::date;
-    END IF;
-
-    -- Rows whose figures did not change are not rewritten (updated_at keeps the
-    -- time the numbers last changed); they are still counted: the result is the
-    -- number of (organization, period) rows that are now current.
-    INSERT INTO celaest.roi_metrics AS m
-        (organization_id, period_type, period_start, period_end,
-         tasks_completed, tasks_failed, success_rate,
-         time_saved_minutes, manual_equivalent_minutes,
-         cost_ai, cost_manual_equivalent, money_saved,
-         total_tokens, avg_tokens_per_task,
-         avg_execution_time_ms, p95_execution_time_ms, p99_execution_time_ms,
-         active_users_count, new_users_count, metadata)
-    SELECT c.organization_id, p_period_type, c.period_start, c.period_end,
-           c.tasks_completed, c.tasks_failed, c.success_rate,
-           c.time_saved_minutes, c.manual_equivalent_minutes,
-           c.cost_ai, c.cost_manual_equivalent, c.money_saved,
-           c.total_tokens, c.avg_tokens_per_task,
-           c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
-           c.active_users_count, c.new_users_count,
-           jsonb_build_object('roi_percent', c.roi_percent,
-                              'cost_ai_exact', c.cost_ai_exact,
-                              'hourly_rate', c.hourly_rate,
-                              'timezone', c.timezone)
-      FROM pg_temp.celaest_roi_computed AS c
-    ON CONFLICT (organization_id, period_type, period_start) DO UPDATE
-       SET period_end                = EXCLUDED.period_end,
-           tasks_completed           = EXCLUDED.tasks_completed,
-           tasks_failed              = EXCLUDED.tasks_failed,
-           success_rate              = EXCLUDED.success_rate,
-           time_saved_minutes        = EXCLUDED.time_saved_minutes,
-           manual_equivalent_minutes = EXCLUDED.manual_equivalent_minutes,
-           cost_ai                   = EXCLUDED.cost_ai,
-           cost_manual_equivalent    = EXCLUDED.cost_manual_equivalent,
-           money_saved               = EXCLUDED.money_saved,
-           total_tokens              = EXCLUDED.total_tokens,
-           avg_tokens_per_task       = EXCLUDED.avg_tokens_per_task,
-           avg_execution_time_ms     = EXCLUDED.avg_execution_time_ms,
-           p95_execution_time_ms     = EXCLUDED.p95_execution_time_ms,
-           p99_execution_time_ms     = EXCLUDED.p99_execution_time_ms,
-           active_users_count        = EXCLUDED.active_users_count,
-           new_users_count           = EXCLUDED.new_users_count,
-           -- Keys other than ours in metadata are kept.
-           metadata                  = m.metadata || EXCLUDED.metadata
-     WHERE (m.period_end, m.tasks_completed, m.tasks_failed, m.success_rate,
-            m.time_saved_minutes, m.manual_equivalent_minutes,
-            m.cost_ai, m.cost_manual_equivalent, m.money_saved,
-            m.total_tokens, m.avg_tokens_per_task,
-            m.avg_execution_time_ms, m.p95_execution_time_ms, m.p99_execution_time_ms,
-            m.active_users_count, m.new_users_count, m.metadata)
-           IS DISTINCT FROM
-           (EXCLUDED.period_end, EXCLUDED.tasks_completed, EXCLUDED.tasks_failed, EXCLUDED.success_rate,
-            EXCLUDED.time_saved_minutes, EXCLUDED.manual_equivalent_minutes,
-            EXCLUDED.cost_ai, EXCLUDED.cost_manual_equivalent, EXCLUDED.money_saved,
-            EXCLUDED.total_tokens, EXCLUDED.avg_tokens_per_task,
-            EXCLUDED.avg_execution_time_ms, EXCLUDED.p95_execution_time_ms, EXCLUDED.p99_execution_time_ms,
-            EXCLUDED.active_users_count, EXCLUDED.new_users_count, m.metadata || EXCLUDED.metadata);
-
-    SELECT count(*) INTO v_count FROM pg_temp.celaest_roi_computed;
-    DROP TABLE pg_temp.celaest_roi_computed;
+    -- The rows computed are kept once (MATERIALIZED, in memory) for the upsert and the count.
+    EXECUTE format($q$
+    WITH computed AS MATERIALIZED (
+        SELECT r.*
+          FROM celaest._roi_rollup(%L, %L::date, %L::date, %L::uuid, 'total') AS r
+         WHERE NOT %L::boolean
+            OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1
+                                  AND (now() AT TIME ZONE r.timezone)::date
+    ),
+    upserted AS (
+        INSERT INTO celaest.roi_metrics AS m
+            (organization_id, period_type, period_start, period_end,
+             tasks_completed, tasks_failed, success_rate,
+             time_saved_minutes, manual_equivalent_minutes,
+             cost_ai, cost_manual_equivalent, money_saved,
+             total_tokens, avg_tokens_per_task,
+             avg_execution_time_ms, p95_execution_time_ms, p99_execution_time_ms,
+             active_users_count, new_users_count, metadata)
+        SELECT c.organization_id, %L, c.period_start, c.period_end,
+               c.tasks_completed, c.tasks_failed, c.success_rate,
+               c.time_saved_minutes, c.manual_equivalent_minutes,
+               c.cost_ai, c.cost_manual_equivalent, c.money_saved,
+               c.total_tokens, c.avg_tokens_per_task,
+               c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
+               c.active_users_count, c.new_users_count,
+               jsonb_build_object('roi_percent', c.roi_percent,
+                                  'cost_ai_exact', c.cost_ai_exact,
+                                  'hourly_rate', c.hourly_rate,
+                                  'timezone', c.timezone)
+          FROM computed AS c
+        ON CONFLICT (organization_id, period_type, period_start) DO UPDATE
+           SET period_end                = EXCLUDED.period_end,
+               tasks_completed           = EXCLUDED.tasks_completed,
+               tasks_failed              = EXCLUDED.tasks_failed,
+               success_rate              = EXCLUDED.success_rate,
+               time_saved_minutes        = EXCLUDED.time_saved_minutes,
+               manual_equivalent_minutes = EXCLUDED.manual_equivalent_minutes,
+               cost_ai                   = EXCLUDED.cost_ai,
+               cost_manual_equivalent    = EXCLUDED.cost_manual_equivalent,
+               money_saved               = EXCLUDED.money_saved,
+               total_tokens              = EXCLUDED.total_tokens,
+               avg_tokens_per_task       = EXCLUDED.avg_tokens_per_task,
+               avg_execution_time_ms     = EXCLUDED.avg_execution_time_ms,
+               p95_execution_time_ms     = EXCLUDED.p95_execution_time_ms,
+               p99_execution_time_ms     = EXCLUDED.p99_execution_time_ms,
+               active_users_count        = EXCLUDED.active_users_count,
+               new_users_count           = EXCLUDED.new_users_count,
+               -- Keys other than ours in metadata are kept.
+               metadata                  = m.metadata || EXCLUDED.metadata
+         WHERE (m.period_end, m.tasks_completed, m.tasks_failed, m.success_rate,
+                m.time_saved_minutes, m.manual_equivalent_minutes,
+                m.cost_ai, m.cost_manual_equivalent, m.money_saved,
+                m.total_tokens, m.avg_tokens_per_task,
+                m.avg_execution_time_ms, m.p95_execution_time_ms, m.p99_execution_time_ms,
+                m.active_users_count, m.new_users_count, m.metadata)
+               IS DISTINCT FROM
+               (EXCLUDED.period_end, EXCLUDED.tasks_completed, EXCLUDED.tasks_failed, EXCLUDED.success_rate,
+                EXCLUDED.time_saved_minutes, EXCLUDED.manual_equivalent_minutes,
+                EXCLUDED.cost_ai, EXCLUDED.cost_manual_equivalent, EXCLUDED.money_saved,
+                EXCLUDED.total_tokens, EXCLUDED.avg_tokens_per_task,
+                EXCLUDED.avg_execution_time_ms, EXCLUDED.p95_execution_time_ms, EXCLUDED.p99_execution_time_ms,
+                EXCLUDED.active_users_count, EXCLUDED.new_users_count, m.metadata || EXCLUDED.metadata)
+        RETURNING 1
+    )
+    SELECT count(*) FROM computed$q$,
+        p_period_type, p_from, p_to, p_org_id, p_recent_only, p_period_type)
+      INTO v_count;
     RETURN v_count;
 END;
 $$;
