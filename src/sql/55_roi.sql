@@ -568,6 +568,32 @@ BEGIN
                                   'hourly_rate', c.hourly_rate,
                                   'timezone', c.timezone)
           FROM computed AS c
+         -- Rows whose figures did not change are left out before the upsert, by one hash
+         -- anti-join (ON CONFLICT would lock each of them first); the WHERE below still
+         -- applies to rows another session writes meanwhile.
+         WHERE NOT EXISTS (
+                   SELECT 1
+                     FROM celaest.roi_metrics AS m
+                    WHERE m.organization_id = c.organization_id
+                      AND m.period_type = %L
+                      AND m.period_start = c.period_start
+                      AND (m.period_end, m.tasks_completed, m.tasks_failed, m.success_rate,
+                           m.time_saved_minutes, m.manual_equivalent_minutes,
+                           m.cost_ai, m.cost_manual_equivalent, m.money_saved,
+                           m.total_tokens, m.avg_tokens_per_task,
+                           m.avg_execution_time_ms, m.p95_execution_time_ms, m.p99_execution_time_ms,
+                           m.active_users_count, m.new_users_count, m.metadata)
+                          IS NOT DISTINCT FROM
+                          (c.period_end, c.tasks_completed, c.tasks_failed, c.success_rate,
+                           c.time_saved_minutes, c.manual_equivalent_minutes,
+                           c.cost_ai, c.cost_manual_equivalent, c.money_saved,
+                           c.total_tokens, c.avg_tokens_per_task,
+                           c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
+                           c.active_users_count, c.new_users_count,
+                           m.metadata || jsonb_build_object('roi_percent', c.roi_percent,
+                                                            'cost_ai_exact', c.cost_ai_exact,
+                                                            'hourly_rate', c.hourly_rate,
+                                                            'timezone', c.timezone)))
         ON CONFLICT (organization_id, period_type, period_start) DO UPDATE
            SET period_end                = EXCLUDED.period_end,
                tasks_completed           = EXCLUDED.tasks_completed,
@@ -603,7 +629,7 @@ BEGIN
         RETURNING 1
     )
     SELECT count(*) FROM computed$q$,
-        p_period_type, p_from, p_to, p_org_id, p_recent_only, p_period_type)
+        p_period_type, p_from, p_to, p_org_id, p_recent_only, p_period_type, p_period_type)
       INTO v_count;
     RETURN v_count;
 END;
