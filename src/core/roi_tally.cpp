@@ -127,12 +127,14 @@ RoiTally::Group& RoiTally::group(std::uint32_t organization, std::uint32_t perio
     *dense = static_cast<std::uint32_t>(groups_.size());
     return groups_.back();
   }
-  const std::uint32_t index = group_index_.find_or_add(key);
-  if (index == groups_.size()) {
+  // The hash table numbers only its own keys: hashed_groups_ says where each one's group is.
+  const std::uint32_t slot = group_index_.find_or_add(key);
+  if (slot == hashed_groups_.size()) {
+    hashed_groups_.push_back(static_cast<std::uint32_t>(groups_.size()));
     groups_.emplace_back();
     groups_.back().key = key;
   }
-  return groups_[index];
+  return groups_[hashed_groups_[slot]];
 }
 
 void RoiTally::add_user(Group& group, std::uint32_t user) {

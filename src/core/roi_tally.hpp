@@ -124,7 +124,8 @@ class RoiTally {
 
   int minutes_scale_;
   std::vector<Group> groups_;
-  IndexTable<GroupKey, GroupKeyHash> group_index_;
+  IndexTable<GroupKey, GroupKeyHash> group_index_;  // groups not found by position
+  std::vector<std::uint32_t> hashed_groups_;         // group_index_'s numbers -> groups_
   std::vector<std::uint32_t> dense_index_;  // organization * dense_periods_ + period -> group + 1
   std::size_t dense_periods_ = 0;
   std::vector<UuidKey> dimensions_;

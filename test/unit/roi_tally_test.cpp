@@ -146,12 +146,22 @@ TEST(RoiScan, SplitsByDimensionWhenAsked) {
   RoiTaskRow a = task(1, 0, true, 10, 1);
   a.dimension = uuid(70);
   RoiTaskRow b = task(1, 0, true, 20, 1);  // no model: its own group
-  s.add(a);
-  s.add(a);
+  RoiTaskRow c = a;
+  c.dimension = uuid(71);
+  // The group without a model comes first: groups found by position and by hash mix.
   s.add(b);
+  s.add(a);
+  s.add(a);
+  s.add(c);
+  s.add(c);
+  s.add(c);
   const auto figures = s.tally().finish();
-  ASSERT_EQ(figures.size(), 2u);
-  for (const auto& f : figures) EXPECT_EQ(f.tasks_completed, f.has_dimension ? 2 : 1);
+  ASSERT_EQ(figures.size(), 3u);
+  for (const auto& f : figures) {
+    if (!f.has_dimension) EXPECT_EQ(f.tasks_completed, 1);
+    else if (f.dimension == uuid(70)) EXPECT_EQ(f.tasks_completed, 2);
+    else EXPECT_EQ(f.tasks_completed, 3);
+  }
 }
 
 TEST(RoiTally, PartsMergedThroughBytesEqualOneTally) {
