@@ -2136,67 +2136,71 @@ $$;
 COMMENT ON FUNCTION celaest._roi_check_timezones(uuid) IS
     'Internal (ROI): raises 22023 naming the zone (and an organization using it) when an organization''s settings->>''timezone'' (one organization, or all when NULL) is not a time zone PostgreSQL knows.';
 
--- Native aggregates with a partial form, so that the roll-up runs in parallel workers
--- (percentile_cont and count(DISTINCT ...) have none). src/pg/functions/roi.cpp.
-CREATE OR REPLACE FUNCTION celaest._roi_collect_int4(internal, integer) RETURNS internal
-    AS 'MODULE_PATHNAME', 'celaest_roi_collect_int4' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE OR REPLACE FUNCTION celaest._roi_combine_int4(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'celaest_roi_combine_int4' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE OR REPLACE FUNCTION celaest._roi_serialize_int4(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'celaest_roi_serialize_int4' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE OR REPLACE FUNCTION celaest._roi_deserialize_int4(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'celaest_roi_deserialize_int4' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE OR REPLACE FUNCTION celaest._roi_exec_percentiles_final(internal) RETURNS integer[]
-    AS 'MODULE_PATHNAME', 'celaest_roi_exec_percentiles_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE OR REPLACE AGGREGATE celaest._roi_exec_percentiles(integer) (
-    SFUNC = celaest._roi_collect_int4,
+-- The one pass over processed_tasks: a native aggregate (src/pg/functions/roi.cpp,
+-- core/roi_tally) that counts every task in its (organization, period[, model or prompt])
+-- group and keeps what exact p95/p99 and distinct users need. It has a partial form, so
+-- PostgreSQL runs it in parallel workers, each over its share of the table; no SQL function
+-- runs per task. Arguments: the task's columns (organization_id, created_at, status,
+-- cost_usd, tokens_total, execution_time_ms, ai_time_ms, user_id, prompt_id, the id grouped
+-- by or NULL), then the run's constants, the same on every row ('completed', 'failed';
+-- the organizations and the number of each one's zone in the next array; per zone the
+-- instants where the run's local days start, then where the last one ends; each local
+-- day's period number or NULL; the prompts that name manual minutes and those minutes).
+-- Result: the finished figures of every group as bytes, for _roi_scan_rows.
+CREATE OR REPLACE FUNCTION celaest._roi_scan_step(internal, uuid, timestamptz, celaest.task_status, numeric, integer,
+                                       integer, integer, uuid, uuid, uuid, celaest.task_status,
+                                       celaest.task_status, uuid[], integer[], timestamptz[], integer[],
+                                       uuid[], text[]) RETURNS internal
+    AS 'MODULE_PATHNAME', 'celaest_roi_scan_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE OR REPLACE FUNCTION celaest._roi_scan_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'celaest_roi_scan_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE OR REPLACE FUNCTION celaest._roi_scan_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'celaest_roi_scan_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE OR REPLACE FUNCTION celaest._roi_scan_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'celaest_roi_scan_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE OR REPLACE FUNCTION celaest._roi_scan_final(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'celaest_roi_scan_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE celaest._roi_scan(uuid, timestamptz, celaest.task_status, numeric, integer, integer, integer,
+                                   uuid, uuid, uuid, celaest.task_status, celaest.task_status, uuid[],
+                                   integer[], timestamptz[], integer[], uuid[], text[]) (
+    SFUNC = celaest._roi_scan_step,
     STYPE = internal,
-    -- A typical period's state (about a hundred completed tasks), for the planner's
-    -- hash-table estimate; without it, it assumes 8 kB per group and sorts instead.
-    SSPACE = 600,
-    FINALFUNC = celaest._roi_exec_percentiles_final,
+    FINALFUNC = celaest._roi_scan_final,
     FINALFUNC_MODIFY = READ_WRITE,
-    COMBINEFUNC = celaest._roi_combine_int4,
-    SERIALFUNC = celaest._roi_serialize_int4,
-    DESERIALFUNC = celaest._roi_deserialize_int4,
+    COMBINEFUNC = celaest._roi_scan_combine,
+    SERIALFUNC = celaest._roi_scan_serialize,
+    DESERIALFUNC = celaest._roi_scan_deserialize,
     PARALLEL = SAFE
 );
-COMMENT ON AGGREGATE celaest._roi_exec_percentiles(integer) IS
-    'Internal (ROI): {p95, p99} of the non-NULL values: percentile_cont(0.95) and percentile_cont(0.99) exactly, rounded half away from zero; NULL when there are none. Parallel (partial aggregation).';
-COMMENT ON FUNCTION celaest._roi_collect_int4(internal, integer) IS 'Internal (ROI): transition function of _roi_exec_percentiles.';
-COMMENT ON FUNCTION celaest._roi_combine_int4(internal, internal) IS 'Internal (ROI): combine function of _roi_exec_percentiles.';
-COMMENT ON FUNCTION celaest._roi_serialize_int4(internal) IS 'Internal (ROI): serial function of _roi_exec_percentiles.';
-COMMENT ON FUNCTION celaest._roi_deserialize_int4(bytea, internal) IS 'Internal (ROI): deserial function of _roi_exec_percentiles.';
-COMMENT ON FUNCTION celaest._roi_exec_percentiles_final(internal) IS 'Internal (ROI): final function of _roi_exec_percentiles.';
+COMMENT ON AGGREGATE celaest._roi_scan(uuid, timestamptz, celaest.task_status, numeric, integer, integer, integer, uuid, uuid, uuid, celaest.task_status, celaest.task_status, uuid[], integer[], timestamptz[], integer[], uuid[], text[]) IS
+    'Internal (ROI): the one pass over processed_tasks of a roll-up: counts each task in its organization''s local period (and model or prompt); returns the figures of every group as bytes for _roi_scan_rows. Parallel (partial aggregation). Called by _roi_tally only.';
+COMMENT ON FUNCTION celaest._roi_scan_step(internal, uuid, timestamptz, celaest.task_status, numeric, integer, integer, integer, uuid, uuid, uuid, celaest.task_status, celaest.task_status, uuid[], integer[], timestamptz[], integer[], uuid[], text[]) IS 'Internal (ROI): transition function of _roi_scan.';
+COMMENT ON FUNCTION celaest._roi_scan_combine(internal, internal) IS 'Internal (ROI): combine function of _roi_scan.';
+COMMENT ON FUNCTION celaest._roi_scan_serialize(internal) IS 'Internal (ROI): serial function of _roi_scan.';
+COMMENT ON FUNCTION celaest._roi_scan_deserialize(bytea, internal) IS 'Internal (ROI): deserial function of _roi_scan.';
+COMMENT ON FUNCTION celaest._roi_scan_final(internal) IS 'Internal (ROI): final function of _roi_scan.';
 
-CREATE OR REPLACE FUNCTION celaest._roi_collect_uuid(internal, uuid) RETURNS internal
-    AS 'MODULE_PATHNAME', 'celaest_roi_collect_uuid' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE OR REPLACE FUNCTION celaest._roi_combine_uuid(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'celaest_roi_combine_uuid' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE OR REPLACE FUNCTION celaest._roi_serialize_uuid(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'celaest_roi_serialize_uuid' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE OR REPLACE FUNCTION celaest._roi_deserialize_uuid(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'celaest_roi_deserialize_uuid' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE OR REPLACE FUNCTION celaest._roi_distinct_count_final(internal) RETURNS integer
-    AS 'MODULE_PATHNAME', 'celaest_roi_distinct_count_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE OR REPLACE AGGREGATE celaest._roi_distinct_count(uuid) (
-    SFUNC = celaest._roi_collect_uuid,
-    STYPE = internal,
-    SSPACE = 600,   -- a period's distinct users, kept at most twice over
-    FINALFUNC = celaest._roi_distinct_count_final,
-    FINALFUNC_MODIFY = READ_WRITE,
-    COMBINEFUNC = celaest._roi_combine_uuid,
-    SERIALFUNC = celaest._roi_serialize_uuid,
-    DESERIALFUNC = celaest._roi_deserialize_uuid,
-    PARALLEL = SAFE
-);
-COMMENT ON AGGREGATE celaest._roi_distinct_count(uuid) IS
-    'Internal (ROI): the number of distinct non-NULL values (count(DISTINCT x), 0 when none), with a parallel (partial) form.';
-COMMENT ON FUNCTION celaest._roi_collect_uuid(internal, uuid) IS 'Internal (ROI): transition function of _roi_distinct_count.';
-COMMENT ON FUNCTION celaest._roi_combine_uuid(internal, internal) IS 'Internal (ROI): combine function of _roi_distinct_count.';
-COMMENT ON FUNCTION celaest._roi_serialize_uuid(internal) IS 'Internal (ROI): serial function of _roi_distinct_count.';
-COMMENT ON FUNCTION celaest._roi_deserialize_uuid(bytea, internal) IS 'Internal (ROI): deserial function of _roi_distinct_count.';
-COMMENT ON FUNCTION celaest._roi_distinct_count_final(internal) IS 'Internal (ROI): final function of _roi_distinct_count.';
+CREATE OR REPLACE FUNCTION celaest._roi_scan_rows(p_figures bytea, p_organizations uuid[], p_period_starts date[])
+RETURNS TABLE (
+    organization_id      uuid,
+    period_start         date,
+    dim_id               uuid,
+    tasks_completed      bigint,
+    tasks_failed         bigint,
+    cost_ai_exact        numeric,
+    total_tokens         bigint,
+    avg_ms               integer,
+    p95_ms               integer,
+    p99_ms               integer,
+    prompt_minutes       numeric,
+    default_minute_tasks bigint,
+    ai_ms                bigint,
+    active_users         integer
+)
+AS 'MODULE_PATHNAME', 'celaest_roi_scan_rows'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION celaest._roi_scan_rows(bytea, uuid[], date[]) IS
+    'Internal (ROI): the figures _roi_scan returned, one row per group with tasks: its organization and period start (from the run''s arrays), the model or prompt id, tasks completed and failed, the exact cost, tokens, the rounded mean / p95 / p99 execution time of completed tasks, the manual minutes of completed tasks whose prompt names them and the number of the others, their AI time, and the distinct users.';
 
 -- The period (its first day) that holds a local date, or NULL when the date is outside
 -- the periods a run covers: those overlapping [p_from, p_to], or for 'range' exactly
@@ -2216,6 +2220,109 @@ AS $$
 $$;
 COMMENT ON FUNCTION celaest._roi_period_of(text, date, date, date) IS
     'Internal (ROI): first day of the daily/weekly/monthly period holding p_day among those overlapping [p_from, p_to] (''range'': p_from when p_day is in [p_from, p_to]); NULL outside them.';
+
+-- The figures of one pass over processed_tasks (the _roi_scan aggregate) for a roll-up:
+-- one row per (organization, period, dimension key) with tasks. PL/pgSQL so that the run's
+-- constants (periods, organizations and their zones, where each zone's local days start,
+-- the prompts' manual minutes) are worked out first, once, and handed to the scan as
+-- parameters: a query of one table and one aggregate, which PostgreSQL runs in parallel
+-- workers (PARALLEL RESTRICTED: it starts workers of its own, so it runs in the leader).
+CREATE OR REPLACE FUNCTION celaest._roi_tally(
+    p_period_type text,
+    p_from        date,
+    p_to          date,
+    p_org_id      uuid,
+    p_dimension   text
+)
+RETURNS TABLE (
+    organization_id      uuid,
+    period_start         date,
+    dim_id               uuid,
+    tasks_completed      bigint,
+    tasks_failed         bigint,
+    cost_ai_exact        numeric,
+    total_tokens         bigint,
+    avg_ms               integer,
+    p95_ms               integer,
+    p99_ms               integer,
+    prompt_minutes       numeric,
+    default_minute_tasks bigint,
+    ai_ms                bigint,
+    active_users         integer
+)
+LANGUAGE plpgsql
+STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- The local days covered, v_lo .. v_hi; v_last_start: the start of the last period.
+    v_lo         date := CASE WHEN p_period_type = 'range' THEN p_from
+                              ELSE celaest._roi_period_start(p_period_type, p_from) END;
+    v_last_start date := CASE WHEN p_period_type = 'range' THEN p_from
+                              ELSE celaest._roi_period_start(p_period_type, p_to) END;
+    v_hi         date := CASE WHEN p_period_type = 'range' THEN p_to
+                              ELSE celaest._roi_period_end(p_period_type,
+                                       celaest._roi_period_start(p_period_type, p_to)) END;
+    v_periods    date[];
+    v_day_period integer[];
+    v_orgs       uuid[];
+    v_org_tz     text[];
+    v_zones      text[];
+    v_org_zone   integer[];
+    v_day_starts timestamptz[];
+    v_prompts    uuid[];
+    v_minutes    text[];
+    v_figures    bytea;
+BEGIN
+    SELECT array_agg(s.d::date ORDER BY s.d) INTO v_periods
+      FROM generate_series(v_lo::timestamp, v_last_start::timestamp,
+                           CASE p_period_type WHEN 'weekly'  THEN interval '1 week'
+                                              WHEN 'monthly' THEN interval '1 month'
+                                              ELSE interval '1 day' END) AS s(d);
+    -- Each local day's period, as its number in v_periods.
+    SELECT array_agg(array_position(v_periods, celaest._roi_period_of(p_period_type, p_from, p_to, s.d::date))
+                     ORDER BY s.d)
+      INTO v_day_period
+      FROM generate_series(v_lo::timestamp, v_hi::timestamp, interval '1 day') AS s(d);
+    -- Every organization (soft-deleted ones too: the caller picks which rows it keeps).
+    SELECT array_agg(o.id ORDER BY o.id), array_agg(celaest._roi_timezone(o.settings) ORDER BY o.id)
+      INTO v_orgs, v_org_tz
+      FROM celaest.organizations AS o
+     WHERE p_org_id IS NULL OR o.id = p_org_id;
+    IF v_orgs IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(DISTINCT z.tz) INTO v_zones FROM unnest(v_org_tz) AS z(tz);
+    SELECT array_agg(array_position(v_zones, z.tz) ORDER BY z.n) INTO v_org_zone
+      FROM unnest(v_org_tz) WITH ORDINALITY AS z(tz, n);
+    -- Where each zone's local days start (a task at exactly local midnight opens the day).
+    SELECT array_agg(s.d AT TIME ZONE z.tz ORDER BY z.n, s.d) INTO v_day_starts
+      FROM unnest(v_zones) WITH ORDINALITY AS z(tz, n),
+           generate_series(v_lo::timestamp, (v_hi + 1)::timestamp, interval '1 day') AS s(d);
+    SELECT array_agg(p.id), array_agg(m.minutes::text)
+      INTO v_prompts, v_minutes
+      FROM celaest.prompts_master AS p
+     CROSS JOIN LATERAL (SELECT celaest._roi_number(p.metadata ->> 'manual_minutes') AS minutes) AS m
+     WHERE m.minutes IS NOT NULL;
+
+    EXECUTE format(
+        'SELECT celaest._roi_scan(t.organization_id, t.created_at, t.status, t.cost_usd, t.tokens_total,
+                                  t.execution_time_ms, t.ai_time_ms, t.user_id, t.prompt_id, %s,
+                                  ''completed'', ''failed'', $1, $2, $3, $4, $5, $6)
+           FROM celaest.processed_tasks AS t
+          WHERE t.created_at >= $7 AND t.created_at < $8 %s',
+        CASE p_dimension WHEN 'model' THEN 't.model_id' WHEN 'prompt' THEN 't.prompt_id' ELSE 'NULL::uuid' END,
+        CASE WHEN p_org_id IS NOT NULL THEN 'AND t.organization_id = $9' ELSE '' END)
+      INTO v_figures
+      USING v_orgs, v_org_zone, v_day_starts, v_day_period, v_prompts, v_minutes,
+            (SELECT min(d) FROM unnest(v_day_starts) AS d), (SELECT max(d) FROM unnest(v_day_starts) AS d),
+            p_org_id;
+
+    RETURN QUERY SELECT * FROM celaest._roi_scan_rows(v_figures, v_orgs, v_periods);
+END;
+$$;
+COMMENT ON FUNCTION celaest._roi_tally(text, date, date, uuid, text) IS
+    'Internal (ROI): one pass over processed_tasks (the _roi_scan aggregate, in parallel workers) giving, per organization, period (as _roi_rollup defines them) and model / prompt (p_dimension), the counts, sums, exact percentiles and distinct users _roi_rollup turns into ROI figures. Arguments are not validated here.';
 
 -- _roi_rollup returns one more column (timezone): dropped and created again.
 DROP FUNCTION celaest._roi_rollup(text, date, date, uuid, text);
@@ -2309,84 +2416,12 @@ orgs AS (
                           AND t.created_at >= (b.lo - 2)::timestamptz
                           AND t.created_at < (b.last_end + 3)::timestamptz))
 ),
--- The one pass over processed_tasks. Written without references to the CTEs above
--- (a CTE read twice is materialized, and a scan of one cannot run in a parallel
--- worker): everything the workers need is an inline subquery.
+-- The one pass over processed_tasks (parallel workers; no SQL function per task).
 agg AS (
-    SELECT t.organization_id,
-           -- The task's period: its day in the session's TimeZone (t.created_at::date)
-           -- picks the row of `days`, which says where the organization's local days
-           -- start within that day (at most two starts: a day is 23 to 25 hours).
-           CASE WHEN d.start_1 IS NULL OR t.created_at < d.start_1 THEN d.period_0
-                WHEN d.start_2 IS NULL OR t.created_at < d.start_2 THEN d.period_1
-                ELSE d.period_2 END AS period_start,
-           CASE p_dimension WHEN 'model' THEN t.model_id WHEN 'prompt' THEN t.prompt_id END AS dim_id,
-           count(*) FILTER (WHERE t.status = 'completed'::celaest.task_status) AS tasks_completed,
-           count(*) FILTER (WHERE t.status = 'failed'::celaest.task_status) AS tasks_failed,
-           sum(t.cost_usd) AS cost_ai_exact,
-           sum(t.tokens_total) AS total_tokens,
-           avg(t.execution_time_ms) FILTER (WHERE t.status = 'completed'::celaest.task_status) AS avg_ms,
-           celaest._roi_exec_percentiles(t.execution_time_ms)
-               FILTER (WHERE t.status = 'completed'::celaest.task_status) AS percentiles,
-           sum(pm.manual_minutes) FILTER (WHERE t.status = 'completed'::celaest.task_status) AS prompt_minutes,
-           count(*) FILTER (WHERE t.status = 'completed'::celaest.task_status AND pm.manual_minutes IS NULL)
-               AS default_minute_tasks,
-           sum(t.ai_time_ms) FILTER (WHERE t.status = 'completed'::celaest.task_status) AS ai_ms,
-           celaest._roi_distinct_count(t.user_id) AS active_users
-      FROM celaest.processed_tasks AS t
-      -- (organization, day) -> where the organization's local days start within that
-      -- day: 1,000 organizations x the days of the window, hashed; built per time zone
-      -- (AT TIME ZONE runs once per zone and day) and spread over the organizations.
-      -- OFFSET 0 keeps it one relation: the tasks are joined to it in one hash join,
-      -- never scanned once per organization.
-      JOIN (SELECT o.id AS organization_id, zd.day, zd.start_1, zd.start_2,
-                   zd.period_0, zd.period_1, zd.period_2
-              FROM (SELECT o.id, celaest._roi_timezone(o.settings) AS tz
-                      FROM celaest.organizations AS o
-                     WHERE p_org_id IS NULL OR o.id = p_org_id) AS o
-              JOIN (SELECT z.tz, k.day,
-                           celaest._roi_period_of(p_period_type, p_from, p_to, l.day_0)     AS period_0,
-                           celaest._roi_period_of(p_period_type, p_from, p_to, l.day_0 + 1) AS period_1,
-                           celaest._roi_period_of(p_period_type, p_from, p_to, l.day_0 + 2) AS period_2,
-                           CASE WHEN l.start_1 < k.day_end THEN l.start_1 END AS start_1,
-                           CASE WHEN l.start_2 < k.day_end THEN l.start_2 END AS start_2
-                      FROM (SELECT DISTINCT celaest._roi_timezone(o.settings) AS tz
-                              FROM celaest.organizations AS o
-                             WHERE p_org_id IS NULL OR o.id = p_org_id) AS z
-                     CROSS JOIN (SELECT g.day::date AS day, g.day::date::timestamptz AS day_start,
-                                        (g.day::date + 1)::timestamptz AS day_end
-                                   FROM pg_catalog.generate_series(
-                                            (CASE WHEN p_period_type = 'range' THEN p_from
-                                                  ELSE celaest._roi_period_start(p_period_type, p_from) END - 2)::timestamp,
-                                            (CASE WHEN p_period_type = 'range' THEN p_to
-                                                  ELSE celaest._roi_period_end(p_period_type,
-                                                           celaest._roi_period_start(p_period_type, p_to)) END + 2)::timestamp,
-                                            interval '1 day') AS g(day)) AS k
-                     CROSS JOIN LATERAL (
-                           SELECT x.day_0,
-                                  ((x.day_0 + 1)::timestamp AT TIME ZONE z.tz) AS start_1,
-                                  ((x.day_0 + 2)::timestamp AT TIME ZONE z.tz) AS start_2
-                             FROM (SELECT (k.day_start AT TIME ZONE z.tz)::date AS day_0) AS x) AS l) AS zd
-                ON zd.tz = o.tz
-            OFFSET 0) AS d
-        ON d.organization_id = t.organization_id AND d.day = t.created_at::date
-      LEFT JOIN (SELECT p.id, celaest._roi_number(p.metadata ->> 'manual_minutes') AS manual_minutes
-                   FROM celaest.prompts_master AS p
-                 OFFSET 0) AS pm
-        ON pm.id = t.prompt_id
-     -- The window, with two days' margin for any offset from UTC. Immutable pieces only
-     -- (timestamp AT TIME ZONE 'UTC'), so that it folds into constants the planner can
-     -- estimate, and the scan compares with a constant.
-     WHERE t.created_at >= ((CASE WHEN p_period_type = 'range' THEN p_from
-                                  ELSE celaest._roi_period_start(p_period_type, p_from) END - 2)::timestamp
-                            AT TIME ZONE 'UTC')
-       AND t.created_at < ((CASE WHEN p_period_type = 'range' THEN p_to
-                                 ELSE celaest._roi_period_end(p_period_type,
-                                          celaest._roi_period_start(p_period_type, p_to)) END + 3)::timestamp
-                           AT TIME ZONE 'UTC')
-     -- Tasks in the two-day margins (read to cover every offset from UTC) fall in no
-     -- period (NULL) and find no row of `periods` below.
-     GROUP BY 1, 2, 3
+    SELECT x.organization_id, x.period_start, x.dim_id, x.tasks_completed, x.tasks_failed,
+           x.cost_ai_exact, x.total_tokens, x.avg_ms, x.p95_ms, x.p99_ms,
+           x.prompt_minutes, x.default_minute_tasks, x.ai_ms, x.active_users
+      FROM celaest._roi_tally(p_period_type, p_from, p_to, p_org_id, p_dimension) AS x
 ),
 new_users AS (
     SELECT u.organization_id,
@@ -2405,7 +2440,7 @@ figures AS (
            coalesce(a.ai_ms, 0) AS ai_ms,
            coalesce(a.cost_ai_exact, 0::numeric(10,6)) AS cost_ai_exact,
            coalesce(a.total_tokens, 0) AS total_tokens,
-           a.avg_ms, a.percentiles,
+           a.avg_ms, a.p95_ms, a.p99_ms,
            coalesce(a.active_users, 0) AS active_users,
            coalesce(nu.new_users, 0) AS new_users,
            o.hourly_rate, o.tz
@@ -2438,9 +2473,9 @@ SELECT m.organization_id,
        round((m.cost_manual - m.cost_ai_exact) * 100 / nullif(m.cost_ai_exact, 0), 2),
        m.total_tokens,
        round(m.total_tokens::numeric / nullif(m.tasks_completed + m.tasks_failed, 0))::integer,
-       round(m.avg_ms)::integer,
-       m.percentiles[1],
-       m.percentiles[2],
+       m.avg_ms,
+       m.p95_ms,
+       m.p99_ms,
        m.active_users,
        m.new_users::integer,
        m.hourly_rate,
@@ -2477,77 +2512,100 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
-    IF to_regclass('pg_temp.celaest_roi_computed') IS NOT NULL THEN
-        DROP TABLE pg_temp.celaest_roi_computed;    -- left by a failed run in this session
-    END IF;
     -- Literal arguments: the planner inlines _roi_rollup and folds every CASE on them.
-    EXECUTE format('CREATE TEMPORARY TABLE celaest_roi_computed AS
-                    SELECT * FROM celaest._roi_rollup(%L, %L::date, %L::date, %L::uuid, ''total'')',
-                   p_period_type, p_from, p_to, p_org_id);
-    IF p_recent_only THEN
-        DELETE FROM pg_temp.celaest_roi_computed AS c
-         WHERE c.period_start NOT BETWEEN (now() AT TIME ZONE c.timezone)::date - 1
-                                      AND (now() AT TIME ZONE c.timezone)::date;
-    END IF;
-
-    -- Rows whose figures did not change are not rewritten (updated_at keeps the
-    -- time the numbers last changed); they are still counted: the result is the
-    -- number of (organization, period) rows that are now current.
-    INSERT INTO celaest.roi_metrics AS m
-        (organization_id, period_type, period_start, period_end,
-         tasks_completed, tasks_failed, success_rate,
-         time_saved_minutes, manual_equivalent_minutes,
-         cost_ai, cost_manual_equivalent, money_saved,
-         total_tokens, avg_tokens_per_task,
-         avg_execution_time_ms, p95_execution_time_ms, p99_execution_time_ms,
-         active_users_count, new_users_count, metadata)
-    SELECT c.organization_id, p_period_type, c.period_start, c.period_end,
-           c.tasks_completed, c.tasks_failed, c.success_rate,
-           c.time_saved_minutes, c.manual_equivalent_minutes,
-           c.cost_ai, c.cost_manual_equivalent, c.money_saved,
-           c.total_tokens, c.avg_tokens_per_task,
-           c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
-           c.active_users_count, c.new_users_count,
-           jsonb_build_object('roi_percent', c.roi_percent,
-                              'cost_ai_exact', c.cost_ai_exact,
-                              'hourly_rate', c.hourly_rate,
-                              'timezone', c.timezone)
-      FROM pg_temp.celaest_roi_computed AS c
-    ON CONFLICT (organization_id, period_type, period_start) DO UPDATE
-       SET period_end                = EXCLUDED.period_end,
-           tasks_completed           = EXCLUDED.tasks_completed,
-           tasks_failed              = EXCLUDED.tasks_failed,
-           success_rate              = EXCLUDED.success_rate,
-           time_saved_minutes        = EXCLUDED.time_saved_minutes,
-           manual_equivalent_minutes = EXCLUDED.manual_equivalent_minutes,
-           cost_ai                   = EXCLUDED.cost_ai,
-           cost_manual_equivalent    = EXCLUDED.cost_manual_equivalent,
-           money_saved               = EXCLUDED.money_saved,
-           total_tokens              = EXCLUDED.total_tokens,
-           avg_tokens_per_task       = EXCLUDED.avg_tokens_per_task,
-           avg_execution_time_ms     = EXCLUDED.avg_execution_time_ms,
-           p95_execution_time_ms     = EXCLUDED.p95_execution_time_ms,
-           p99_execution_time_ms     = EXCLUDED.p99_execution_time_ms,
-           active_users_count        = EXCLUDED.active_users_count,
-           new_users_count           = EXCLUDED.new_users_count,
-           -- Keys other than ours in metadata are kept.
-           metadata                  = m.metadata || EXCLUDED.metadata
-     WHERE (m.period_end, m.tasks_completed, m.tasks_failed, m.success_rate,
-            m.time_saved_minutes, m.manual_equivalent_minutes,
-            m.cost_ai, m.cost_manual_equivalent, m.money_saved,
-            m.total_tokens, m.avg_tokens_per_task,
-            m.avg_execution_time_ms, m.p95_execution_time_ms, m.p99_execution_time_ms,
-            m.active_users_count, m.new_users_count, m.metadata)
-           IS DISTINCT FROM
-           (EXCLUDED.period_end, EXCLUDED.tasks_completed, EXCLUDED.tasks_failed, EXCLUDED.success_rate,
-            EXCLUDED.time_saved_minutes, EXCLUDED.manual_equivalent_minutes,
-            EXCLUDED.cost_ai, EXCLUDED.cost_manual_equivalent, EXCLUDED.money_saved,
-            EXCLUDED.total_tokens, EXCLUDED.avg_tokens_per_task,
-            EXCLUDED.avg_execution_time_ms, EXCLUDED.p95_execution_time_ms, EXCLUDED.p99_execution_time_ms,
-            EXCLUDED.active_users_count, EXCLUDED.new_users_count, m.metadata || EXCLUDED.metadata);
-
-    SELECT count(*) INTO v_count FROM pg_temp.celaest_roi_computed;
-    DROP TABLE pg_temp.celaest_roi_computed;
+    -- The rows computed are kept once (MATERIALIZED, in memory) for the upsert and the count.
+    EXECUTE format($q$
+    WITH computed AS MATERIALIZED (
+        SELECT r.*
+          FROM celaest._roi_rollup(%L, %L::date, %L::date, %L::uuid, 'total') AS r
+         WHERE NOT %L::boolean
+            OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1
+                                  AND (now() AT TIME ZONE r.timezone)::date
+    ),
+    upserted AS (
+        INSERT INTO celaest.roi_metrics AS m
+            (organization_id, period_type, period_start, period_end,
+             tasks_completed, tasks_failed, success_rate,
+             time_saved_minutes, manual_equivalent_minutes,
+             cost_ai, cost_manual_equivalent, money_saved,
+             total_tokens, avg_tokens_per_task,
+             avg_execution_time_ms, p95_execution_time_ms, p99_execution_time_ms,
+             active_users_count, new_users_count, metadata)
+        SELECT c.organization_id, %L, c.period_start, c.period_end,
+               c.tasks_completed, c.tasks_failed, c.success_rate,
+               c.time_saved_minutes, c.manual_equivalent_minutes,
+               c.cost_ai, c.cost_manual_equivalent, c.money_saved,
+               c.total_tokens, c.avg_tokens_per_task,
+               c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
+               c.active_users_count, c.new_users_count,
+               jsonb_build_object('roi_percent', c.roi_percent,
+                                  'cost_ai_exact', c.cost_ai_exact,
+                                  'hourly_rate', c.hourly_rate,
+                                  'timezone', c.timezone)
+          FROM computed AS c
+         -- Rows whose figures did not change are left out before the upsert, by one hash
+         -- anti-join (ON CONFLICT would lock each of them first); the WHERE below still
+         -- applies to rows another session writes meanwhile.
+         WHERE NOT EXISTS (
+                   SELECT 1
+                     FROM celaest.roi_metrics AS m
+                    WHERE m.organization_id = c.organization_id
+                      AND m.period_type = %L
+                      AND m.period_start = c.period_start
+                      AND (m.period_end, m.tasks_completed, m.tasks_failed, m.success_rate,
+                           m.time_saved_minutes, m.manual_equivalent_minutes,
+                           m.cost_ai, m.cost_manual_equivalent, m.money_saved,
+                           m.total_tokens, m.avg_tokens_per_task,
+                           m.avg_execution_time_ms, m.p95_execution_time_ms, m.p99_execution_time_ms,
+                           m.active_users_count, m.new_users_count, m.metadata)
+                          IS NOT DISTINCT FROM
+                          (c.period_end, c.tasks_completed, c.tasks_failed, c.success_rate,
+                           c.time_saved_minutes, c.manual_equivalent_minutes,
+                           c.cost_ai, c.cost_manual_equivalent, c.money_saved,
+                           c.total_tokens, c.avg_tokens_per_task,
+                           c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
+                           c.active_users_count, c.new_users_count,
+                           m.metadata || jsonb_build_object('roi_percent', c.roi_percent,
+                                                            'cost_ai_exact', c.cost_ai_exact,
+                                                            'hourly_rate', c.hourly_rate,
+                                                            'timezone', c.timezone)))
+        ON CONFLICT (organization_id, period_type, period_start) DO UPDATE
+           SET period_end                = EXCLUDED.period_end,
+               tasks_completed           = EXCLUDED.tasks_completed,
+               tasks_failed              = EXCLUDED.tasks_failed,
+               success_rate              = EXCLUDED.success_rate,
+               time_saved_minutes        = EXCLUDED.time_saved_minutes,
+               manual_equivalent_minutes = EXCLUDED.manual_equivalent_minutes,
+               cost_ai                   = EXCLUDED.cost_ai,
+               cost_manual_equivalent    = EXCLUDED.cost_manual_equivalent,
+               money_saved               = EXCLUDED.money_saved,
+               total_tokens              = EXCLUDED.total_tokens,
+               avg_tokens_per_task       = EXCLUDED.avg_tokens_per_task,
+               avg_execution_time_ms     = EXCLUDED.avg_execution_time_ms,
+               p95_execution_time_ms     = EXCLUDED.p95_execution_time_ms,
+               p99_execution_time_ms     = EXCLUDED.p99_execution_time_ms,
+               active_users_count        = EXCLUDED.active_users_count,
+               new_users_count           = EXCLUDED.new_users_count,
+               -- Keys other than ours in metadata are kept.
+               metadata                  = m.metadata || EXCLUDED.metadata
+         WHERE (m.period_end, m.tasks_completed, m.tasks_failed, m.success_rate,
+                m.time_saved_minutes, m.manual_equivalent_minutes,
+                m.cost_ai, m.cost_manual_equivalent, m.money_saved,
+                m.total_tokens, m.avg_tokens_per_task,
+                m.avg_execution_time_ms, m.p95_execution_time_ms, m.p99_execution_time_ms,
+                m.active_users_count, m.new_users_count, m.metadata)
+               IS DISTINCT FROM
+               (EXCLUDED.period_end, EXCLUDED.tasks_completed, EXCLUDED.tasks_failed, EXCLUDED.success_rate,
+                EXCLUDED.time_saved_minutes, EXCLUDED.manual_equivalent_minutes,
+                EXCLUDED.cost_ai, EXCLUDED.cost_manual_equivalent, EXCLUDED.money_saved,
+                EXCLUDED.total_tokens, EXCLUDED.avg_tokens_per_task,
+                EXCLUDED.avg_execution_time_ms, EXCLUDED.p95_execution_time_ms, EXCLUDED.p99_execution_time_ms,
+                EXCLUDED.active_users_count, EXCLUDED.new_users_count, m.metadata || EXCLUDED.metadata)
+        RETURNING 1
+    )
+    SELECT count(*) FROM computed$q$,
+        p_period_type, p_from, p_to, p_org_id, p_recent_only, p_period_type, p_period_type)
+      INTO v_count;
     RETURN v_count;
 END;
 $$;

@@ -1,0 +1,350 @@
+#include "core/roi_tally.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "core/percentile.hpp"
+
+namespace celaest::core {
+
+namespace {
+
+constexpr std::uint32_t kTallyMagic = 0x524F4931;    // "ROI1"
+constexpr std::uint32_t kFiguresMagic = 0x524F4946;  // "ROIF"
+constexpr int kMaxMinutesScale = 18;
+
+class Writer {
+ public:
+  explicit Writer(std::vector<unsigned char>* out) : out_(out) {}
+  template <typename T>
+  void put(const T& value) {
+    static_assert(std::is_trivially_copyable_v<T>, "written as bytes");
+    const auto* bytes = reinterpret_cast<const unsigned char*>(&value);
+    out_->insert(out_->end(), bytes, bytes + sizeof value);
+  }
+  template <typename T>
+  void put_all(const std::vector<T>& values) {
+    put<std::uint64_t>(values.size());
+    const auto* bytes = reinterpret_cast<const unsigned char*>(values.data());
+    out_->insert(out_->end(), bytes, bytes + values.size() * sizeof(T));
+  }
+
+ private:
+  std::vector<unsigned char>* out_;
+};
+
+class Reader {
+ public:
+  Reader(const unsigned char* data, std::size_t size) : data_(data), left_(size) {}
+  template <typename T>
+  T get() {
+    T value;
+    take(&value, sizeof value);
+    return value;
+  }
+  template <typename T>
+  std::vector<T> get_all() {
+    const auto count = get<std::uint64_t>();
+    if (count > left_ / sizeof(T)) throw std::invalid_argument("ROI tally: truncated bytes");
+    std::vector<T> values(count);
+    take(values.data(), count * sizeof(T));
+    return values;
+  }
+  bool done() const noexcept { return left_ == 0; }
+
+ private:
+  void take(void* out, std::size_t size) {
+    if (size > left_) throw std::invalid_argument("ROI tally: truncated bytes");
+    std::memcpy(out, data_, size);
+    data_ += size;
+    left_ -= size;
+  }
+  const unsigned char* data_;
+  std::size_t left_;
+};
+
+// Drops repeated users; the order does not matter.
+void compact_users(std::vector<std::uint32_t>& users) {
+  std::sort(users.begin(), users.end());
+  users.erase(std::unique(users.begin(), users.end()), users.end());
+}
+
+// Below this many kept users a group looks for a repeat before appending.
+constexpr std::size_t kLinearUserSearch = 64;
+constexpr std::size_t kMaxDenseIndex = std::size_t{1} << 24;
+
+// sum / count rounded half away from zero, exactly (as numeric's round(avg(...))).
+std::int32_t rounded_mean(std::int64_t sum, std::int64_t count) {
+  std::int64_t quotient = sum / count;
+  const std::int64_t remainder = sum % count;
+  if (2 * (remainder < 0 ? -remainder : remainder) >= count) quotient += sum < 0 ? -1 : 1;
+  return static_cast<std::int32_t>(quotient);
+}
+
+}  // namespace
+
+UuidKey uuid_key(const UuidBytes& uuid) noexcept {
+  UuidKey key;
+  std::memcpy(&key.high, uuid.data(), sizeof key.high);
+  std::memcpy(&key.low, uuid.data() + sizeof key.high, sizeof key.low);
+  return key;
+}
+
+UuidBytes uuid_of_key(const UuidKey& key) noexcept {
+  UuidBytes uuid;
+  std::memcpy(uuid.data(), &key.high, sizeof key.high);
+  std::memcpy(uuid.data() + sizeof key.high, &key.low, sizeof key.low);
+  return uuid;
+}
+
+void RoiTally::index_densely(std::size_t organizations, std::size_t periods) {
+  if (!groups_.empty() || organizations * periods > kMaxDenseIndex) return;
+  dense_index_.assign(organizations * periods, 0);
+  dense_periods_ = periods;
+  groups_.reserve(organizations * periods);
+}
+
+RoiTally::Group& RoiTally::group(std::uint32_t organization, std::uint32_t period,
+                                 const std::optional<UuidBytes>& dimension) {
+  std::uint32_t* dense = nullptr;
+  if (!dimension && !dense_index_.empty()) {
+    dense = &dense_index_[std::size_t{organization} * dense_periods_ + period];
+    if (*dense != 0) return groups_[*dense - 1];
+  }
+  std::uint32_t dimension_slot = 0;
+  if (dimension) {
+    const UuidKey key = uuid_key(*dimension);
+    dimension_slot = 1 + dimension_index_.find_or_add(key);
+    if (dimension_slot > dimensions_.size()) dimensions_.push_back(key);
+  }
+  const GroupKey key{organization, period, dimension_slot};
+  if (dense != nullptr) {  // a new group: the hash table holds only the others
+    groups_.emplace_back();
+    groups_.back().key = key;
+    *dense = static_cast<std::uint32_t>(groups_.size());
+    return groups_.back();
+  }
+  // The hash table numbers only its own keys: hashed_groups_ says where each one's group is.
+  const std::uint32_t slot = group_index_.find_or_add(key);
+  if (slot == hashed_groups_.size()) {
+    hashed_groups_.push_back(static_cast<std::uint32_t>(groups_.size()));
+    groups_.emplace_back();
+    groups_.back().key = key;
+  }
+  return groups_[hashed_groups_[slot]];
+}
+
+void RoiTally::add_user(Group& group, std::uint32_t user) {
+  std::vector<std::uint32_t>& users = group.users;
+  if (users.size() < kLinearUserSearch) {
+    if (std::find(users.begin(), users.end(), user) == users.end()) users.push_back(user);
+    return;
+  }
+  // Many users: append, and drop the repeats before growing, so that the list stays within
+  // about twice the number of distinct users.
+  if (users.size() == users.capacity()) {
+    compact_users(users);
+    if (users.size() * 2 > users.capacity()) users.reserve(users.capacity() * 2);
+  }
+  users.push_back(user);
+}
+
+void RoiTally::add(std::uint32_t organization, std::uint32_t period, const RoiTaskRow& task,
+                   const std::optional<Int128>& prompt_minutes) {
+  Group& g = group(organization, period, task.dimension);
+  g.cost_micros += task.cost_micros;
+  g.tokens += task.tokens;
+  const UuidKey user = uuid_key(task.user);
+  const std::uint32_t user_index = user_index_.find_or_add(user);
+  if (user_index == users_.size()) users_.push_back(user);
+  add_user(g, user_index);
+  if (task.failed) ++g.failed;
+  if (!task.completed) return;
+  ++g.completed;
+  if (task.execution_ms) {
+    g.execution_sum += *task.execution_ms;
+    g.execution_ms.push_back(*task.execution_ms);
+  }
+  if (task.ai_ms) g.ai_ms += *task.ai_ms;
+  if (prompt_minutes)
+    g.prompt_minutes += *prompt_minutes;
+  else
+    ++g.default_minute_tasks;
+}
+
+void RoiTally::merge(const RoiTally& other) {
+  if (groups_.empty()) {
+    minutes_scale_ = other.minutes_scale_;
+    if (dense_index_.empty() && other.dense_periods_ != 0)
+      index_densely(other.dense_index_.size() / other.dense_periods_, other.dense_periods_);
+  }
+  if (other.minutes_scale_ != minutes_scale_) throw std::invalid_argument("ROI tally: merging different scales");
+  // Their user numbers -> ours.
+  std::vector<std::uint32_t> user_map(other.users_.size());
+  for (std::size_t i = 0; i < other.users_.size(); ++i) {
+    user_map[i] = user_index_.find_or_add(other.users_[i]);
+    if (user_map[i] == users_.size()) users_.push_back(other.users_[i]);
+  }
+  for (const Group& theirs : other.groups_) {
+    std::optional<UuidBytes> dimension;
+    if (theirs.key.dimension != 0) dimension = uuid_of_key(other.dimensions_[theirs.key.dimension - 1]);
+    Group& g = group(theirs.key.organization, theirs.key.period, dimension);
+    g.completed += theirs.completed;
+    g.failed += theirs.failed;
+    g.cost_micros += theirs.cost_micros;
+    g.tokens += theirs.tokens;
+    g.execution_sum += theirs.execution_sum;
+    g.ai_ms += theirs.ai_ms;
+    g.default_minute_tasks += theirs.default_minute_tasks;
+    g.prompt_minutes += theirs.prompt_minutes;
+    g.execution_ms.insert(g.execution_ms.end(), theirs.execution_ms.begin(), theirs.execution_ms.end());
+    for (std::uint32_t user : theirs.users) g.users.push_back(user_map[user]);
+    if (g.users.size() >= kLinearUserSearch) compact_users(g.users);
+  }
+}
+
+std::vector<unsigned char> RoiTally::serialize() {
+  std::size_t size = 4 * sizeof(std::uint64_t) + users_.size() * sizeof(UuidKey);
+  for (Group& g : groups_) {
+    compact_users(g.users);
+    size += sizeof(Group) + g.execution_ms.size() * sizeof(std::int32_t) + g.users.size() * sizeof(std::uint32_t);
+  }
+  std::vector<unsigned char> out;
+  out.reserve(size);
+  Writer writer(&out);
+  writer.put(kTallyMagic);
+  writer.put<std::int32_t>(minutes_scale_);
+  writer.put<std::uint64_t>(dense_periods_ == 0 ? 0 : dense_index_.size() / dense_periods_);
+  writer.put<std::uint64_t>(dense_periods_);
+  writer.put_all(users_);
+  writer.put<std::uint64_t>(groups_.size());
+  for (const Group& g : groups_) {
+    writer.put(g.key.organization);
+    writer.put(g.key.period);
+    writer.put<std::uint8_t>(g.key.dimension != 0);
+    writer.put(g.key.dimension != 0 ? uuid_of_key(dimensions_[g.key.dimension - 1]) : UuidBytes{});
+    writer.put(g.completed);
+    writer.put(g.failed);
+    writer.put(g.cost_micros);
+    writer.put(g.tokens);
+    writer.put(g.execution_sum);
+    writer.put(g.ai_ms);
+    writer.put(g.default_minute_tasks);
+    writer.put(g.prompt_minutes);
+    writer.put_all(g.execution_ms);
+    writer.put_all(g.users);
+  }
+  return out;
+}
+
+RoiTally RoiTally::deserialize(const unsigned char* data, std::size_t size) {
+  Reader reader(data, size);
+  if (reader.get<std::uint32_t>() != kTallyMagic) throw std::invalid_argument("ROI tally: not a tally");
+  RoiTally tally(reader.get<std::int32_t>());
+  const auto dense_organizations = reader.get<std::uint64_t>();
+  const auto dense_periods = reader.get<std::uint64_t>();
+  if (dense_periods != 0) tally.index_densely(dense_organizations, dense_periods);
+  tally.users_ = reader.get_all<UuidKey>();
+  for (const UuidKey& user : tally.users_) tally.user_index_.find_or_add(user);
+  if (tally.user_index_.size() != tally.users_.size()) throw std::invalid_argument("ROI tally: repeated users");
+  const auto groups = reader.get<std::uint64_t>();
+  for (std::uint64_t i = 0; i < groups; ++i) {
+    const auto organization = reader.get<std::uint32_t>();
+    const auto period = reader.get<std::uint32_t>();
+    const bool has_dimension = reader.get<std::uint8_t>() != 0;
+    const auto dimension = reader.get<UuidBytes>();
+    Group& g = tally.group(organization, period, has_dimension ? std::optional<UuidBytes>(dimension) : std::nullopt);
+    g.completed = reader.get<std::int64_t>();
+    g.failed = reader.get<std::int64_t>();
+    g.cost_micros = reader.get<std::int64_t>();
+    g.tokens = reader.get<std::int64_t>();
+    g.execution_sum = reader.get<std::int64_t>();
+    g.ai_ms = reader.get<std::int64_t>();
+    g.default_minute_tasks = reader.get<std::int64_t>();
+    g.prompt_minutes = reader.get<Int128>();
+    g.execution_ms = reader.get_all<std::int32_t>();
+    g.users = reader.get_all<std::uint32_t>();
+    for (std::uint32_t user : g.users)
+      if (user >= tally.users_.size()) throw std::invalid_argument("ROI tally: unknown user");
+  }
+  if (!reader.done()) throw std::invalid_argument("ROI tally: trailing bytes");
+  return tally;
+}
+
+std::vector<RoiFigures> RoiTally::finish() {
+  std::vector<RoiFigures> figures;
+  figures.reserve(groups_.size());
+  for (Group& g : groups_) {
+    RoiFigures f;
+    f.organization = g.key.organization;
+    f.period = g.key.period;
+    f.has_dimension = g.key.dimension != 0;
+    if (f.has_dimension) f.dimension = uuid_of_key(dimensions_[g.key.dimension - 1]);
+    f.tasks_completed = g.completed;
+    f.tasks_failed = g.failed;
+    f.cost_micros = g.cost_micros;
+    f.total_tokens = g.tokens;
+    if (!g.execution_ms.empty()) {
+      const std::size_t n = g.execution_ms.size();
+      f.avg_execution_ms = rounded_mean(g.execution_sum, static_cast<std::int64_t>(n));
+      f.p95_execution_ms =
+          static_cast<std::int32_t>(round_half_away_from_zero(percentile_cont(g.execution_ms.data(), n, 0.95)));
+      f.p99_execution_ms =
+          static_cast<std::int32_t>(round_half_away_from_zero(percentile_cont(g.execution_ms.data(), n, 0.99)));
+    }
+    f.prompt_minutes = g.prompt_minutes;
+    f.default_minute_tasks = g.default_minute_tasks;
+    f.ai_ms = g.ai_ms;
+    compact_users(g.users);
+    f.active_users = static_cast<std::int64_t>(g.users.size());
+    figures.push_back(f);
+  }
+  return figures;
+}
+
+RoiScan::RoiScan(const std::vector<UuidBytes>& organizations, RoiCalendar calendar,
+                 const std::vector<UuidBytes>& prompts, const std::vector<std::string>& prompt_minutes)
+    : calendar_(std::move(calendar)) {
+  if (organizations.size() != calendar_.organizations())
+    throw std::invalid_argument("ROI scan: one zone per organization");
+  if (prompts.size() != prompt_minutes.size()) throw std::invalid_argument("ROI scan: one minutes value per prompt");
+  for (const UuidBytes& organization : organizations) organizations_.find_or_add(uuid_key(organization));
+  if (organizations_.size() != organizations.size()) throw std::invalid_argument("ROI scan: repeated organization");
+  // Every prompt's minutes in the same decimals, so that their sums stay exact integers;
+  // minutes written with more than 18 decimals are rounded to 18.
+  int scale = 0;
+  for (const std::string& minutes : prompt_minutes) scale = std::max(scale, decimal_places(minutes));
+  scale = std::min(scale, kMaxMinutesScale);
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    const auto minutes = parse_scaled_decimal(prompt_minutes[i], scale);
+    if (!minutes) throw std::invalid_argument("ROI scan: manual minutes that are not a non-negative number");
+    if (prompts_.find_or_add(uuid_key(prompts[i])) == prompt_minutes_.size()) prompt_minutes_.push_back(*minutes);
+  }
+  tally_ = RoiTally(scale);
+  tally_.index_densely(organizations.size(), calendar_.periods());
+}
+
+std::vector<unsigned char> encode_figures(const std::vector<RoiFigures>& figures, int minutes_scale) {
+  static_assert(std::is_trivially_copyable_v<RoiFigures>, "figures are handed over as bytes");
+  std::vector<unsigned char> out;
+  out.reserve(2 * sizeof(std::uint64_t) + figures.size() * sizeof(RoiFigures));
+  Writer writer(&out);
+  writer.put(kFiguresMagic);
+  writer.put<std::int32_t>(minutes_scale);
+  writer.put_all(figures);
+  return out;
+}
+
+std::vector<RoiFigures> decode_figures(const unsigned char* data, std::size_t size, int* minutes_scale) {
+  Reader reader(data, size);
+  if (reader.get<std::uint32_t>() != kFiguresMagic) throw std::invalid_argument("ROI figures: not figures");
+  *minutes_scale = reader.get<std::int32_t>();
+  auto figures = reader.get_all<RoiFigures>();
+  if (!reader.done()) throw std::invalid_argument("ROI figures: trailing bytes");
+  return figures;
+}
+
+}  // namespace celaest::core
