@@ -3619,14 +3619,18 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'An operator cancels its own batches; managers and admins their organization''s.';
     END IF;
-    -- Tasks a runner holds right now finish; every task still queued is cancelled. Locks are
-    -- taken in the runner's order (tasks, then the batch row) and waited for, never skipped:
-    -- a task the runner is claiming this instant is re-checked once its claim commits (it is
-    -- then processing and runs), and no queued task is left behind in a cancelled batch.
+    -- Every task still queued or in flight is cancelled; the batch runner notices the batch's
+    -- status within ~100 ms and aborts the transfers of its tasks (a task that never reached
+    -- a provider gives its AI request back; one on the wire stays charged). A task whose
+    -- answer is recorded first stays completed. Locks are taken in the runner's order (tasks,
+    -- then the batch row) and waited for, never skipped: a task the runner is claiming this
+    -- instant is re-checked once its claim commits, and none is left behind.
     UPDATE celaest.processed_tasks
        SET status = 'cancelled', completed_at = clock_timestamp(),
-           error_code = 'cancelled', error_message = 'cancelled by cancel_batch()'
-     WHERE batch_id = p_batch_id AND status = 'pending';
+           error_code = 'cancelled',
+           error_message = CASE status WHEN 'pending' THEN 'cancelled by cancel_batch()'
+                           ELSE 'cancelled by cancel_batch() while its provider call was in flight' END
+     WHERE batch_id = p_batch_id AND status IN ('pending', 'processing', 'retrying');
     GET DIAGNOSTICS v_cancelled = ROW_COUNT;
     UPDATE celaest.task_batches
        SET status = 'cancelled', completed_at = coalesce(completed_at, clock_timestamp())
@@ -3635,7 +3639,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION celaest.cancel_batch(uuid) IS
-    'Cancels every task of the batch still queued (tasks in flight finish) and marks the batch cancelled; returns how many tasks were cancelled. A batch of another organization does not exist for the caller (P0002); one the caller may see but not cancel (an operator''s batch for another operator, a viewer, readonly) is 42501.';
+    'Cancels every task of the batch still queued or in flight (the batch runner aborts their transfers; an answer already recorded is kept) and marks the batch cancelled; returns how many tasks were cancelled. A batch of another organization does not exist for the caller (P0002); one the caller may see but not cancel (an operator''s batch for another operator, a viewer, readonly) is 42501.';
 
 DROP FUNCTION celaest._batch_visible(uuid);
 
