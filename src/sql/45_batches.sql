@@ -161,6 +161,7 @@ DECLARE
     v_claimed integer := 0;
     v_license uuid;
     v_full    uuid[] := '{}';   -- organizations found at max_concurrent_tasks in this pass
+    v_started uuid[] := '{}';   -- batches already marked processing in this pass
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 THEN
         RETURN 0;
@@ -179,18 +180,22 @@ BEGIN
     LOOP
         CONTINUE WHEN v_task.organization_id = ANY (v_full);
         BEGIN
+            -- A task sent again after a crash was charged by its first claim (exactly once).
+            -- The charge comes first so that the task row is written once (its trigger checks
+            -- max_concurrent_tasks; a refusal there rolls the charge back with the block).
+            v_license := CASE WHEN v_task.charged THEN v_task.license_id
+                              ELSE celaest._reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id) END;
             UPDATE celaest.processed_tasks
-               SET status = 'processing', started_at = clock_timestamp(),
+               SET status = 'processing', started_at = clock_timestamp(), license_id = v_license,
                    queue_time_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int,
                    metadata = metadata || jsonb_build_object('claimed_by', pg_backend_pid())
              WHERE id = v_task.id;
-            -- A task sent again after a crash was charged by its first claim (exactly once).
-            v_license := CASE WHEN v_task.charged THEN v_task.license_id
-                              ELSE celaest._reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id) END;
-            UPDATE celaest.processed_tasks SET license_id = v_license WHERE id = v_task.id;
             v_claimed := v_claimed + 1;
-            UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
-             WHERE id = v_task.batch_id AND status = 'pending';
+            IF NOT v_task.batch_id = ANY (v_started) THEN
+                UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
+                 WHERE id = v_task.batch_id AND status = 'pending';
+                v_started := v_started || v_task.batch_id;
+            END IF;
         EXCEPTION WHEN SQLSTATE 'LC001' OR SQLSTATE 'LC002' OR SQLSTATE 'LC003' OR SQLSTATE 'LC004'
                     OR SQLSTATE 'LC010' THEN
             IF SQLSTATE = 'LC010' AND SQLERRM LIKE '%max_concurrent_tasks%' THEN

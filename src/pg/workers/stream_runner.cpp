@@ -241,13 +241,29 @@ void BatchStream::Impl::transact() {
       }
     } unbind{*this};
     std::set<std::string> touched;  // batches whose counters move
+    const size_t answers = arrived.size();
+    const int64_t t0 = now_ms();
     record_arrivals(spi, router, touched);
+    const int64_t t1 = now_ms();
     abort_cancelled(spi, touched);
     resume_waiting(spi, router, touched);
+    const int64_t t2 = now_ms();
+    const size_t before = tasks.size();
     claim(spi, router, touched);
+    const int64_t t3 = now_ms();
     std::vector<std::string> batches(touched.begin(), touched.end());
     if (!batches.empty())
       spi.run("SELECT count(celaest._refresh_batch(b)) FROM unnest($1::uuid[]) AS b", {uuid_array(batches)});
+    const int64_t t4 = now_ms();
+    // Where a round's time goes (log_min_messages = debug1): the benchmark's first question.
+    const size_t claimed = tasks.size() - std::min(before, tasks.size());
+    pg_guarded([&] {
+      if (message_level_is_interesting(DEBUG1))
+        ereport(DEBUG1, (errmsg("celaest batch runner: %zu answers recorded in %ld ms, waiting tasks %ld ms, %zu "
+                                "tasks claimed in %ld ms, batches refreshed in %ld ms, %zu in flight",
+                                answers, static_cast<long>(t1 - t0), static_cast<long>(t2 - t1), claimed,
+                                static_cast<long>(t3 - t2), static_cast<long>(t4 - t3), stream.in_flight())));
+    });
   });
 }
 

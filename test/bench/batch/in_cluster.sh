@@ -9,8 +9,10 @@ psql=(psql -X -q -v ON_ERROR_STOP=1)
 fail() { echo "batch_bench: $*" >&2; exit 1; }
 
 "${psql[@]}" -v port="$BENCH_PORT" -f "$here/setup.sql"
+# Experiments: BENCH_BEFORE_SQL / BENCH_AFTER_SQL run before the rounds / at the end.
+[ -z "${BENCH_BEFORE_SQL:-}" ] || "${psql[@]}" -c "$BENCH_BEFORE_SQL"
 for _ in $(seq 1 100); do
-  [ "$("${psql[@]}" -At -c "SELECT count(*) FROM celaest.worker_status() WHERE worker_type LIKE '%batch%' AND pid IS NOT NULL" 2>/dev/null || echo 0)" -ge 1 ] && break
+  [ "$("${psql[@]}" -At -c "SELECT count(*) FROM celaest.worker_status() WHERE worker = 'celaest batch runner' AND pid IS NOT NULL" 2>/dev/null || echo 0)" -ge 1 ] && break
   sleep 0.1
 done
 echo "settings: worker_concurrency=$("${psql[@]}" -At -c 'SHOW celaest.worker_concurrency')," \
@@ -60,3 +62,7 @@ if [ "${BENCH_SUSTAINED_TASKS:-0}" -gt 0 ]; then
   echo "sustained: $BENCH_SUSTAINED_TASKS tasks in $seconds s =" \
        "$(awk -v n="$BENCH_SUSTAINED_TASKS" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }') tasks/s"
 fi
+
+[ -z "${BENCH_AFTER_SQL:-}" ] || "${psql[@]}" -P pager=off -c "$BENCH_AFTER_SQL"
+# Experiments: BENCH_SHOW_LOG=PATTERN prints the server log's matching lines.
+if [ -n "${BENCH_SHOW_LOG:-}" ]; then grep -E "$BENCH_SHOW_LOG" "$CELAEST_SERVER_LOG" | tail -n 200 || true; fi
