@@ -60,15 +60,15 @@ void prepare(SpiSession& spi, Router& router, PreparationCache& cache, ClaimedTa
 }  // namespace
 
 std::vector<ClaimedTask> load_claimed_tasks(SpiSession& spi, Router& router, PreparationCache& cache,
-                                            const std::vector<std::string>& known) {
+                                            const Text& claimed_since) {
   QueryResult claimed = spi.run(
       "SELECT id, organization_id, user_id, batch_id, prompt_id, input_metadata::text, license_id,"
       "       (extract(epoch FROM started_at) * 1000)::bigint, queue_time_ms, request_id"
       " FROM celaest.processed_tasks"
       " WHERE status = 'processing' AND metadata->>'claimed_by' = pg_backend_pid()::text"
-      "   AND id <> ALL ($1::uuid[])"
+      "   AND ($1::timestamptz IS NULL OR started_at >= $1::timestamptz)"
       " ORDER BY created_at",
-      {uuid_array(known)});
+      {claimed_since});
   std::vector<ClaimedTask> tasks;
   tasks.reserve(claimed.rows.size());
   for (const Row& row : claimed.rows) {

@@ -42,11 +42,12 @@ struct PreparationCache {
   std::set<std::string> routable;  // option sets known to have candidate models
 };
 
-// The tasks this backend claimed (processing, claimed_by = its pid), oldest first, except
-// those in `known` (uuids already in hand); each prepared in a subtransaction of its own, so
-// that one whose prompt or route is broken fails alone.
+// The tasks this backend claimed (processing, claimed_by = its pid), oldest first; with
+// `claimed_since` (a clock_timestamp() text taken before the claim) only those claimed since,
+// not the ones already in hand. Each is prepared in a subtransaction of its own, so that one
+// whose prompt or route is broken fails alone.
 std::vector<ClaimedTask> load_claimed_tasks(SpiSession& spi, Router& router, PreparationCache& cache,
-                                            const std::vector<std::string>& known = {});
+                                            const Text& claimed_since = std::nullopt);
 
 // Writes a batch task's end: its row, the prompt's statistics when a provider was reached, and
 // the AI request its claim reserved given back when none was. `was_called`: the task got as far
