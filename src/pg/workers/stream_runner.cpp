@@ -10,6 +10,7 @@
 #include "pg/ai/routing.hpp"
 #include "pg/ai/routing_catalog.hpp"
 #include "pg/boundary/boundary.hpp"
+#include "pg/boundary/descriptors.hpp"
 #include "pg/boundary/settings.hpp"
 #include "pg/boundary/spi.hpp"
 #include "pg/boundary/wall_clock.hpp"
@@ -18,12 +19,9 @@ extern "C" {
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/snapmgr.h"
 }
-
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <set>
@@ -57,10 +55,6 @@ constexpr int64_t kCancelCheckMs = 100;
 // Pending tasks are looked for at least this often without a wake-up (a COMMIT PREPARED, an
 // organization's max_concurrent_tasks freed by another session).
 constexpr int64_t kClaimPollMs = 1000;
-// Descriptors kept free for PostgreSQL beyond its own budget (max_safe_fds): libcurl's
-// wake-up pipe, DNS resolver threads, fd.c's own reserve (NUM_RESERVED_FDS, 10), the odd log file.
-constexpr long kReservedDescriptors = 64;
-
 // Plans live across transactions; the pool objects their key picks and answers go through are
 // those of the transaction at hand.
 class CurrentKeys final : public core::KeySource {
@@ -90,21 +84,6 @@ struct Task {
   bool reached_provider = false;          // some request of it went out: its charge stays
   int64_t not_before_ms = 0;              // waiting (back-off or pacing) until then
 };
-
-// Raises the soft limit on open files to the hard one (sockets are files) and returns how many
-// sockets the runner may hold: what PostgreSQL does not count on for itself.
-size_t socket_budget() {
-  struct rlimit limit {};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1000;
-  const rlim_t ceiling = limit.rlim_max == RLIM_INFINITY ? rlim_t(1) << 20 : limit.rlim_max;
-  if (limit.rlim_cur < ceiling) {
-    struct rlimit raised = limit;
-    raised.rlim_cur = ceiling;
-    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
-  }
-  const long spare = static_cast<long>(limit.rlim_cur) - max_safe_fds - kReservedDescriptors;
-  return static_cast<size_t>(std::max(1L, spare));
-}
 
 // Runs `work` in a transaction of its own (committed, or rolled back when it throws).
 template <typename Work>
@@ -148,7 +127,7 @@ struct BatchStream::Impl {
   bool claim_wanted = true;
   int64_t next_claim_poll_ms = 0;
   int64_t next_cancel_check_ms = 0;
-  size_t sockets = socket_budget();
+  size_t sockets = socket_budget();  // the open-files limit raised to the hard one
 
   size_t limit() const { return std::min(static_cast<size_t>(std::max(1, settings::worker_concurrency)), sockets); }
   size_t free_slots() const { return tasks.size() >= limit() ? 0 : limit() - tasks.size(); }
