@@ -1290,6 +1290,7 @@ DECLARE
     v_claimed integer := 0;
     v_license uuid;
     v_full    uuid[] := '{}';   -- organizations found at max_concurrent_tasks in this pass
+    v_started uuid[] := '{}';   -- batches already marked processing in this pass
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 THEN
         RETURN 0;
@@ -1308,18 +1309,22 @@ BEGIN
     LOOP
         CONTINUE WHEN v_task.organization_id = ANY (v_full);
         BEGIN
+            -- A task sent again after a crash was charged by its first claim (exactly once).
+            -- The charge comes first so that the task row is written once (its trigger checks
+            -- max_concurrent_tasks; a refusal there rolls the charge back with the block).
+            v_license := CASE WHEN v_task.charged THEN v_task.license_id
+                              ELSE celaest._reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id) END;
             UPDATE celaest.processed_tasks
-               SET status = 'processing', started_at = clock_timestamp(),
+               SET status = 'processing', started_at = clock_timestamp(), license_id = v_license,
                    queue_time_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int,
                    metadata = metadata || jsonb_build_object('claimed_by', pg_backend_pid())
              WHERE id = v_task.id;
-            -- A task sent again after a crash was charged by its first claim (exactly once).
-            v_license := CASE WHEN v_task.charged THEN v_task.license_id
-                              ELSE celaest._reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id) END;
-            UPDATE celaest.processed_tasks SET license_id = v_license WHERE id = v_task.id;
             v_claimed := v_claimed + 1;
-            UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
-             WHERE id = v_task.batch_id AND status = 'pending';
+            IF NOT v_task.batch_id = ANY (v_started) THEN
+                UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
+                 WHERE id = v_task.batch_id AND status = 'pending';
+                v_started := v_started || v_task.batch_id;
+            END IF;
         EXCEPTION WHEN SQLSTATE 'LC001' OR SQLSTATE 'LC002' OR SQLSTATE 'LC003' OR SQLSTATE 'LC004'
                     OR SQLSTATE 'LC010' THEN
             IF SQLSTATE = 'LC010' AND SQLERRM LIKE '%max_concurrent_tasks%' THEN
@@ -3728,14 +3733,18 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'An operator cancels its own batches; managers and admins their organization''s.';
     END IF;
-    -- Tasks a runner holds right now finish; every task still queued is cancelled. Locks are
-    -- taken in the runner's order (tasks, then the batch row) and waited for, never skipped:
-    -- a task the runner is claiming this instant is re-checked once its claim commits (it is
-    -- then processing and runs), and no queued task is left behind in a cancelled batch.
+    -- Every task still queued or in flight is cancelled; the batch runner notices the batch's
+    -- status within ~100 ms and aborts the transfers of its tasks (a task that never reached
+    -- a provider gives its AI request back; one on the wire stays charged). A task whose
+    -- answer is recorded first stays completed. Locks are taken in the runner's order (tasks,
+    -- then the batch row) and waited for, never skipped: a task the runner is claiming this
+    -- instant is re-checked once its claim commits, and none is left behind.
     UPDATE celaest.processed_tasks
        SET status = 'cancelled', completed_at = clock_timestamp(),
-           error_code = 'cancelled', error_message = 'cancelled by cancel_batch()'
-     WHERE batch_id = p_batch_id AND status = 'pending';
+           error_code = 'cancelled',
+           error_message = CASE status WHEN 'pending' THEN 'cancelled by cancel_batch()'
+                           ELSE 'cancelled by cancel_batch() while its provider call was in flight' END
+     WHERE batch_id = p_batch_id AND status IN ('pending', 'processing', 'retrying');
     GET DIAGNOSTICS v_cancelled = ROW_COUNT;
     UPDATE celaest.task_batches
        SET status = 'cancelled', completed_at = coalesce(completed_at, clock_timestamp())
@@ -3744,7 +3753,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION celaest.cancel_batch(uuid) IS
-    'Cancels every task of the batch still queued (tasks in flight finish) and marks the batch cancelled; returns how many tasks were cancelled. A batch of another organization does not exist for the caller (P0002); one the caller may see but not cancel (an operator''s batch for another operator, a viewer, readonly) is 42501.';
+    'Cancels every task of the batch still queued or in flight (the batch runner aborts their transfers; an answer already recorded is kept) and marks the batch cancelled; returns how many tasks were cancelled. A batch of another organization does not exist for the caller (P0002); one the caller may see but not cancel (an operator''s batch for another operator, a viewer, readonly) is 42501.';
 
 DROP FUNCTION celaest._batch_visible(uuid);
 

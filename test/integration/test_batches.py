@@ -6,6 +6,7 @@ The runner's settings are set with ALTER SYSTEM for this module and put back aft
 carry a per-test tag so the mock's records can be told apart.
 """
 
+import secrets
 import threading
 import time
 
@@ -270,36 +271,39 @@ def test_wait_batch_is_cancellable(env):
         conn.close()
 
 
-def test_cancel_batch_cancels_the_pending_tasks(env):
-    # One slot: while the first task runs (1 s) the other four wait in the queue.
+def test_cancel_batch_cancels_the_pending_tasks_and_aborts_the_one_in_flight(env):
+    # One slot: while the first task runs (a 3 s call) the other four wait in the queue.
+    # API.md cancel_batch: pending tasks and in-flight ones (their transfer aborted) are cancelled.
     org = env.org(max_concurrent_tasks=1)
     t = tag()
-    batch_id = env.submit(org, words(t, 5, " [[mock:sleep=1000]]"))
+    batch_id = env.submit(org, words(t, 5, " [[mock:sleep=3000]]"))
     deadline = time.time() + 5
-    while env.status(batch_id)["processing"] < 1:
+    while len(env.mock.chat_requests_containing(t)) < 1:
         assert time.time() < deadline, env.status(batch_id)
         time.sleep(0.02)
+    started = time.monotonic()
     cancelled = scalar(env.admin, "SELECT celaest.cancel_batch(%s)", (batch_id,))
-    assert cancelled == 4
+    assert cancelled == 5
     status = env.status(batch_id)
     assert status["status"] == "cancelled", status
-    assert status["cancelled"] == 4 and status["pending"] == 0, status
+    assert status["cancelled"] == 5 and status["pending"] == 0 and status["processing"] == 0, status
     assert_consistent(status, 5)
-    # wait_batch ends at once on a cancelled batch; the task in flight still finishes.
-    started = time.monotonic()
+    # wait_batch ends at once on a cancelled batch.
     assert env.wait(batch_id)["status"] == "cancelled"
     assert time.monotonic() - started < 0.5
-    deadline = time.time() + 10
-    while env.status(batch_id)["processing"] > 0:
-        assert time.time() < deadline, env.status(batch_id)
-        time.sleep(0.05)
+    # The runner aborts the transfer: well before the provider's 3 s, it is free for other work.
+    other = env.submit(env.org(), words(tag(), 1))
+    assert env.wait(other, timeout="10 seconds")["status"] == "completed"
+    assert time.monotonic() - started < 2.5, time.monotonic() - started
+    time.sleep(0.2)
     status = env.status(batch_id)
     assert (status["status"], status["completed"], status["cancelled"], status["progress"]) == \
-        ("cancelled", 1, 4, 1), status
+        ("cancelled", 0, 5, 1), status
     tasks = env.tasks(batch_id)
-    assert sorted(tk["status"] for tk in tasks) == ["cancelled"] * 4 + ["completed"]
+    assert sorted(tk["status"] for tk in tasks) == ["cancelled"] * 5
     assert all(tk["completed_at"] is not None for tk in tasks)
-    # Only the task that ran reached the provider, and only it was charged.
+    # Only the task in flight reached the provider; its call may have been billed, so its AI
+    # request stays charged; the four queued ones never were.
     assert len(env.mock.chat_requests_containing(t)) == 1
     assert env.ai_requests_used(org) == 1
     # Cancelling again cancels nothing; an unknown batch is an error.
@@ -307,6 +311,53 @@ def test_cancel_batch_cancels_the_pending_tasks(env):
     with pytest.raises(psycopg2.Error) as err:
         scalar(env.admin, "SELECT celaest.cancel_batch(gen_random_uuid())")
     assert err.value.pgcode == "P0002"
+
+
+def test_tasks_past_a_keys_rpm_wait_for_room_instead_of_failing(env):
+    # API.md submit_batch: a task waits for room in its key's windows; it does not fail for it.
+    # A provider no other batch test uses, with one key allowing 2 requests a minute: two tasks
+    # run, the third waits (processing, not failed no_usable_key); cancelled while it waits, it
+    # never reached a provider and gives its AI request back.
+    t = tag()
+    model = "deepseek-chat"  # a model the mock knows
+    scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE provider = 'deepseek'")
+    model_uuid = scalar(env.admin, "SELECT id FROM celaest.ai_models WHERE provider = 'deepseek' AND model_id = %s",
+                        (model,))
+    if model_uuid is None:
+        model_uuid = scalar(
+            env.admin,
+            "INSERT INTO celaest.ai_models (provider, model_id, display_name, priority, capabilities)"
+            " VALUES ('deepseek', %s, %s, 1, '{\"text_generation\": true}') RETURNING id", (model, "paced " + t))
+    scalar(env.admin, "UPDATE celaest.ai_models SET is_active = true WHERE id = %s", (model_uuid,))
+    key_id = env.add_key("deepseek", "bt-paced-key-" + t, "sk-good-paced-" + secrets.token_hex(12),
+                         {"base_url": env.mock.url("deepseek"), "rate_limit_rpm": 2})
+
+    def key_uses():  # requests the key carried
+        return scalar(env.admin, "SELECT usage_count FROM celaest.ai_api_pool WHERE id = %s", (key_id,))
+
+    try:
+        org = env.org()
+        batch_id = env.submit(org, words(t, 3), options={"model": model})
+        deadline = time.time() + 10
+        while env.status(batch_id)["completed"] < 2:
+            assert time.time() < deadline, env.status(batch_id)
+            time.sleep(0.05)
+        time.sleep(1.0)  # the runner has looked for room for the third task ten times meanwhile
+        status = env.status(batch_id)
+        assert (status["completed"], status["processing"], status["failed"]) == (2, 1, 0), status
+        assert key_uses() == 2
+        assert env.ai_requests_used(org) == 3  # the waiting task's request is reserved
+        assert scalar(env.admin, "SELECT celaest.cancel_batch(%s)", (batch_id,)) == 1
+        deadline = time.time() + 5
+        while env.ai_requests_used(org) != 2:
+            assert time.time() < deadline, env.ai_requests_used(org)
+            time.sleep(0.05)
+        assert key_uses() == 2
+        tasks = env.tasks(batch_id)
+        assert sorted(tk["status"] for tk in tasks) == ["cancelled", "completed", "completed"], tasks
+    finally:
+        scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE id = %s", (key_id,))
+        scalar(env.admin, "UPDATE celaest.ai_models SET is_active = false WHERE id = %s", (model_uuid,))
 
 
 def test_a_blocked_organization_does_not_hold_up_other_batches(env):

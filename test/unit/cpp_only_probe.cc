@@ -52,5 +52,6 @@
 #include "http/multi_runner.hpp"
 #include "http/request_check.hpp"
 #include "http/transfer.hpp"
+#include "http/transfer_stream.hpp"
 
 int main() { return 0; }

@@ -47,15 +47,6 @@ class PoolLedger final : public core::KeyLedger {
   KeyHealth& health_;
 };
 
-core::CallLimits call_limits() {
-  core::CallLimits limits;
-  limits.transfer = transfer_limits();
-  limits.max_retries = settings::max_retries;
-  limits.retry_base_delay_ms = settings::retry_base_delay_ms;
-  limits.retry_max_delay_ms = settings::retry_max_delay_ms;
-  return limits;
-}
-
 core::CallServices services(RoutedKeys& keys, PoolLedger& ledger) {
   return core::CallServices{keys, ledger, [] { return now_ms(); }, [] { return random_unit(); }};
 }
@@ -83,6 +74,19 @@ void sleep_interruptibly(long milliseconds) {
 }
 
 }  // namespace
+
+core::CallLimits call_limits() {
+  core::CallLimits limits;
+  limits.transfer = transfer_limits();
+  limits.max_retries = settings::max_retries;
+  limits.retry_base_delay_ms = settings::retry_base_delay_ms;
+  limits.retry_max_delay_ms = settings::retry_max_delay_ms;
+  return limits;
+}
+
+std::unique_ptr<core::KeySource> routed_keys(Router& router) { return std::make_unique<RoutedKeys>(router); }
+
+std::unique_ptr<core::KeyLedger> pool_ledger(KeyHealth& health) { return std::make_unique<PoolLedger>(health); }
 
 http::Client& backend_client() {
   static std::unique_ptr<http::Client> client;

@@ -10,6 +10,7 @@
 #include "pg/ai/routing.hpp"
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 namespace celaest::http {
@@ -28,6 +29,12 @@ using core::CallOutcome;
 CallOutcome run_call(Router& router, KeyHealth& health, CallInput input, CallOutcome* interrupted = nullptr);
 // Runs many calls side by side, at most `parallel` transfers in flight.
 std::vector<CallOutcome> run_calls(Router& router, KeyHealth& health, std::vector<CallInput> inputs, size_t parallel);
+
+// The parts of a call, for a driver that runs the transfers itself (the streaming batch runner,
+// pg/workers/stream_runner.cpp): the key source and the ledger over the pool, and the limits.
+std::unique_ptr<core::KeySource> routed_keys(Router& router);
+std::unique_ptr<core::KeyLedger> pool_ledger(KeyHealth& health);
+core::CallLimits call_limits();
 
 // The backend's one HTTP client, for AI calls and check_api_keys alike: created on first
 // use and kept for the backend's life, so connections to providers are reused across calls.

@@ -24,7 +24,7 @@ int http_connect_timeout_ms = 10000;
 int max_retries = 2;
 int retry_base_delay_ms = 250;
 int retry_max_delay_ms = 30000;
-int worker_concurrency = 4;
+int worker_concurrency = 1024;
 bool retry_after_crash = false;
 int max_response_kb = 8192;
 char* user_id = nullptr;
@@ -107,7 +107,7 @@ void define_all() {
   define_int("celaest.retry_max_delay", "Upper bound of one back-off delay, Retry-After included.", &retry_max_delay_ms,
              30000, 0, 600000, PGC_USERSET, GUC_UNIT_MS);
   define_int("celaest.worker_concurrency", "Provider calls the batch runner keeps in flight at once.",
-             &worker_concurrency, 4, 1, 256, PGC_SIGHUP);
+             &worker_concurrency, 1024, 1, 16384, PGC_SIGHUP);
   DefineCustomBoolVariable("celaest.retry_after_crash",
                            "Send again a batch task whose provider call may have been sent before a crash (it is "
                            "charged once either way).",

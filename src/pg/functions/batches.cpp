@@ -4,6 +4,7 @@
 
 #include "core/call_options.hpp"
 
+#include "pg/ai/batch_task.hpp"
 #include "pg/ai/call_runner.hpp"
 #include "pg/identity/caller.hpp"
 #include "pg/ai/prompt_source.hpp"
@@ -32,14 +33,6 @@ namespace core = celaest::core;
 using namespace celaest::pg;
 
 namespace {
-
-core::CallOptions parse_options_or_raise(const nlohmann::json& options) {
-  try {
-    return core::parse_call_options(options);
-  } catch (const core::InvalidOption& invalid) {
-    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, invalid.what());
-  }
-}
 
 std::string current_database_name() {
   const char* name = pg_guarded([] { return get_database_name(MyDatabaseId); });
@@ -78,16 +71,6 @@ void wake_runner_when_committed() {
     registered = true;
   }
   wake_runner_at_commit = true;
-}
-
-// The call a prompt makes with these variables: messages plus the prompt's sampling defaults.
-CallInput prompt_call(const PromptDefinition& prompt, const nlohmann::json& variables, core::CallOptions options,
-                      RenderedPrompt& rendered) {
-  rendered = render_prompt(prompt, variables);
-  if (!options.temperature) options.temperature = prompt.temperature;
-  if (!options.max_tokens) options.max_tokens = prompt.max_tokens;
-  if (!options.top_p && prompt.top_p != 1.0) options.top_p = prompt.top_p;
-  return CallInput{rendered.messages, options, prompt.preferred_model_id};
 }
 
 }  // namespace
@@ -175,119 +158,39 @@ CELAEST_FUNCTION(celaest_wake_batch_runner) {
   PG_RETURN_VOID();
 }
 
-// _run_claimed_tasks(p_parallel integer) RETURNS integer: the tasks this backend claimed.
+// _run_claimed_tasks(p_parallel integer) RETURNS integer: the tasks this backend claimed, in one
+// pass (for a session running the queue by hand; the batch runner streams them instead).
 CELAEST_FUNCTION(celaest_run_claimed_tasks) {
   const long long parallel = std::max(1, PG_GETARG_INT32(0));
   SpiSession spi;
-  QueryResult claimed = spi.run(
-      "SELECT id, organization_id, user_id, batch_id, prompt_id, input_metadata::text, license_id,"
-      "       (extract(epoch FROM started_at) * 1000)::bigint, queue_time_ms, request_id"
-      " FROM celaest.processed_tasks"
-      " WHERE status = 'processing' AND metadata->>'claimed_by' = pg_backend_pid()::text"
-      " ORDER BY created_at");
-  if (claimed.empty()) return Int32GetDatum(0);
-
   Router router(spi);
   // The runner serves only databases the ledger serves: the keys' usage goes to its counters.
   KeyHealth health(spi, ledger::served() ? KeyHealth::Writes::Ledger : KeyHealth::Writes::Rows);
-  std::map<std::string, PromptDefinition> prompts;
-  std::set<std::string> routable;  // option sets known to have candidate models in this pass
-  std::vector<CallInput> inputs;
-  std::vector<TaskContext> contexts;
-  std::vector<CallOutcome> failed_early;  // tasks that cannot be called (prompt gone, variables)
-  std::vector<TaskContext> failed_contexts;
-  for (const Row& row : claimed.rows) {
-    TaskContext context;
-    context.task_id = *row[0];
-    context.organization_id = *row[1];
-    context.user_id = *row[2];
-    context.batch_id = row[3];
-    context.prompt_id = row[4];
-    context.license_id = row[6];
-    context.input_type = "batch";
-    context.input_metadata = nlohmann::json::parse(row[5].value_or("{}"));
-    context.started_at_ms = row[7] ? std::stoll(*row[7]) : now_ms();
-    context.queue_time_ms = row[8] ? std::stol(*row[8]) : 0;
-    context.request_id = row[9];
-    // Each task is prepared in a subtransaction of its own: a task whose preparation fails,
-    // with our error (a missing variable, a model that no longer routes) or with PostgreSQL's
-    // (its prompt's rows), fails alone and the pass goes on with a working SPI. A cancel or a
-    // shutdown ends the whole statement (PgError::ends_the_statement).
-    std::optional<CallInput> input;
-    std::string error_code;
-    std::string error_message;
-    try {
-      in_subtransaction([&] {
-        if (!context.prompt_id) throw Error(ERRCODE_NO_DATA_FOUND, "the batch's prompt no longer exists");
-        auto found = prompts.find(*context.prompt_id);
-        if (found == prompts.end()) {
-          Text slug = spi.scalar("SELECT slug || '@' || version FROM celaest.prompts_master WHERE id = $1::uuid",
-                                 {*context.prompt_id}, true);
-          if (!slug) throw Error(ERRCODE_NO_DATA_FOUND, "the batch's prompt no longer exists");
-          found = prompts.emplace(*context.prompt_id, load_prompt(spi, *slug)).first;
-        }
-        nlohmann::json options = context.input_metadata.value("options", nlohmann::json::object());
-        RenderedPrompt rendered;
-        input = prompt_call(found->second, context.input_metadata.value("variables", nlohmann::json::object()),
-                            parse_options_or_raise(options), rendered);
-        // A task whose options no longer route (model deactivated or unknown) fails alone here;
-        // left to run_calls it would throw and fail the whole pass, other batches' tasks included.
-        std::string route = options.dump() + '|' + input->preferred_model_id.value_or("");
-        if (!routable.count(route)) {
-          router.candidate_models(input->options, input->preferred_model_id);
-          routable.insert(route);
-        }
-        context.input_text = rendered.user_text;
-      });
-    } catch (const Error& error) {
-      error_code = error.sqlstate() == kTemplateVariableMissing ? "missing_variable"
-                   : error.sqlstate() == kNoUsableKey            ? "no_usable_model"
-                                                                 : "invalid_task";
-      error_message = error.message();
-    } catch (const PgError& error) {
-      if (error.ends_the_statement()) throw;
-      error_code = "invalid_task";
-      error_message = error.message();
-    }
-    if (error_code.empty()) {
-      inputs.push_back(std::move(*input));
-      contexts.push_back(std::move(context));
-    } else {
-      CallOutcome outcome;
-      outcome.result.error_code = error_code;
-      outcome.result.error_message = error_message;
-      failed_early.push_back(std::move(outcome));
-      failed_contexts.push_back(std::move(context));
-    }
-  }
+  PreparationCache cache;
+  std::vector<ClaimedTask> claimed = load_claimed_tasks(spi, router, cache);
+  if (claimed.empty()) return Int32GetDatum(0);
 
-  std::vector<CallOutcome> outcomes = run_calls(router, health, std::move(inputs), static_cast<size_t>(parallel));
-  for (size_t i = 0; i < outcomes.size(); ++i) {
-    CallOutcome& outcome = outcomes[i];
-    if (outcome.attempts == 0 && !outcome.blocked) {
-      outcome.result.error_code = "no_usable_key";
-      outcome.result.error_message = "no usable API key for any candidate model";
-    }
-    long execution_ms = static_cast<long>(now_ms() - contexts[i].started_at_ms);
-    record_task(spi, contexts[i], outcome, execution_ms,
-                ledger::served() ? Charges::KeysShared : Charges::InTransaction);
-    if (contexts[i].prompt_id && outcome.attempts > 0)
-      update_prompt_statistics(spi, *contexts[i].prompt_id, outcome, execution_ms);
+  std::vector<CallInput> inputs;
+  std::vector<ClaimedTask*> called;
+  for (ClaimedTask& task : claimed) {
+    if (!task.input) continue;
+    inputs.push_back(std::move(*task.input));
+    called.push_back(&task);
   }
-  for (size_t i = 0; i < failed_early.size(); ++i) record_task(spi, failed_contexts[i], failed_early[i], 0);
-  // Requests that never reached a provider give their charge back.
-  for (size_t i = 0; i < outcomes.size(); ++i)
-    if (outcomes[i].attempts == 0)
-      spi.run("SELECT celaest._release_quota($1::uuid, 'ai_requests', 1)", {contexts[i].organization_id});
-  for (const auto& context : failed_contexts)
-    spi.run("SELECT celaest._release_quota($1::uuid, 'ai_requests', 1)", {context.organization_id});
+  std::vector<CallOutcome> outcomes = run_calls(router, health, std::move(inputs), static_cast<size_t>(parallel));
+  for (size_t i = 0; i < outcomes.size(); ++i) record_batch_task(spi, called[i]->context, outcomes[i], true);
+  std::vector<std::string> ids;
+  for (ClaimedTask& task : claimed) {
+    ids.push_back(*task.context.task_id);
+    if (task.input) continue;
+    CallOutcome outcome;
+    outcome.result.error_code = task.error_code;
+    outcome.result.error_message = task.error_message;
+    record_batch_task(spi, task.context, outcome, false);
+  }
   spi.run(
       "SELECT celaest._refresh_batch(b) FROM (SELECT DISTINCT batch_id FROM celaest.processed_tasks"
       " WHERE id = ANY($1::uuid[])) s(b)",
-      {[&] {
-        std::string ids = "{";
-        for (const Row& row : claimed.rows) ids += (ids.size() > 1 ? "," : "") + *row[0];
-        return ids + "}";
-      }()});
-  return Int32GetDatum(static_cast<int32>(claimed.rows.size()));
+      {uuid_array(ids)});
+  return Int32GetDatum(static_cast<int32>(claimed.size()));
 }

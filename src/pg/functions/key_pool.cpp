@@ -14,6 +14,7 @@
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/datum.hpp"
+#include "pg/boundary/descriptors.hpp"
 #include "pg/boundary/settings.hpp"
 #include "pg/boundary/spi.hpp"
 
@@ -24,6 +25,7 @@ extern "C" {
 #include "utils/fmgroids.h"
 }
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -202,9 +204,13 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
       checked.push_back(Checked{*row[0], *row[1]});
     }
 
-    // All keys at once: a pool of many keys is checked in about one round trip.
+    // All keys at once: a pool of many keys is checked in about one round trip. No more sockets
+    // at once than the backend can hold next to PostgreSQL's own files (its open-files soft
+    // limit is raised to the hard one first): 1,000 keys under a 1,024 limit would otherwise run
+    // the backend out of descriptors.
+    const size_t parallel = std::min(std::max<size_t>(1, requests.size()), socket_budget());
     std::vector<http::Response> responses =
-        backend_client().perform_many(requests, std::max<size_t>(1, requests.size()), [] { return interrupt_pending(); });
+        backend_client().perform_many(requests, parallel, [] { return interrupt_pending(); });
     KeyHealth health(spi);
     for (size_t i = 0; i < responses.size(); ++i) {
       const http::Response& response = responses[i];

@@ -6,6 +6,7 @@
 #include "pg/ledger/records.hpp"
 #include "pg/workers/launcher.hpp"
 #include "pg/workers/registry.hpp"
+#include "pg/workers/stream_runner.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -29,6 +30,7 @@ extern "C" {
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 
 namespace celaest::pg::workers {
@@ -130,13 +132,16 @@ void serve_signals() {
   });
 }
 
-// Waits up to timeout_ms for a latch set, a config reload or postmaster death.
-void wait_for(long timeout_ms) {
-  pg_guarded([timeout_ms] {
+// Waits up to timeout_ms for a latch set, a config reload or postmaster death; true when the
+// latch was set.
+bool wait_for(long timeout_ms) {
+  const bool woken = pg_guarded([timeout_ms] {
     int events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
     if (events & WL_LATCH_SET) ResetLatch(MyLatch);
+    return (events & WL_LATCH_SET) != 0;
   });
   serve_signals();
+  return woken;
 }
 
 // Each pass of a worker's loop starts with its memory context emptied.
@@ -188,50 +193,38 @@ void on_exit_detach(int, Datum) noexcept {
   }
 }
 
-// Runs pending batch tasks; woken by submit_batch, otherwise polls every second.
-// Two transactions per pass: the claim (tasks enter processing and are charged to the
-// license) commits before any provider is called, so other sessions see the tasks in flight
-// and no license row lock is held during HTTP; the calls and their records are the second.
+// Runs pending batch tasks as a stream (stream_runner.hpp); woken by submit_batch, otherwise
+// it looks for work every second. Orphans (tasks of a runner that is gone: a runner of this
+// database killed and restarted, a backend running _run_pending_tasks() terminated) can appear
+// at any time: looked for at most once a second, whatever the load.
 [[noreturn]] void batch_runner_loop() {
   MemoryContext loop_context = pg_guarded(
       [] { return AllocSetContextCreate(TopMemoryContext, "celaest batch runner", ALLOCSET_DEFAULT_SIZES); });
+  BatchStream stream;
   TimestampTz next_recovery = 0;
+  bool busy = false;
   for (;;) {
     start_pass(loop_context);
-    long claimed = 0;
+    long sleep_ms = -1;
     if (!RecoveryInProgress()) {
-      worker_state(my_slot, my_role, "claiming");
-      // Orphans (tasks of a runner that is gone) can appear at any time: a runner of this
-      // database killed and restarted, a backend running _run_pending_tasks() terminated. Looked
-      // for at most once a second, whatever the load.
       const TimestampTz now = GetCurrentTimestamp();
       if (now >= next_recovery) {
+        worker_state(my_slot, my_role, "recovering orphans");
         run("SELECT CASE WHEN to_regprocedure('celaest._recover_orphaned_tasks()') IS NULL THEN 0 "
             "ELSE celaest._recover_orphaned_tasks()::bigint END");
         next_recovery = TimestampTzPlusMilliseconds(now, 1000);
       }
-      run("SELECT CASE WHEN to_regprocedure('celaest._claim_batch_tasks(integer)') IS NULL THEN 0 "
-          "ELSE celaest._claim_batch_tasks(current_setting('celaest.worker_concurrency')::int)::bigint END",
-          &claimed);
-      if (claimed > 0) {
-        worker_state(my_slot, my_role, "calling providers");
-        long ran = 0;
-        run("SELECT celaest._run_claimed_tasks(current_setting('celaest.worker_concurrency')::int)::bigint", &ran);
-        if (ran < 0) {
-          // The pass failed as a whole: its tasks must not stay in processing forever.
-          run("WITH failed AS (UPDATE celaest.processed_tasks SET status = 'failed', "
-              "  completed_at = clock_timestamp(), error_code = 'runner_error', "
-              "  error_message = 'the batch runner failed while running this task (see the server log)' "
-              "  WHERE status = 'processing' AND metadata->>'claimed_by' = pg_backend_pid()::text "
-              "  RETURNING batch_id) "
-              "SELECT count(celaest._refresh_batch(b)) FROM (SELECT DISTINCT batch_id FROM failed) s(b)");
-        }
-      }
+      if (!busy) worker_state(my_slot, my_role, "running tasks");
+      busy = true;
+      sleep_ms = stream.round();
     }
+    if (sleep_ms == 0) {
+      serve_signals();  // busy: straight on, but a reload (e.g. worker_concurrency) still applies
+      continue;
+    }
+    busy = false;
     worker_state(my_slot, my_role, "idle");
-    // Busy: straight to the next pass, but a reload (e.g. worker_concurrency) still applies.
-    if (claimed <= 0) wait_for(1'000);
-    else serve_signals();
+    if (wait_for(sleep_ms < 0 ? 1'000 : std::min(sleep_ms, 1'000L))) stream.woken();
   }
 }
 

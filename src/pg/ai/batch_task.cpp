@@ -1,0 +1,128 @@
+#include "pg/ai/batch_task.hpp"
+
+#include "pg/ledger/counters.hpp"
+
+#include "pg/boundary/boundary.hpp"
+#include "pg/boundary/subtransaction.hpp"
+#include "pg/boundary/wall_clock.hpp"
+
+namespace celaest::pg {
+
+core::CallOptions parse_options_or_raise(const nlohmann::json& options) {
+  try {
+    return core::parse_call_options(options);
+  } catch (const core::InvalidOption& invalid) {
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, invalid.what());
+  }
+}
+
+CallInput prompt_call(const PromptDefinition& prompt, const nlohmann::json& variables, core::CallOptions options,
+                      RenderedPrompt& rendered) {
+  rendered = render_prompt(prompt, variables);
+  if (!options.temperature) options.temperature = prompt.temperature;
+  if (!options.max_tokens) options.max_tokens = prompt.max_tokens;
+  if (!options.top_p && prompt.top_p != 1.0) options.top_p = prompt.top_p;
+  return CallInput{rendered.messages, options, prompt.preferred_model_id};
+}
+
+std::string uuid_array(const std::vector<std::string>& ids) {
+  std::string array = "{";
+  for (const std::string& id : ids) array += (array.size() > 1 ? "," : "") + id;
+  return array + "}";
+}
+
+namespace {
+
+// Renders the task's prompt and checks that its options route. Throws (our Error or
+// PostgreSQL's) when the task cannot be called.
+void prepare(SpiSession& spi, Router& router, PreparationCache& cache, ClaimedTask& task) {
+  TaskContext& context = task.context;
+  if (!context.prompt_id) throw Error(ERRCODE_NO_DATA_FOUND, "the batch's prompt no longer exists");
+  auto found = cache.prompts.find(*context.prompt_id);
+  if (found == cache.prompts.end()) {
+    Text slug = spi.scalar("SELECT slug || '@' || version FROM celaest.prompts_master WHERE id = $1::uuid",
+                           {*context.prompt_id}, true);
+    if (!slug) throw Error(ERRCODE_NO_DATA_FOUND, "the batch's prompt no longer exists");
+    found = cache.prompts.emplace(*context.prompt_id, load_prompt(spi, *slug)).first;
+  }
+  nlohmann::json options = context.input_metadata.value("options", nlohmann::json::object());
+  RenderedPrompt rendered;
+  task.input = prompt_call(found->second, context.input_metadata.value("variables", nlohmann::json::object()),
+                           parse_options_or_raise(options), rendered);
+  // A task whose options no longer route (model deactivated or unknown) fails alone here;
+  // left to the call it would throw and fail everything around it, other batches' tasks too.
+  std::string route = options.dump() + '|' + task.input->preferred_model_id.value_or("");
+  if (!cache.routable.count(route)) {
+    router.candidate_models(task.input->options, task.input->preferred_model_id);
+    cache.routable.insert(route);
+  }
+  context.input_text = rendered.user_text;
+}
+
+}  // namespace
+
+std::vector<ClaimedTask> load_claimed_tasks(SpiSession& spi, Router& router, PreparationCache& cache,
+                                            const Text& claimed_since) {
+  QueryResult claimed = spi.run(
+      "SELECT id, organization_id, user_id, batch_id, prompt_id, input_metadata::text, license_id,"
+      "       (extract(epoch FROM started_at) * 1000)::bigint, queue_time_ms, request_id"
+      " FROM celaest.processed_tasks"
+      " WHERE status = 'processing' AND metadata->>'claimed_by' = pg_backend_pid()::text"
+      "   AND ($1::timestamptz IS NULL OR started_at >= $1::timestamptz)"
+      " ORDER BY created_at",
+      {claimed_since});
+  std::vector<ClaimedTask> tasks;
+  tasks.reserve(claimed.rows.size());
+  for (const Row& row : claimed.rows) {
+    ClaimedTask task;
+    TaskContext& context = task.context;
+    context.task_id = *row[0];
+    context.organization_id = *row[1];
+    context.user_id = *row[2];
+    context.batch_id = row[3];
+    context.prompt_id = row[4];
+    context.license_id = row[6];
+    context.input_type = "batch";
+    context.input_metadata = nlohmann::json::parse(row[5].value_or("{}"));
+    context.started_at_ms = row[7] ? std::stoll(*row[7]) : now_ms();
+    context.queue_time_ms = row[8] ? std::stol(*row[8]) : 0;
+    context.request_id = row[9];
+    // Each task is prepared in a subtransaction of its own: a task whose preparation fails,
+    // with our error (a missing variable, a model that no longer routes) or with PostgreSQL's
+    // (its prompt's rows), fails alone and the rest go on with a working SPI. A cancel or a
+    // shutdown ends the whole statement (PgError::ends_the_statement).
+    try {
+      in_subtransaction([&] { prepare(spi, router, cache, task); });
+    } catch (const Error& error) {
+      task.input.reset();
+      task.error_code = error.sqlstate() == kTemplateVariableMissing ? "missing_variable"
+                        : error.sqlstate() == kNoUsableKey            ? "no_usable_model"
+                                                                      : "invalid_task";
+      task.error_message = error.message();
+    } catch (const PgError& error) {
+      if (error.ends_the_statement()) throw;
+      task.input.reset();
+      task.error_code = "invalid_task";
+      task.error_message = error.message();
+    }
+    tasks.push_back(std::move(task));
+  }
+  return tasks;
+}
+
+void record_batch_task(SpiSession& spi, const TaskContext& context, CallOutcome& outcome, bool was_called) {
+  if (outcome.attempts == 0 && !outcome.blocked && outcome.result.error_code.empty()) {
+    outcome.result.error_code = "no_usable_key";
+    outcome.result.error_message = "no usable API key for any candidate model";
+  }
+  const long execution_ms = was_called ? static_cast<long>(now_ms() - context.started_at_ms) : 0;
+  // The license was charged at claim time; the keys' usage goes to the ledger's counters where a
+  // writer serves this database, else into this transaction.
+  record_task(spi, context, outcome, execution_ms, ledger::served() ? Charges::KeysShared : Charges::InTransaction);
+  if (context.prompt_id && outcome.attempts > 0) update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
+  // A request that never reached a provider gives its charge back.
+  if (outcome.attempts == 0)
+    spi.run("SELECT celaest._release_quota($1::uuid, 'ai_requests', 1)", {context.organization_id});
+}
+
+}  // namespace celaest::pg

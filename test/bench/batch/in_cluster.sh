@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The part of test/bench/batch_bench.sh that runs inside the throwaway cluster. Not meant to be
+# run by hand. Expects BENCH_PORT, BENCH_WORK (holding bare_multi and body.json), BENCH_TASKS,
+# BENCH_ROUNDS, BENCH_SUSTAINED_TASKS.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+: "${BENCH_PORT:?}" "${BENCH_WORK:?}"
+psql=(psql -X -q -v ON_ERROR_STOP=1)
+fail() { echo "batch_bench: $*" >&2; exit 1; }
+
+"${psql[@]}" -v port="$BENCH_PORT" -f "$here/setup.sql"
+# Experiments: BENCH_BEFORE_SQL / BENCH_AFTER_SQL run before the rounds / at the end.
+[ -z "${BENCH_BEFORE_SQL:-}" ] || "${psql[@]}" -c "$BENCH_BEFORE_SQL"
+for _ in $(seq 1 100); do
+  [ "$("${psql[@]}" -At -c "SELECT count(*) FROM celaest.worker_status() WHERE worker = 'celaest batch runner' AND pid IS NOT NULL" 2>/dev/null || echo 0)" -ge 1 ] && break
+  sleep 0.1
+done
+echo "settings: worker_concurrency=$("${psql[@]}" -At -c 'SHOW celaest.worker_concurrency')," \
+     "synchronous_commit=$("${psql[@]}" -At -c 'SHOW synchronous_commit'), fsync=$("${psql[@]}" -At -c 'SHOW fsync')"
+
+# One batch of $1 tasks: seconds from submit_batch to the last task's completed_at, checked
+# complete (every task completed, one provider call and one AI request each). Waited for by
+# polling batch_status() in short transactions, not by wait_batch(): a statement that runs for
+# the whole batch holds its snapshot, and with it the xmin horizon, so every hot row the
+# batch updates (the license, the key, the prompt, the batch) grows a version chain that no
+# one may prune until it ends — the figure would measure that, not the runner.
+run_batch() {
+  local n=$1 batch submitted
+  IFS='|' read -r submitted batch < <("${psql[@]}" -At -F '|' -c "SELECT clock_timestamp(), celaest.submit_batch('bench-echo',
+         (SELECT jsonb_agg(jsonb_build_object('word', 'w' || i)) FROM generate_series(1, $n) i),
+         '00000000-0000-4000-8000-0000000000b2')")
+  until [ "$("${psql[@]}" -At -c "SELECT celaest.batch_status('$batch') ->> 'status'")" = completed ]; do
+    sleep 0.02
+  done
+  "${psql[@]}" -At -c "SELECT format('%s %s %s', round(extract(epoch FROM max(completed_at) - '$submitted'::timestamptz)::numeric, 3),
+              count(*) FILTER (WHERE status = 'completed'), count(*))
+  FROM celaest.processed_tasks WHERE batch_id = '$batch'"
+}
+
+url="http://127.0.0.1:${BENCH_PORT}/v1/chat/completions"
+echo "round  bare_multi(s)  celaest(s)  completed/total  ratio"
+best_bare=; best_batch=
+for round in $(seq 1 "$BENCH_ROUNDS"); do
+  read -r bare ok < <("$BENCH_WORK/bare_multi" "$url" "$BENCH_WORK/body.json" "$BENCH_TASKS") ||
+    fail "bare_multi: not every request got a 200"
+  read -r seconds completed total < <(run_batch "$BENCH_TASKS")
+  [ "$completed" = "$BENCH_TASKS" ] || fail "round $round: $completed of $total tasks completed"
+  printf "%5s  %13s  %10s  %15s  %5s\n" "$round" "$bare" "$seconds" "$completed/$total" \
+    "$(awk -v a="$seconds" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')"
+  best_bare=$(awk -v a="$bare" -v b="${best_bare:-1e9}" 'BEGIN { print (a < b ? a : b) }')
+  best_batch=$(awk -v a="$seconds" -v b="${best_batch:-1e9}" 'BEGIN { print (a < b ? a : b) }')
+done
+echo "P2 best: bare_multi ${best_bare} s, celaest ${best_batch} s for $BENCH_TASKS tasks" \
+     "($(awk -v a="$best_batch" -v b="$best_bare" 'BEGIN { printf "%.2f", a / b }') x the floor)"
+
+# Accounting: one AI request per task on the license, one use per task on the key.
+"${psql[@]}" -At -c "SELECT 'accounting: license ai_requests_used=' || ai_requests_used FROM celaest.licenses
+                      WHERE organization_id = '00000000-0000-4000-8000-0000000000a2'"
+"${psql[@]}" -At -c "SELECT 'accounting: key usage_count=' || usage_count FROM celaest.ai_api_pool WHERE key_name = 'bench'"
+
+if [ "${BENCH_SUSTAINED_TASKS:-0}" -gt 0 ]; then
+  read -r seconds completed total < <(run_batch "$BENCH_SUSTAINED_TASKS")
+  [ "$completed" = "$BENCH_SUSTAINED_TASKS" ] || fail "sustained: $completed of $total tasks completed"
+  echo "sustained: $BENCH_SUSTAINED_TASKS tasks in $seconds s =" \
+       "$(awk -v n="$BENCH_SUSTAINED_TASKS" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }') tasks/s"
+fi
+
+[ -z "${BENCH_AFTER_SQL:-}" ] || "${psql[@]}" -P pager=off -c "$BENCH_AFTER_SQL"
+# Experiments: BENCH_SHOW_LOG=PATTERN prints the server log's matching lines.
+if [ -n "${BENCH_SHOW_LOG:-}" ]; then grep -E "$BENCH_SHOW_LOG" "$CELAEST_SERVER_LOG" | tail -n 200 || true; fi

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Benchmark of issue 12 (P2 and sustained): a batch of BENCH_TASKS tasks (default 1,000) against
+# a provider that answers every request after 100 ms (nginx, echo_sleep), default settings, a
+# plan without caps: seconds from submit_batch to the last task's completed_at, with every task
+# completed and accounted. Side by side, in the same run: the floor, the same number of POSTs
+# all in flight at once through one bare libcurl multi handle (test/bench/batch/bare_multi.cpp).
+#
+#   flock /tmp/celaest-install.lock test/bench/batch_bench.sh   (after scripts/build.sh)
+#
+# Settings (environment): BENCH_TASKS=1000, BENCH_ROUNDS=3, BENCH_DELAY=0.1 (provider latency,
+# seconds), BENCH_SUSTAINED_TASKS=0 (set e.g. 20000 for the sustained figure, tasks/s).
+# Extra server settings: CELAEST_PG_OPTIONS="-o name=value ..." (see scripts/cluster.sh).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+export BENCH_TASKS=${BENCH_TASKS:-1000}
+export BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+export BENCH_DELAY=${BENCH_DELAY:-0.1}
+export BENCH_SUSTAINED_TASKS=${BENCH_SUSTAINED_TASKS:-0}
+
+fail() { echo "batch_bench: $*" >&2; exit 1; }
+[ -f /usr/lib/nginx/modules/ngx_http_echo_module.so ] && command -v nginx >/dev/null ||
+  fail "needs nginx-light and libnginx-mod-http-echo (see test/bench/ai_chat_bench.sh)"
+
+# The bare client and the runner hold a socket per transfer in flight.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+WORK=$(mktemp -d /tmp/celaest-batch-bench.XXXXXX)
+chmod 755 "$WORK"
+export BENCH_WORK=$WORK
+NGINX_PID=
+cleanup() {
+  if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
+    kill -TERM "$NGINX_PID" 2>/dev/null || true
+    wait "$NGINX_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+g++ -std=c++17 -O2 -o "$WORK/bare_multi" test/bench/batch/bare_multi.cpp -lcurl
+# What the runner sends for one task (the shape of the body; its size is what matters).
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You answer benchmarks."},{"role":"user","content":"Echo w1"}],"temperature":0.2,"max_tokens":64}' >"$WORK/body.json"
+
+PORT=
+for _ in $(seq 1 50); do
+  candidate=$((20000 + RANDOM % 40000))
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then PORT=$candidate; break; fi
+done
+[ -n "$PORT" ] || fail "no free loopback port"
+export BENCH_PORT=$PORT
+sed -e "s#@PREFIX@#$WORK#g" -e "s#@PORT@#$PORT#g" -e "s#@DELAY@#$BENCH_DELAY#g" \
+  test/bench/batch/nginx.conf.in >"$WORK/nginx.conf"
+nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" &
+NGINX_PID=$!
+for _ in $(seq 1 100); do
+  curl -sf -o /dev/null -X POST -d '{}' "http://127.0.0.1:$PORT/v1/chat/completions" && break
+  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/error.log" >&2 || true; fail "nginx did not start"; }
+  sleep 0.05
+done
+
+so="$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/celaest.so"
+[ -f "$so" ] || fail "celaest is not installed ($so): run scripts/build.sh"
+echo "build: installed celaest.so of $(date -u -r "$so" '+%Y-%m-%d %H:%M:%S UTC'), checkout $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "provider: nginx on 127.0.0.1:$PORT answering after ${BENCH_DELAY} s; $BENCH_TASKS tasks, $BENCH_ROUNDS rounds; $(nproc) cores"
+scripts/cluster.sh bash "$ROOT/test/bench/batch/in_cluster.sh"
