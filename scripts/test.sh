@@ -41,5 +41,8 @@ scripts/cluster.sh bash test/run_in_cluster.sh
 echo "== without shared_preload_libraries (CREATE EXTENSION loads the library late)"
 CELAEST_PRELOAD=off scripts/cluster.sh bash test/no_preload/run.sh
 
+echo "== the ledger after a crash: counters rebuilt from processed_tasks (its own cluster: a SIGKILL restarts the server)"
+scripts/cluster.sh /usr/bin/python3 -m pytest -q -p no:cacheprovider test/ledger_crash
+
 echo "== the launcher: every database with the extension, databases created and dropped while running"
 CELAEST_DATABASES= scripts/cluster.sh /usr/bin/python3 -m pytest -q -p no:cacheprovider test/launcher

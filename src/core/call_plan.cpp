@@ -82,7 +82,7 @@ void CallPlan::refuse_destination(const ModelChoice& model) {
   refused.ok = false;
   refused.error_code = "blocked_destination";
   refused.error_message = "outbound call refused: " + current_key_->blocked_reason;
-  outcome_.history.push_back(AttemptRecord{model.model_id, current_key_->id, 0, refused.error_code, 0});
+  outcome_.history.push_back(AttemptRecord{model.model_id, current_key_->id, 0, refused.error_code, 0, 0});
   outcome_.model = model;
   outcome_.key_id = current_key_->id;
   outcome_.blocked = true;
@@ -141,7 +141,8 @@ void CallPlan::on_response(const TransferResponse& response) {
   ++outcome_.attempts;
   outcome_.ai_time_ms += response.elapsed_ms;
   outcome_.history.push_back(AttemptRecord{model.model_id, current_key_->id, result.http_status,
-                                           result.ok ? "ok" : result.error_code, response.elapsed_ms});
+                                           result.ok ? "ok" : result.error_code, response.elapsed_ms,
+                                           result.tokens_input + result.tokens_output});
   outcome_.model = model;
   outcome_.key_id = current_key_->id;
 

@@ -39,6 +39,7 @@ struct AttemptRecord {
   long http_status = 0;
   std::string outcome;  // "ok" or an error code
   long elapsed_ms = 0;
+  long long tokens = 0;  // what the provider reported for this request (the key's tokens_used)
 };
 
 struct CallOutcome {

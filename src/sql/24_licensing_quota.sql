@@ -33,6 +33,17 @@ COMMENT ON FUNCTION celaest._raise_bad_limit_call(uuid, text, bigint) IS
     'Internal: raises 22004 for a NULL organization, 22023 for an unknown metric or a negative/NULL amount; returns quietly when the arguments are fine.';
 -- Executable by PUBLIC: check_limit (SECURITY INVOKER, every role) reaches it through _check_limit_general.
 
+-- The AI requests of a license that licenses.ai_requests_used does not hold yet: charged by
+-- calls and not yet folded in by the ledger writer, or admitted and in flight (47_ledger.sql,
+-- README "The ledger"). 0 in a database no ledger writer serves.
+CREATE FUNCTION celaest._ai_requests_pending(p_license_id uuid) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'celaest_ai_requests_pending'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION celaest._ai_requests_pending(uuid) IS
+    'Internal (ledger): AI requests of the license charged in shared memory but not yet folded into ai_requests_used, plus those admitted and in flight; 0 when no ledger writer serves the database.';
+-- Executable by PUBLIC (stable): check_limit and consume_quota (every role) reach it through
+-- their general paths.
+
 -- The general path of check_limit: every metric, and organizations without a license
 -- in force (answered from their most recent license).
 CREATE FUNCTION celaest._check_limit_general(p_org_id uuid, p_limit text, p_amount bigint)
@@ -56,7 +67,7 @@ BEGIN
                                                l.billing_cycle = 'usage_based'), -1)
                     * CASE WHEN v_key = 'max_storage_gb' THEN 1073741824 ELSE 1 END, -1) AS lim,
            CASE WHEN l.current_period_end <= now() AND l.status IN ('trial', 'active', 'suspended')
-                THEN 0 ELSE l.ai_requests_used END AS ai_used,
+                THEN 0 ELSE l.ai_requests_used + celaest._ai_requests_pending(l.id) END AS ai_used,
            l.storage_used_bytes
       INTO v_lic
       FROM celaest.licenses AS l
@@ -251,6 +262,7 @@ BEGIN
                                                    CASE WHEN l.status = 'trial' THEN v_trial END,
                                                    l.billing_cycle = 'usage_based'), -1),
                                         9223372036854775807) - l.ai_requests_used
+                                - celaest._ai_requests_pending(l.id)
             RETURNING celaest._limit_value(v_key, p.limits, l.custom_limits,
                                           CASE WHEN l.status = 'trial' THEN v_trial END,
                                           l.billing_cycle = 'usage_based'),
@@ -275,7 +287,10 @@ BEGIN
                  INTO v_lim, v_used, period_start, period_end;
         END IF;
         IF FOUND THEN
-            remaining := CASE WHEN v_lim = -1 THEN -1 ELSE v_lim - v_used END;
+            remaining := CASE WHEN v_lim = -1 THEN -1
+                              WHEN v_key = 'max_ai_requests_per_month'
+                              THEN v_lim - v_used - celaest._ai_requests_pending(license_id)
+                              ELSE v_lim - v_used END;
             RETURN;
         END IF;
 
@@ -286,7 +301,8 @@ BEGIN
                                                    CASE WHEN l.status = 'trial' THEN v_trial END,
                                                    l.billing_cycle = 'usage_based'), -1)
                         * CASE WHEN v_key = 'max_storage_gb' THEN 1073741824 ELSE 1 END, -1) AS lim,
-               CASE WHEN v_key = 'max_storage_gb' THEN l.storage_used_bytes ELSE l.ai_requests_used END AS used
+               CASE WHEN v_key = 'max_storage_gb' THEN l.storage_used_bytes
+                    ELSE l.ai_requests_used + celaest._ai_requests_pending(l.id) END AS used
           INTO v_lic
           FROM celaest.licenses AS l
           JOIN celaest.subscription_plans AS p ON p.id = l.plan_id

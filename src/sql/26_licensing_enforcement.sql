@@ -179,7 +179,7 @@ BEGIN
        AND (l.current_period_end IS NULL OR l.current_period_end > pg_catalog.now())
        AND 1 <= COALESCE(NULLIF(celaest._limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
                                     NULL, l.billing_cycle = 'usage_based'), -1),
-                         9223372036854775807) - l.ai_requests_used
+                         9223372036854775807) - l.ai_requests_used - celaest._ai_requests_pending(l.id)
     RETURNING l.id, l.current_period_start, l.current_period_end
          INTO v_license, v_start, v_end;
     IF v_license IS NULL THEN

@@ -98,20 +98,30 @@ core::TransferLimits transfer_limits() {
   return limits;
 }
 
-CallOutcome run_call(Router& router, KeyHealth& health, CallInput input) {
+CallOutcome run_call(Router& router, KeyHealth& health, CallInput input, CallOutcome* interrupted) {
   RoutedKeys keys(router);
   PoolLedger ledger(health);
   std::unique_ptr<core::CallPlan> plan = plan_call(router, keys, ledger, std::move(input));
   http::Request request;
-  for (;;) {
-    if (plan->next_request(request)) {
-      http::Response response = backend_client().perform(request, [] { return interrupt_pending(); });
-      serve_abort(response);
-      plan->on_response(response);
-    } else if (plan->finished()) {
-      break;
+  try {
+    for (;;) {
+      if (plan->next_request(request)) {
+        http::Response response = backend_client().perform(request, [] { return interrupt_pending(); });
+        serve_abort(response);
+        plan->on_response(response);
+      } else if (plan->finished()) {
+        break;
+      }
+      if (plan->backoff_ms() > 0) sleep_interruptibly(plan->backoff_ms());
     }
-    if (plan->backoff_ms() > 0) sleep_interruptibly(plan->backoff_ms());
+  } catch (const PgError& error) {
+    if (interrupted) {
+      *interrupted = plan->outcome();
+      interrupted->result.ok = false;
+      interrupted->result.error_code = "interrupted";
+      interrupted->result.error_message = error.message();
+    }
+    throw;
   }
   return plan->outcome();
 }

@@ -23,7 +23,9 @@ using core::CallInput;
 using core::CallOutcome;
 
 // Runs one call to the end (cancellable).
-CallOutcome run_call(Router& router, KeyHealth& health, CallInput input);
+// `interrupted`, when given, receives what the call had done when an error (a cancel, a
+// terminate) ended it: the requests already sent are paid for (README "The ledger").
+CallOutcome run_call(Router& router, KeyHealth& health, CallInput input, CallOutcome* interrupted = nullptr);
 // Runs many calls side by side, at most `parallel` transfers in flight.
 std::vector<CallOutcome> run_calls(Router& router, KeyHealth& health, std::vector<CallInput> inputs, size_t parallel);
 

@@ -1,10 +1,16 @@
 #include "pg/ai/key_health.hpp"
 
 #include "pg/boundary/settings.hpp"
+#include "pg/boundary/wall_clock.hpp"
+#include "pg/ledger/counters.hpp"
 
 namespace celaest::pg {
 
 void KeyHealth::record_use(const std::string& key_id, long long tokens) {
+  if (writes_ == Writes::Ledger) {
+    if (ledger::key_used(key_id, tokens, now_ms())) return;
+    ledger::warn_full("key");
+  }
   // increment_api_key_usage()'s UPDATE, without the PL/pgSQL call around it: the arguments
   // are ours (an existing key, tokens >= 0), so its checks have nothing to catch.
   spi_.run(
@@ -14,6 +20,12 @@ void KeyHealth::record_use(const std::string& key_id, long long tokens) {
 }
 
 void KeyHealth::record_successful_use(const std::string& key_id, long long tokens, bool had_failures) {
+  if (writes_ == Writes::Ledger) {
+    const bool resets = had_failures || failed_here_.count(key_id) > 0;
+    failed_here_.erase(key_id);
+    if (ledger::key_used(key_id, tokens, now_ms()) && (!resets || ledger::key_succeeded(key_id))) return;
+    ledger::warn_full("key");
+  }
   if (!had_failures && !failed_here_.count(key_id)) return record_use(key_id, tokens);
   failed_here_.erase(key_id);
   // Every UPDATE of the pool evaluates all of its CHECK constraints and fires its triggers:
@@ -25,6 +37,7 @@ void KeyHealth::record_successful_use(const std::string& key_id, long long token
 }
 
 void KeyHealth::succeeded(const std::string& key_id) {
+  if (writes_ == Writes::Ledger && ledger::key_succeeded(key_id)) return;
   // Written only when something changes: a healthy key's row stays untouched on the hot path.
   spi_.run(
       "UPDATE celaest.ai_api_pool SET consecutive_failures = 0, is_healthy = true "
@@ -34,6 +47,7 @@ void KeyHealth::succeeded(const std::string& key_id) {
 
 void KeyHealth::failed(const std::string& key_id, bool definitive) {
   failed_here_.insert(key_id);
+  if (writes_ == Writes::Ledger && ledger::key_failed(key_id, definitive)) return;
   spi_.run(
       "UPDATE celaest.ai_api_pool SET consecutive_failures = consecutive_failures + 1, "
       "  is_healthy = is_healthy AND NOT $2::boolean AND consecutive_failures + 1 < $3::int "

@@ -11,7 +11,12 @@ namespace celaest::pg {
 
 class KeyHealth {
  public:
-  explicit KeyHealth(SpiSession& spi) : spi_(spi) {}
+  // Rows: every write is an UPDATE of the key's row in the current transaction (health checks,
+  // unserved databases). Ledger: an AI call's usage and health go to the ledger's shared memory
+  // (ledger/counters.hpp) and the writer folds them into the row within a second, so that the
+  // call never locks the key's row (README "The ledger").
+  enum class Writes { Rows, Ledger };
+  explicit KeyHealth(SpiSession& spi, Writes writes = Writes::Rows) : spi_(spi), writes_(writes) {}
 
   void record_use(const std::string& key_id, long long tokens);  // increment_api_key_usage
   // The common outcome of a call: record_use(), plus succeeded() when the key had failures
@@ -25,6 +30,7 @@ class KeyHealth {
 
  private:
   SpiSession& spi_;
+  Writes writes_;
   std::set<std::string> failed_here_;  // keys whose failures this object recorded
 };
 

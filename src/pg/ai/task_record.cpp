@@ -4,6 +4,15 @@
 #include "pg/ai/task_record.hpp"
 
 #include "pg/boundary/boundary.hpp"
+#include "pg/boundary/settings.hpp"
+#include "pg/boundary/wall_clock.hpp"
+#include "pg/ledger/counters.hpp"
+
+extern "C" {
+#include "common/pg_prng.h"
+}
+
+#include <cstdio>
 
 namespace celaest::pg {
 
@@ -11,14 +20,29 @@ namespace {
 
 Text optional_text(const std::string& value) { return value.empty() ? Text() : Text(value); }
 
-nlohmann::json task_metadata(const CallOutcome& outcome) {
+// Whether an attempt's request was sent (the outbound guard refuses some before sending).
+bool sent(const core::AttemptRecord& attempt) { return attempt.outcome != "blocked_destination"; }
+
+const char* ledger_mark(Charges charges) {
+  switch (charges) {
+    case Charges::Shared:
+      return "shared";
+    case Charges::KeysShared:
+      return "keys";
+    default:
+      return nullptr;
+  }
+}
+
+nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges) {
   nlohmann::json attempts = nlohmann::json::array();
   for (const auto& attempt : outcome.history) {
     attempts.push_back({{"model", attempt.model},
                         {"api_key_id", attempt.key_id ? nlohmann::json(*attempt.key_id) : nlohmann::json()},
                         {"http_status", attempt.http_status},
                         {"outcome", attempt.outcome},
-                        {"elapsed_ms", attempt.elapsed_ms}});
+                        {"elapsed_ms", attempt.elapsed_ms},
+                        {"tokens", attempt.tokens}});
   }
   const core::ChatResult& result = outcome.result;
   nlohmann::json metadata = {{"attempts", attempts}};
@@ -27,10 +51,15 @@ nlohmann::json task_metadata(const CallOutcome& outcome) {
   if (!result.provider_model.empty()) metadata["provider_model"] = result.provider_model;
   if (result.http_status != 0) metadata["http_status"] = result.http_status;
   if (outcome.model) metadata["provider"] = std::string(core::provider_name(outcome.model->provider));
+  // Which charges went through the ledger's shared memory: what the writer rebuilds the
+  // counters from after a crash (src/sql/47_ledger.sql, _ledger_rebuild).
+  if (const char* mark = ledger_mark(charges)) metadata["ledger"] = mark;
   return metadata;
 }
 
 // The columns of a task row, and the update of an existing (batch) task with the same values.
+// Every value is a parameter (the client's user agent and address, the completion time
+// included): the ledger writer may write the same row later, in another session.
 constexpr const char* kTaskInsert =
     "INSERT INTO celaest.processed_tasks AS t ("
     "  id, organization_id, user_id, license_id, batch_id, model_id, api_key_id, prompt_id,"
@@ -40,8 +69,7 @@ constexpr const char* kTaskInsert =
     " VALUES (coalesce($1::uuid, gen_random_uuid()), $2::uuid, $3::uuid, $4::uuid, $5::uuid, $6::uuid, $7::uuid,"
     "  $8::uuid, $9, $10, $11::jsonb, $12::jsonb, $13, $14::celaest.task_status, $15, $16, $17::int, $18::int,"
     "  $19::int, $20::numeric, $21::int, $22::int, $23::int, $24,"
-    "  nullif(current_setting('celaest.user_agent'), ''), nullif(current_setting('celaest.client_ip'), '')::inet,"
-    "  $25::jsonb, to_timestamp($26::float8 / 1000), clock_timestamp())";
+    "  $27, $28::inet, $25::jsonb, to_timestamp($26::float8 / 1000), to_timestamp($29::float8 / 1000))";
 constexpr const char* kTaskUpsertTail =
     " ON CONFLICT (id) DO UPDATE SET"
     "  license_id = coalesce(EXCLUDED.license_id, t.license_id), model_id = EXCLUDED.model_id,"
@@ -59,25 +87,94 @@ constexpr const char* kTaskUpsertTail =
 
 const char* task_status(const CallOutcome& outcome) { return outcome.result.ok ? "completed" : "failed"; }
 
-std::string record_task(SpiSession& spi, const TaskContext& context, const CallOutcome& outcome,
-                        long execution_time_ms) {
-  const core::ChatResult& result = outcome.result;
-  std::optional<std::string> model_id = outcome.model ? Text(outcome.model->id) : Text();
+namespace {
+
+// A version 4 uuid, fixed before the row is first written (the ledger's records are idempotent
+// by it).
+std::string new_task_id() {
+  unsigned char bytes[16];
+  for (unsigned char& byte : bytes) byte = static_cast<unsigned char>(pg_prng_uint32(&pg_global_prng_state));
+  bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0f) | 0x40);
+  bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3f) | 0x80);
+  char text[37];
+  snprintf(text, sizeof text, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", bytes[0],
+                bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10],
+                bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]);
+  return text;
+}
+
+Text setting_or_null(const char* value) { return value == nullptr || value[0] == '\0' ? Text() : Text(value); }
+
+const std::string& insert_sql() {
   // A synchronous call's task is new: a plain INSERT. A batch task exists (pending): the same
   // values update it (an upsert's speculative insertion is not free, so only batches pay it).
-  static const std::string insert_sql = std::string(kTaskInsert) + " RETURNING id";
-  static const std::string upsert_sql = std::string(kTaskInsert) + kTaskUpsertTail + " RETURNING id";
-  Text task_id = spi.scalar(context.task_id ? upsert_sql : insert_sql,
-      {context.task_id, context.organization_id, context.user_id, context.license_id, context.batch_id, model_id,
+  static const std::string sql = std::string(kTaskInsert) + " RETURNING id";
+  return sql;
+}
+const std::string& upsert_sql() {
+  static const std::string sql = std::string(kTaskInsert) + kTaskUpsertTail + " RETURNING id";
+  return sql;
+}
+
+ledger::TaskRecord task_record(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms,
+                               Charges charges) {
+  const core::ChatResult& result = outcome.result;
+  std::optional<std::string> model_id = outcome.model ? Text(outcome.model->id) : Text();
+  ledger::TaskRecord record;
+  record.upsert = context.task_id.has_value();
+  const std::string task_id = context.task_id ? *context.task_id : new_task_id();
+  record.params = {task_id, context.organization_id, context.user_id, context.license_id, context.batch_id, model_id,
        outcome.key_id, context.prompt_id, context.input_type, context.input_text, context.input_metadata.dump(),
        outcome.output_json, optional_text(result.text), std::string(task_status(outcome)),
        result.ok ? Text() : optional_text(result.error_message), result.ok ? Text() : optional_text(result.error_code),
        std::to_string(outcome.attempts > 0 ? outcome.attempts - 1 : 0), std::to_string(result.tokens_input),
        std::to_string(result.tokens_output), core::format_micro_usd(outcome.cost_micro_usd),
        std::to_string(execution_time_ms), std::to_string(context.queue_time_ms), std::to_string(outcome.ai_time_ms),
-       context.request_id, task_metadata(outcome).dump(), std::to_string(context.started_at_ms)});
-  if (!task_id) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: recording the task returned no id");
-  return *task_id;
+       context.request_id, task_metadata(outcome, charges).dump(), std::to_string(context.started_at_ms),
+       setting_or_null(settings::user_agent), setting_or_null(settings::client_ip), std::to_string(now_ms())};
+  if (charges == Charges::InTransaction) {
+    if (outcome.attempts > 0 && !context.batch_id) record.license_charge = context.license_id;
+    // Served (a full license table sent the license's charge to the row): the keys are in
+    // shared memory all the same.
+    const int64_t at_ms = now_ms();
+    if (!ledger::served())
+      for (const auto& attempt : outcome.history)
+        if (attempt.key_id && sent(attempt)) record.key_charges.push_back({*attempt.key_id, attempt.tokens, at_ms});
+  }
+  return record;
+}
+
+}  // namespace
+
+void keep_task_record(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms,
+                      Charges charges) {
+  ledger::keep_until_transaction_end(task_record(context, outcome, execution_time_ms, charges));
+}
+
+std::string record_task(SpiSession& spi, const TaskContext& context, const CallOutcome& outcome,
+                        long execution_time_ms, Charges charges) {
+  // Kept before the INSERT: a cancel or terminate during it still hands the record on.
+  const ledger::TaskRecord& kept =
+      ledger::keep_until_transaction_end(task_record(context, outcome, execution_time_ms, charges));
+  Text written = spi.scalar(kept.upsert ? upsert_sql() : insert_sql(), kept.params);
+  if (!written) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: recording the task returned no id");
+  return *written;
+}
+
+bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record) {
+  // Written once: the first write of a record wins, a second one (the writer crashed between
+  // its commit and the file's removal) changes nothing and charges nothing.
+  static const std::string insert_once = std::string(kTaskInsert) + " ON CONFLICT (id) DO NOTHING RETURNING id";
+  Text written = spi.scalar(record.upsert ? upsert_sql() : insert_once, record.params);
+  if (!written) return false;
+  if (record.license_charge)
+    spi.run("UPDATE celaest.licenses SET ai_requests_used = ai_requests_used + 1 WHERE id = $1::uuid",
+            {*record.license_charge});
+  for (const ledger::KeyCharge& charge : record.key_charges)
+    spi.run("UPDATE celaest.ai_api_pool SET usage_count = usage_count + 1, tokens_used = tokens_used + $2::bigint,"
+            "  last_used_at = greatest(last_used_at, to_timestamp($3::float8 / 1000)) WHERE id = $1::uuid",
+            {charge.key_id, std::to_string(charge.tokens), std::to_string(charge.at_ms)});
+  return true;
 }
 
 void update_prompt_statistics(SpiSession& spi, const std::string& prompt_id, const CallOutcome& outcome,

@@ -6,6 +6,7 @@
 
 #include "pg/ai/call_runner.hpp"
 #include "pg/boundary/spi.hpp"
+#include "pg/ledger/records.hpp"
 
 #include <optional>
 #include <string>
@@ -27,9 +28,27 @@ struct TaskContext {
   long queue_time_ms = 0;
 };
 
-// Inserts (or, for a batch task, completes) the processed_tasks row; returns its id.
+// How the call's charges were made, for the ledger (README "The ledger").
+enum class Charges {
+  Shared,         // license and keys in the ledger's shared memory (a served database)
+  KeysShared,     // keys in shared memory; the license was charged beforehand (a batch task)
+  InTransaction,  // in the caller's transaction (an unserved database): redone with the row
+                  // if that transaction does not commit
+  None,           // nothing reached a provider
+};
+
+// Inserts (or, for a batch task, completes) the processed_tasks row; returns its id. The row's
+// record is kept by the ledger first (ledger/records.hpp): it is written whatever becomes of
+// the caller's transaction.
 std::string record_task(SpiSession& spi, const TaskContext& context, const CallOutcome& outcome,
-                        long execution_time_ms);
+                        long execution_time_ms, Charges charges = Charges::KeysShared);
+// The same record kept by the ledger without writing the row: for a call ended by an error
+// after it sent requests (the transaction is failing; the record is written when it aborts).
+void keep_task_record(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms,
+                      Charges charges);
+// Writes a record handed on by the ledger (its transaction did not commit): the row if it is
+// not there yet and, only then, the charges it carries. Returns whether it wrote the row.
+bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record);
 // usage_count, avg_response_time_ms and success_rate of the prompt, kept as running values.
 void update_prompt_statistics(SpiSession& spi, const std::string& prompt_id, const CallOutcome& outcome,
                               long execution_time_ms);

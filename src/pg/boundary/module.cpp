@@ -5,6 +5,8 @@
 #include "pg/boundary/shmem.hpp"
 #include "pg/licensing/license_terms_cache.hpp"
 #include "pg/licensing/quota_gate.hpp"
+#include "pg/ledger/counters.hpp"
+#include "pg/ledger/records.hpp"
 #include "pg/boundary/settings.hpp"
 #include "pg/workers/registry.hpp"
 #include "pg/workers/workers.hpp"
@@ -20,6 +22,7 @@ extern "C" PGDLLEXPORT void _PG_init(void) {
   celaest::pg::run_entry_point("_PG_init", celaest::pg::OnFailure::RaiseError, [] {
     celaest::pg::settings::define_all();
     celaest::pg::register_quota_gate();
+    celaest::pg::ledger::register_callbacks();
     celaest::pg::cache_validity::register_callbacks();
     // Shared memory and workers exist only when preloaded (pg_cron's rule): a plain LOAD still
     // gives every SQL function, minus the background work.
@@ -27,6 +30,7 @@ extern "C" PGDLLEXPORT void _PG_init(void) {
       // Each concern its own segment and lock (shmem.hpp; the workers' registry has its own).
       celaest::pg::key_rate_windows::reserve_shared_memory();
       celaest::pg::reserve_inflight_counts();
+      celaest::pg::ledger::reserve_shared_memory();
       celaest::pg::license_terms_cache::reserve_shared_memory();
       celaest::pg::cache_validity::reserve_shared_memory();
       celaest::pg::shmem::install_hooks();

@@ -64,6 +64,9 @@ class Segment {
   // The region in shared memory, or nullptr when not preloaded: for lock-free readers (atomics)
   // and for concerns that have no meaning within one backend.
   Region* shared() const noexcept { return shared_; }
+  // The segment's lock (nullptr when not preloaded), for a holder that must keep it across a
+  // step that is not a function call (the ledger writer's commit).
+  LWLock* lock() const noexcept { return lock_; }
 
   // fn(Region&) under the segment's lock. Not preloaded: on this backend's own copy, without a
   // lock (nothing else can see it), so the concern still holds within the backend.

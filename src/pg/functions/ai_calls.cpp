@@ -9,6 +9,8 @@
 #include "pg/ai/prompt_source.hpp"
 #include "pg/licensing/quota_gate.hpp"
 #include "pg/ai/task_record.hpp"
+#include "pg/ledger/counters.hpp"
+#include "pg/ledger/records.hpp"
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/wall_clock.hpp"
@@ -41,14 +43,66 @@ std::optional<std::string> correlation_id(const core::CallOptions& options) {
   return std::nullopt;
 }
 
+// Unserved databases (no ledger writer): the records of this backend's calls whose transaction
+// did not commit, and on a backend's first call those spooled by backends that exited, are
+// written in this call's transaction (and handed on again if it does not commit either).
+void write_records_handed_on(SpiSession& spi, bool served) {
+  std::vector<ledger::TaskRecord> records = ledger::take_pending();
+  std::vector<std::string> spooled_paths;
+  if (!served && ledger::spool_check_due()) {
+    for (ledger::Spooled& spooled : ledger::read_spool(MyDatabaseId, 1000)) {
+      spooled_paths.push_back(spooled.path);
+      records.push_back(std::move(spooled.record));
+    }
+  }
+  for (ledger::TaskRecord& record : records) {
+    write_handed_on_record(spi, record);
+    ledger::keep_until_transaction_end(std::move(record));
+  }
+  for (const std::string& path : spooled_paths) ledger::remove_at_commit(path);
+}
+
+// How the call's charges are made: in shared memory when the ledger serves the database and has
+// room, else in the caller's transaction.
+Charges charge_call(SpiSession& spi, const Caller& caller, const std::string& license_id, const CallOutcome& outcome,
+                    bool* charge_in_transaction) {
+  *charge_in_transaction = false;
+  if (outcome.attempts == 0) {
+    release_admitted_request(license_id);
+    return Charges::None;
+  }
+  if (charge_admitted_request(license_id)) return Charges::Shared;
+  *charge_in_transaction = true;
+  (void)spi;
+  (void)caller;
+  return Charges::InTransaction;
+}
+
 // The common tail: admit against the quota, call, record, charge, and shape the result.
 Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext context, CallInput input,
                          int64_t started_ms) {
+  const bool served = ledger::served();
+  // Served: the writer writes what is handed on; what this backend kept from before its
+  // database was served (the writer's first seconds) is written here.
+  write_records_handed_on(spi, served);
   const bool raise_on_failure = input.options.raise_on_failure;
   context.license_id = admit_ai_request(spi, caller);
   Router router(spi);
-  KeyHealth health(spi);
-  CallOutcome outcome = run_call(router, health, std::move(input));
+  KeyHealth health(spi, served ? KeyHealth::Writes::Ledger : KeyHealth::Writes::Rows);
+  CallOutcome outcome;
+  CallOutcome interrupted;
+  try {
+    outcome = run_call(router, health, std::move(input), &interrupted);
+  } catch (const PgError&) {
+    // A cancel or terminate (or any error) after requests were sent: they are paid for. The
+    // record is kept (not written: the transaction is failing) and handed on when it aborts.
+    if (interrupted.attempts > 0) {
+      bool in_transaction = false;
+      const Charges charges = charge_call(spi, caller, *context.license_id, interrupted, &in_transaction);
+      keep_task_record(context, interrupted, static_cast<long>(now_ms() - started_ms), charges);
+    }
+    throw;
+  }
   if (outcome.attempts == 0 && !outcome.blocked) {
     // Nothing reached a provider: nothing is charged.
     throw Error(kNoUsableKey, "no usable API key for any candidate model",
@@ -56,9 +110,12 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
                 "Add a key with celaest.add_api_key() or check celaest.v_api_pool_status.");
   }
   long execution_ms = static_cast<long>(now_ms() - started_ms);
-  std::string task_id = record_task(spi, context, outcome, execution_ms);
   // One unit per call that reached a provider; a call the outbound guard refused reached none.
-  if (outcome.attempts > 0) charge_ai_request(spi, caller, task_id);
+  // Charged before the row is written: a cancel during the INSERT still finds it charged.
+  bool charge_in_transaction = false;
+  const Charges charges = charge_call(spi, caller, *context.license_id, outcome, &charge_in_transaction);
+  std::string task_id = record_task(spi, context, outcome, execution_ms, charges);
+  if (charge_in_transaction) charge_ai_request(spi, caller, task_id);
   if (context.prompt_id) update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
   if (!outcome.result.ok && raise_on_failure) {
     throw Error(kProviderFailed,

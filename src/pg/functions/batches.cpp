@@ -8,6 +8,7 @@
 #include "pg/identity/caller.hpp"
 #include "pg/ai/prompt_source.hpp"
 #include "pg/ai/task_record.hpp"
+#include "pg/ledger/counters.hpp"
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/wall_clock.hpp"
@@ -187,7 +188,8 @@ CELAEST_FUNCTION(celaest_run_claimed_tasks) {
   if (claimed.empty()) return Int32GetDatum(0);
 
   Router router(spi);
-  KeyHealth health(spi);
+  // The runner serves only databases the ledger serves: the keys' usage goes to its counters.
+  KeyHealth health(spi, ledger::served() ? KeyHealth::Writes::Ledger : KeyHealth::Writes::Rows);
   std::map<std::string, PromptDefinition> prompts;
   std::set<std::string> routable;  // option sets known to have candidate models in this pass
   std::vector<CallInput> inputs;
@@ -267,7 +269,8 @@ CELAEST_FUNCTION(celaest_run_claimed_tasks) {
       outcome.result.error_message = "no usable API key for any candidate model";
     }
     long execution_ms = static_cast<long>(now_ms() - contexts[i].started_at_ms);
-    record_task(spi, contexts[i], outcome, execution_ms);
+    record_task(spi, contexts[i], outcome, execution_ms,
+                ledger::served() ? Charges::KeysShared : Charges::InTransaction);
     if (contexts[i].prompt_id && outcome.attempts > 0)
       update_prompt_statistics(spi, *contexts[i].prompt_id, outcome, execution_ms);
   }

@@ -6,9 +6,16 @@
 #include "core/quota.hpp"
 
 #include "pg/licensing/license_quota.hpp"
+#include "pg/ledger/counters.hpp"
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/datum.hpp"
+
+extern "C" {
+#include "access/xact.h"
+}
+
+#include <vector>
 
 namespace core = celaest::core;
 using namespace celaest::pg;
@@ -31,6 +38,57 @@ QuotaArguments quota_arguments(FunctionCallInfo fcinfo) {
   return {uuid_arg(fcinfo, 0), text_arg(fcinfo, 1), int_arg(fcinfo, 2)};
 }
 
+// consume_quota() grants published to the ledger (counters.hpp), taken back when the
+// transaction ends: committed, they are in the row; rolled back, they never were.
+struct OpenGrant {
+  std::string license_id;
+  int64_t amount;
+};
+std::vector<OpenGrant>& open_grants() {
+  static std::vector<OpenGrant> grants;
+  return grants;
+}
+void close_grants_at_transaction_end(XactEvent event, void*) noexcept {
+  run_entry_point("consume_quota grants", on_failure_at(event), [&] {
+    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_ABORT &&
+        event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
+      return;
+    for (const OpenGrant& grant : open_grants()) ledger::close_consumption(grant.license_id, grant.amount);
+    open_grants().clear();
+  });
+}
+
+// Served database: the conditional UPDATE leaves room for what the ledger holds (AI calls
+// charged and not yet folded, or in flight), and the grant is published while the caller's
+// transaction is open so that AI admissions count it. A refusal seen while a fold committed
+// (the row and the counters may both have held the folded requests) is asked again.
+std::optional<AiCharge> consume_with_ledger(SpiSession& spi, const std::string& organization_id, int64_t amount) {
+  std::optional<std::string> license = license_in_force(organization_id);
+  if (!license) return std::nullopt;
+  static bool callback = false;
+  if (!callback) {
+    pg_guarded([] { RegisterXactCallback(close_grants_at_transaction_end, nullptr); });
+    callback = true;
+  }
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const ledger::OpenConsumption open = ledger::open_consumption(*license, amount);
+    std::optional<AiCharge> charge;
+    try {
+      charge = charge_ai_requests(spi, organization_id, amount, ChargePeriod::NotNeeded, open.pending);
+    } catch (...) {
+      if (open.published) ledger::close_consumption(*license, amount);
+      throw;
+    }
+    if (charge) {
+      if (open.published) open_grants().push_back({*license, amount});
+      return charge;
+    }
+    if (open.published) ledger::close_consumption(*license, amount);
+    if (ledger::fold_generation() == open.fold_generation) break;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 // check_limit(p_org_id uuid, p_limit text, p_amount bigint DEFAULT 1) RETURNS jsonb
@@ -38,8 +96,18 @@ CELAEST_FUNCTION(celaest_check_limit) {
   const QuotaArguments args = quota_arguments(fcinfo);
   SpiSession spi;
   if (args.fast_path_applies()) {
-    if (std::optional<AiQuota> quota = read_ai_quota(spi, *args.organization_id, RowSnapshot::Statement))
+    if (std::optional<AiQuota> quota = read_ai_quota(spi, *args.organization_id, RowSnapshot::Statement)) {
+      if (ledger::served()) {
+        // The row again with a fresh snapshot, and what the ledger holds, under its lock.
+        const std::string organization_id = *args.organization_id;
+        const int64_t row_used = quota->used;
+        quota->used = ledger::used_with_pending(quota->license_id, [&]() -> int64_t {
+          std::optional<AiQuota> fresh = read_ai_quota(spi, organization_id, RowSnapshot::Latest);
+          return fresh ? fresh->used : row_used;
+        });
+      }
       return jsonb_datum(core::quota_answer_json(core::answer_quota(quota->code, quota->limit, quota->used, *args.amount)));
+    }
   }
   Text answer = spi.scalar("SELECT celaest._check_limit_general($1::uuid, $2, $3::bigint)", args.as_params(), true);
   return jsonb_datum(answer.value_or("null"));
@@ -51,10 +119,20 @@ CELAEST_FUNCTION(celaest_consume_quota) {
   const QuotaArguments args = quota_arguments(fcinfo);
   SpiSession spi;
   if (args.fast_path_applies()) {
-    if (std::optional<AiCharge> charge = charge_ai_requests(spi, *args.organization_id, *args.amount, ChargePeriod::NotNeeded))
-      return Int64GetDatum(charge->remaining);
+    std::optional<AiCharge> charge =
+        ledger::served() ? consume_with_ledger(spi, *args.organization_id, *args.amount)
+                         : charge_ai_requests(spi, *args.organization_id, *args.amount, ChargePeriod::NotNeeded);
+    if (charge) return Int64GetDatum(charge->remaining);
   }
   Text remaining = spi.scalar("SELECT (celaest._take_quota($1::uuid, $2, $3::bigint)).remaining", args.as_params());
   if (!remaining) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: _take_quota returned no remaining quota");
   return Int64GetDatum(std::stoll(*remaining));
+}
+
+// _ai_requests_pending(p_license_id uuid) RETURNS bigint: what licenses.ai_requests_used does
+// not hold yet (src/sql/24_licensing_quota.sql; the general paths add it).
+CELAEST_FUNCTION(celaest_ai_requests_pending) {
+  std::optional<std::string> license = uuid_arg(fcinfo, 0);
+  if (!license || !ledger::served()) return Int64GetDatum(0);
+  return Int64GetDatum(ledger::pending_requests(*license, false));
 }

@@ -103,11 +103,18 @@ std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organiz
   return AiQuota{terms->license_id, *rows.at(0, 0), terms->ai_cap, to_int64(rows.at(0, 1))};
 }
 
-std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& organization_id, int64_t amount,
-                                           ChargePeriod with_period) {
+std::optional<std::string> license_in_force(const std::string& organization_id) {
   std::optional<license_terms_cache::LicenseTermsCopy> terms = license_terms(organization_id);
   if (!terms) return std::nullopt;
-  const int64_t cap = terms->ai_cap < 0 ? std::numeric_limits<int64_t>::max() : terms->ai_cap;
+  return terms->license_id;
+}
+
+std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& organization_id, int64_t amount,
+                                           ChargePeriod with_period, int64_t pending) {
+  std::optional<license_terms_cache::LicenseTermsCopy> terms = license_terms(organization_id);
+  if (!terms) return std::nullopt;
+  // What the ledger holds for the license counts as used: the room left is cap - pending.
+  const int64_t cap = terms->ai_cap < 0 ? std::numeric_limits<int64_t>::max() : terms->ai_cap - pending;
   if (amount < 0 || amount > cap) return std::nullopt;
   // READ COMMITTED re-evaluates this WHERE clause on the latest row version when it waited
   // for a concurrent charge: a grant always leaves ai_requests_used <= cap. Two forms of one
@@ -144,7 +151,7 @@ std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& o
          {INT8OID, Int64GetDatum(cap - amount)},
          {TIMESTAMPTZOID, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())}});
     if (!used) return std::nullopt;
-    return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : terms->ai_cap - *used, std::nullopt, std::nullopt};
+    return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : cap - *used, std::nullopt, std::nullopt};
   }
   QueryResult rows = spi.run(CELAEST_CHARGE_SQL("$1::uuid", "$2::bigint", "$3::bigint",
                                                 "l.ai_requests_used, l.current_period_start, l.current_period_end"),
@@ -153,7 +160,7 @@ std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& o
 #undef CELAEST_CONSUME_SQL
   if (rows.rows.size() != 1) return std::nullopt;
   const int64_t used = to_int64(rows.at(0, 0));
-  return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : terms->ai_cap - used, rows.at(0, 1), rows.at(0, 2)};
+  return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : cap - used, rows.at(0, 1), rows.at(0, 2)};
 }
 
 }  // namespace celaest::pg

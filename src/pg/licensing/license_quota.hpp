@@ -40,9 +40,14 @@ struct AiCharge {
 enum class ChargePeriod { Returned, NotNeeded };
 
 // Charges `amount` AI requests if the license is usable and has room; atomic and exact under
-// concurrency (a conditional UPDATE, re-checked on the latest row version).
+// concurrency (a conditional UPDATE, re-checked on the latest row version). `pending`: AI
+// requests the row does not hold yet (the ledger's, ledger/counters.hpp) that the room must
+// leave out.
 std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& organization_id, int64_t amount,
-                                           ChargePeriod with_period);
+                                           ChargePeriod with_period, int64_t pending = 0);
+// The id of the organization's license in force, from the shared terms (nullopt: none, or no
+// usable copy; the general path answers).
+std::optional<std::string> license_in_force(const std::string& organization_id);
 
 // Whether `metric` (as check_limit/consume_quota accept it) names the AI-request counter.
 bool is_ai_request_metric(const std::string& metric);

@@ -6,6 +6,7 @@
 #include "pg/licensing/quota_gate.hpp"
 
 #include "pg/licensing/license_quota.hpp"
+#include "pg/ledger/counters.hpp"
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/shmem.hpp"
@@ -73,6 +74,12 @@ std::vector<std::string>& admitted_in_transaction() {
   static std::vector<std::string> admitted;
   return admitted;
 }
+// Served databases: requests admitted by the ledger and neither charged nor released yet (a
+// call that ended with an error); released at the transaction's end at the latest.
+std::vector<std::string>& admitted_by_ledger() {
+  static std::vector<std::string> admitted;
+  return admitted;
+}
 
 void release_at_transaction_end(XactEvent event, void*) noexcept {
   run_entry_point("in-flight quota release", on_failure_at(event), [&] {
@@ -89,6 +96,9 @@ void release_at_transaction_end(XactEvent event, void*) noexcept {
     auto& admitted = admitted_in_transaction();
     for (const auto& license_id : admitted) release_inflight(license_id);
     admitted.clear();
+    auto& by_ledger = admitted_by_ledger();
+    for (const auto& license_id : by_ledger) ledger::release_request(license_id);
+    by_ledger.clear();
   });
 }
 
@@ -110,19 +120,61 @@ AiQuota usable_quota(SpiSession& spi, const Caller& caller) {
 
 }  // namespace
 
+namespace {
+
+[[noreturn]] void refuse(const Caller& caller, const AiQuota& quota, const std::string& figures) {
+  throw Error(kQuotaExceeded,
+              "organization " + caller.organization_id + " has no AI requests left in this billing period",
+              "limit: " + std::to_string(quota.limit) + ", " + figures + ", requested: 1",
+              "Wait for the billing period to roll over, or raise max_ai_requests_per_month.");
+}
+
+}  // namespace
+
 std::string admit_ai_request(SpiSession& spi, const Caller& caller) {
   const AiQuota quota = usable_quota(spi, caller);
+  if (ledger::served()) {
+    // The row again, with a fresh snapshot and under the ledger's lock (counters.hpp).
+    auto read_used = [&]() -> int64_t {
+      std::optional<AiQuota> fresh = read_ai_quota(spi, caller.organization_id, RowSnapshot::Latest);
+      return fresh && fresh->license_id == quota.license_id ? fresh->used : quota.used;
+    };
+    int64_t seen = 0;
+    if (!ledger::admit_request(quota.license_id, quota.limit, read_used, &seen))
+      refuse(caller, quota, "used (with calls in flight and charges not yet folded): " + std::to_string(seen));
+    admitted_by_ledger().push_back(quota.license_id);
+    return quota.license_id;
+  }
   const int64_t remaining = quota.limit < 0 ? -1 : std::max<int64_t>(quota.limit - quota.used, 0);
   int64_t inflight = 0;
-  if (!admit_inflight(quota.license_id, remaining, &inflight)) {
-    throw Error(kQuotaExceeded,
-                "organization " + caller.organization_id + " has no AI requests left in this billing period",
-                "limit: " + std::to_string(quota.limit) + ", used: " + std::to_string(quota.used) +
-                    ", in flight: " + std::to_string(inflight) + ", requested: 1",
-                "Wait for the billing period to roll over, or raise max_ai_requests_per_month.");
-  }
+  if (!admit_inflight(quota.license_id, remaining, &inflight))
+    refuse(caller, quota, "used: " + std::to_string(quota.used) + ", in flight: " + std::to_string(inflight));
   admitted_in_transaction().push_back(quota.license_id);
   return quota.license_id;
+}
+
+namespace {
+
+bool forget_ledger_admission(const std::string& license_id) {
+  auto& admitted = admitted_by_ledger();
+  auto found = std::find(admitted.begin(), admitted.end(), license_id);
+  if (found == admitted.end()) return false;
+  admitted.erase(found);
+  return true;
+}
+
+}  // namespace
+
+bool charge_admitted_request(const std::string& license_id) {
+  if (!forget_ledger_admission(license_id)) return false;
+  if (ledger::charge_request(license_id)) return true;
+  ledger::release_request(license_id);
+  ledger::warn_full("license");
+  return false;
+}
+
+void release_admitted_request(const std::string& license_id) {
+  if (forget_ledger_admission(license_id)) ledger::release_request(license_id);
 }
 
 void charge_ai_request(SpiSession& spi, const Caller& caller, const std::string& task_id) {

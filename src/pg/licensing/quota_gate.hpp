@@ -16,8 +16,18 @@ namespace celaest::pg {
 
 // LC001–LC004 when the license is not usable, LC010 when no request is left; returns the
 // license id.
+//
+// In a database the ledger serves (ledger/counters.hpp), admission counts the row plus the
+// ledger's unfolded charges, the requests in flight and open consume_quota() grants, and the
+// charge goes to the ledger's shared memory: no license row is written by the call. Otherwise,
+// as before: the charge is an UPDATE in the caller's transaction.
 std::string admit_ai_request(SpiSession& spi, const Caller& caller);
-// Charges the admitted request (license_usage_log row with the task).
+// Served: moves the admitted request from in flight to charged, in shared memory. false: it
+// could not (the ledger's table is full, or the database is not served): charge_ai_request().
+bool charge_admitted_request(const std::string& license_id);
+// Served: the admitted request reached no provider; it is no longer counted.
+void release_admitted_request(const std::string& license_id);
+// Charges the admitted request in the caller's transaction (license_usage_log row with the task).
 void charge_ai_request(SpiSession& spi, const Caller& caller, const std::string& task_id);
 // Releases the in-flight admissions when the transaction ends (from _PG_init).
 void register_quota_gate();

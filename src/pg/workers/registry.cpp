@@ -97,7 +97,15 @@ int find_locked(Oid database) noexcept {
 }  // namespace
 
 const char* role_name(Role role) noexcept {
-  return role == Role::Maintenance ? "celaest maintenance" : "celaest batch runner";
+  switch (role) {
+    case Role::Maintenance:
+      return "celaest maintenance";
+    case Role::BatchRunner:
+      return "celaest batch runner";
+    case Role::LedgerWriter:
+      return "celaest ledger writer";
+  }
+  return "celaest worker";
 }
 
 void request_registry() noexcept {

@@ -24,8 +24,8 @@ extern "C" {
 namespace celaest::pg::workers {
 
 // The workers every served database gets.
-enum class Role : int { Maintenance = 0, BatchRunner = 1 };
-inline constexpr int kRoles = 2;
+enum class Role : int { Maintenance = 0, BatchRunner = 1, LedgerWriter = 2 };
+inline constexpr int kRoles = 3;
 const char* role_name(Role role) noexcept;  // also the worker's bgw_type ("celaest batch runner")
 
 inline constexpr int kMaxDatabases = 64;

@@ -2,6 +2,8 @@
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/settings.hpp"
+#include "pg/ledger/counters.hpp"
+#include "pg/ledger/records.hpp"
 #include "pg/workers/launcher.hpp"
 #include "pg/workers/registry.hpp"
 
@@ -233,6 +235,48 @@ void on_exit_detach(int, Datum) noexcept {
   }
 }
 
+// The ledger writer (README "The ledger"): writes the records of AI calls whose transaction did
+// not commit (woken by the backend that handed them on), and folds the calls' charges into the
+// licenses and keys rows at least every 200 ms. At its first start after shared memory was
+// made (a server start, a crash), it first rebuilds the counters from processed_tasks; calls
+// charge the rows themselves until then (ledger::served()).
+[[noreturn]] void ledger_writer_loop() {
+  MemoryContext loop_context = pg_guarded(
+      [] { return AllocSetContextCreate(TopMemoryContext, "celaest ledger writer", ALLOCSET_DEFAULT_SIZES); });
+  bool ready = ledger::writer_ready(MyDatabaseId);
+  for (;;) {
+    start_pass(loop_context);
+    if (!RecoveryInProgress()) {
+      if (!ready || ledger::spooled_count(MyDatabaseId) > 0) {
+        worker_state(my_slot, my_role, "writing records");
+        run("SELECT CASE WHEN to_regprocedure('celaest._ledger_drain()') IS NULL THEN 0 "
+            "ELSE celaest._ledger_drain() END");
+      }
+      if (!ready) {
+        worker_state(my_slot, my_role, "rebuilding counters");
+        long corrected = -1;
+        run("SELECT CASE WHEN to_regprocedure('celaest._ledger_rebuild()') IS NULL THEN -1 "
+            "ELSE celaest._ledger_rebuild() END",
+            &corrected);
+        if (corrected >= 0) {
+          ledger::mark_writer_ready(MyDatabaseId);
+          ready = true;
+          if (corrected > 0)
+            pg_guarded([corrected] {
+              ereport(LOG, (errmsg("celaest ledger writer: %ld counters rebuilt from processed_tasks", corrected)));
+            });
+        }
+      }
+      if (ready && ledger::has_deltas(MyDatabaseId)) {
+        worker_state(my_slot, my_role, "folding counters");
+        run("SELECT celaest._ledger_fold()");
+      }
+    }
+    worker_state(my_slot, my_role, "idle");
+    wait_for(ready ? 200 : 1'000);
+  }
+}
+
 }  // namespace
 
 void register_all() {
@@ -253,7 +297,9 @@ extern "C" PGDLLEXPORT void celaest_database_worker_main(Datum main_arg) {
     const Oid database = DatumGetObjectId(main_arg);
     int role_index = 0;
     memcpy(&role_index, MyBgworkerEntry->bgw_extra, sizeof role_index);
-    my_role = role_index == static_cast<int>(Role::BatchRunner) ? Role::BatchRunner : Role::Maintenance;
+    my_role = role_index == static_cast<int>(Role::BatchRunner)    ? Role::BatchRunner
+              : role_index == static_cast<int>(Role::LedgerWriter) ? Role::LedgerWriter
+                                                                   : Role::Maintenance;
     pg_guarded([database] {
       pqsignal(SIGHUP, SignalHandlerForConfigReload);
       pqsignal(SIGTERM, die);
@@ -267,6 +313,7 @@ extern "C" PGDLLEXPORT void celaest_database_worker_main(Datum main_arg) {
       pgstat_report_appname(role_name(my_role));
     });
     if (my_role == Role::BatchRunner) batch_runner_loop();
+    if (my_role == Role::LedgerWriter) ledger_writer_loop();
     maintenance_loop();
   });
 }

@@ -1,0 +1,110 @@
+// The ledger's counters in shared memory (README "The ledger"): what AI calls owe the
+// licenses and keys rows, kept outside every caller's transaction so that no call ever locks a
+// shared row, and folded into the rows by the database's ledger writer (writer.cpp) at least
+// once a second.
+//
+// Per license (of one database): AI requests admitted and still in flight, requests charged
+// but not yet folded into licenses.ai_requests_used, and requests consume_quota() granted in
+// transactions that have not ended. Per key: requests, tokens and the last use not yet folded
+// into ai_api_pool, and the health events (failures, resets) not yet written.
+//
+// Exactness of admission: the writer commits a fold while holding this module's lock, and
+// subtracts what it folded before releasing it; an admission reads the row (a fresh snapshot)
+// and the counters under the same lock. So a reader sees either the row before the fold and
+// the counters that still hold it, or the row after the fold and the counters without it —
+// never both, never neither.
+//
+// Served databases only (served()): without a writer nothing would ever fold, and the calls
+// charge the rows in the caller's transaction as before.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace celaest::pg::ledger {
+
+// Whether a ledger writer serves the current database: the library is preloaded,
+// celaest.databases does not exclude it, and its writer has rebuilt the counters since shared
+// memory was made (writer_ready). Until then, calls charge the rows as unserved ones do.
+bool served();
+bool writer_ready(uint32_t database);
+void mark_writer_ready(uint32_t database);
+// Whether the database has charges or health events to fold.
+bool has_deltas(uint32_t database);
+
+// From _PG_init, when preloaded.
+void reserve_shared_memory();
+
+// --- licenses
+// Admits one AI request of `license_id` when row + unfolded + in flight + open consumptions
+// + 1 <= limit (limit < 0: unlimited); `read_used` reads the row's counter with a fresh
+// snapshot and is called under the lock. `*seen` is the total seen before admission.
+bool admit_request(const std::string& license_id, int64_t limit, const std::function<int64_t()>& read_used,
+                   int64_t* seen);
+// The admitted request reached a provider: counted as charged (unfolded) instead of in flight.
+// false: the table is full; the caller charges the row itself.
+bool charge_request(const std::string& license_id);
+// The admitted request is not charged (nothing reached a provider, or the call failed first).
+void release_request(const std::string& license_id);
+// What the licenses row does not hold yet: unfolded + in flight (+ open consumptions when
+// `with_open_consumptions`). 0 when the license has no entry.
+int64_t pending_requests(const std::string& license_id, bool with_open_consumptions);
+// The same, with the row read under the lock (check_limit's exact figure).
+int64_t used_with_pending(const std::string& license_id, const std::function<int64_t()>& read_used);
+
+// consume_quota(): the amount is published as an open consumption before the conditional
+// UPDATE, so that concurrent AI admissions count it while the caller's transaction is open.
+// Returns unfolded + in flight (what the UPDATE's condition must add to the row) and the fold
+// generation; close_consumption() takes it back (refused, or at the transaction's end).
+struct OpenConsumption {
+  int64_t pending = 0;
+  uint64_t fold_generation = 0;
+  bool published = false;  // false: the table was full; the consumption is not counted
+};
+OpenConsumption open_consumption(const std::string& license_id, int64_t amount);
+void close_consumption(const std::string& license_id, int64_t amount);
+uint64_t fold_generation();
+
+// --- keys (false: the table is full; the caller writes the row itself)
+bool key_used(const std::string& key_id, int64_t tokens, int64_t at_ms);
+bool key_failed(const std::string& key_id, bool definitive);
+bool key_succeeded(const std::string& key_id);
+// A WARNING once per backend: `what` ("license", "key") table is full.
+void warn_full(const char* what);
+
+// --- the writer
+// The current database's deltas, as one fold would write them.
+struct LicenseFold {
+  std::string license_id;
+  int64_t requests = 0;
+};
+struct KeyFold {
+  std::string key_id;
+  int64_t requests = 0, tokens = 0, last_used_ms = 0;
+  int32_t failures = 0, definitive = 0;
+  uint64_t resets = 0;       // resets counted so far (the entry's counter)
+  bool reset = false;        // a reset since the last fold
+};
+struct Fold {
+  std::vector<LicenseFold> licenses;
+  std::vector<KeyFold> keys;
+  bool empty() const { return licenses.empty() && keys.empty(); }
+};
+Fold take_snapshot(uint32_t database);
+// Under the lock, after the fold's transaction committed: subtracts what was folded (only the
+// rows the fold could update), bumps the fold generation, drops entries left empty.
+void lock_for_fold_commit();
+void subtract_folded_and_unlock(const Fold& folded);
+void unlock_after_failed_fold();
+// Pending figures of the current database, for _ledger_state() and the tests.
+struct DatabaseTotals {
+  int64_t licenses = 0, requests_unfolded = 0, requests_in_flight = 0, consumptions_open = 0;
+  int64_t keys = 0, key_requests_unfolded = 0, key_tokens_unfolded = 0, key_health_events = 0;
+  uint64_t fold_generation = 0;
+};
+DatabaseTotals totals(uint32_t database);
+
+}  // namespace celaest::pg::ledger

@@ -1,0 +1,75 @@
+// The ledger's task records (README "The ledger"): a paid call's processed_tasks row is
+// written in the caller's transaction, and also kept here, in backend memory, until that
+// transaction ends. When it commits, the row committed with it and the copy is dropped; when it
+// does not (rollback, an error later on, a cancel, pg_terminate_backend, an aborted
+// subtransaction around the call), the transaction-end callback hands the copy on:
+//
+//   * served database (a ledger writer runs there): to the spool directory
+//     ($PGDATA/celaest_ledger), one file per record, and wakes the writer, which writes it in
+//     a transaction of its own (writer.cpp) — within a second, usually within milliseconds;
+//   * otherwise: to this backend's pending list, written by its next AI call (in that call's
+//     transaction, and handed on again if that one does not commit either); what is still
+//     pending when the backend exits goes to the spool, where the next AI call of any backend of
+//     the database (its first call) or a writer finds it.
+//
+// Writing a record is idempotent (the task id is fixed before the first INSERT): a record
+// written twice (a crash between the writer's commit and the file's removal) is one row.
+#pragma once
+
+#include "pg/boundary/spi.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace celaest::pg::ledger {
+
+struct KeyCharge {
+  std::string key_id;
+  int64_t tokens = 0;
+  int64_t at_ms = 0;
+};
+
+struct TaskRecord {
+  bool upsert = false;       // a batch task: its row exists and is completed by the record
+  std::vector<Text> params;  // the task statement's parameters (task_record.cpp); [0] = task id
+  // Charges made in the caller's transaction, to redo with the row when it did not commit:
+  // unserved databases only (a served one charges shared memory, outside any transaction).
+  std::optional<std::string> license_charge;  // one AI request of this license
+  std::vector<KeyCharge> key_charges;
+};
+
+// From _PG_init: the transaction and subtransaction callbacks, and the exit hook.
+void register_callbacks();
+
+// Keeps `record` until the current (sub)transaction ends. Call it before the INSERT: a cancel
+// during the INSERT still hands the record on.
+// Returns the kept copy (valid until the next record is kept).
+const TaskRecord& keep_until_transaction_end(TaskRecord record);
+
+// Unserved databases: the records this backend must write now (see above). Each is kept
+// again (keep_until_transaction_end) by the caller once written.
+std::vector<TaskRecord> take_pending();
+// Whether the spool may hold records for this backend to write (unserved: its first call).
+bool spool_check_due();
+
+// The spool, for the writer (and an unserved backend's first call).
+struct Spooled {
+  std::string path;
+  TaskRecord record;
+};
+std::vector<Spooled> read_spool(uint32_t database, size_t at_most);
+// Removes the file once the current transaction has committed (kept if it aborts).
+void remove_at_commit(const std::string& path);
+// A record that cannot be written (e.g. its organization was deleted): renamed *.failed and
+// logged, so that it does not block the others.
+void set_aside(const std::string& path, const std::string& error);
+// Records in the spool of `database` (for _ledger_state()).
+int64_t spooled_count(uint32_t database);
+
+// JSON form of a record (the spool's file content).
+std::string to_json(const TaskRecord& record);
+TaskRecord from_json(const std::string& text);
+
+}  // namespace celaest::pg::ledger
