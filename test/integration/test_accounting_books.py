@@ -15,6 +15,12 @@ rollback, an error later in the transaction, a savepoint rolled back, a statemen
 after the answer arrived (57014, the signal statement_timeout sends), a backend terminated
 (pg_terminate_backend) in the statement after the answer or idle in its transaction.
 
+Runs in `postgres`, the database the launcher serves in the test cluster (scripts/cluster.sh),
+so its ledger writer folds the counters and writes the records of transactions that did not
+commit, as in production; everything the module creates there carries a random tag and is
+switched off afterwards (the keys of the four providers that were active are set aside for
+the module and restored).
+
 Run once serially and once from 8 sessions at a time (pgbench-style: one connection per
 thread, each taking the next call). Each run uses its own fresh keys, so the books of one run
 are not mixed with another's. Counters may trail the ledger by up to 1 s (API.md, "The
@@ -27,12 +33,16 @@ import os
 import random
 import threading
 import time
+import uuid
 
 import psycopg2
 import psycopg2.extensions
 import pytest
 
-from conftest import MODELS, add_key, connect, new_secret, rows, scalar
+from batch_env import as_json, tag
+from conftest import add_key, connect, new_secret, rows, scalar
+
+LEDGER_DB = os.environ.get("CELAEST_WORKER_DATABASE", "postgres")
 
 CALLS = int(os.environ.get("CELAEST_BOOKS_CALLS", "2000"))
 SESSIONS = int(os.environ.get("CELAEST_BOOKS_SESSIONS", "8"))
@@ -87,32 +97,115 @@ class Run:
                 self.not_sent += 1
 
 
+class BooksDb:
+    """The served database set up for the books: per provider a tagged, priced model; an
+    organization, user, plan and license of their own; a prompt. The keys come per run."""
+
+    def __init__(self, mock):
+        self.name = LEDGER_DB
+        self.mock = mock
+        self.tag = tag()
+        self.conns = []
+        self.admin = connect(self.name)
+        with self.admin.cursor() as cur:
+            cur.execute("SET client_min_messages = warning")
+            cur.execute("CREATE EXTENSION IF NOT EXISTS celaest CASCADE")
+        self.model_ids = {}
+        self.model_uuids = []
+        for provider in KEYS_PER_PROVIDER:
+            model_id = "books-%s-%s" % (self.tag, provider)
+            self.model_uuids.append(scalar(
+                self.admin, "INSERT INTO celaest.ai_models (provider, model_id, display_name, cost_per_1k_input,"
+                            " cost_per_1k_output, priority, capabilities) VALUES (%s, %s, %s, 0.150000, 0.600000,"
+                            " 5, '{\"text_generation\": true, \"json_mode\": true}') RETURNING id",
+                (provider, model_id, model_id)))
+            self.model_ids[provider] = model_id
+        self.org_id, self.user_id = str(uuid.uuid4()), str(uuid.uuid4())
+        plan = "books-plan-" + self.tag
+        scalar(self.admin, "INSERT INTO celaest.subscription_plans (code, name, limits) VALUES (%s, %s, %s)",
+               (plan, plan, json.dumps({"max_users": 10, "max_ai_requests_per_month": 1000000, "max_storage_gb": 1,
+                                        "max_concurrent_tasks": 64, "max_batch_size": 100})))
+        scalar(self.admin, "INSERT INTO celaest.organizations (id, name, slug) VALUES (%s, %s, %s)",
+               (self.org_id, "Books " + self.tag, "books-" + self.tag))
+        scalar(self.admin, "INSERT INTO celaest.users_profile (id, organization_id, email, role)"
+                           " VALUES (%s, %s, %s, 'admin')", (self.user_id, self.org_id, "books-%s@example.test" % self.tag))
+        self.license_id = as_json(scalar(self.admin, "SELECT celaest.issue_license(%s, %s)",
+                                         (self.org_id, plan)))["license_id"]
+        self.prompt = "books-note-" + self.tag
+        self.prompt_uuid = scalar(
+            self.admin, "INSERT INTO celaest.prompts_master (slug, name, category, system_prompt, user_prompt_template,"
+                        " variables, preferred_model_id, temperature, max_tokens, is_default) VALUES (%s, %s, 'test',"
+                        " 'You write for {{company}}.', 'Write a note about {{topic}}.', '[\"company\", \"topic\"]',"
+                        " (SELECT id FROM celaest.ai_models WHERE model_id = %s), 0.30, 200, true) RETURNING id",
+            (self.prompt, self.prompt, self.model_ids["anthropic"]))
+        # Only this module's keys serve the four providers while it runs.
+        self.set_aside = [str(k) for k in [r["id"] for r in rows(
+            self.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE is_active"
+                        " AND provider = ANY(%s::celaest.ai_provider[]) RETURNING id", (list(KEYS_PER_PROVIDER),))]]
+        self.own_keys = []
+
+    def connect(self, **settings):
+        conn = connect(self.name)
+        self.conns.append(conn)
+        values = {"user_id": self.user_id, "retry_base_delay": "10"}
+        for provider in KEYS_PER_PROVIDER:
+            values["%s_base_url" % provider] = self.mock.url(provider)
+        values.update({k: str(v) for k, v in settings.items()})
+        with conn.cursor() as cur:
+            for name, value in values.items():
+                cur.execute("SELECT set_config(%s, %s, false)", ("celaest." + name, value))
+        return conn
+
+    def license_used(self, conn):
+        return scalar(conn, "SELECT ai_requests_used FROM celaest.licenses WHERE id = %s", (self.license_id,))
+
+    def wait_until_served(self):
+        """With the ledger (issue 10), calls charge it once its writer has started."""
+        if not scalar(self.admin, "SELECT to_regproc('celaest._ledger_state') IS NOT NULL"):
+            return
+        deadline = time.monotonic() + 30
+        while not as_json(scalar(self.admin, "SELECT celaest._ledger_state()"))["served"]:
+            assert time.monotonic() < deadline, "no ledger writer serves %s" % self.name
+            time.sleep(0.1)
+
+    def teardown(self):
+        for conn in self.conns:
+            if not conn.closed:
+                conn.close()
+        admin = self.admin
+        scalar(admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE id = ANY(%s::uuid[])", (self.own_keys,))
+        scalar(admin, "UPDATE celaest.ai_api_pool SET is_active = true WHERE id = ANY(%s::uuid[])", (self.set_aside,))
+        scalar(admin, "UPDATE celaest.prompts_master SET is_active = false WHERE id = %s", (self.prompt_uuid,))
+        scalar(admin, "UPDATE celaest.ai_models SET is_active = false WHERE id = ANY(%s::uuid[])", (self.model_uuids,))
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def books_db(mock_server):
+    database = BooksDb(mock_server)
+    try:
+        database.wait_until_served()
+        yield database
+    finally:
+        database.teardown()
+
+
 @pytest.fixture
-def books_env(db, mock):
-    """Pool: only this module's fresh keys active for the four providers; a prompt. The seeded
-    keys come back after the test (conftest's _restore_pool)."""
-    admin = db.connect()
-    prompt_slug = "books-note"
-    if not scalar(admin, "SELECT count(*) FROM celaest.prompts_master WHERE slug = %s", (prompt_slug,)):
-        scalar(admin, "INSERT INTO celaest.prompts_master (slug, name, category, system_prompt, user_prompt_template,"
-                      " variables, preferred_model_id, temperature, max_tokens, is_default)"
-                      " VALUES (%s, 'books note', 'test', 'You write for {{company}}.',"
-                      " 'Write a note about {{topic}}.', '[\"company\", \"topic\"]', %s, 0.30, 200, true)",
-               (prompt_slug, db.models["anthropic"]["id"]))
-    yield {"admin": admin, "prompt": prompt_slug}
-    admin.close()
+def books_env(books_db, mock):
+    yield {"admin": books_db.admin, "prompt": books_db.prompt}
 
 
 def fresh_keys(db, admin, run_name):
-    """Deactivates every key of the four providers, adds fresh ones; {key_id: (provider, secret)}."""
-    scalar(admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE provider = ANY(%s::celaest.ai_provider[])",
-           (list(KEYS_PER_PROVIDER),))
+    """Sets the previous run's keys aside, adds fresh ones; {key_id: (provider, secret)}."""
+    scalar(admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE id = ANY(%s::uuid[])", (db.own_keys,))
     keys = {}
     for provider, count in KEYS_PER_PROVIDER.items():
         for n in range(count):
             secret = new_secret("books-%s-%s-%d" % (run_name, provider, n))
-            key_id = add_key(admin, provider, "books-%s-%s-%d" % (run_name, provider, n), secret)
+            key_id = add_key(admin, provider, "books-%s-%s-%s-%d" % (db.tag, run_name, provider, n), secret,
+                             {"base_url": db.mock.url(provider)})
             keys[str(key_id)] = (provider, secret)
+            db.own_keys.append(str(key_id))
     return keys
 
 
@@ -128,24 +221,24 @@ def call_sql(db, run, i, scenario, prompt_slug, flaky_secret):
     """(function, args, text) of call i: the statement that reaches a provider."""
     tag = "books %s %d" % (run.name, i)
     provider = CHAT_PROVIDERS[i % len(CHAT_PROVIDERS)]
-    model = MODELS[provider][0]
+    model = db.model_ids[provider]
     options = {"provider": provider}
     text = tag
     if scenario == "json":
         provider = ("openai", "gemini")[i % 2]
-        model, options = MODELS[provider][0], {"provider": provider, "json": True}
+        model, options = db.model_ids[provider], {"provider": provider, "json": True}
         text = tag + " reply in json"
     elif scenario == "prompt":
         return ("run_prompt", (prompt_slug, {"company": "Books & Co", "topic": tag}, {}))
     elif scenario == "429":
-        provider, model, options = "openai", MODELS["openai"][0], {"provider": "openai"}
+        provider, model, options = "openai", db.model_ids["openai"], {"provider": "openai"}
         text = tag + " [[mock:429]][[mock:retry-after=0.005]][[mock:fail-then-ok=1]]"
     elif scenario == "500_then_ok":
         text = tag + " [[mock:500]][[mock:fail-then-ok=1]]"
     elif scenario == "500":
         text = tag + " [[mock:500]]"
     elif scenario == "401":
-        provider, model, options = "openai", MODELS["openai"][0], {"provider": "openai"}
+        provider, model, options = "openai", db.model_ids["openai"], {"provider": "openai"}
         db.mock.fault(provider="openai", status=401, count=1, key_prefix=flaky_secret, endpoint="chat")
     elif scenario == "malformed":
         text = tag + " [[mock:malformed]]"
@@ -247,22 +340,27 @@ def stop_after_the_answer(db, run, scenario, conn, watcher, sql, params):
     victim = conn if scenario == "cancel_after" else session(db)
     pid = victim.get_backend_pid()
     if scenario == "terminate_idle":
-        victim.autocommit = False
-        scalar(victim, sql, params)                   # the transaction stays open
-        assert wait_for(watcher, pid, "state = 'idle in transaction'")
-        scalar(watcher, "SELECT pg_terminate_backend(%s)", (pid,))
         try:
-            scalar(victim, "SELECT 1")
-            run.unexpected.append((None, scenario, None, "the backend survived pg_terminate_backend"))
-        except psycopg2.Error:
-            run.tally(scenario, "terminated")
-        victim.close()
+            victim.autocommit = False
+            scalar(victim, sql, params)                   # the transaction stays open
+            assert wait_for(watcher, pid, "state = 'idle in transaction'")
+            scalar(watcher, "SELECT pg_terminate_backend(%s)", (pid,))
+            try:
+                scalar(victim, "SELECT 1")
+                run.unexpected.append((None, scenario, None, "the backend survived pg_terminate_backend"))
+            except psycopg2.Error:
+                run.tally(scenario, "terminated")
+        finally:
+            victim.close()
         return conn
     sleeping = sql + ", pg_sleep(30)"
     thread, box = in_thread(lambda: scalar(victim, sleeping, params))
     if not wait_for(watcher, pid, "wait_event = 'PgSleep'", thread):
         thread.join(30)
-        run.unexpected.append((None, scenario, None, "the call never reached pg_sleep: %r" % (box,)))
+        if getattr(box.get("error"), "pgcode", None) == "LC020":
+            run.tally(scenario, "LC020")  # nothing was sent (see make_call)
+        else:
+            run.unexpected.append((None, scenario, None, "the call never reached pg_sleep: %r" % (box,)))
         if victim is not conn:
             victim.close()
         return conn
@@ -367,7 +465,8 @@ def missing_by_scenario(conn, run):
     """{scenario: calls of this run with no task} (found by the call's tag in the task's input)."""
     recorded = {int(r["i"]) for r in rows(
         conn, "SELECT (regexp_match(input_text, %s))[1] AS i FROM celaest.processed_tasks"
-              " WHERE input_text ~ %s", (r"books %s (\d+)" % run.name, r"books %s \d+" % run.name))}
+              " WHERE organization_id = %s AND input_text ~ %s",
+        (r"books %s (\d+)" % run.name, run.db.org_id, r"books %s \d+" % run.name))}
     missing = {}
     for i, scenario in enumerate(run.plan):
         if i not in recorded:
@@ -392,7 +491,8 @@ def prepare(db, books_env, run_name, calls):
 # --------------------------------------------------------------------------- the runs
 
 
-def test_three_books_agree_serial(db, mock, books_env):
+def test_three_books_agree_serial(books_db, mock, books_env):
+    db = books_db
     admin, keys, flaky, run = prepare(db, books_env, "serial", CALLS)
     used_before = db.license_used(admin)
     conn, watcher = session(db), connect(db.name)
@@ -406,7 +506,8 @@ def test_three_books_agree_serial(db, mock, books_env):
     compare(db, run, keys, used_before, admin)
 
 
-def test_three_books_agree_concurrent(db, mock, books_env):
+def test_three_books_agree_concurrent(books_db, mock, books_env):
+    db = books_db
     admin, keys, flaky, run = prepare(db, books_env, "concurrent", CALLS)
     used_before = db.license_used(admin)
     next_call = iter(range(run.calls))
