@@ -2968,27 +2968,30 @@ COMMENT ON FUNCTION celaest._ledger_rebuild() IS
 -- table, and every privilege reset (_apply_access_privileges: keep it the LAST statement
 -- of this script, so that it covers every function the script creates).
 
-CREATE FUNCTION celaest._calling_role()
+CREATE OR REPLACE FUNCTION celaest._calling_role()
 RETURNS oid
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
     -- to_regrole: a catalog cache lookup (the pg_roles view costs a join per call, and row-level
     -- security asks this once per statement).
-    SELECT pg_catalog.to_regrole(quote_ident(CASE WHEN current_setting('role') = 'none' THEN session_user::text
+    RETURN pg_catalog.to_regrole(quote_ident(CASE WHEN current_setting('role') = 'none' THEN session_user::text
                                                   ELSE current_setting('role') END))::oid;
+END;
 $$;
 COMMENT ON FUNCTION celaest._calling_role() IS
     'Internal (identity): the role that called: the role of SET ROLE, else the session user; a SECURITY DEFINER function''s owner never counts.';
 
-CREATE FUNCTION celaest._level_of(p_role oid)
+CREATE OR REPLACE FUNCTION celaest._level_of(p_role oid)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE
+BEGIN
+    RETURN (SELECT CASE
                WHEN p_role IS NULL THEN NULL
                WHEN r.rolsuper THEN 'service'
                -- The owner, and roles holding the owner's privileges.
@@ -3008,18 +3011,21 @@ AS $$
                             FROM pg_catalog.pg_auth_members AS am
                             JOIN pg_catalog.pg_roles AS g ON g.oid = am.roleid
                            WHERE am.member = r.oid) AS m
-     WHERE r.oid = p_role;
+     WHERE r.oid = p_role);
+END;
 $$;
 COMMENT ON FUNCTION celaest._level_of(oid) IS
     'Internal (identity): the CELAEST access level of a role: service (superusers, the extension owner and roles using its privileges, members of celaest_service), authenticated, readonly, or NULL (none).';
 
-CREATE FUNCTION celaest._caller_level()
+CREATE OR REPLACE FUNCTION celaest._caller_level()
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT celaest._level_of(celaest._calling_role());
+BEGIN
+    RETURN celaest._level_of(celaest._calling_role());
+END;
 $$;
 COMMENT ON FUNCTION celaest._caller_level() IS
     'Internal (identity): the access level of the calling role (service, authenticated, readonly or NULL).';
@@ -3185,13 +3191,14 @@ $$;
 -- ---------------------------------------------------------------------------
 -- Rights of a user role
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION celaest._role_allows(p_role celaest.user_role, p_scopes jsonb, p_right text)
+CREATE OR REPLACE FUNCTION celaest._role_allows(p_role celaest.user_role, p_scopes jsonb, p_right text)
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE p_right
+BEGIN
+    RETURN CASE p_right
                WHEN 'ai:run' THEN p_role IN ('operator', 'manager', 'admin', 'super_admin')
                WHEN 'batches:manage' THEN p_role IN ('manager', 'admin', 'super_admin')
                WHEN 'users:manage' THEN p_role IN ('manager', 'admin', 'super_admin')
@@ -3200,6 +3207,7 @@ AS $$
                ELSE false
            END
         OR (p_right <> 'platform:manage' AND coalesce(p_scopes ? p_right, false));
+END;
 $$;
 COMMENT ON FUNCTION celaest._role_allows(celaest.user_role, jsonb, text) IS
     'Internal (access): whether a user role, with its scopes, has a right (ai:run, batches:manage, users:manage, org:settings, platform:manage). Scopes add any right but platform:manage.';

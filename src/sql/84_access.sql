@@ -42,13 +42,15 @@ $$;
 -- ---------------------------------------------------------------------------
 -- Rights of a user role
 -- ---------------------------------------------------------------------------
+-- PL/pgSQL for its cached plan (see _calling_role in 10_identity.sql).
 CREATE FUNCTION celaest._role_allows(p_role celaest.user_role, p_scopes jsonb, p_right text)
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE p_right
+BEGIN
+    RETURN CASE p_right
                WHEN 'ai:run' THEN p_role IN ('operator', 'manager', 'admin', 'super_admin')
                WHEN 'batches:manage' THEN p_role IN ('manager', 'admin', 'super_admin')
                WHEN 'users:manage' THEN p_role IN ('manager', 'admin', 'super_admin')
@@ -57,6 +59,7 @@ AS $$
                ELSE false
            END
         OR (p_right <> 'platform:manage' AND coalesce(p_scopes ? p_right, false));
+END;
 $$;
 COMMENT ON FUNCTION celaest._role_allows(celaest.user_role, jsonb, text) IS
     'Internal (access): whether a user role, with its scopes, has a right (ai:run, batches:manage, users:manage, org:settings, platform:manage). Scopes add any right but platform:manage.';
