@@ -341,6 +341,64 @@ def test_admission_is_exact_under_sixteen_sessions_with_rollbacks(env):
         scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = true WHERE id = %s", (env.key_id,))
 
 
+def test_consume_quota_and_ai_calls_share_the_quota_exactly(env):
+    # consume_quota keeps its transactional charge (a rolled-back consumption leaves the
+    # counter); AI calls charge the ledger whatever their transaction does. 16 sessions mix both,
+    # with rollbacks, against one quota: never over it, and every unit used.
+    quota = 120
+    scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE id = %s", (env.key_id,))
+    t = Tenant(env, max_ai_requests=quota)
+    lock = threading.Lock()
+    counted = {"ai": 0, "consumed": 0}
+    errors = []
+
+    def body(index):
+        conn = t.session()
+        conn.autocommit = False
+        try:
+            for i in range(30):
+                ai = (index + i) % 2 == 0
+                try:
+                    if ai:
+                        t.chat(conn, "mixed %d %d %s" % (index, i, tag()))
+                    else:
+                        scalar(conn, "SELECT celaest.consume_quota(%s)", (t.org["org_id"],))
+                except psycopg2.Error as exc:
+                    conn.rollback()
+                    if exc.pgcode != "LC010":
+                        raise
+                    continue
+                rolled_back = (index * 7 + i) % 4 == 0
+                conn.rollback() if rolled_back else conn.commit()
+                with lock:
+                    if ai:
+                        counted["ai"] += 1  # rolled back or not: paid, so counted
+                    elif not rolled_back:
+                        counted["consumed"] += 1
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    try:
+        threads = [threading.Thread(target=body, args=(i,)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        assert counted["ai"] + counted["consumed"] == quota, counted
+        deadline = time.time() + SETTLE_S
+        while not (len(t.tasks()) == counted["ai"] and t.license_used() == quota):
+            assert time.time() < deadline, (counted, len(t.tasks()), t.license_used())
+            time.sleep(0.05)
+        check = as_json(scalar(env.admin, "SELECT celaest.check_limit(%s, 'ai_requests')", (t.org["org_id"],)))
+        assert check["used"] == quota and check["remaining"] == 0
+    finally:
+        t.close()
+        scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = true WHERE id = %s", (env.key_id,))
+
+
 def test_ledger_state_shows_nothing_pending_once_settled(env, tenant):
     conn = tenant.session()
     tenant.chat(conn, "state " + tag())

@@ -64,17 +64,12 @@ void write_records_handed_on(SpiSession& spi, bool served) {
 
 // How the call's charges are made: in shared memory when the ledger serves the database and has
 // room, else in the caller's transaction.
-Charges charge_call(SpiSession& spi, const Caller& caller, const std::string& license_id, const CallOutcome& outcome,
-                    bool* charge_in_transaction) {
-  *charge_in_transaction = false;
+Charges charge_call(const std::string& license_id, const CallOutcome& outcome) {
   if (outcome.attempts == 0) {
     release_admitted_request(license_id);
     return Charges::None;
   }
   if (charge_admitted_request(license_id)) return Charges::Shared;
-  *charge_in_transaction = true;
-  (void)spi;
-  (void)caller;
   return Charges::InTransaction;
 }
 
@@ -96,11 +91,9 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   } catch (const PgError&) {
     // A cancel or terminate (or any error) after requests were sent: they are paid for. The
     // record is kept (not written: the transaction is failing) and handed on when it aborts.
-    if (interrupted.attempts > 0) {
-      bool in_transaction = false;
-      const Charges charges = charge_call(spi, caller, *context.license_id, interrupted, &in_transaction);
-      keep_task_record(context, interrupted, static_cast<long>(now_ms() - started_ms), charges);
-    }
+    if (interrupted.attempts > 0)
+      keep_task_record(context, interrupted, static_cast<long>(now_ms() - started_ms),
+                       charge_call(*context.license_id, interrupted));
     throw;
   }
   if (outcome.attempts == 0 && !outcome.blocked) {
@@ -112,10 +105,9 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   long execution_ms = static_cast<long>(now_ms() - started_ms);
   // One unit per call that reached a provider; a call the outbound guard refused reached none.
   // Charged before the row is written: a cancel during the INSERT still finds it charged.
-  bool charge_in_transaction = false;
-  const Charges charges = charge_call(spi, caller, *context.license_id, outcome, &charge_in_transaction);
+  const Charges charges = charge_call(*context.license_id, outcome);
   std::string task_id = record_task(spi, context, outcome, execution_ms, charges);
-  if (charge_in_transaction) charge_ai_request(spi, caller, task_id);
+  if (charges == Charges::InTransaction) charge_ai_request(spi, caller, task_id);
   if (context.prompt_id) update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
   if (!outcome.result.ok && raise_on_failure) {
     throw Error(kProviderFailed,

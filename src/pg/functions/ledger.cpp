@@ -115,7 +115,9 @@ CELAEST_FUNCTION(celaest_ledger_fold) {
         "             requests = CASE WHEN f.period_start IS NOT DISTINCT FROM EXCLUDED.period_start"
         "                             THEN f.requests ELSE 0 END + EXCLUDED.requests,"
         "             period_start = EXCLUDED.period_start)"
-        " SELECT id::text FROM folded",
+        " SELECT id::text FROM folded"
+        // A license deleted since: nothing to fold into, its charges go.
+        " UNION ALL SELECT d.id::text FROM d WHERE NOT EXISTS (SELECT FROM celaest.licenses AS l WHERE l.id = d.id)",
         {array_text(ids), array_text(amounts)}));
     for (const auto& license : fold.licenses)
       if (updated.count(license.license_id)) folded.licenses.push_back(license);
@@ -156,7 +158,8 @@ CELAEST_FUNCTION(celaest_ledger_fold) {
         "           SELECT id, NULL, n, tokens FROM folded WHERE n <> 0 OR tokens <> 0"
         "           ON CONFLICT (subject) DO UPDATE SET requests = f.requests + EXCLUDED.requests,"
         "                                               tokens = f.tokens + EXCLUDED.tokens)"
-        " SELECT id::text FROM folded",
+        " SELECT id::text FROM folded"
+        " UNION ALL SELECT d.id::text FROM d WHERE NOT EXISTS (SELECT FROM celaest.ai_api_pool AS k WHERE k.id = d.id)",
         {array_text(ids), array_text(requests), array_text(tokens), array_text(last_used), array_text(failures),
          array_text(definitive), array_text(reset), std::to_string(settings::health_failure_threshold)}));
     for (const auto& key : fold.keys)

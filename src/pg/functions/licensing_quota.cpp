@@ -60,9 +60,13 @@ void close_grants_at_transaction_end(XactEvent event, void*) noexcept {
 
 // Served database: the conditional UPDATE leaves room for what the ledger holds (AI calls
 // charged and not yet folded, or in flight), and the grant is published while the caller's
-// transaction is open so that AI admissions count it. A refusal seen while a fold committed
-// (the row and the counters may both have held the folded requests) is asked again.
-std::optional<AiCharge> consume_with_ledger(SpiSession& spi, const std::string& organization_id, int64_t amount) {
+// transaction is open so that AI admissions count it — published before the UPDATE, and kept
+// published through the general path too (a grant nobody sees would let AI calls overshoot).
+// A refusal seen while a fold committed (the row and the counters may both have held the
+// folded requests) is asked again. nullopt: no license in force (the general path answers).
+std::optional<int64_t> consume_with_ledger(SpiSession& spi, const QuotaArguments& args) {
+  const std::string& organization_id = *args.organization_id;
+  const int64_t amount = *args.amount;
   std::optional<std::string> license = license_in_force(organization_id);
   if (!license) return std::nullopt;
   static bool callback = false;
@@ -70,23 +74,27 @@ std::optional<AiCharge> consume_with_ledger(SpiSession& spi, const std::string& 
     pg_guarded([] { RegisterXactCallback(close_grants_at_transaction_end, nullptr); });
     callback = true;
   }
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    const ledger::OpenConsumption open = ledger::open_consumption(*license, amount);
-    std::optional<AiCharge> charge;
-    try {
-      charge = charge_ai_requests(spi, organization_id, amount, ChargePeriod::NotNeeded, open.pending);
-    } catch (...) {
-      if (open.published) ledger::close_consumption(*license, amount);
-      throw;
+  ledger::OpenConsumption open = ledger::open_consumption(*license, amount);
+  try {
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      if (std::optional<AiCharge> charge =
+              charge_ai_requests(spi, organization_id, amount, ChargePeriod::NotNeeded, open.pending)) {
+        if (open.published) open_grants().push_back({*license, amount});
+        return charge->remaining;
+      }
+      const ledger::OpenConsumption now = ledger::pending_now(*license);
+      if (now.fold_generation == open.fold_generation) break;
+      open.pending = now.pending;
+      open.fold_generation = now.fold_generation;
     }
-    if (charge) {
-      if (open.published) open_grants().push_back({*license, amount});
-      return charge;
-    }
+    Text remaining = spi.scalar("SELECT (celaest._take_quota($1::uuid, $2, $3::bigint)).remaining", args.as_params());
+    if (!remaining) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: _take_quota returned no remaining quota");
+    if (open.published) open_grants().push_back({*license, amount});
+    return std::stoll(*remaining);
+  } catch (...) {
     if (open.published) ledger::close_consumption(*license, amount);
-    if (ledger::fold_generation() == open.fold_generation) break;
+    throw;
   }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -119,10 +127,12 @@ CELAEST_FUNCTION(celaest_consume_quota) {
   const QuotaArguments args = quota_arguments(fcinfo);
   SpiSession spi;
   if (args.fast_path_applies()) {
-    std::optional<AiCharge> charge =
-        ledger::served() ? consume_with_ledger(spi, *args.organization_id, *args.amount)
-                         : charge_ai_requests(spi, *args.organization_id, *args.amount, ChargePeriod::NotNeeded);
-    if (charge) return Int64GetDatum(charge->remaining);
+    if (ledger::served()) {
+      if (std::optional<int64_t> remaining = consume_with_ledger(spi, args)) return Int64GetDatum(*remaining);
+    } else if (std::optional<AiCharge> charge =
+                   charge_ai_requests(spi, *args.organization_id, *args.amount, ChargePeriod::NotNeeded)) {
+      return Int64GetDatum(charge->remaining);
+    }
   }
   Text remaining = spi.scalar("SELECT (celaest._take_quota($1::uuid, $2, $3::bigint)).remaining", args.as_params());
   if (!remaining) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: _take_quota returned no remaining quota");

@@ -228,6 +228,17 @@ OpenConsumption open_consumption(const std::string& license_id, int64_t amount) 
   });
 }
 
+OpenConsumption pending_now(const std::string& license_id) {
+  const std::string key = entry_key(license_id);
+  return segment.locked(LW_SHARED, [&](Counters& counters) {
+    OpenConsumption now;
+    now.fold_generation = counters.fold_generation;
+    LicenseEntry* entry = license_entry(counters, key, false);
+    if (entry) now.pending = entry->in_flight + entry->unfolded;
+    return now;
+  });
+}
+
 void close_consumption(const std::string& license_id, int64_t amount) {
   const std::string key = entry_key(license_id);
   segment.locked(LW_EXCLUSIVE, [&](Counters& counters) {

@@ -66,6 +66,8 @@ struct OpenConsumption {
 };
 OpenConsumption open_consumption(const std::string& license_id, int64_t amount);
 void close_consumption(const std::string& license_id, int64_t amount);
+// unfolded + in flight and the fold generation, read together (published stays false).
+OpenConsumption pending_now(const std::string& license_id);
 uint64_t fold_generation();
 
 // --- keys (false: the table is full; the caller writes the row itself)

@@ -3,8 +3,10 @@
 // Charging the license before the call would hold the license row lock for the whole
 // provider call and serialize every call of an organization. Instead: admit before the call
 // against the committed usage plus the calls of that license still in flight (shared memory),
-// and charge after the call, in the caller's transaction. An admitted request stays counted
-// as in flight until its transaction ends, so concurrent calls can never overshoot.
+// and charge after the call — in the ledger's shared memory where a ledger writer serves the
+// database (README "The ledger"), else in the caller's transaction. An admitted request stays
+// counted as in flight until it is charged (served) or its transaction ends, so concurrent
+// calls can never overshoot.
 #pragma once
 
 #include "pg/identity/caller.hpp"
