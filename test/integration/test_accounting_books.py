@@ -245,8 +245,11 @@ def call_sql(db, run, i, scenario, prompt_slug, flaky_secret):
     elif scenario == "truncated":
         text = tag + " [[mock:truncated]]"
     elif scenario == "hang":
-        text = tag + " [[mock:hang=0.3]]"
-        options["timeout_ms"] = 40
+        # timeout_ms leaves room to connect and send even on a loaded machine: a transfer cut
+        # before the request reached the mock is counted by CELAEST (an attempt with the key)
+        # but never billed by the provider (seen once at load average 6 with 40 ms).
+        text = tag + " [[mock:hang=0.6]]"
+        options["timeout_ms"] = 250
     elif scenario in ("rollback", "error_after", "savepoint") and i % 3 == 0:
         text = tag + " [[mock:500]][[mock:fail-then-ok=1]]"  # a failed attempt rolled back too
     return ("ai_chat", (messages(text), model, options))
