@@ -3031,27 +3031,30 @@ COMMENT ON FUNCTION celaest._ledger_rebuild() IS
 -- table, and every privilege reset (_apply_access_privileges: keep it the LAST statement
 -- of this script, so that it covers every function the script creates).
 
-CREATE FUNCTION celaest._calling_role()
+CREATE OR REPLACE FUNCTION celaest._calling_role()
 RETURNS oid
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
     -- to_regrole: a catalog cache lookup (the pg_roles view costs a join per call, and row-level
     -- security asks this once per statement).
-    SELECT pg_catalog.to_regrole(quote_ident(CASE WHEN current_setting('role') = 'none' THEN session_user::text
+    RETURN pg_catalog.to_regrole(quote_ident(CASE WHEN current_setting('role') = 'none' THEN session_user::text
                                                   ELSE current_setting('role') END))::oid;
+END;
 $$;
 COMMENT ON FUNCTION celaest._calling_role() IS
     'Internal (identity): the role that called: the role of SET ROLE, else the session user; a SECURITY DEFINER function''s owner never counts.';
 
-CREATE FUNCTION celaest._level_of(p_role oid)
+CREATE OR REPLACE FUNCTION celaest._level_of(p_role oid)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE
+BEGIN
+    RETURN (SELECT CASE
                WHEN p_role IS NULL THEN NULL
                WHEN r.rolsuper THEN 'service'
                -- The owner, and roles holding the owner's privileges.
@@ -3071,7 +3074,8 @@ AS $$
                             FROM pg_catalog.pg_auth_members AS am
                             JOIN pg_catalog.pg_roles AS g ON g.oid = am.roleid
                            WHERE am.member = r.oid) AS m
-     WHERE r.oid = p_role;
+     WHERE r.oid = p_role);
+END;
 $$;
 COMMENT ON FUNCTION celaest._level_of(oid) IS
     'Internal (identity): the CELAEST access level of a role: service (superusers, the extension owner and roles using its privileges, members of celaest_service), authenticated, readonly, or NULL (none).';

@@ -167,16 +167,22 @@ SELECT pg_catalog.pg_extension_config_dump('celaest.users_profile', '');
 -- The calling role is the role SET ROLE chose, else the session user: the role that
 -- called, whatever owner a SECURITY DEFINER function of ours switched to since. (A
 -- SECURITY DEFINER function changes current_user but neither of these.)
+-- PL/pgSQL, not SQL, here and in _level_of, _caller_level and _role_allows (every AI call runs
+-- them): a SQL function with a SET clause is never inlined, and its body is parsed and planned
+-- again in every transaction; PL/pgSQL keeps the plans for the session (README, "Benchmarks":
+-- 0.43 ms of a 1.16 ms ai_chat went to replanning these four).
 CREATE FUNCTION celaest._calling_role()
 RETURNS oid
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
     -- to_regrole: a catalog cache lookup (the pg_roles view costs a join per call, and row-level
     -- security asks this once per statement).
-    SELECT pg_catalog.to_regrole(quote_ident(CASE WHEN current_setting('role') = 'none' THEN session_user::text
+    RETURN pg_catalog.to_regrole(quote_ident(CASE WHEN current_setting('role') = 'none' THEN session_user::text
                                                   ELSE current_setting('role') END))::oid;
+END;
 $$;
 COMMENT ON FUNCTION celaest._calling_role() IS
     'Internal (identity): the role that called: the role of SET ROLE, else the session user; a SECURITY DEFINER function''s owner never counts.';
@@ -185,11 +191,12 @@ COMMENT ON FUNCTION celaest._calling_role() IS
 -- owner are service; otherwise membership of the level's group role.
 CREATE FUNCTION celaest._level_of(p_role oid)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE
+BEGIN
+    RETURN (SELECT CASE
                WHEN p_role IS NULL THEN NULL
                WHEN r.rolsuper THEN 'service'
                -- The owner, and roles holding the owner's privileges.
@@ -209,7 +216,8 @@ AS $$
                             FROM pg_catalog.pg_auth_members AS am
                             JOIN pg_catalog.pg_roles AS g ON g.oid = am.roleid
                            WHERE am.member = r.oid) AS m
-     WHERE r.oid = p_role;
+     WHERE r.oid = p_role);
+END;
 $$;
 COMMENT ON FUNCTION celaest._level_of(oid) IS
     'Internal (identity): the CELAEST access level of a role: service (superusers, the extension owner and roles using its privileges, members of celaest_service), authenticated, readonly, or NULL (none).';

@@ -30,9 +30,21 @@
 # cluster runs with autovacuum off, and fsync off (pg_virtualenv), so no commit waits for
 # the disk. nginx and the scratch directory are removed on exit. Profiling: ai_chat/profile.sh.
 #
+# Issue 10 section 7 adds two references to every round, against the same nginx:
+#   - the Portkey AI gateway (npm @portkey-ai/gateway, pinned version, installed with npm into
+#     BENCH_PORTKEY_DIR, run with node on BENCH_SERVER_CPU like the backend), with bare_post on
+#     BENCH_CLIENT_CPU as its client posting the same body through it (x-portkey-provider:
+#     openai, x-portkey-custom-host: nginx): client -> gateway (cpu 1) -> nginx, as
+#     pgbench -> backend (cpu 1) -> nginx;
+#   - pgsql-http's http_post() from SQL, if Debian packages it for this PostgreSQL
+#     (postgresql-15-http; bookworm does not, and its source package is not in bookworm's
+#     archive either: then the round says so and the bare HTTP extension stands in for it).
+#
 # Settings (environment): BENCH_CALLS=20000 (bare POSTs, all rounds), BENCH_SECONDS=20
 # (pgbench ai_chat, all rounds), BENCH_SELECT1_SECONDS=10, BENCH_ROUNDS=10,
 # BENCH_NGINX_CPU=0, BENCH_CLIENT_CPU=0 (pgbench), BENCH_SERVER_CPU=1 (backend, bare_post).
+# BENCH_PORTKEY_CALLS=10000 (posts through Portkey, all rounds), BENCH_PORTKEY=0 skips it,
+# BENCH_PORTKEY_DIR=/var/tmp/celaest-bench-portkey (npm's install, kept between runs).
 # Extra server settings: CELAEST_PG_OPTIONS="-o name=value ..." (see scripts/cluster.sh).
 # Experiments: BENCH_EXTRA_SQL=file.sql is run (psql) after the setup, before the runs.
 set -euo pipefail
@@ -46,6 +58,10 @@ export BENCH_ROUNDS=${BENCH_ROUNDS:-10}
 export BENCH_NGINX_CPU=${BENCH_NGINX_CPU:-0}
 export BENCH_CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
 export BENCH_SERVER_CPU=${BENCH_SERVER_CPU:-1}
+export BENCH_PORTKEY=${BENCH_PORTKEY:-1}
+export BENCH_PORTKEY_CALLS=${BENCH_PORTKEY_CALLS:-10000}
+BENCH_PORTKEY_DIR=${BENCH_PORTKEY_DIR:-/var/tmp/celaest-bench-portkey}
+PORTKEY_VERSION=1.15.2
 
 fail() { echo "ai_chat_bench: $*" >&2; exit 1; }
 
@@ -56,6 +72,34 @@ if ! command -v nginx >/dev/null || [ ! -f "$echo_module" ]; then
   echo "installing nginx-light and libnginx-mod-http-echo"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light libnginx-mod-http-echo >/dev/null ||
     { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light libnginx-mod-http-echo >/dev/null; }
+fi
+apt_install() {  # non-interactive; the package lists are refreshed once if the first try fails
+  [ "$(id -u)" = 0 ] || fail "needs $* (apt-get install as root)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+}
+if [ "$BENCH_PORTKEY" = 1 ]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "installing nodejs and npm"
+    apt_install nodejs npm || fail "cannot install nodejs and npm"
+  fi
+  portkey_server="$BENCH_PORTKEY_DIR/node_modules/@portkey-ai/gateway/build/start-server.js"
+  if [ ! -f "$portkey_server" ] ||
+     [ "$(node -p "require('$BENCH_PORTKEY_DIR/node_modules/@portkey-ai/gateway/package.json').version" 2>/dev/null)" != "$PORTKEY_VERSION" ]; then
+    echo "installing @portkey-ai/gateway@$PORTKEY_VERSION into $BENCH_PORTKEY_DIR (npm)"
+    mkdir -p "$BENCH_PORTKEY_DIR"
+    (cd "$BENCH_PORTKEY_DIR" && npm install --no-audit --no-fund --loglevel=error "@portkey-ai/gateway@$PORTKEY_VERSION" >/dev/null) ||
+      fail "npm could not install @portkey-ai/gateway@$PORTKEY_VERSION"
+  fi
+fi
+# pgsql-http from Debian when this release packages it for PostgreSQL 15 (see the header).
+export BENCH_PGSQL_HTTP=0
+if [ -f /usr/share/postgresql/15/extension/http.control ]; then
+  BENCH_PGSQL_HTTP=1
+elif apt-cache show postgresql-15-http >/dev/null 2>&1 && apt_install postgresql-15-http; then
+  BENCH_PGSQL_HTTP=1
+else
+  echo "pgsql-http: not packaged for this Debian release (postgresql-15-http); the bare HTTP extension stands in"
 fi
 for tool in nginx pgbench psql taskset g++ curl; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
@@ -69,11 +113,14 @@ WORK=$(mktemp -d /tmp/celaest-ai-chat-bench.XXXXXX)
 chmod 755 "$WORK"
 export BENCH_WORK=$WORK
 NGINX_PID=
+PORTKEY_PID=
 cleanup() {
-  if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
-    kill -TERM "$NGINX_PID" 2>/dev/null || true
-    wait "$NGINX_PID" 2>/dev/null || true
-  fi
+  for pid in "$NGINX_PID" "$PORTKEY_PID"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -108,6 +155,25 @@ for _ in $(seq 1 100); do
 done
 curl -sf -o /dev/null -X POST -d '{}' "http://127.0.0.1:$PORT/v1/chat/completions" || fail "nginx does not answer on $PORT"
 echo "nginx: pid $NGINX_PID on 127.0.0.1:$PORT, cpu $(taskset -pc "$NGINX_PID" | sed 's/.*: //')"
+
+# --- the Portkey gateway, on the backend's core, in front of the same nginx --------------
+export BENCH_PORTKEY_PORT=
+if [ "$BENCH_PORTKEY" = 1 ]; then
+  BENCH_PORTKEY_PORT=$(free_port) || fail "no free loopback port for Portkey"
+  (cd "$BENCH_PORTKEY_DIR" && NODE_ENV=production exec taskset -c "$BENCH_SERVER_CPU" \
+     node "$portkey_server" --port="$BENCH_PORTKEY_PORT" --headless >"$WORK/portkey.log" 2>&1) &
+  PORTKEY_PID=$!
+  for _ in $(seq 1 200); do
+    curl -sf -o /dev/null "http://127.0.0.1:$BENCH_PORTKEY_PORT/" && break
+    kill -0 "$PORTKEY_PID" 2>/dev/null || { cat "$WORK/portkey.log" >&2 || true; fail "Portkey did not start"; }
+    sleep 0.05
+  done
+  curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-bench' \
+    -H 'x-portkey-provider: openai' -H "x-portkey-custom-host: http://127.0.0.1:$PORT/v1" \
+    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}' \
+    "http://127.0.0.1:$BENCH_PORTKEY_PORT/v1/chat/completions" || fail "Portkey does not relay to nginx"
+  echo "portkey: @portkey-ai/gateway $PORTKEY_VERSION, node $(node --version), pid $PORTKEY_PID on 127.0.0.1:$BENCH_PORTKEY_PORT, cpu $(taskset -pc "$PORTKEY_PID" | sed 's/.*: //')"
+fi
 
 # The figures belong to the installed build: say which one it is.
 so="$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir 2>/dev/null || pg_config --pkglibdir)/celaest.so"

@@ -1,8 +1,9 @@
-// bare_post URL BODY_FILE N
+// bare_post URL BODY_FILE N [HEADER...]
 //
 // The benchmark's baseline: the same JSON POST sent N times over one reused libcurl easy
 // handle (so one kept-alive connection), with nothing of CELAEST in between. Whatever our
-// client costs on top of this is overhead we added.
+// client costs on top of this is overhead we added. Extra HEADERs ("Name: value") are sent
+// too: the client of the Portkey gateway names its provider and upstream that way.
 //
 // Prints: bare_post: N calls, total X ms, Y us/call
 // Exits non-zero if any call fails or answers outside 2xx: a failed call is fast and would
@@ -27,8 +28,8 @@ size_t discard(char*, size_t size, size_t count, void* received) noexcept {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s URL BODY_FILE N\n", argv[0]);
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: %s URL BODY_FILE N [HEADER...]\n", argv[0]);
     return 2;
   }
   const char* url = argv[1];
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
   headers = curl_slist_append(headers, "Content-Type: application/json");
   headers = curl_slist_append(headers, "Authorization: Bearer sk-bench");
   headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip, as in our client
+  for (int extra = 4; extra < argc; ++extra) headers = curl_slist_append(headers, argv[extra]);
   size_t received = 0;
   curl_easy_setopt(easy, CURLOPT_URL, url);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);

@@ -299,9 +299,36 @@ class QueuedFault:
         return d
 
 
+NO_KEY = "(no key)"
+
+
+def _empty_book():
+    return {"requests": 0, "tokens_input": 0, "tokens_output": 0, "replies_with_usage": 0}
+
+
+def reported_usage(body):
+    """(input, output) tokens a provider's success body reports, or None: the openai family's
+    `usage`, Anthropic's `usage`, Gemini's `usageMetadata`, Ollama's eval counts."""
+    if not isinstance(body, dict):
+        return None
+    usage = body.get("usage")
+    if isinstance(usage, dict):
+        if "prompt_tokens" in usage:
+            return usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+        if "input_tokens" in usage:
+            return usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+    meta = body.get("usageMetadata")
+    if isinstance(meta, dict):
+        return meta.get("promptTokenCount", 0), meta.get("candidatesTokenCount", 0)
+    if "prompt_eval_count" in body or "eval_count" in body:
+        return body.get("prompt_eval_count", 0), body.get("eval_count", 0)
+    return None
+
+
 class State:
     def __init__(self, max_records=10000):
         self.lock = threading.Lock()
+        self.in_flight = 0  # chat requests booked whose reply is not sent yet (not reset)
         self.max_records = max_records
         self.seq = 0        # request ids stay unique across resets
         self.fault_seq = 0
@@ -311,6 +338,7 @@ class State:
         with self.lock:
             self.records = []
             self.stats = {}
+            self.books = {}
             self.faults = []
             self.fail_counts = {}
             self.valid_prefixes = list(DEFAULT_VALID)
@@ -420,6 +448,33 @@ class State:
             by["total"] += 1
             key = str(rec["status_returned"])
             by[key] = by.get(key, 0) + 1
+
+    # -- the books: what a provider would bill, per key
+    def book_request(self, key):
+        """A chat request received with `key`: billed once, whatever the answer (API.md: every
+        request sent with a key counts once in that key's usage). Also counts it in flight
+        until book_reply() or book_done()."""
+        with self.lock:
+            entry = self.books.setdefault(key or NO_KEY, _empty_book())
+            entry["requests"] += 1
+            self.in_flight += 1
+
+    def book_reply(self, key, tokens_in, tokens_out):
+        """Tokens reported in a reply the client received whole."""
+        with self.lock:
+            entry = self.books.setdefault(key or NO_KEY, _empty_book())
+            entry["tokens_input"] += tokens_in
+            entry["tokens_output"] += tokens_out
+            entry["replies_with_usage"] += 1
+
+    def book_done(self):
+        with self.lock:
+            self.in_flight -= 1
+
+    def books_view(self):
+        with self.lock:
+            return {"in_flight": self.in_flight,
+                    "keys": {k: dict(v) for k, v in self.books.items()}}
 
     def snapshot(self, provider=None):
         with self.lock:

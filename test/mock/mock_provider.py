@@ -12,7 +12,7 @@ Base URLs (P = the port):
     gemini     http://127.0.0.1:P/gemini/v1beta     POST /models/{m}:generateContent, GET /models
     local      http://127.0.0.1:P/ollama            POST /api/chat, GET /api/tags
 
-Control API: GET /_mock/health, GET /_mock/requests[?provider=P], GET /_mock/stats,
+Control API: GET /_mock/health, GET /_mock/requests[?provider=P], GET /_mock/stats, GET /_mock/books,
 GET /_mock/faults, POST /_mock/fault, POST /_mock/keys, POST /_mock/reset.
 See README.md next to this file for directives and fault specs.
 """
@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from mock_anthropic import Anthropic  # noqa: E402
-from mock_core import Effects, Rejected, Reply, State, generate, parse_directives  # noqa: E402
+from mock_core import Effects, Rejected, Reply, State, generate, parse_directives, reported_usage  # noqa: E402
 from mock_gemini import Gemini  # noqa: E402
 from mock_ollama import Ollama  # noqa: E402
 from mock_openai import DeepSeek, Groq, OpenAI  # noqa: E402
@@ -180,6 +180,13 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError as e:
                 body_error = str(e)
         fx = None
+        # The books (GET /_mock/books): a chat request is billed to its key on arrival,
+        # before any reply can reach the client.
+        billed_key = None
+        route = provider.route(method, sub) if provider is not None else None
+        if route is not None and route[0] == "chat":
+            billed_key = provider.presented_key(headers, query) or ""
+            state.book_request(billed_key)
         try:
             if provider is None:
                 reply = Reply(404, {"error": "mock: no provider at %s" % url.path})
@@ -203,12 +210,45 @@ class Handler(BaseHTTPRequestHandler):
             "ts": time.time(),
         })
         delay = (fx.sleep_ms / 1000.0 + fx.hang_s) if fx else 0
-        if delay:
-            time.sleep(delay)
+        try:
+            if delay:
+                time.sleep(delay)
+            self.answer_and_book(reply, fx, billed_key)
+        finally:
+            if billed_key is not None:
+                state.book_done()
+
+    def answer_and_book(self, reply, fx, billed_key):
+        """Sends the reply; for a billed request, books the tokens it reports if the client
+        receives them: a whole, well-formed 2xx body sent to a client still connected (one
+        that timed out and hung up, as a hang cut by timeout_ms does, is told nothing)."""
+        usage = None
+        if billed_key is not None and 200 <= reply.status < 300 and \
+                not (fx and (fx.malformed or fx.truncated)):
+            usage = reported_usage(reply.body)
+        if usage is not None and self.client_gone():
+            usage = None
         try:
             self.send(reply, fx)
         except OSError:  # the client went away (timeout, hang test)
             self.close_connection = True
+            return
+        if usage is not None:
+            self.server.state.book_reply(billed_key, *usage)
+
+    def client_gone(self):
+        """True if the client closed its side (a FIN or a reset is waiting to be read)."""
+        sock = self.connection
+        try:
+            sock.setblocking(False)
+            try:
+                return sock.recv(1, socket.MSG_PEEK) == b""
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                return True
+        finally:
+            sock.settimeout(self.timeout)
 
     def lower_headers(self):
         out = {}
@@ -289,6 +329,8 @@ class Handler(BaseHTTPRequestHandler):
                 p.name: p.prefix for p in self.server.providers}})
         elif method == "GET" and path == "/_mock/requests":
             self.send_plain(200, state.snapshot(provider))
+        elif method == "GET" and path == "/_mock/books":
+            self.send_plain(200, state.books_view())
         elif method == "GET" and path == "/_mock/stats":
             self.send_plain(200, state.stats_view())
         elif method == "GET" and path == "/_mock/faults":

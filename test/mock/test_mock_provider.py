@@ -913,6 +913,39 @@ class ControlAPI(MockTest):
         self.assertEqual(chat("openai", "fail-then-ok text [[mock:fail-then-ok=1]]").status,
                          503)  # counter restarted too
 
+    def test_books_bill_every_chat_request_and_the_tokens_delivered(self):
+        # Every chat request is billed to the key it presents, whatever the answer; tokens only
+        # from a whole 2xx body the client received. Health checks are not billed.
+        ok = {p: chat(p, key=KEY + "-" + p) for p in ALL}
+        self.assertEqual(chat("openai", "[[mock:429]][[mock:retry-after=1]]", key="sk-good-b").status, 429)
+        self.assertEqual(chat("openai", key="sk-bad-b").status, 401)
+        self.assertEqual(chat("anthropic", "[[mock:malformed]]", key="sk-good-b").status, 200)
+        request("GET", BASE["openai"] + HEALTH["openai"], headers=auth("openai", "sk-good-b"))
+        with self.assertRaises(OSError):  # the client gives up before the reply: no tokens
+            chat("groq", "[[mock:hang=0.6]]", key="sk-good-b", timeout=0.2)
+        deadline = time.time() + 5
+        while request("GET", "/_mock/books").json["in_flight"] and time.time() < deadline:
+            time.sleep(0.05)
+        books = request("GET", "/_mock/books").json
+        self.assertEqual(books["in_flight"], 0)
+        for p in ALL:
+            book = books["keys"][(KEY + "-" + p) if p != "local" else "(no key)"]
+            u = ok[p].json
+            if p in OPENAI_FAMILY:
+                used = (u["usage"]["prompt_tokens"], u["usage"]["completion_tokens"])
+            elif p == "anthropic":
+                used = (u["usage"]["input_tokens"], u["usage"]["output_tokens"])
+            elif p == "gemini":
+                used = (u["usageMetadata"]["promptTokenCount"], u["usageMetadata"]["candidatesTokenCount"])
+            else:
+                used = (u["prompt_eval_count"], u["eval_count"])
+            self.assertEqual((book["requests"], book["tokens_input"], book["tokens_output"]), (1,) + used, p)
+        self.assertEqual(books["keys"]["sk-good-b"], {"requests": 3, "tokens_input": 0, "tokens_output": 0,
+                                                      "replies_with_usage": 0})
+        self.assertEqual(books["keys"]["sk-bad-b"]["requests"], 1)
+        request("POST", "/_mock/reset")
+        self.assertEqual(request("GET", "/_mock/books").json, {"in_flight": 0, "keys": {}})
+
     def test_key_prefixes(self):
         self.assertEqual(chat("openai", key="AIza-real-looking").status, 401)
         r = request("POST", "/_mock/keys", {"valid_prefixes": ["sk-good", "AIza"]})

@@ -45,6 +45,19 @@ body_literal=$(sed "s/'/''/g" "$BENCH_WORK/body.json")
 printf "SELECT length(bench_http_post('%s', '%s'));\n" "$url" "$body_literal" >"$BENCH_WORK/http_reference.sql"
 "${psql[@]}" -At -f "$BENCH_WORK/http_reference.sql" >/dev/null || fail "the reference extension cannot POST to $url"
 
+# pgsql-http's http_post (when Debian packages it): the same POST from SQL, its default settings.
+if [ "${BENCH_PGSQL_HTTP:-0}" = 1 ]; then
+  "${psql[@]}" -c "CREATE EXTENSION IF NOT EXISTS http"
+  printf "SELECT status FROM http_post('%s', '%s', 'application/json');\n" "$url" "$body_literal" >"$BENCH_WORK/pgsql_http.sql"
+  [ "$("${psql[@]}" -At -f "$BENCH_WORK/pgsql_http.sql")" = 200 ] || fail "pgsql-http cannot POST to $url"
+fi
+# Portkey: bare_post posting the same body through the gateway (its client, on pgbench's core).
+portkey_args=()
+if [ -n "${BENCH_PORTKEY_PORT:-}" ]; then
+  portkey_args=("http://127.0.0.1:${BENCH_PORTKEY_PORT}/v1/chat/completions" "$BENCH_WORK/body.json"
+                "x-portkey-provider: openai" "x-portkey-custom-host: http://127.0.0.1:${BENCH_PORT}/v1")
+fi
+
 # --- where everything runs -------------------------------------------------------------
 postmaster=$(head -n 1 "$("${psql[@]}" -At -c 'SHOW data_directory')/postmaster.pid")
 # A backend's own affinity, read by a shell it forks (COPY FROM PROGRAM: $PPID is the backend).
@@ -107,10 +120,25 @@ run_bare() {
   awk -v cpu="$cpu" '{ split(cpu, c, " "); print $5, $7, c[1] + c[2] }' <<<"$line"
 }
 
+# Posts through Portkey: prints "<us per call>" (bare_post on the client core).
+run_portkey() {
+  local line
+  line=$(taskset -c "$BENCH_CLIENT_CPU" "$BENCH_WORK/bare_post" "${portkey_args[0]}" "${portkey_args[1]}" "$1" \
+           "${portkey_args[@]:2}" 2>/dev/null) || fail "posting through Portkey failed"
+  awk '{ print $7 }' <<<"$line"
+}
+
+# node compiles the gateway's hot paths as they run: its first thousands of calls are slower
+# (3 ms, then 1.3 ms here). Warm it up first, as a long-running gateway would be.
+if [ ${#portkey_args[@]} -gt 0 ]; then
+  echo "Portkey warm-up (${BENCH_PORTKEY_WARMUP:-3000} calls): $(run_portkey "${BENCH_PORTKEY_WARMUP:-3000}") us/call"
+fi
 echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -a bare_us chat_us sel_us
 bare_calls=0; bare_ms=0; bare_cpu=0; chat_n=0; chat_us_sum=0; chat_ticks=0; sel_n=0; sel_us_sum=0; sel_ticks=0
 declare -a ref_us; ref_n=0; ref_us_sum=0
+pk_us=(); pgh_us=(); pk_calls=0; pk_us_sum=0; pgh_n=0; pgh_us_sum=0
+per_round_portkey=$(( (BENCH_PORTKEY_CALLS + rounds - 1) / rounds ))
 for ((r = 1; r <= rounds; r++)); do
   read -r b_ms b_us b_cpu < <(run_bare "$per_round_calls")
   read -r c_n c_failed c_us c_ticks < <(run_pgbench "$here/ai_chat.sql" "$per_round_seconds")
@@ -120,8 +148,22 @@ for ((r = 1; r <= rounds; r++)); do
   [ "$h_failed" = 0 ] || fail "$h_failed reference POSTs failed"
   ref_us+=("$h_us"); ref_n=$((ref_n + h_n))
   ref_us_sum=$(awk -v a="$ref_us_sum" -v n="$h_n" -v u="$h_us" 'BEGIN { print a + n * u }')
-  printf 'round %2d/%d: bare_post %6.1f us/call (%d calls) | ai_chat %7.1f us/call (%d calls) | SELECT 1 %5.1f us/call (%d) | reference extension %6.1f us/call (%d)\n' \
-    "$r" "$rounds" "$b_us" "$per_round_calls" "$c_us" "$c_n" "$s_us" "$s_n" "$h_us" "$h_n"
+  extra=
+  if [ ${#portkey_args[@]} -gt 0 ]; then
+    p_us=$(run_portkey "$per_round_portkey")
+    pk_us+=("$p_us"); pk_calls=$((pk_calls + per_round_portkey))
+    pk_us_sum=$(awk -v a="$pk_us_sum" -v n="$per_round_portkey" -v u="$p_us" 'BEGIN { print a + n * u }')
+    extra+=$(printf ' | Portkey %7.1f us/call (%d)' "$p_us" "$per_round_portkey")
+  fi
+  if [ "${BENCH_PGSQL_HTTP:-0}" = 1 ]; then
+    read -r g_n g_failed g_us g_ticks < <(run_pgbench "$BENCH_WORK/pgsql_http.sql" "$per_round_select1")
+    [ "$g_failed" = 0 ] || fail "$g_failed pgsql-http POSTs failed"
+    pgh_us+=("$g_us"); pgh_n=$((pgh_n + g_n))
+    pgh_us_sum=$(awk -v a="$pgh_us_sum" -v n="$g_n" -v u="$g_us" 'BEGIN { print a + n * u }')
+    extra+=$(printf ' | pgsql-http %6.1f us/call (%d)' "$g_us" "$g_n")
+  fi
+  printf 'round %2d/%d: bare_post %6.1f us/call (%d calls) | ai_chat %7.1f us/call (%d calls) | SELECT 1 %5.1f us/call (%d) | reference extension %6.1f us/call (%d)%s\n' \
+    "$r" "$rounds" "$b_us" "$per_round_calls" "$c_us" "$c_n" "$s_us" "$s_n" "$h_us" "$h_n" "$extra"
   bare_us+=("$b_us"); chat_us+=("$c_us"); sel_us+=("$s_us")
   bare_calls=$((bare_calls + per_round_calls))
   bare_ms=$(awk -v a="$bare_ms" -v b="$b_ms" 'BEGIN { print a + b }')
@@ -169,5 +211,22 @@ echo "CPU of the HTTP client side, pooled: ai_chat backend $cpu_chat us/call | b
 best_ref=$(min "${ref_us[@]}"); med_ref=$(median "${ref_us[@]}")
 all_ref=$(awk -v t="$ref_us_sum" -v n="$ref_n" 'BEGIN { printf "%.1f", t / n }')
 echo "bare synchronous HTTP extension (http_reference, same POST from SQL): best $best_ref | median $med_ref | pooled $all_ref us/call; ratio to the bare POST (best) $(ratio "$best_ref" "$best_bare"); ai_chat / reference (best) $(ratio "$best_chat" "$best_ref")"
+if [ ${#pk_us[@]} -gt 0 ]; then
+  best_pk=$(min "${pk_us[@]}"); med_pk=$(median "${pk_us[@]}")
+  all_pk=$(awk -v t="$pk_us_sum" -v n="$pk_calls" 'BEGIN { printf "%.1f", t / n }')
+  echo "Portkey gateway (client -> node gateway on cpu $BENCH_SERVER_CPU -> nginx): best $best_pk | median $med_pk | pooled $all_pk us/call; ai_chat / Portkey: best $(ratio "$best_chat" "$best_pk"), median $(ratio "$med_chat" "$med_pk")"
+fi
+pgh_line="pgsql-http: not measured (not packaged for this Debian release); the bare HTTP extension stands in"
+yardstick=$best_ref; yardstick_name="the bare HTTP extension (stand-in for pgsql-http)"
+if [ ${#pgh_us[@]} -gt 0 ]; then
+  best_pgh=$(min "${pgh_us[@]}"); med_pgh=$(median "${pgh_us[@]}")
+  all_pgh=$(awk -v t="$pgh_us_sum" -v n="$pgh_n" 'BEGIN { printf "%.1f", t / n }')
+  pgh_line="pgsql-http http_post (default settings): best $best_pgh | median $med_pgh | pooled $all_pgh us/call; ai_chat / pgsql-http (best) $(ratio "$best_chat" "$best_pgh")"
+  yardstick=$best_pgh; yardstick_name="pgsql-http"
+fi
+echo "$pgh_line"
 echo "target (issue 4 section 8): wall ratio <= 2.00"
+if [ ${#pk_us[@]} -gt 0 ]; then
+  echo "targets (issue 10 section 7), best rounds: ai_chat / Portkey $(ratio "$best_chat" "$best_pk") (<= 0.50) | ai_chat / $yardstick_name $(ratio "$best_chat" "$yardstick") (<= 1.50)"
+fi
 echo "===================================================================================="
