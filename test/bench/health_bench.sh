@@ -26,38 +26,13 @@ for tool in taskset g++ curl psql; do command -v "$tool" >/dev/null || fail "$to
 # bare_multi holds a socket per request in flight.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-WORK=$(mktemp -d /tmp/celaest-health-bench.XXXXXX)
-chmod 755 "$WORK"
-export BENCH_WORK=$WORK
-NGINX_PID=
-cleanup() {
-  if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
-    kill -TERM "$NGINX_PID" 2>/dev/null || true
-    wait "$NGINX_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
+. test/bench/lib/nginx.sh
+bench_scratch health-bench
 g++ -std=c++17 -O2 -o "$WORK/bare_multi" test/bench/batch/bare_multi.cpp -lcurl
-
-PORT=
-for _ in $(seq 1 50); do
-  candidate=$((20000 + RANDOM % 40000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then PORT=$candidate; break; fi
-done
-[ -n "$PORT" ] || fail "no free loopback port"
+PORT=$(bench_free_port) || fail "no free loopback port"
 export BENCH_PORT=$PORT
-sed -e "s#@PREFIX@#$WORK#g" -e "s#@PORT@#$PORT#g" -e "s#@DELAY@#$BENCH_DELAY#g" \
-  test/bench/health/nginx.conf.in >"$WORK/nginx.conf"
-taskset -c "$BENCH_NGINX_CPU" nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" &
-NGINX_PID=$!
-for _ in $(seq 1 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$PORT/v1/models" && break
-  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/error.log" >&2 || true; fail "nginx did not start"; }
-  sleep 0.05
-done
+bench_start_nginx test/bench/health/nginx.conf.in "$BENCH_NGINX_CPU" "$PORT" "http://127.0.0.1:$PORT/v1/models" \
+  "s#@DELAY@#$BENCH_DELAY#g"
 
 echo "checkout $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "provider: nginx on 127.0.0.1:$PORT (cpu $BENCH_NGINX_CPU) answering GET /v1/models after ${BENCH_DELAY} s; $BENCH_KEYS keys, $BENCH_ROUNDS rounds"
