@@ -110,19 +110,50 @@ std::vector<ClaimedTask> load_claimed_tasks(SpiSession& spi, Router& router, Pre
   return tasks;
 }
 
-void record_batch_task(SpiSession& spi, const TaskContext& context, CallOutcome& outcome, bool was_called) {
+void BatchEndings::return_reservation(const std::optional<std::string>& license_id) {
+  if (license_id) returned_.push_back(*license_id);
+}
+
+void BatchEndings::count_prompt_call(const std::string& prompt_id, bool ok, long execution_time_ms) {
+  PromptCalls& calls = prompts_[prompt_id];
+  ++calls.calls;
+  if (ok) ++calls.succeeded;
+  calls.total_ms += execution_time_ms;
+}
+
+void BatchEndings::flush(SpiSession& spi) {
+  if (!returned_.empty())
+    spi.run("SELECT celaest._return_batch_reservations($1::uuid[])", {uuid_array(returned_)});
+  // The same running values as update_prompt_statistics, for n calls at once.
+  for (const auto& [prompt_id, calls] : prompts_)
+    spi.run(
+        "UPDATE celaest.prompts_master SET usage_count = usage_count + $2::int,"
+        "  avg_response_time_ms = ((coalesce(avg_response_time_ms, 0)::numeric * usage_count + $3::bigint)"
+        "                          / (usage_count + $2::int))::int,"
+        "  success_rate = round((coalesce(success_rate, 0) * usage_count + $4::int * 100) / (usage_count + $2::int), 2)"
+        " WHERE id = $1::uuid",
+        {prompt_id, std::to_string(calls.calls), std::to_string(calls.total_ms), std::to_string(calls.succeeded)});
+  clear();
+}
+
+void BatchEndings::clear() {
+  returned_.clear();
+  prompts_.clear();
+}
+
+void record_batch_task(SpiSession& spi, const TaskContext& context, CallOutcome& outcome, bool was_called,
+                       BatchEndings& endings) {
   if (outcome.attempts == 0 && !outcome.blocked && outcome.result.error_code.empty()) {
     outcome.result.error_code = "no_usable_key";
     outcome.result.error_message = "no usable API key for any candidate model";
   }
   const long execution_ms = was_called ? static_cast<long>(now_ms() - context.started_at_ms) : 0;
-  // The license was charged at claim time; the keys' usage goes to the ledger's counters where a
-  // writer serves this database, else into this transaction.
+  // The license was charged by submit_batch's reservation; the keys' usage goes to the ledger's
+  // counters where a writer serves this database, else into this transaction.
   record_task(spi, context, outcome, execution_ms, ledger::served() ? Charges::KeysShared : Charges::InTransaction);
-  if (context.prompt_id && outcome.attempts > 0) update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
-  // A request that never reached a provider gives its charge back.
-  if (outcome.attempts == 0)
-    spi.run("SELECT celaest._release_quota($1::uuid, 'ai_requests', 1)", {context.organization_id});
+  if (context.prompt_id && outcome.attempts > 0) endings.count_prompt_call(*context.prompt_id, outcome.result.ok, execution_ms);
+  // A request that never reached a provider gives its reservation back.
+  if (outcome.attempts == 0) endings.return_reservation(context.license_id);
 }
 
 }  // namespace celaest::pg

@@ -176,6 +176,7 @@ struct BatchStream::Impl {
   void fail_everything(const std::string& why);
 
   std::set<std::string> stale_batches;  // counters not refreshed since their tasks moved
+  BatchEndings endings;                 // what this transaction's task ends owe shared rows
   int64_t next_refresh_ms = 0;
 };
 
@@ -250,6 +251,7 @@ void BatchStream::Impl::transact() {
     std::unique_ptr<core::KeyLedger> pool = pool_ledger(health);
     keys.target = pool_keys.get();
     ledger.target = pool.get();
+    endings.clear();  // anything left is of a transaction that did not commit
     struct Unbind {
       Impl& impl;
       ~Unbind() {
@@ -268,6 +270,7 @@ void BatchStream::Impl::transact() {
     const size_t before = tasks.size();
     claim(spi, router, touched);
     const int64_t t3 = now_ms();
+    endings.flush(spi);  // reservations given back and prompt statistics, once per transaction
     refresh_batches(spi, touched);
     const int64_t t4 = now_ms();
     // Where a round's time goes (log_min_messages = debug1): the benchmark's first question.
@@ -326,7 +329,7 @@ void BatchStream::Impl::abort_cancelled(SpiSession& spi, std::set<std::string>& 
         {task.context.task_id,
          std::string(charged ? "cancelled by cancel_batch() while its provider call was in flight"
                              : "cancelled by cancel_batch() before its provider call was sent")});
-    if (!charged) spi.run("SELECT celaest._release_quota($1::uuid, 'ai_requests', 1)", {task.context.organization_id});
+    if (!charged) endings.return_reservation(task.context.license_id);
     touched.insert(*task.context.batch_id);
     it = tasks.erase(it);
     claim_wanted = true;
@@ -350,7 +353,7 @@ void BatchStream::Impl::resume_waiting(SpiSession& spi, Router& router, std::set
         CallOutcome outcome;
         outcome.result.error_code = "no_usable_model";
         outcome.result.error_message = error.message();
-        record_batch_task(spi, task.context, outcome, true);
+        record_batch_task(spi, task.context, outcome, true, endings);
         if (task.context.batch_id) touched.insert(*task.context.batch_id);
         tasks.erase(tag);
         continue;
@@ -389,7 +392,7 @@ void BatchStream::Impl::claim(SpiSession& spi, Router& router, std::set<std::str
       CallOutcome outcome;
       outcome.result.error_code = claimed_task.error_code;
       outcome.result.error_message = claimed_task.error_message;
-      record_batch_task(spi, claimed_task.context, outcome, false);
+      record_batch_task(spi, claimed_task.context, outcome, false, endings);
       if (claimed_task.context.batch_id) touched.insert(*claimed_task.context.batch_id);
       continue;
     }
@@ -445,7 +448,7 @@ void BatchStream::Impl::advance(SpiSession& spi, Router& router, uint64_t tag, s
     return;
   }
   CallOutcome outcome = task.plan->outcome();
-  record_batch_task(spi, task.context, outcome, true);
+  record_batch_task(spi, task.context, outcome, true, endings);
   if (task.context.batch_id) touched.insert(*task.context.batch_id);
   tasks.erase(tag);
   // Its organization may have been at max_concurrent_tasks: its queued tasks may go now.
@@ -469,6 +472,7 @@ void BatchStream::Impl::send() {
 // tasks must not stay in processing for ever. Every task this runner holds ends failed.
 void BatchStream::Impl::fail_everything(const std::string& why) {
   pg_guarded([&why] { ereport(LOG, (errmsg("celaest batch runner: %s", why.c_str()))); });
+  endings.clear();  // rolled back with the transaction: those tasks did not end there
   for (const auto& [tag, task] : tasks)
     if (task.on_wire) stream.cancel(tag);
   tasks.clear();
