@@ -122,6 +122,7 @@ void BatchEndings::count_prompt_call(const std::string& prompt_id, bool ok, long
 }
 
 void BatchEndings::flush(SpiSession& spi) {
+  rows_.write(spi);
   if (!returned_.empty())
     spi.run("SELECT celaest._return_batch_reservations($1::uuid[])", {uuid_array(returned_)});
   // The same running values as update_prompt_statistics, for n calls at once.
@@ -137,11 +138,12 @@ void BatchEndings::flush(SpiSession& spi) {
 }
 
 void BatchEndings::clear() {
+  rows_.clear();
   returned_.clear();
   prompts_.clear();
 }
 
-void record_batch_task(SpiSession& spi, const TaskContext& context, CallOutcome& outcome, bool was_called,
+void record_batch_task(SpiSession& /*spi*/, const TaskContext& context, CallOutcome& outcome, bool was_called,
                        BatchEndings& endings) {
   if (outcome.attempts == 0 && !outcome.blocked && outcome.result.error_code.empty()) {
     outcome.result.error_code = "no_usable_key";
@@ -150,7 +152,7 @@ void record_batch_task(SpiSession& spi, const TaskContext& context, CallOutcome&
   const long execution_ms = was_called ? static_cast<long>(now_ms() - context.started_at_ms) : 0;
   // The license was charged by submit_batch's reservation; the keys' usage goes to the ledger's
   // counters where a writer serves this database, else into this transaction.
-  record_task(spi, context, outcome, execution_ms, ledger::served() ? Charges::KeysShared : Charges::InTransaction);
+  endings.rows().add(context, outcome, execution_ms, ledger::served() ? Charges::KeysShared : Charges::InTransaction);
   if (context.prompt_id && outcome.attempts > 0) endings.count_prompt_call(*context.prompt_id, outcome.result.ok, execution_ms);
   // A request that never reached a provider gives its reservation back.
   if (outcome.attempts == 0) endings.return_reservation(context.license_id);

@@ -49,8 +49,8 @@ struct PreparationCache {
 std::vector<ClaimedTask> load_claimed_tasks(SpiSession& spi, Router& router, PreparationCache& cache,
                                             const Text& claimed_since = std::nullopt);
 
-// What the batch tasks ended in one transaction owe the shared rows, written together by
-// flush() before that transaction commits: the AI requests submit_batch reserved for tasks
+// What the batch tasks ended in one transaction write, together, by flush() before that
+// transaction commits: their rows (one multi-row statement), the AI requests submit_batch reserved for tasks
 // that never reached a provider (one _return_batch_reservations call), and the prompts'
 // running statistics (one UPDATE per prompt, not per task: the prompt row is the hottest row a
 // batch writes). Written in the transaction that ends the tasks, so that a unit goes back
@@ -61,10 +61,13 @@ class BatchEndings {
   void return_reservation(const std::optional<std::string>& license_id);
   // A task whose call reached a provider: the prompt's statistics count it.
   void count_prompt_call(const std::string& prompt_id, bool ok, long execution_time_ms);
+  // A task's row (written by flush, with the others, in one statement).
+  TaskRows& rows() { return rows_; }
   void flush(SpiSession& spi);
   void clear();
 
  private:
+  TaskRows rows_;
   struct PromptCalls {
     long long calls = 0, succeeded = 0, total_ms = 0;
   };

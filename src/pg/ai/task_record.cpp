@@ -12,6 +12,7 @@ extern "C" {
 #include "common/pg_prng.h"
 }
 
+#include <cctype>
 #include <cstdio>
 
 namespace celaest::pg {
@@ -159,6 +160,59 @@ std::string record_task(SpiSession& spi, const TaskContext& context, const CallO
   Text written = spi.scalar(kept.upsert ? upsert_sql() : insert_sql(), kept.params);
   if (!written) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: recording the task returned no id");
   return *written;
+}
+
+void TaskRows::add(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms, Charges charges) {
+  const ledger::TaskRecord& kept =
+      ledger::keep_until_transaction_end(task_record(context, outcome, execution_time_ms, charges));
+  rows_.push_back(kept.params);
+}
+
+namespace {
+
+// kTaskInsert's column list and values, the values read from the recordset's columns p1..p29
+// (text) instead of $1..$29: the same casts, so a row written either way is the same row.
+const std::string& multi_row_upsert_sql() {
+  static const std::string sql = [] {
+    const std::string insert = kTaskInsert;
+    const size_t values = insert.find(" VALUES (");
+    std::string select = " SELECT " + insert.substr(values + 9, insert.size() - values - 10);
+    std::string expression;
+    for (size_t i = 0; i < select.size(); ++i) {
+      if (select[i] == '$' && i + 1 < select.size() && isdigit(static_cast<unsigned char>(select[i + 1]))) {
+        expression += "r.p";
+        continue;
+      }
+      expression += select[i];
+    }
+    std::string columns;
+    for (int i = 1; i <= 29; ++i) columns += (i > 1 ? ", p" : "p") + std::to_string(i) + " text";
+    return insert.substr(0, values) + expression + " FROM jsonb_to_recordset($1::jsonb) AS r(" + columns + ")" +
+           kTaskUpsertTail;
+  }();
+  return sql;
+}
+
+// A text parameter as a JSON string. A parameter is a C string (it ends at a NUL), and jsonb
+// cannot hold \u0000: the value is cut at its first NUL, as the one-row statement cuts it.
+nlohmann::json json_text(const Text& value) {
+  if (!value) return nullptr;
+  const size_t nul = value->find('\0');
+  return nul == std::string::npos ? *value : value->substr(0, nul);
+}
+
+}  // namespace
+
+void TaskRows::write(SpiSession& spi) {
+  if (rows_.empty()) return;
+  nlohmann::json rows = nlohmann::json::array();
+  for (const std::vector<Text>& params : rows_) {
+    nlohmann::json row = nlohmann::json::object();
+    for (size_t i = 0; i < params.size(); ++i) row["p" + std::to_string(i + 1)] = json_text(params[i]);
+    rows.push_back(std::move(row));
+  }
+  rows_.clear();
+  spi.run(multi_row_upsert_sql(), {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
 }
 
 bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record) {

@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace celaest::pg {
 
@@ -42,6 +43,20 @@ enum class Charges {
 // the caller's transaction.
 std::string record_task(SpiSession& spi, const TaskContext& context, const CallOutcome& outcome,
                         long execution_time_ms, Charges charges = Charges::KeysShared);
+// Batch tasks: the rows of the tasks a transaction ends, written by one multi-row statement
+// instead of one upsert per task (the per-statement executor set-up, constraint and trigger
+// preparation were most of a task's recording). Each record is kept by the ledger when it is
+// added, exactly as record_task keeps it, so a transaction that fails still hands every one on.
+class TaskRows {
+ public:
+  void add(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms, Charges charges);
+  // One statement for every row added since the last write; nothing when none was.
+  void write(SpiSession& spi);
+  void clear() { rows_.clear(); }
+
+ private:
+  std::vector<std::vector<Text>> rows_;
+};
 // The same record kept by the ledger without writing the row: for a call ended by an error
 // after it sent requests (the transaction is failing; the record is written when it aborts).
 void keep_task_record(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms,
