@@ -3080,6 +3080,9 @@ COMMENT ON FUNCTION celaest._return_batch_reservations(uuid[]) IS
     'Internal (batch runner, cancel_batch): gives back the AI requests submit_batch reserved for batch tasks that never reached a provider, one unit per array element (a license id may repeat), with one license_usage_log row (event batch_release) per license; returns the units given back.';
 REVOKE EXECUTE ON FUNCTION celaest._return_batch_reservations(uuid[]) FROM PUBLIC;
 
+COMMENT ON FUNCTION celaest._claim_batch_tasks(integer) IS
+    'Internal (batch runner): claims up to p_limit pending tasks for this backend, a batch''s tasks in one UPDATE; charges nothing (submit_batch reserved their AI requests). Tasks of organizations at max_concurrent_tasks stay queued and are passed over; those of an organization whose license is unusable fail and give their reservations back.';
+
 -- The claim counts max_concurrent_tasks itself and says so (celaest.batch_claim).
 DROP TRIGGER processed_tasks_enforce_max_concurrent_tasks ON celaest.processed_tasks;
 CREATE TRIGGER processed_tasks_enforce_max_concurrent_tasks

@@ -59,6 +59,27 @@ void prepare(SpiSession& spi, Router& router, PreparationCache& cache, ClaimedTa
   context.input_text = rendered.user_text;
 }
 
+// The common case: the task's prompt and route were already checked in this transaction, so
+// preparing it needs no database access and no subtransaction (a subtransaction per task was
+// a good part of a claim). false: something is not in the cache yet (prepare() does it); our
+// own Error (a missing variable) is thrown as prepare() would throw it.
+bool prepare_from_cache(PreparationCache& cache, ClaimedTask& task) {
+  TaskContext& context = task.context;
+  if (!context.prompt_id) return false;
+  auto found = cache.prompts.find(*context.prompt_id);
+  if (found == cache.prompts.end()) return false;
+  nlohmann::json options = context.input_metadata.value("options", nlohmann::json::object());
+  RenderedPrompt rendered;
+  task.input = prompt_call(found->second, context.input_metadata.value("variables", nlohmann::json::object()),
+                           parse_options_or_raise(options), rendered);
+  if (!cache.routable.count(options.dump() + '|' + task.input->preferred_model_id.value_or(""))) {
+    task.input.reset();
+    return false;
+  }
+  context.input_text = rendered.user_text;
+  return true;
+}
+
 }  // namespace
 
 std::vector<ClaimedTask> load_claimed_tasks(SpiSession& spi, Router& router, PreparationCache& cache,
@@ -87,12 +108,13 @@ std::vector<ClaimedTask> load_claimed_tasks(SpiSession& spi, Router& router, Pre
     context.started_at_ms = row[7] ? std::stoll(*row[7]) : now_ms();
     context.queue_time_ms = row[8] ? std::stol(*row[8]) : 0;
     context.request_id = row[9];
-    // Each task is prepared in a subtransaction of its own: a task whose preparation fails,
-    // with our error (a missing variable, a model that no longer routes) or with PostgreSQL's
-    // (its prompt's rows), fails alone and the rest go on with a working SPI. A cancel or a
-    // shutdown ends the whole statement (PgError::ends_the_statement).
+    // A task that needs the database to be prepared is prepared in a subtransaction of its own:
+    // a task whose preparation fails, with our error (a missing variable, a model that no
+    // longer routes) or with PostgreSQL's (its prompt's rows), fails alone and the rest go on
+    // with a working SPI. A cancel or a shutdown ends the whole statement
+    // (PgError::ends_the_statement).
     try {
-      in_subtransaction([&] { prepare(spi, router, cache, task); });
+      if (!prepare_from_cache(cache, task)) in_subtransaction([&] { prepare(spi, router, cache, task); });
     } catch (const Error& error) {
       task.input.reset();
       task.error_code = error.sqlstate() == kTemplateVariableMissing ? "missing_variable"

@@ -43,10 +43,11 @@ enum class Charges {
 // the caller's transaction.
 std::string record_task(SpiSession& spi, const TaskContext& context, const CallOutcome& outcome,
                         long execution_time_ms, Charges charges = Charges::KeysShared);
-// Batch tasks: the rows of the tasks a transaction ends, written by one multi-row statement
-// instead of one upsert per task (the per-statement executor set-up, constraint and trigger
-// preparation were most of a task's recording). Each record is kept by the ledger when it is
-// added, exactly as record_task keeps it, so a transaction that fails still hands every one on.
+// Batch tasks (their rows exist: context.task_id is set): the rows of the tasks a transaction
+// ends, written by one multi-row UPDATE instead of one upsert per task (the per-statement
+// executor set-up, constraint and trigger preparation were most of a task's recording). Each
+// record is kept by the ledger when it is added, exactly as record_task keeps it, so a
+// transaction that fails still hands every one on (the writer upserts it).
 class TaskRows {
  public:
   void add(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms, Charges charges);
