@@ -211,3 +211,17 @@ def test_the_books_agree_after_batches_with_mixed_outcomes(env):
     reserved = sum(r["quantity"] for r in log_rows(env, org, "batch_reserve"))
     returned = sum(r["quantity"] for r in log_rows(env, org, "batch_release"))
     assert (reserved, returned) == (7, 2)
+
+
+def test_queued_tasks_of_a_license_no_longer_usable_fail_and_give_their_units_back(env):
+    # The claim checks the license once per organization: suspended while its tasks wait, they
+    # fail (license_unusable) in one statement and their reservations go back.
+    org = env.org(max_concurrent_tasks=0)
+    batch_id = env.submit(org, words(tag(), 3))
+    assert env.ai_requests_used(org) == 3
+    scalar(env.admin, "UPDATE celaest.licenses SET status = 'suspended' WHERE id = %s", (org["license_id"],))
+    final = env.wait(batch_id, timeout="10 seconds")
+    assert (final["status"], final["failed"]) == ("failed", 3), final
+    assert {tk["error_code"] for tk in env.tasks(batch_id)} == {"license_unusable"}
+    assert env.ai_requests_used(org) == 0
+    assert [r["quantity"] for r in log_rows(env, org, "batch_release")] == [3]
