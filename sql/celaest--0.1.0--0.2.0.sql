@@ -1323,8 +1323,9 @@ BEGIN
                        AND t.batch_id IN (SELECT b.id FROM celaest.task_batches b
                                            WHERE b.organization_id = v_batch.organization_id
                                              AND b.status IN ('pending', 'processing'))
-                    RETURNING t.license_id, t.batch_id)
-                SELECT array_agg(DISTINCT f.batch_id) AS batches, array_agg(f.license_id) AS licenses
+                    RETURNING t.license_id, t.batch_id, t.metadata ->> 'interrupted' = 'true' AS interrupted)
+                SELECT array_agg(DISTINCT f.batch_id) AS batches,
+                       array_agg(f.license_id) FILTER (WHERE f.interrupted IS NOT TRUE) AS licenses
                   INTO v_failed FROM failed f;
                 PERFORM celaest._return_batch_reservations(v_failed.licenses);
                 PERFORM celaest._refresh_batch(b) FROM unnest(v_failed.batches) AS b;
@@ -3832,8 +3833,10 @@ BEGIN
                error_message = CASE status WHEN 'pending' THEN 'cancelled by cancel_batch()'
                                ELSE 'cancelled by cancel_batch() while its provider call was in flight' END
          WHERE batch_id = p_batch_id AND status IN ('pending', 'processing', 'retrying')
-        RETURNING license_id, error_message = 'cancelled by cancel_batch()' AS was_queued)
-    SELECT count(*), array_agg(license_id) FILTER (WHERE was_queued)
+        RETURNING license_id, error_message = 'cancelled by cancel_batch()' AS was_queued,
+                  metadata ->> 'interrupted' = 'true' AS interrupted)
+    -- A queued task put back after a crash may have been sent before it: its unit stays.
+    SELECT count(*), array_agg(license_id) FILTER (WHERE was_queued AND interrupted IS NOT TRUE)
       INTO v_cancelled, v_queued FROM cancelled;
     PERFORM celaest._return_batch_reservations(v_queued);
     UPDATE celaest.task_batches

@@ -225,3 +225,15 @@ def test_queued_tasks_of_a_license_no_longer_usable_fail_and_give_their_units_ba
     assert {tk["error_code"] for tk in env.tasks(batch_id)} == {"license_unusable"}
     assert env.ai_requests_used(org) == 0
     assert [r["quantity"] for r in log_rows(env, org, "batch_release")] == [3]
+
+
+def test_a_queued_task_put_back_after_a_crash_keeps_its_unit_when_cancelled(env):
+    # With retry_after_crash on, recovery puts a task whose call may have been sent back in the
+    # queue, marked interrupted: it was possibly billed, so cancelling it gives nothing back.
+    org = env.org(max_concurrent_tasks=0)
+    batch_id = env.submit(org, words(tag(), 2))
+    scalar(env.admin, "UPDATE celaest.processed_tasks SET metadata = metadata || '{\"interrupted\": true}'"
+                      " WHERE batch_id = %s AND (input_metadata->>'index')::int = 0", (batch_id,))
+    assert scalar(env.admin, "SELECT celaest.cancel_batch(%s)", (batch_id,)) == 2
+    assert env.ai_requests_used(org) == 1
+    assert [r["quantity"] for r in log_rows(env, org, "batch_release")] == [1]

@@ -86,7 +86,8 @@ std::vector<ClaimedTask> load_claimed_tasks(SpiSession& spi, Router& router, Pre
                                             const Text& claimed_since) {
   QueryResult claimed = spi.run(
       "SELECT id, organization_id, user_id, batch_id, prompt_id, input_metadata::text, license_id,"
-      "       (extract(epoch FROM started_at) * 1000)::bigint, queue_time_ms, request_id"
+      "       (extract(epoch FROM started_at) * 1000)::bigint, queue_time_ms, request_id,"
+      "       coalesce(metadata->>'interrupted' = 'true', false)"
       " FROM celaest.processed_tasks"
       " WHERE status = 'processing' AND metadata->>'claimed_by' = pg_backend_pid()::text"
       "   AND ($1::timestamptz IS NULL OR started_at >= $1::timestamptz)"
@@ -108,6 +109,7 @@ std::vector<ClaimedTask> load_claimed_tasks(SpiSession& spi, Router& router, Pre
     context.started_at_ms = row[7] ? std::stoll(*row[7]) : now_ms();
     context.queue_time_ms = row[8] ? std::stol(*row[8]) : 0;
     context.request_id = row[9];
+    context.interrupted = row[10] && *row[10] == "t";
     // A task that needs the database to be prepared is prepared in a subtransaction of its own:
     // a task whose preparation fails, with our error (a missing variable, a model that no
     // longer routes) or with PostgreSQL's (its prompt's rows), fails alone and the rest go on
@@ -176,8 +178,9 @@ void record_batch_task(SpiSession& /*spi*/, const TaskContext& context, CallOutc
   // counters where a writer serves this database, else into this transaction.
   endings.rows().add(context, outcome, execution_ms, ledger::served() ? Charges::KeysShared : Charges::InTransaction);
   if (context.prompt_id && outcome.attempts > 0) endings.count_prompt_call(*context.prompt_id, outcome.result.ok, execution_ms);
-  // A request that never reached a provider gives its reservation back.
-  if (outcome.attempts == 0) endings.return_reservation(context.license_id);
+  // A request that never reached a provider gives its reservation back (unless a call of it may
+  // have gone out before a crash).
+  if (outcome.attempts == 0 && !context.interrupted) endings.return_reservation(context.license_id);
 }
 
 }  // namespace celaest::pg

@@ -27,6 +27,9 @@ struct TaskContext {
   std::optional<std::string> request_id;
   int64_t started_at_ms = 0;  // Unix epoch ms
   long queue_time_ms = 0;
+  // A batch task put back in the queue after a crash (retry_after_crash): its first call may
+  // have been sent and billed, so its reserved AI request stays charged whatever happens now.
+  bool interrupted = false;
 };
 
 // How the call's charges were made, for the ledger (README "The ledger").

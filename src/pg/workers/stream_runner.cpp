@@ -338,7 +338,7 @@ void BatchStream::Impl::abort_cancelled(SpiSession& spi, std::set<std::string>& 
         {task.context.task_id,
          std::string(charged ? "cancelled by cancel_batch() while its provider call was in flight"
                              : "cancelled by cancel_batch() before its provider call was sent")});
-    if (!charged) endings.return_reservation(task.context.license_id);
+    if (!charged && !task.context.interrupted) endings.return_reservation(task.context.license_id);
     touched.insert(*task.context.batch_id);
     it = tasks.erase(it);
     claim_wanted = true;
