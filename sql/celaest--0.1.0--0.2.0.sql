@@ -1286,59 +1286,79 @@ CREATE OR REPLACE FUNCTION celaest._claim_batch_tasks(p_limit integer) RETURNS i
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_task    record;
+    v_batch   record;
     v_claimed integer := 0;
-    v_license uuid;
-    v_full    uuid[] := '{}';   -- organizations found at max_concurrent_tasks in this pass
-    v_started uuid[] := '{}';   -- batches already marked processing in this pass
+    v_orgs    uuid[] := '{}';     -- organizations looked at in this claim ...
+    v_rooms   bigint[] := '{}';   -- ... and what each may still start (-1: no limit)
+    v_at      integer;
+    v_room    bigint;
+    v_take    integer;
+    v_n       integer;
+    v_failed  record;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 THEN
         RETURN 0;
     END IF;
-    -- The queue in order, without a LIMIT: tasks of an organization at its concurrency limit
-    -- stay queued and are passed over, so they never hold up other organizations' tasks.
-    -- Rows are fetched (and locked) a few at a time and the loop stops at p_limit claims.
-    FOR v_task IN
-        SELECT t.id, t.organization_id, t.user_id, t.batch_id, t.license_id,
-               (t.metadata ->> 'interrupted') = 'true' AS charged  -- claimed once before a crash
-          FROM celaest.processed_tasks t
-          JOIN celaest.task_batches b ON b.id = t.batch_id
-         WHERE t.status = 'pending' AND b.status IN ('pending', 'processing')
-         ORDER BY b.priority DESC, t.created_at, t.id
-           FOR UPDATE OF t SKIP LOCKED
+    FOR v_batch IN
+        SELECT b.id, b.organization_id
+          FROM celaest.task_batches b
+         WHERE b.status IN ('pending', 'processing')
+         ORDER BY b.priority DESC, b.created_at, b.id
     LOOP
-        CONTINUE WHEN v_task.organization_id = ANY (v_full);
-        BEGIN
-            -- A task sent again after a crash was charged by its first claim (exactly once).
-            -- The charge comes first so that the task row is written once (its trigger checks
-            -- max_concurrent_tasks; a refusal there rolls the charge back with the block).
-            v_license := CASE WHEN v_task.charged THEN v_task.license_id
-                              ELSE celaest._reserve_ai_request(v_task.organization_id, v_task.user_id, v_task.id) END;
-            UPDATE celaest.processed_tasks
-               SET status = 'processing', started_at = clock_timestamp(), license_id = v_license,
-                   queue_time_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int,
-                   metadata = metadata || jsonb_build_object('claimed_by', pg_backend_pid())
-             WHERE id = v_task.id;
-            v_claimed := v_claimed + 1;
-            IF NOT v_task.batch_id = ANY (v_started) THEN
-                UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
-                 WHERE id = v_task.batch_id AND status = 'pending';
-                v_started := v_started || v_task.batch_id;
+        v_at := array_position(v_orgs, v_batch.organization_id);
+        IF v_at IS NULL THEN
+            BEGIN
+                -- LC001-LC004 for an unusable license; the room left (or -1), counted once.
+                v_room := celaest._reserve_counted(v_batch.organization_id, 'max_concurrent_tasks', 0, true);
+            EXCEPTION WHEN SQLSTATE 'LC010' THEN
+                v_room := 0;          -- already over (its limit was lowered)
+            WHEN SQLSTATE 'LC001' OR SQLSTATE 'LC002' OR SQLSTATE 'LC003' OR SQLSTATE 'LC004' THEN
+                -- Nothing of this organization can start: its queued tasks fail, and the AI
+                -- requests submit_batch reserved for them go back.
+                WITH failed AS (
+                    UPDATE celaest.processed_tasks t
+                       SET status = 'failed', completed_at = clock_timestamp(),
+                           error_code = 'license_unusable', error_message = SQLERRM
+                     WHERE t.organization_id = v_batch.organization_id AND t.status = 'pending'
+                       AND t.batch_id IN (SELECT b.id FROM celaest.task_batches b
+                                           WHERE b.organization_id = v_batch.organization_id
+                                             AND b.status IN ('pending', 'processing'))
+                    RETURNING t.license_id, t.batch_id, t.metadata ->> 'interrupted' = 'true' AS interrupted)
+                SELECT array_agg(DISTINCT f.batch_id) AS batches,
+                       array_agg(f.license_id) FILTER (WHERE f.interrupted IS NOT TRUE) AS licenses
+                  INTO v_failed FROM failed f;
+                PERFORM celaest._return_batch_reservations(v_failed.licenses);
+                PERFORM celaest._refresh_batch(b) FROM unnest(v_failed.batches) AS b;
+                v_room := 0;
+            END;
+            v_orgs := v_orgs || v_batch.organization_id;
+            v_rooms := v_rooms || v_room;
+            v_at := cardinality(v_orgs);
+        END IF;
+        v_room := v_rooms[v_at];
+        CONTINUE WHEN v_room = 0;
+        v_take := CASE WHEN v_room < 0 THEN p_limit - v_claimed ELSE least(v_room, p_limit - v_claimed) END;
+        PERFORM set_config('celaest.batch_claim', 'on', true);
+        WITH picked AS (
+            SELECT t.id FROM celaest.processed_tasks t
+             WHERE t.batch_id = v_batch.id AND t.status = 'pending'
+             LIMIT v_take
+               FOR UPDATE SKIP LOCKED)
+        UPDATE celaest.processed_tasks t
+           SET status = 'processing', started_at = clock_timestamp(),
+               queue_time_ms = (extract(epoch FROM clock_timestamp() - t.created_at) * 1000)::int,
+               metadata = t.metadata || jsonb_build_object('claimed_by', pg_backend_pid())
+          FROM picked WHERE t.id = picked.id;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        PERFORM set_config('celaest.batch_claim', 'off', true);
+        IF v_n > 0 THEN
+            v_claimed := v_claimed + v_n;
+            IF v_room > 0 THEN
+                v_rooms[v_at] := v_room - v_n;
             END IF;
-        EXCEPTION WHEN SQLSTATE 'LC001' OR SQLSTATE 'LC002' OR SQLSTATE 'LC003' OR SQLSTATE 'LC004'
-                    OR SQLSTATE 'LC010' THEN
-            IF SQLSTATE = 'LC010' AND SQLERRM LIKE '%max_concurrent_tasks%' THEN
-                -- The organization is at max_concurrent_tasks: its tasks stay queued for a later pass.
-                v_full := v_full || v_task.organization_id;
-            ELSE
-                UPDATE celaest.processed_tasks
-                   SET status = 'failed', completed_at = clock_timestamp(),
-                       error_code = CASE SQLSTATE WHEN 'LC010' THEN 'quota_exceeded' ELSE 'license_unusable' END,
-                       error_message = SQLERRM
-                 WHERE id = v_task.id;
-                PERFORM celaest._refresh_batch(v_task.batch_id);
-            END IF;
-        END;
+            UPDATE celaest.task_batches SET status = 'processing', started_at = coalesce(started_at, clock_timestamp())
+             WHERE id = v_batch.id AND status = 'pending';
+        END IF;
         EXIT WHEN v_claimed >= p_limit;
     END LOOP;
     RETURN v_claimed;
@@ -3046,6 +3066,65 @@ CREATE TRIGGER task_batches_announce_end
     EXECUTE FUNCTION celaest._announce_batch_end();
 
 -- ===========================================================================
+-- Batch reservations and set-based claims (issue 12 §3)
+-- ===========================================================================
+-- submit_batch reserves one AI request per input at once (consume_quota, published to the
+-- ledger while open); the claim charges nothing and counts max_concurrent_tasks once per
+-- organization; tasks that never reached a provider give their units back.
+-- A batch task's AI request was reserved by submit_batch; one that never reached a provider
+-- (cancelled while queued, failed before its call, no usable key) gives it back, here, in the
+-- transaction that ends the task: the task's end and the return commit together, so each
+-- unit goes back exactly once. One element per unit (a license id may repeat); one UPDATE
+-- and one license_usage_log row (metadata.event = batch_release) per license.
+CREATE FUNCTION celaest._return_batch_reservations(p_license_ids uuid[]) RETURNS bigint
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH units AS (
+        SELECT u.license_id, count(*) AS n
+          FROM unnest(p_license_ids) AS u(license_id)
+         WHERE u.license_id IS NOT NULL
+         GROUP BY u.license_id),
+    returned AS (
+        UPDATE celaest.licenses AS l
+           SET ai_requests_used = greatest(l.ai_requests_used - u.n, 0)
+          FROM units u WHERE l.id = u.license_id
+        RETURNING l.id, l.organization_id, u.n, l.current_period_start, l.current_period_end),
+    logged AS (
+        INSERT INTO celaest.license_usage_log
+            (id, license_id, organization_id, metric, quantity, period_start, period_end, metadata)
+        SELECT gen_random_uuid(), r.id, r.organization_id, 'ai_requests', r.n, r.current_period_start,
+               r.current_period_end, '{"event": "batch_release"}'
+          FROM returned r
+        RETURNING quantity)
+    SELECT coalesce(sum(quantity), 0)::bigint FROM logged;
+$$;
+COMMENT ON FUNCTION celaest._return_batch_reservations(uuid[]) IS
+    'Internal (batch runner, cancel_batch): gives back the AI requests submit_batch reserved for batch tasks that never reached a provider, one unit per array element (a license id may repeat), with one license_usage_log row (event batch_release) per license; returns the units given back.';
+REVOKE EXECUTE ON FUNCTION celaest._return_batch_reservations(uuid[]) FROM PUBLIC;
+
+COMMENT ON FUNCTION celaest._claim_batch_tasks(integer) IS
+    'Internal (batch runner): claims up to p_limit pending tasks for this backend, a batch''s tasks in one UPDATE; charges nothing (submit_batch reserved their AI requests). Tasks of organizations at max_concurrent_tasks stay queued and are passed over; those of an organization whose license is unusable fail and give their reservations back.';
+
+-- The claim counts max_concurrent_tasks itself and says so (celaest.batch_claim).
+DROP TRIGGER processed_tasks_enforce_max_concurrent_tasks ON celaest.processed_tasks;
+CREATE TRIGGER processed_tasks_enforce_max_concurrent_tasks
+    BEFORE INSERT OR UPDATE OF status, organization_id ON celaest.processed_tasks
+    FOR EACH ROW
+    WHEN (NEW.status IN ('processing', 'retrying')
+          AND pg_catalog.current_setting('celaest.batch_claim', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION celaest._enforce_max_concurrent_tasks();
+
+-- Tasks queued by 0.1.0 were to be charged by their claim, which charges nothing now: their
+-- requests are reserved here, as submit_batch reserves them now.
+UPDATE celaest.licenses AS l
+   SET ai_requests_used = l.ai_requests_used + q.n
+  FROM (SELECT t.license_id, count(*) AS n FROM celaest.processed_tasks t
+         WHERE t.status = 'pending' AND t.batch_id IS NOT NULL AND t.license_id IS NOT NULL
+         GROUP BY t.license_id) AS q
+ WHERE l.id = q.license_id;
+
+-- ===========================================================================
 -- Identity and tenant isolation (issue 11)
 -- ===========================================================================
 -- Access levels (group roles celaest_service/_authenticated/_readonly, grant_access),
@@ -3749,6 +3828,7 @@ DECLARE
     v_org       uuid;
     v_owner     uuid;
     v_cancelled integer;
+    v_queued    uuid[];
 BEGIN
     SELECT organization_id, user_id INTO v_org, v_owner FROM celaest.task_batches WHERE id = p_batch_id;
     IF NOT FOUND OR NOT celaest._batch_access(v_org, v_owner, 'read') THEN
@@ -3765,13 +3845,22 @@ BEGIN
     -- answer is recorded first stays completed. Locks are taken in the runner's order (tasks,
     -- then the batch row) and waited for, never skipped: a task the runner is claiming this
     -- instant is re-checked once its claim commits, and none is left behind.
-    UPDATE celaest.processed_tasks
-       SET status = 'cancelled', completed_at = clock_timestamp(),
-           error_code = 'cancelled',
-           error_message = CASE status WHEN 'pending' THEN 'cancelled by cancel_batch()'
-                           ELSE 'cancelled by cancel_batch() while its provider call was in flight' END
-     WHERE batch_id = p_batch_id AND status IN ('pending', 'processing', 'retrying');
-    GET DIAGNOSTICS v_cancelled = ROW_COUNT;
+    -- The queued ones never reached a provider: the AI requests submit_batch reserved for them
+    -- go back in this transaction (an in-flight task's is the runner's to give back, if its
+    -- call had not left yet).
+    WITH cancelled AS (
+        UPDATE celaest.processed_tasks
+           SET status = 'cancelled', completed_at = clock_timestamp(),
+               error_code = 'cancelled',
+               error_message = CASE status WHEN 'pending' THEN 'cancelled by cancel_batch()'
+                               ELSE 'cancelled by cancel_batch() while its provider call was in flight' END
+         WHERE batch_id = p_batch_id AND status IN ('pending', 'processing', 'retrying')
+        RETURNING license_id, error_message = 'cancelled by cancel_batch()' AS was_queued,
+                  metadata ->> 'interrupted' = 'true' AS interrupted)
+    -- A queued task put back after a crash may have been sent before it: its unit stays.
+    SELECT count(*), array_agg(license_id) FILTER (WHERE was_queued AND interrupted IS NOT TRUE)
+      INTO v_cancelled, v_queued FROM cancelled;
+    PERFORM celaest._return_batch_reservations(v_queued);
     UPDATE celaest.task_batches
        SET status = 'cancelled', completed_at = coalesce(completed_at, clock_timestamp())
      WHERE id = p_batch_id AND status NOT IN ('completed', 'failed', 'cancelled');

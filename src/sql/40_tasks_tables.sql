@@ -223,10 +223,14 @@ SELECT pg_catalog.pg_extension_config_dump('celaest.processed_tasks', '');
 -- ---------------------------------------------------------------------------
 -- Licensing: max_concurrent_tasks (the trigger function is in 26_licensing_enforcement.sql)
 -- ---------------------------------------------------------------------------
+-- The batch runner's claim (_claim_batch_tasks) counts the limit once per organization for all
+-- the tasks it claims and says so with celaest.batch_claim: the trigger then has nothing to
+-- count row by row (a WHEN clause, so no function call per row either).
 CREATE TRIGGER processed_tasks_enforce_max_concurrent_tasks
     BEFORE INSERT OR UPDATE OF status, organization_id ON celaest.processed_tasks
     FOR EACH ROW
-    WHEN (NEW.status IN ('processing', 'retrying'))
+    WHEN (NEW.status IN ('processing', 'retrying')
+          AND pg_catalog.current_setting('celaest.batch_claim', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION celaest._enforce_max_concurrent_tasks();
 
 -- The admission count reads only the few tasks in flight of one organization.

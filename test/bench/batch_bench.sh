@@ -60,8 +60,21 @@ for _ in $(seq 1 100); do
   sleep 0.05
 done
 
-so="$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/celaest.so"
+# BENCH_CLUSTER=current: the cluster PGHOST/PGPORT point at, with the celaest of the pg_config
+# first in PATH (a private install: /work/wt/notes/private_cluster.sh NAME PORT WT env
+# BENCH_CLUSTER=current test/bench/batch_bench.sh); default: a throwaway scripts/cluster.sh one.
+if [ "${BENCH_CLUSTER:-}" = current ]; then
+  so="$(pg_config --pkglibdir)/celaest.so"
+else
+  so="$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/celaest.so"
+fi
 [ -f "$so" ] || fail "celaest is not installed ($so): run scripts/build.sh"
 echo "build: installed celaest.so of $(date -u -r "$so" '+%Y-%m-%d %H:%M:%S UTC'), checkout $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "provider: nginx on 127.0.0.1:$PORT answering after ${BENCH_DELAY} s; $BENCH_TASKS tasks, $BENCH_ROUNDS rounds; $(nproc) cores"
-scripts/cluster.sh bash "$ROOT/test/bench/batch/in_cluster.sh"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "${BENCH_CLUSTER:-}" = current ]; then
+  bash "$ROOT/test/bench/batch/in_cluster.sh"
+else
+  scripts/cluster.sh bash "$ROOT/test/bench/batch/in_cluster.sh"
+fi
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

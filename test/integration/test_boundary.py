@@ -32,7 +32,8 @@ def claimed_batch(db, prompt, size):
     """A batch of `size` tasks queued and claimed by a new session (as the batch runner claims
     them), so that _run_claimed_tasks in that session runs them. The module's database has no
     batch runner (celaest.databases serves `postgres` only), so submit_batch refuses it (55000):
-    the rows submit_batch would write are written here, and nobody else claims them."""
+    the rows submit_batch would write are written here, its reservation of one AI request per
+    task made here too, and nobody else claims them."""
     conn = db.connect()
     batch_id = scalar(conn, "INSERT INTO celaest.task_batches (organization_id, user_id, license_id, prompt_id,"
                             " total_tasks) SELECT %s, %s, %s, id, %s FROM celaest.prompts_master WHERE slug = %s"
@@ -44,6 +45,8 @@ def claimed_batch(db, prompt, size):
                  "                     'options', '{}'::jsonb, 'index', i), 'pending'"
                  " FROM celaest.task_batches b, generate_series(0, %s - 1) AS i WHERE b.id = %s",
            (size, batch_id))
+    scalar(conn, "UPDATE celaest.licenses SET ai_requests_used = ai_requests_used + %s WHERE id = %s",
+           (size, db.license_id))
     assert scalar(conn, "SELECT celaest._claim_batch_tasks(%s)", (size,)) == size
     return conn, batch_id
 

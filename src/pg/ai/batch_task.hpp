@@ -49,10 +49,37 @@ struct PreparationCache {
 std::vector<ClaimedTask> load_claimed_tasks(SpiSession& spi, Router& router, PreparationCache& cache,
                                             const Text& claimed_since = std::nullopt);
 
-// Writes a batch task's end: its row, the prompt's statistics when a provider was reached, and
-// the AI request its claim reserved given back when none was. `was_called`: the task got as far
-// as its call (its time counts from its start), not failed in preparation.
-void record_batch_task(SpiSession& spi, const TaskContext& context, CallOutcome& outcome, bool was_called);
+// What the batch tasks ended in one transaction write, together, by flush() before that
+// transaction commits: their rows (one multi-row statement), the AI requests submit_batch reserved for tasks
+// that never reached a provider (one _return_batch_reservations call), and the prompts'
+// running statistics (one UPDATE per prompt, not per task: the prompt row is the hottest row a
+// batch writes). Written in the transaction that ends the tasks, so that a unit goes back
+// exactly once: if that transaction rolls back, the tasks have not ended either.
+class BatchEndings {
+ public:
+  // A task that never reached a provider: its reservation goes back.
+  void return_reservation(const std::optional<std::string>& license_id);
+  // A task whose call reached a provider: the prompt's statistics count it.
+  void count_prompt_call(const std::string& prompt_id, bool ok, long execution_time_ms);
+  // A task's row (written by flush, with the others, in one statement).
+  TaskRows& rows() { return rows_; }
+  void flush(SpiSession& spi);
+  void clear();
+
+ private:
+  TaskRows rows_;
+  struct PromptCalls {
+    long long calls = 0, succeeded = 0, total_ms = 0;
+  };
+  std::vector<std::string> returned_;
+  std::map<std::string, PromptCalls> prompts_;
+};
+
+// Writes a batch task's end: its row; the prompt's statistics when a provider was reached and
+// the AI request submit_batch reserved given back when none was go to `endings`. `was_called`:
+// the task got as far as its call (its time counts from its start), not failed in preparation.
+void record_batch_task(SpiSession& spi, const TaskContext& context, CallOutcome& outcome, bool was_called,
+                       BatchEndings& endings);
 
 // A uuid[] literal.
 std::string uuid_array(const std::vector<std::string>& ids);

@@ -161,6 +161,61 @@ std::string record_task(SpiSession& spi, const TaskContext& context, const CallO
   return *written;
 }
 
+void TaskRows::add(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms, Charges charges) {
+  if (!context.task_id) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: a batch task without its id");
+  const ledger::TaskRecord& kept =
+      ledger::keep_until_transaction_end(task_record(context, outcome, execution_time_ms, charges));
+  rows_.push_back(kept.params);
+}
+
+namespace {
+
+// The batch tasks' rows exist (queued by submit_batch, claimed since): one UPDATE joined to the
+// recordset of every answer (columns p1..p29, text: kTaskInsert's parameters in its order),
+// setting what kTaskUpsertTail sets, with the same casts. An UPDATE, not the upsert: the
+// upsert's speculative insertion probes and locks each row once more before updating it.
+const std::string& multi_row_update_sql() {
+  static const std::string sql = [] {
+    std::string columns;
+    for (int i = 1; i <= 29; ++i) columns += (i > 1 ? ", p" : "p") + std::to_string(i) + " text";
+    return std::string(
+               "UPDATE celaest.processed_tasks AS t SET"
+               "  license_id = coalesce(r.p4::uuid, t.license_id), model_id = r.p6::uuid, api_key_id = r.p7::uuid,"
+               "  input_text = r.p10, output_json = r.p12::jsonb, output_raw = r.p13,"
+               "  status = r.p14::celaest.task_status, error_message = r.p15, error_code = r.p16,"
+               "  retry_count = r.p17::int, tokens_input = r.p18::int, tokens_output = r.p19::int,"
+               "  cost_usd = r.p20::numeric, execution_time_ms = r.p21::int, queue_time_ms = r.p22::int,"
+               "  ai_time_ms = r.p23::int, request_id = coalesce(t.request_id, r.p24),"
+               "  metadata = t.metadata || r.p25::jsonb, started_at = to_timestamp(r.p26::float8 / 1000),"
+               "  completed_at = to_timestamp(r.p29::float8 / 1000)"
+               " FROM jsonb_to_recordset($1::jsonb) AS r(") +
+           columns + ") WHERE t.id = r.p1::uuid";
+  }();
+  return sql;
+}
+
+// A text parameter as a JSON string. A parameter is a C string (it ends at a NUL), and jsonb
+// cannot hold \u0000: the value is cut at its first NUL, as the one-row statement cuts it.
+nlohmann::json json_text(const Text& value) {
+  if (!value) return nullptr;
+  const size_t nul = value->find('\0');
+  return nul == std::string::npos ? *value : value->substr(0, nul);
+}
+
+}  // namespace
+
+void TaskRows::write(SpiSession& spi) {
+  if (rows_.empty()) return;
+  nlohmann::json rows = nlohmann::json::array();
+  for (const std::vector<Text>& params : rows_) {
+    nlohmann::json row = nlohmann::json::object();
+    for (size_t i = 0; i < params.size(); ++i) row["p" + std::to_string(i + 1)] = json_text(params[i]);
+    rows.push_back(std::move(row));
+  }
+  rows_.clear();
+  spi.run(multi_row_update_sql(), {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+}
+
 bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record) {
   // Written once: the first write of a record wins, a second one (the writer crashed between
   // its commit and the file's removal) changes nothing and charges nothing.

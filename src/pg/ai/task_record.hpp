@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace celaest::pg {
 
@@ -26,6 +27,9 @@ struct TaskContext {
   std::optional<std::string> request_id;
   int64_t started_at_ms = 0;  // Unix epoch ms
   long queue_time_ms = 0;
+  // A batch task put back in the queue after a crash (retry_after_crash): its first call may
+  // have been sent and billed, so its reserved AI request stays charged whatever happens now.
+  bool interrupted = false;
 };
 
 // How the call's charges were made, for the ledger (README "The ledger").
@@ -42,6 +46,21 @@ enum class Charges {
 // the caller's transaction.
 std::string record_task(SpiSession& spi, const TaskContext& context, const CallOutcome& outcome,
                         long execution_time_ms, Charges charges = Charges::KeysShared);
+// Batch tasks (their rows exist: context.task_id is set): the rows of the tasks a transaction
+// ends, written by one multi-row UPDATE instead of one upsert per task (the per-statement
+// executor set-up, constraint and trigger preparation were most of a task's recording). Each
+// record is kept by the ledger when it is added, exactly as record_task keeps it, so a
+// transaction that fails still hands every one on (the writer upserts it).
+class TaskRows {
+ public:
+  void add(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms, Charges charges);
+  // One statement for every row added since the last write; nothing when none was.
+  void write(SpiSession& spi);
+  void clear() { rows_.clear(); }
+
+ private:
+  std::vector<std::vector<Text>> rows_;
+};
 // The same record kept by the ledger without writing the row: for a call ended by an error
 // after it sent requests (the transaction is failing; the record is written when it aborts).
 void keep_task_record(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms,

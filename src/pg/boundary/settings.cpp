@@ -113,6 +113,15 @@ void define_all() {
                            "Send again a batch task whose provider call may have been sent before a crash (it is "
                            "charged once either way).",
                            nullptr, &retry_after_crash, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  // Set (LOCAL) only by _claim_batch_tasks around its claiming UPDATE: that claim counts
+  // max_concurrent_tasks once per organization, so the per-row trigger need not count again.
+  // Hidden; whoever could set it may already write processed_tasks and licenses directly
+  // (service level), so it lets no one past a limit they could not pass already.
+  static bool batch_claim = false;
+  DefineCustomBoolVariable("celaest.batch_claim", "Internal: the batch runner's claim counts max_concurrent_tasks.",
+                           nullptr, &batch_claim, false, PGC_USERSET,
+                           GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL, nullptr,
+                           nullptr, nullptr);
   define_int("celaest.max_response_size", "Largest provider response accepted.", &max_response_kb, 8192, 16,
              1048576, PGC_SUSET, GUC_UNIT_KB);
   // Superuser only: trusting another CA decides which servers may receive the API keys.

@@ -125,6 +125,15 @@ CELAEST_FUNCTION(celaest_submit_batch) {
   // The license, max_batch_size and the AI requests left (LC001–LC004, LC010).
   Text license = spi.scalar("SELECT celaest._check_batch($1::uuid, $2::int)",
                             {caller.organization_id, std::to_string(inputs.size())});
+  // One AI request reserved per input, all at once (API.md submit_batch), by consume_quota: one
+  // conditional UPDATE of the license row that grants only while the counter leaves room (so
+  // concurrent submits at the quota's edge cannot overrun it: the second waits for the first's
+  // row lock and looks again), and, where the ledger serves the database, published to the
+  // ledger's shared memory while this transaction is open, so the quota gate, check_limit and
+  // consume_quota of other sessions count it before it commits. The runner's claim then charges
+  // nothing; a task that never reaches a provider gives its unit back.
+  spi.run("SELECT celaest.consume_quota($1::uuid, 'ai_requests', $2::bigint)",
+          {caller.organization_id, std::to_string(inputs.size())});
   // An unknown model or provider option is the caller's error (22023), and a batch with no
   // active model to run on is refused now (LC020), not failed task by task later.
   Router router(spi);
@@ -149,6 +158,13 @@ CELAEST_FUNCTION(celaest_submit_batch) {
       " FROM jsonb_array_elements($8::jsonb) WITH ORDINALITY AS i(input, ordinality)",
       {caller.organization_id, caller.user_id, license, *batch_id, prompt.id, options.dump(), call_options.request_id,
        *inputs_text});
+  spi.run(
+      "INSERT INTO celaest.license_usage_log (id, license_id, organization_id, metric, quantity, period_start,"
+      "  period_end, user_id, metadata)"
+      " SELECT gen_random_uuid(), l.id, l.organization_id, 'ai_requests', $2::bigint, l.current_period_start,"
+      "  l.current_period_end, $3::uuid, jsonb_build_object('event', 'batch_reserve', 'batch_id', $4::uuid)"
+      " FROM celaest.licenses l WHERE l.id = $1::uuid",
+      {license, std::to_string(inputs.size()), caller.user_id, *batch_id});
   wake_runner_when_committed();
   return uuid_datum(*batch_id);
 }
@@ -178,7 +194,8 @@ CELAEST_FUNCTION(celaest_run_claimed_tasks) {
     called.push_back(&task);
   }
   std::vector<CallOutcome> outcomes = run_calls(router, health, std::move(inputs), static_cast<size_t>(parallel));
-  for (size_t i = 0; i < outcomes.size(); ++i) record_batch_task(spi, called[i]->context, outcomes[i], true);
+  BatchEndings endings;
+  for (size_t i = 0; i < outcomes.size(); ++i) record_batch_task(spi, called[i]->context, outcomes[i], true, endings);
   std::vector<std::string> ids;
   for (ClaimedTask& task : claimed) {
     ids.push_back(*task.context.task_id);
@@ -186,8 +203,9 @@ CELAEST_FUNCTION(celaest_run_claimed_tasks) {
     CallOutcome outcome;
     outcome.result.error_code = task.error_code;
     outcome.result.error_message = task.error_message;
-    record_batch_task(spi, task.context, outcome, false);
+    record_batch_task(spi, task.context, outcome, false, endings);
   }
+  endings.flush(spi);
   spi.run(
       "SELECT celaest._refresh_batch(b) FROM (SELECT DISTINCT batch_id FROM celaest.processed_tasks"
       " WHERE id = ANY($1::uuid[])) s(b)",

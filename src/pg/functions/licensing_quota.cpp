@@ -58,6 +58,13 @@ void close_grants_at_transaction_end(XactEvent event, void*) noexcept {
   });
 }
 
+int64_t own_open_grants(const std::string& license_id) {
+  int64_t own = 0;
+  for (const OpenGrant& grant : open_grants())
+    if (grant.license_id == license_id) own += grant.amount;
+  return own;
+}
+
 // Served database: the conditional UPDATE leaves room for what the ledger holds (AI calls
 // charged and not yet folded, or in flight), and the grant is published while the caller's
 // transaction is open so that AI admissions count it — published before the UPDATE, and kept
@@ -109,10 +116,16 @@ CELAEST_FUNCTION(celaest_check_limit) {
         // The row again with a fresh snapshot, and what the ledger holds, under its lock.
         const std::string organization_id = *args.organization_id;
         const int64_t row_used = quota->used;
-        quota->used = ledger::used_with_pending(quota->license_id, [&]() -> int64_t {
-          std::optional<AiQuota> fresh = read_ai_quota(spi, organization_id, RowSnapshot::Latest);
-          return fresh ? fresh->used : row_used;
-        });
+        // Grants of other transactions still open (consume_quota, submit_batch's reservations)
+        // count as used; this transaction's own are already in the row it reads.
+        quota->used = ledger::used_with_pending(
+                          quota->license_id,
+                          [&]() -> int64_t {
+                            std::optional<AiQuota> fresh = read_ai_quota(spi, organization_id, RowSnapshot::Latest);
+                            return fresh ? fresh->used : row_used;
+                          },
+                          true) -
+                      own_open_grants(quota->license_id);
       }
       return jsonb_datum(core::quota_answer_json(core::answer_quota(quota->code, quota->limit, quota->used, *args.amount)));
     }

@@ -206,11 +206,14 @@ int64_t pending_requests(const std::string& license_id, bool with_open_consumpti
   });
 }
 
-int64_t used_with_pending(const std::string& license_id, const std::function<int64_t()>& read_used) {
+int64_t used_with_pending(const std::string& license_id, const std::function<int64_t()>& read_used,
+                          bool with_open_consumptions) {
   const std::string key = entry_key(license_id);
   return segment.locked(LW_SHARED, [&](Counters& counters) -> int64_t {
     LicenseEntry* entry = license_entry(counters, key, false);
-    return read_used() + (entry ? entry->in_flight + entry->unfolded : 0);
+    return read_used() + (entry ? entry->in_flight + entry->unfolded +
+                                      (with_open_consumptions ? entry->open_consumptions : 0)
+                                : 0);
   });
 }
 

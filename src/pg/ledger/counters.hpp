@@ -52,8 +52,11 @@ void release_request(const std::string& license_id);
 // What the licenses row does not hold yet: unfolded + in flight (+ open consumptions when
 // `with_open_consumptions`). 0 when the license has no entry.
 int64_t pending_requests(const std::string& license_id, bool with_open_consumptions);
-// The same, with the row read under the lock (check_limit's exact figure).
-int64_t used_with_pending(const std::string& license_id, const std::function<int64_t()>& read_used);
+// The same, with the row read under the lock (check_limit's exact figure). With
+// `with_open_consumptions`, the consume_quota() grants and submit_batch reservations of
+// transactions still open count too (the caller takes out its own, which its row already holds).
+int64_t used_with_pending(const std::string& license_id, const std::function<int64_t()>& read_used,
+                          bool with_open_consumptions = false);
 
 // consume_quota(): the amount is published as an open consumption before the conditional
 // UPDATE, so that concurrent AI admissions count it while the caller's transaction is open.
