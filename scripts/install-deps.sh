@@ -9,7 +9,9 @@ PACKAGES=(
   libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev ca-certificates
   python3 python3-pytest python3-psycopg2 openssl
   clang-tidy  # scripts/tidy.sh: the boundary check (bugprone-exception-escape)
-  util-linux  # taskset; benchmarks install their own extra tools (nginx)
+  util-linux  # taskset
+  # test/integration/test_http2.py: an HTTPS provider over HTTP/2 (the benchmarks use it too)
+  nginx-light libnginx-mod-http-echo
   # Sanitizers and fuzzing (test/fuzz): clang's -fsanitize=fuzzer needs the compiler-rt
   # runtimes (libFuzzer, ASan, UBSan), which Debian 12 ships apart from clang itself;
   # llvm gives llvm-symbolizer, so that sanitizer reports name functions and lines.
@@ -27,6 +29,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  # The tests start their own nginx on free ports: the package must not start the system's
+  # (port 80 may be taken, failing the install). policy-rc.d "101" = do not start services.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

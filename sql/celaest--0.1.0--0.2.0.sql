@@ -3042,6 +3042,28 @@ COMMENT ON FUNCTION celaest._ledger_rebuild() IS
     'Internal (ledger writer, at its start after a restart): brings licenses.ai_requests_used (current period) and ai_api_pool usage_count/tokens_used back to what processed_tasks records for the calls charged through the ledger, adding what shared memory lost; returns the rows corrected.';
 
 
+-- ---------------------------------------------------------------------------
+-- wait_batch sleeps until a batch ends (issue 12 §5): native, on a condition variable that the
+-- transaction ending a batch broadcasts when it commits.
+-- ---------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION celaest.wait_batch(p_batch_id uuid, p_timeout interval DEFAULT '5 minutes') RETURNS jsonb
+    LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'celaest_wait_batch';
+COMMENT ON FUNCTION celaest.wait_batch(uuid, interval) IS
+    'Blocks (cancellable) until the batch ends or the timeout passes; returns batch_status(). Sleeps until a transaction ending a batch commits (a condition variable; without shared_preload_libraries, a poll).';
+
+CREATE FUNCTION celaest._announce_batch_end() RETURNS trigger
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'celaest_announce_batch_end';
+COMMENT ON FUNCTION celaest._announce_batch_end() IS
+    'Trigger: wakes wait_batch() callers when the transaction that ended a batch commits.';
+CREATE TRIGGER task_batches_announce_end
+    AFTER UPDATE OF status ON celaest.task_batches
+    FOR EACH ROW
+    WHEN (NEW.status IN ('completed', 'failed', 'cancelled') AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION celaest._announce_batch_end();
+
 -- ===========================================================================
 -- Batch reservations and set-based claims (issue 12 §3)
 -- ===========================================================================

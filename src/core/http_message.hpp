@@ -36,6 +36,7 @@ struct TransferLimits {
   long timeout_ms = 60000;              // whole transfer, connect included; 0 = none (libcurl's meaning)
   long connect_timeout_ms = 10000;      // 0 = libcurl's default (300 s)
   size_t max_response_bytes = 8 << 20;  // decoded body; over it => TransportError::TooLarge
+  std::string ca_file;                  // PEM bundle of the CAs trusted for https ("" = the system's)
 };
 
 // A message on its way out: what to send, and the limits of sending it.

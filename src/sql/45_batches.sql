@@ -60,31 +60,23 @@ COMMENT ON FUNCTION celaest.batch_status(uuid) IS
     'Progress of a batch: {status, total, pending, processing, completed, failed, cancelled, progress (0..1), eta_seconds (NULL until a task has finished)}. A batch of another organization does not exist for the caller (P0002).';
 
 CREATE FUNCTION celaest.wait_batch(p_batch_id uuid, p_timeout interval DEFAULT '5 minutes') RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_deadline timestamptz := clock_timestamp() + p_timeout;
-    v_status   jsonb;
-    v_pause    float8 := 0.01;
-BEGIN
-    IF p_timeout IS NULL OR p_timeout < interval '0' THEN
-        RAISE EXCEPTION 'timeout must be a non-negative interval, not %', coalesce(p_timeout::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    LOOP
-        -- Each statement of a VOLATILE function sees a new snapshot: the runner's commits.
-        v_status := celaest.batch_status(p_batch_id);
-        EXIT WHEN v_status ->> 'status' IN ('completed', 'failed', 'cancelled')
-               OR clock_timestamp() >= v_deadline;
-        PERFORM pg_catalog.pg_sleep(least(v_pause, greatest(extract(epoch FROM v_deadline - clock_timestamp()), 0)));
-        v_pause := least(v_pause * 2, 0.2);   -- quick for short batches, cheap for long ones
-    END LOOP;
-    RETURN v_status;
-END;
-$$;
+    AS 'MODULE_PATHNAME', 'celaest_wait_batch';
 COMMENT ON FUNCTION celaest.wait_batch(uuid, interval) IS
-    'Blocks (cancellable) until the batch ends or the timeout passes; returns batch_status().';
+    'Blocks (cancellable) until the batch ends or the timeout passes; returns batch_status(). Sleeps until a transaction ending a batch commits (a condition variable; without shared_preload_libraries, a poll).';
+
+-- The end of a batch wakes its wait_batch() callers when the ending transaction commits.
+CREATE FUNCTION celaest._announce_batch_end() RETURNS trigger
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'celaest_announce_batch_end';
+COMMENT ON FUNCTION celaest._announce_batch_end() IS
+    'Trigger: wakes wait_batch() callers when the transaction that ended a batch commits.';
+CREATE TRIGGER task_batches_announce_end
+    AFTER UPDATE OF status ON celaest.task_batches
+    FOR EACH ROW
+    WHEN (NEW.status IN ('completed', 'failed', 'cancelled') AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION celaest._announce_batch_end();
 
 CREATE FUNCTION celaest.cancel_batch(p_batch_id uuid) RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER

@@ -271,6 +271,43 @@ def test_wait_batch_is_cancellable(env):
         conn.close()
 
 
+def test_wait_batch_sleeps_until_the_ending_transaction_commits(env):
+    # issue 12 §5: wait_batch sleeps on the batch-end announcement (wait event Extension), not
+    # in pg_sleep; cancel_batch's commit wakes it, and not before the commit.
+    org = env.org(max_concurrent_tasks=0)
+    batch_id = env.submit(org, words(tag(), 2))
+    conn = connect()
+    try:
+        pid = scalar(conn, "SELECT pg_backend_pid()")
+        result = {}
+
+        def wait():
+            result["status"] = as_json(scalar(conn, "SELECT celaest.wait_batch(%s, '1 minute')", (batch_id,)))
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        deadline = time.time() + 5
+        while scalar(env.admin, "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)) != "Extension":
+            assert time.time() < deadline, rows(env.admin, "SELECT * FROM pg_stat_activity WHERE pid = %s", (pid,))
+            time.sleep(0.02)
+        assert scalar(env.admin, "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)) == "Extension"
+        canceller = connect()
+        try:
+            canceller.autocommit = False
+            with canceller.cursor() as cur:
+                cur.execute("SELECT celaest.cancel_batch(%s)", (batch_id,))
+                time.sleep(0.3)
+                assert waiter.is_alive()  # the cancel has not committed yet
+            canceller.commit()
+        finally:
+            canceller.close()
+        waiter.join(5)
+        assert not waiter.is_alive()
+        assert result["status"]["status"] == "cancelled", result
+    finally:
+        conn.close()
+
+
 def test_cancel_batch_cancels_the_pending_tasks_and_aborts_the_one_in_flight(env):
     # One slot: while the first task runs (a 3 s call) the other four wait in the queue.
     # API.md cancel_batch: pending tasks and in-flight ones (their transfer aborted) are cancelled.

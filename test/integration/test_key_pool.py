@@ -420,3 +420,27 @@ def test_calls_of_one_organization_run_side_by_side(db, mock, conn):
     for t in threads:
         t.join(10)
     assert time.monotonic() - started < 1.2
+
+
+def test_check_api_keys_deactivates_expired_keys(db, mock, conn):
+    # The sweep retires a key past expires_at (it is deactivated, not checked); a key that
+    # expires later stays active and is checked.
+    expired = add_key(conn, "groq", "sweep-expired", new_secret("sweep-expired"))
+    later = add_key(conn, "groq", "sweep-later", new_secret("sweep-later"))
+    scalar(conn, "UPDATE celaest.ai_api_pool SET expires_at = now() - interval '1 second' WHERE id = %s", (expired,))
+    scalar(conn, "UPDATE celaest.ai_api_pool SET expires_at = now() + interval '1 day' WHERE id = %s", (later,))
+    checked = {r["key_id"] for r in rows(conn, "SELECT * FROM celaest.check_api_keys()")}
+    assert later in checked and expired not in checked
+    assert not db.key(conn, expired)["is_active"] and db.key(conn, later)["is_active"]
+    assert db.key(conn, expired)["last_health_check"] is None
+
+
+def test_add_api_key_encrypts_with_the_cheap_s2k_count(db, mock, conn):
+    # OpenPGP symmetric-key packet (RFC 4880 5.3): version 4, cipher, S2K type 3 (iterated and
+    # salted), hash, 8-byte salt, then the coded count c: (16 + (c & 15)) << ((c >> 4) + 6)
+    # octets hashed, so 1,024 is c = 0.
+    key_id = add_key(conn, "openai", "s2k-count", new_secret("s2k-count"))
+    packet = bytes(scalar(conn, "SELECT key_value_encrypted FROM celaest.ai_api_pool WHERE id = %s", (key_id,)))
+    assert packet[0] in (0xC3, 0x8C), packet[:4].hex()  # tag 3, new or old packet format
+    body = packet[2:]  # one length octet: the packet is short
+    assert body[0] == 4 and body[2] == 3 and body[12] == 0, packet[:16].hex()

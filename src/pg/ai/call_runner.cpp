@@ -99,6 +99,7 @@ core::TransferLimits transfer_limits() {
   limits.timeout_ms = settings::http_timeout_ms;
   limits.connect_timeout_ms = settings::http_connect_timeout_ms;
   limits.max_response_bytes = static_cast<size_t>(settings::max_response_kb) * 1024;
+  if (settings::http_ca_file != nullptr) limits.ca_file = settings::http_ca_file;
   return limits;
 }
 

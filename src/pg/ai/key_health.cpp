@@ -59,4 +59,26 @@ void KeyHealth::checked(const std::string& key_id) {
   spi_.run("UPDATE celaest.ai_api_pool SET last_health_check = now() WHERE id = $1::uuid", {key_id});
 }
 
+void KeyHealth::checked_all(const std::vector<KeyVerdict>& verdicts) {
+  if (verdicts.empty()) return;
+  // The verdicts travel as three array parameters (uuids and booleans only: never a secret).
+  std::string ids = "{", healthy = "{", definitive = "{";
+  for (size_t i = 0; i < verdicts.size(); ++i) {
+    const char* separator = i == 0 ? "" : ",";
+    ids += separator + verdicts[i].key_id;
+    healthy += separator + std::string(verdicts[i].healthy ? "t" : "f");
+    definitive += separator + std::string(verdicts[i].definitive ? "t" : "f");
+  }
+  ids += "}", healthy += "}", definitive += "}";
+  // The same rules as succeeded()/failed()/checked(), one row update per key.
+  spi_.run(
+      "UPDATE celaest.ai_api_pool AS pool SET last_health_check = now(),"
+      "  consecutive_failures = CASE WHEN verdict.healthy THEN 0 ELSE pool.consecutive_failures + 1 END,"
+      "  is_healthy = verdict.healthy OR (pool.is_healthy AND NOT verdict.definitive"
+      "                                   AND pool.consecutive_failures + 1 < $4::int)"
+      " FROM unnest($1::uuid[], $2::boolean[], $3::boolean[]) AS verdict(key_id, healthy, definitive)"
+      " WHERE pool.id = verdict.key_id",
+      {ids, healthy, definitive, std::to_string(settings::health_failure_threshold)});
+}
+
 }  // namespace celaest::pg

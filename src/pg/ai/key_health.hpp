@@ -6,8 +6,16 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 namespace celaest::pg {
+
+// What a health check found about one key: healthy, or failed (definitive: 401/403/invalid key).
+struct KeyVerdict {
+  std::string key_id;
+  bool healthy = false;
+  bool definitive = false;
+};
 
 class KeyHealth {
  public:
@@ -27,6 +35,9 @@ class KeyHealth {
   // Counts a failure; `definitive` (401/403/invalid key/billing) marks the key unhealthy at once.
   void failed(const std::string& key_id, bool definitive);
   void checked(const std::string& key_id);                        // stamps last_health_check
+  // A health check's verdicts on many keys, written in one statement: each key succeeded() or
+  // failed() as above, and checked().
+  void checked_all(const std::vector<KeyVerdict>& verdicts);
 
  private:
   SpiSession& spi_;

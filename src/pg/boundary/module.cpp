@@ -8,6 +8,7 @@
 #include "pg/ledger/counters.hpp"
 #include "pg/ledger/records.hpp"
 #include "pg/boundary/settings.hpp"
+#include "pg/workers/batch_ends.hpp"
 #include "pg/workers/registry.hpp"
 #include "pg/workers/workers.hpp"
 
@@ -33,6 +34,7 @@ extern "C" PGDLLEXPORT void _PG_init(void) {
       celaest::pg::ledger::reserve_shared_memory();
       celaest::pg::license_terms_cache::reserve_shared_memory();
       celaest::pg::cache_validity::reserve_shared_memory();
+      celaest::pg::batch_ends::reserve_shared_memory();
       celaest::pg::shmem::install_hooks();
       celaest::pg::workers::request_registry();
       celaest::pg::workers::register_all();

@@ -27,6 +27,7 @@ int retry_max_delay_ms = 30000;
 int worker_concurrency = 1024;
 bool retry_after_crash = false;
 int max_response_kb = 8192;
+char* http_ca_file = nullptr;
 char* user_id = nullptr;
 char* request_id = nullptr;
 char* client_ip = nullptr;
@@ -123,6 +124,10 @@ void define_all() {
                            nullptr, nullptr);
   define_int("celaest.max_response_size", "Largest provider response accepted.", &max_response_kb, 8192, 16,
              1048576, PGC_SUSET, GUC_UNIT_KB);
+  // Superuser only: trusting another CA decides which servers may receive the API keys.
+  define_string("celaest.http_ca_file",
+                "PEM file of the certificate authorities trusted for https provider calls ('' = the system's).",
+                &http_ca_file, "", PGC_SUSET);
   define_string("celaest.user_id", "The CELAEST user acting in this session (API.md: who is calling).", &user_id, "",
                 PGC_USERSET);
   define_string("celaest.request_id", "Correlation id recorded with audit rows and tasks.", &request_id, "",

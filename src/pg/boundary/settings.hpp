@@ -17,6 +17,7 @@ extern int retry_max_delay_ms;
 extern int worker_concurrency;
 extern bool retry_after_crash;       // re-send batch tasks interrupted by a crash (API.md: exactly once)
 extern int max_response_kb;
+extern char* http_ca_file;          // PEM bundle of trusted CAs for https ("" = the system's store)
 extern char* user_id;                // celaest.user_id: who is calling (API.md)
 extern char* request_id;             // correlation id recorded by audits and tasks
 extern char* client_ip;

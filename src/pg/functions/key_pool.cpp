@@ -42,6 +42,14 @@ std::string require_encryption_key() {
   return key;
 }
 
+// pgp_sym_encrypt's options for pool secrets: iterated and salted S2K at its smallest count.
+// The iterations stretch a human passphrase against guessing; celaest.encryption_key is a
+// server secret (README: 32 random bytes), which they do not strengthen, and at pgcrypto's
+// default (65,536-253,952 bytes hashed) each decryption cost ~0.4 ms: a new session's health
+// check of 1,000 keys spent most of its time there. Older ciphertexts keep their own count
+// (it is written in the packet) until rotate_api_key re-encrypts them.
+constexpr const char* kSecretCipherOptions = "s2k-count=1024";
+
 void require_secret(const std::optional<std::string>& secret) {
   // The message never quotes the secret: an error message may end up in a log.
   if (!secret || secret->find_first_not_of(" \t\r\n") == std::string::npos)
@@ -120,7 +128,7 @@ CELAEST_FUNCTION(celaest_add_api_key) {
   std::string sql =
       "INSERT INTO celaest.ai_api_pool (provider, key_name, key_value_encrypted, key_hint, priority, weight,"
       "  rate_limit_rpm, rate_limit_tpm, rate_limit_rpd, expires_at, notes, metadata)"
-      " VALUES ($1::celaest.ai_provider, $2, " + pgcrypto_function(spi, "pgp_sym_encrypt") + "($3, $4), $5,"
+      " VALUES ($1::celaest.ai_provider, $2, " + pgcrypto_function(spi, "pgp_sym_encrypt") + "($3, $4, '" + kSecretCipherOptions + "'), $5,"
       "  coalesce($6::int, 0), coalesce($7::int, 100), $8::int, $9::int, $10::int, $11::timestamptz, $12,"
       "  CASE WHEN $13 IS NULL THEN '{}'::jsonb"
       "       WHEN $14::boolean THEN jsonb_build_object('base_url', $13, 'base_url_by_superuser', true)"
@@ -153,7 +161,7 @@ CELAEST_FUNCTION(celaest_rotate_api_key) {
     require_allowed_destination(*current.at(0, 0));
   std::string sql = "UPDATE celaest.ai_api_pool SET key_value_encrypted = " +
                     pgcrypto_function(spi, "pgp_sym_encrypt") +
-                    "($2, $3), key_hint = $4, consecutive_failures = 0, is_healthy = true"
+                    "($2, $3, '" + kSecretCipherOptions + "'), key_hint = $4, consecutive_failures = 0, is_healthy = true"
                     " WHERE id = $1::uuid RETURNING id";
   Text rotated = spi.scalar(sql, {*key_id, *secret, encryption_key, key_hint(*secret)});
   if (!rotated) throw Error(ERRCODE_NO_DATA_FOUND, "API key " + *key_id + " does not exist");
@@ -171,13 +179,22 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
   };
   std::vector<Checked> checked;
   {
+    const std::string encryption_key = require_encryption_key();
     SpiSession spi;
+    // The sweep first retires keys past expires_at (routing already skips them): they are
+    // deactivated, not checked. A key named by p_key_id is checked whatever its state.
+    if (!only_key)
+      spi.run("UPDATE celaest.ai_api_pool SET is_active = false WHERE is_active AND expires_at <= now()", {});
+    // Every secret in one statement: one executor start and one plan for the whole pool,
+    // instead of a query per key.
     QueryResult keys = spi.run(
-        "SELECT id, provider::text, coalesce(metadata->>'base_url', ''), md5(key_value_encrypted),"
-        "       coalesce(metadata->>'base_url_by_superuser', '') = 'true'"
-        " FROM celaest.ai_api_pool"
-        " WHERE ($1 IS NULL OR id = $1::uuid) AND ($1 IS NOT NULL OR is_active) ORDER BY provider, priority DESC, id",
-        {only_key}, true);
+        "SELECT id, provider::text, coalesce(metadata->>'base_url', ''),"
+        "       coalesce(metadata->>'base_url_by_superuser', '') = 'true', " +
+            pgcrypto_function(spi, "pgp_sym_decrypt") +
+            "(key_value_encrypted, $2)"
+            " FROM celaest.ai_api_pool"
+            " WHERE ($1 IS NULL OR id = $1::uuid) AND ($1 IS NOT NULL OR is_active) ORDER BY provider, priority DESC, id",
+        {only_key, encryption_key});  // not read-only: it must see the sweep above
     if (only_key && keys.empty()) throw Error(ERRCODE_NO_DATA_FOUND, "API key " + *only_key + " does not exist");
 
     std::vector<http::Request> requests;
@@ -186,21 +203,21 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
     for (const Row& row : keys.rows) {
       auto provider = core::provider_from_name(*row[1]);
       Destination destination;
-      if (!row[2]->empty() && row[4] != Text("t")) {
+      if (!row[2]->empty() && row[3] != Text("t")) {
         destination = check_destination(*row[2]);
         if (!destination.allowed) {  // the secret is not sent there
           blocked.push_back(Checked{*row[0], *row[1], false, 0, 0, "blocked_destination: " + destination.reason});
           continue;
         }
       }
-      std::string secret = decrypt_pool_key(spi, *row[0], *row[3]);
+      const std::string& secret = *row[4];
       // The same limits as an AI call's request, celaest.max_response_size included.
       http::Request request{
           core::codec_for(*provider).encode_health_check(provider_base_url(*provider, *row[2]), secret),
           transfer_limits()};
       request.pinned_address = destination.pinned_address;
       requests.push_back(std::move(request));
-      secrets.push_back(std::move(secret));
+      secrets.push_back(secret);
       checked.push_back(Checked{*row[0], *row[1]});
     }
 
@@ -211,7 +228,8 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
     const size_t parallel = std::min(std::max<size_t>(1, requests.size()), socket_budget());
     std::vector<http::Response> responses =
         backend_client().perform_many(requests, parallel, [] { return interrupt_pending(); });
-    KeyHealth health(spi);
+    std::vector<KeyVerdict> verdicts;
+    verdicts.reserve(responses.size());
     for (size_t i = 0; i < responses.size(); ++i) {
       const http::Response& response = responses[i];
       if (response.error == http::TransportError::Aborted) check_for_interrupts();
@@ -231,10 +249,9 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
         }
       }
       result.error = core::redact(result.error, secrets[i]);
-      if (result.healthy) health.succeeded(result.id);
-      else health.failed(result.id, definitive);
-      health.checked(result.id);
+      verdicts.push_back(KeyVerdict{result.id, result.healthy, definitive});
     }
+    KeyHealth(spi).checked_all(verdicts);
     for (Checked& refused : blocked) checked.push_back(std::move(refused));
   }
 

@@ -1,8 +1,9 @@
 // The floor of test/bench/batch_bench.sh: N POSTs of the same body, all in flight at once
 // through one libcurl multi handle (no database, no accounting), timed from the first
 // curl_multi_add_handle to the last response. Prints the seconds; exit 1 unless every
-// request got a 200.
-//   bare_multi URL BODY_FILE N
+// request got a 200. With BODY_FILE "-", N GETs instead (the health check's floor,
+// test/bench/health_bench.sh).
+//   bare_multi URL BODY_FILE|- N
 #include <curl/curl.h>
 
 #include <chrono>
@@ -20,13 +21,13 @@ size_t discard(char*, size_t size, size_t count, void*) { return size * count; }
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: bare_multi URL BODY_FILE N\n");
+    std::fprintf(stderr, "usage: bare_multi URL BODY_FILE|- N\n");
     return 2;
   }
   const std::string url = argv[1];
-  std::ifstream file(argv[2]);
+  const bool get = std::string(argv[2]) == "-";
   std::stringstream buffer;
-  buffer << file.rdbuf();
+  if (!get) buffer << std::ifstream(argv[2]).rdbuf();
   const std::string body = buffer.str();
   const int n = std::stoi(argv[3]);
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -41,8 +42,10 @@ int main(int argc, char** argv) {
     CURL* easy = curl_easy_init();
     curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.c_str());
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    if (!get) {
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.c_str());
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    }
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_multi_add_handle(multi, easy);
