@@ -1372,20 +1372,28 @@ DROP FUNCTION celaest._requeue_orphaned_tasks();
 -- shutdown), the provider call may already have been sent and paid for: the task is marked
 -- interrupted, and it is sent again only when celaest.retry_after_crash is on; otherwise it ends
 -- failed with error_code 'interrupted'. Either way it was charged once, by its claim.
-CREATE FUNCTION celaest._recover_orphaned_tasks() RETURNS integer
+CREATE OR REPLACE FUNCTION celaest._recover_orphaned_tasks() RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_retry   boolean := coalesce(current_setting('celaest.retry_after_crash', true), 'off')::boolean;
+    -- A request that was on the wire (metadata.on_wire, written before it left) was sent with
+    -- its key, and counts once in the key's usage. That count is folded here, as the ledger
+    -- writer folds (the row and _ledger_folds in this transaction), and recorded on the task as
+    -- an interrupted attempt, which a later rebuild counts. Only once the writer has rebuilt the
+    -- counters after a restart ("served"): a rebuild still to come would count it again. Until
+    -- then such orphans wait (the runner looks every second).
+    v_served  boolean := coalesce((celaest._ledger_state() ->> 'served')::boolean, false);
     v_batches uuid[];
     v_count   integer;
 BEGIN
     WITH orphans AS (
-        SELECT id FROM celaest.processed_tasks t
+        SELECT id, t.metadata -> 'on_wire' AS on_wire FROM celaest.processed_tasks t
          WHERE status = 'processing' AND batch_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
                             WHERE a.pid = (t.metadata ->> 'claimed_by')::int)
+           AND (v_served OR NOT t.metadata ? 'on_wire')
            FOR UPDATE SKIP LOCKED),
     recovered AS (
         UPDATE celaest.processed_tasks t
@@ -1396,16 +1404,37 @@ BEGIN
                error_message = CASE WHEN v_retry THEN NULL ELSE
                    'the batch runner stopped while this task''s provider call may have been sent; not sent again '
                    '(celaest.retry_after_crash = off)' END,
-               metadata = (t.metadata - 'claimed_by') || '{"interrupted": true}'
+               api_key_id = COALESCE(t.api_key_id, (o.on_wire -> -1 ->> 'api_key_id')::uuid),
+               metadata = (t.metadata - 'claimed_by' - 'on_wire') || '{"interrupted": true}'
+                          || CASE WHEN o.on_wire IS NULL THEN '{}'::jsonb ELSE jsonb_build_object(
+                                 'interrupted_attempts', COALESCE(t.metadata -> 'interrupted_attempts', '[]'::jsonb)
+                                     || (SELECT jsonb_agg(w || '{"outcome": "interrupted", "tokens": 0}'::jsonb)
+                                           FROM jsonb_array_elements(o.on_wire) AS w),
+                                 'ledger', COALESCE(t.metadata ->> 'ledger', 'keys')) END
           FROM orphans o WHERE t.id = o.id
-        RETURNING t.batch_id)
+        RETURNING t.batch_id, o.on_wire),
+    sent AS (
+        SELECT (w ->> 'api_key_id')::uuid AS key_id, count(*) AS requests
+          FROM recovered AS r, jsonb_array_elements(r.on_wire) AS w
+         WHERE r.on_wire IS NOT NULL
+         GROUP BY 1),
+    counted AS (
+        UPDATE celaest.ai_api_pool AS k
+           SET usage_count = k.usage_count + s.requests, last_used_at = GREATEST(k.last_used_at, now())
+          FROM sent AS s WHERE k.id = s.key_id
+        RETURNING k.id),
+    folded AS (
+        INSERT INTO celaest._ledger_folds AS f (subject, period_start, requests, tokens)
+        SELECT key_id, NULL, requests, 0 FROM sent
+        ON CONFLICT (subject) DO UPDATE SET requests = f.requests + EXCLUDED.requests
+        RETURNING f.subject)
     SELECT array_agg(DISTINCT batch_id), count(*) INTO v_batches, v_count FROM recovered;
     PERFORM celaest._refresh_batch(b) FROM unnest(v_batches) AS b;
     RETURN v_count;
 END;
 $$;
 COMMENT ON FUNCTION celaest._recover_orphaned_tasks() IS
-    'Internal (batch runner): tasks held in processing by a runner that is gone are marked interrupted, and fail with error_code interrupted unless celaest.retry_after_crash is on (then they are sent again, not charged again).';
+    'Internal (batch runner): tasks held in processing by a runner that is gone are marked interrupted, and fail with error_code interrupted unless celaest.retry_after_crash is on (then they are sent again, not charged again); a request that was on the wire is recorded as an interrupted attempt and counted once in its key''s usage.';
 REVOKE EXECUTE ON FUNCTION celaest._recover_orphaned_tasks() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION celaest._roi_defaults(OUT manual_minutes_per_task numeric, OUT hourly_rate numeric)
@@ -2972,7 +3001,7 @@ COMMENT ON FUNCTION celaest._ledger_state() IS
 -- each key, the requests and tokens of every attempt sent with it (tasks marked 'shared' or
 -- 'keys'). What was charged otherwise (consume_quota, batch reservations, an unserved
 -- database's calls) is in neither figure and stays as it is.
-CREATE FUNCTION celaest._ledger_rebuild() RETURNS bigint
+CREATE OR REPLACE FUNCTION celaest._ledger_rebuild() RETURNS bigint
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -3012,8 +3041,11 @@ BEGIN
              SELECT (a->>'api_key_id')::uuid AS id, count(*) AS n,
                     sum(COALESCE((a->>'tokens')::bigint, 0)) AS tokens
                FROM celaest.processed_tasks AS t,
+                    -- attempts recorded with an answer, and requests a crash interrupted on the wire
                     jsonb_array_elements(CASE WHEN jsonb_typeof(t.metadata->'attempts') = 'array'
-                                              THEN t.metadata->'attempts' ELSE '[]' END) AS a
+                                              THEN t.metadata->'attempts' ELSE '[]' END
+                                         || CASE WHEN jsonb_typeof(t.metadata->'interrupted_attempts') = 'array'
+                                                 THEN t.metadata->'interrupted_attempts' ELSE '[]' END) AS a
               WHERE t.metadata->>'ledger' IN ('shared', 'keys')
                 AND a->>'api_key_id' IS NOT NULL AND a->>'outcome' IS DISTINCT FROM 'blocked_destination'
               GROUP BY 1),

@@ -88,6 +88,9 @@ class CallPlan {
   long backoff_ms() const { return backoff_ms_; }
   bool finished() const { return finished_; }
   const CallOutcome& outcome() const { return outcome_; }
+  // The key and model of the request next_request() gave last (no key id: a keyless endpoint).
+  std::optional<std::string> current_key_id() const { return current_key_ ? current_key_->id : std::nullopt; }
+  const std::string& current_model_id() const { return models_.at(model_index_).model_id; }
 
  private:
   ChatResult decode(const TransferResponse& response) const;

@@ -298,14 +298,22 @@ CREATE FUNCTION celaest._recover_orphaned_tasks() RETURNS integer
 AS $$
 DECLARE
     v_retry   boolean := coalesce(current_setting('celaest.retry_after_crash', true), 'off')::boolean;
+    -- A request that was on the wire (metadata.on_wire, written before it left) was sent with
+    -- its key, and counts once in the key's usage. That count is folded here, as the ledger
+    -- writer folds (the row and _ledger_folds in this transaction), and recorded on the task as
+    -- an interrupted attempt, which a later rebuild counts. Only once the writer has rebuilt the
+    -- counters after a restart ("served"): a rebuild still to come would count it again. Until
+    -- then such orphans wait (the runner looks every second).
+    v_served  boolean := coalesce((celaest._ledger_state() ->> 'served')::boolean, false);
     v_batches uuid[];
     v_count   integer;
 BEGIN
     WITH orphans AS (
-        SELECT id FROM celaest.processed_tasks t
+        SELECT id, t.metadata -> 'on_wire' AS on_wire FROM celaest.processed_tasks t
          WHERE status = 'processing' AND batch_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
                             WHERE a.pid = (t.metadata ->> 'claimed_by')::int)
+           AND (v_served OR NOT t.metadata ? 'on_wire')
            FOR UPDATE SKIP LOCKED),
     recovered AS (
         UPDATE celaest.processed_tasks t
@@ -316,16 +324,37 @@ BEGIN
                error_message = CASE WHEN v_retry THEN NULL ELSE
                    'the batch runner stopped while this task''s provider call may have been sent; not sent again '
                    '(celaest.retry_after_crash = off)' END,
-               metadata = (t.metadata - 'claimed_by') || '{"interrupted": true}'
+               api_key_id = COALESCE(t.api_key_id, (o.on_wire -> -1 ->> 'api_key_id')::uuid),
+               metadata = (t.metadata - 'claimed_by' - 'on_wire') || '{"interrupted": true}'
+                          || CASE WHEN o.on_wire IS NULL THEN '{}'::jsonb ELSE jsonb_build_object(
+                                 'interrupted_attempts', COALESCE(t.metadata -> 'interrupted_attempts', '[]'::jsonb)
+                                     || (SELECT jsonb_agg(w || '{"outcome": "interrupted", "tokens": 0}'::jsonb)
+                                           FROM jsonb_array_elements(o.on_wire) AS w),
+                                 'ledger', COALESCE(t.metadata ->> 'ledger', 'keys')) END
           FROM orphans o WHERE t.id = o.id
-        RETURNING t.batch_id)
+        RETURNING t.batch_id, o.on_wire),
+    sent AS (
+        SELECT (w ->> 'api_key_id')::uuid AS key_id, count(*) AS requests
+          FROM recovered AS r, jsonb_array_elements(r.on_wire) AS w
+         WHERE r.on_wire IS NOT NULL
+         GROUP BY 1),
+    counted AS (
+        UPDATE celaest.ai_api_pool AS k
+           SET usage_count = k.usage_count + s.requests, last_used_at = GREATEST(k.last_used_at, now())
+          FROM sent AS s WHERE k.id = s.key_id
+        RETURNING k.id),
+    folded AS (
+        INSERT INTO celaest._ledger_folds AS f (subject, period_start, requests, tokens)
+        SELECT key_id, NULL, requests, 0 FROM sent
+        ON CONFLICT (subject) DO UPDATE SET requests = f.requests + EXCLUDED.requests
+        RETURNING f.subject)
     SELECT array_agg(DISTINCT batch_id), count(*) INTO v_batches, v_count FROM recovered;
     PERFORM celaest._refresh_batch(b) FROM unnest(v_batches) AS b;
     RETURN v_count;
 END;
 $$;
 COMMENT ON FUNCTION celaest._recover_orphaned_tasks() IS
-    'Internal (batch runner): tasks held in processing by a runner that is gone are marked interrupted, and fail with error_code interrupted unless celaest.retry_after_crash is on (then they are sent again, not charged again).';
+    'Internal (batch runner): tasks held in processing by a runner that is gone are marked interrupted, and fail with error_code interrupted unless celaest.retry_after_crash is on (then they are sent again, not charged again); a request that was on the wire is recorded as an interrupted attempt and counted once in its key''s usage.';
 REVOKE EXECUTE ON FUNCTION celaest._recover_orphaned_tasks() FROM PUBLIC;
 
 CREATE FUNCTION celaest._run_pending_tasks(p_parallel integer DEFAULT 4) RETURNS integer

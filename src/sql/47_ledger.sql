@@ -89,8 +89,11 @@ BEGIN
              SELECT (a->>'api_key_id')::uuid AS id, count(*) AS n,
                     sum(COALESCE((a->>'tokens')::bigint, 0)) AS tokens
                FROM celaest.processed_tasks AS t,
+                    -- attempts recorded with an answer, and requests a crash interrupted on the wire
                     jsonb_array_elements(CASE WHEN jsonb_typeof(t.metadata->'attempts') = 'array'
-                                              THEN t.metadata->'attempts' ELSE '[]' END) AS a
+                                              THEN t.metadata->'attempts' ELSE '[]' END
+                                         || CASE WHEN jsonb_typeof(t.metadata->'interrupted_attempts') = 'array'
+                                                 THEN t.metadata->'interrupted_attempts' ELSE '[]' END) AS a
               WHERE t.metadata->>'ledger' IN ('shared', 'keys')
                 AND a->>'api_key_id' IS NOT NULL AND a->>'outcome' IS DISTINCT FROM 'blocked_destination'
               GROUP BY 1),

@@ -1,4 +1,6 @@
 // Core and HTTP headers come first: they refuse to compile after postgres.h.
+#include <nlohmann/json.hpp>
+
 #include "core/call_plan.hpp"
 #include "http/transfer_stream.hpp"
 
@@ -86,6 +88,7 @@ struct Task {
   std::optional<http::Request> to_send;   // picked in this transaction, sent after its commit
   bool on_wire = false;
   bool reached_provider = false;          // some request of it went out: its charge stays
+  bool wire_noted = false;                // to_send's key is written on the task's row
   int64_t not_before_ms = 0;              // waiting (back-off or pacing) until then
 };
 
@@ -176,6 +179,7 @@ struct BatchStream::Impl {
   bool has_room_later(SpiSession& spi, Router& router, const Task& task);
   void refresh_batches(SpiSession& spi, const std::set<std::string>& touched);
   void send();
+  void note_on_wire(SpiSession& spi);
   void fail_everything(const std::string& why);
 
   std::set<std::string> stale_batches;  // counters not refreshed since their tasks moved
@@ -279,6 +283,7 @@ void BatchStream::Impl::transact(bool claim_only) {
     const size_t before = tasks.size();
     claim(spi, router, touched);
     const int64_t t3 = now_ms();
+    note_on_wire(spi);
     endings.flush(spi);  // reservations given back and prompt statistics, once per transaction
     refresh_batches(spi, touched);
     const int64_t t4 = now_ms();
@@ -444,6 +449,7 @@ void BatchStream::Impl::advance(SpiSession& spi, Router& router, uint64_t tag, s
   http::Request request;
   if (task.plan->next_request(request)) {
     task.to_send = std::move(request);
+    task.wire_noted = false;
     to_send.push_back(tag);
     return;
   }
@@ -462,6 +468,31 @@ void BatchStream::Impl::advance(SpiSession& spi, Router& router, uint64_t tag, s
   tasks.erase(tag);
   // Its organization may have been at max_concurrent_tasks: its queued tasks may go now.
   claim_wanted = true;
+}
+
+// A request is about to leave with a key: the key is written on its task's row in the
+// transaction that picked it, before it is sent (metadata.on_wire, appended). If the runner dies
+// while the request is out, the orphan's recovery counts that request in the key's usage
+// (_recover_orphaned_tasks): the provider saw it. The answer's record removes the note.
+void BatchStream::Impl::note_on_wire(SpiSession& spi) {
+  nlohmann::json notes = nlohmann::json::array();
+  for (uint64_t tag : to_send) {
+    auto found = tasks.find(tag);
+    if (found == tasks.end() || !found->second.to_send || found->second.wire_noted) continue;
+    Task& task = found->second;
+    task.wire_noted = true;
+    std::optional<std::string> key = task.plan->current_key_id();
+    if (!key || !task.context.task_id) continue;  // a keyless endpoint counts no key
+    notes.push_back({{"task_id", *task.context.task_id}, {"api_key_id", *key}, {"model", task.plan->current_model_id()}});
+  }
+  if (notes.empty()) return;
+  spi.run(
+      "UPDATE celaest.processed_tasks AS t"
+      "   SET metadata = t.metadata || jsonb_build_object('on_wire', COALESCE(t.metadata->'on_wire', '[]'::jsonb)"
+      "                  || jsonb_build_array(jsonb_build_object('api_key_id', n.api_key_id, 'model', n.model)))"
+      "  FROM jsonb_to_recordset($1::jsonb) AS n(task_id uuid, api_key_id uuid, model text)"
+      " WHERE t.id = n.task_id",
+      {notes.dump()});
 }
 
 void BatchStream::Impl::send() {
