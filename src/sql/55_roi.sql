@@ -282,6 +282,7 @@ RETURNS TABLE (
 LANGUAGE plpgsql
 STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
     -- The local days covered, v_lo .. v_hi; v_last_start: the start of the last period.
@@ -334,18 +335,21 @@ BEGIN
      CROSS JOIN LATERAL (SELECT celaest._roi_number(p.metadata ->> 'manual_minutes') AS minutes) AS m
      WHERE m.minutes IS NOT NULL;
 
+    -- The run's constants go into the query as literals, not as parameters: the executor
+    -- hands an aggregate every argument on every row, and a constant costs it a copy where a
+    -- parameter costs a function call (eight per task).
     EXECUTE format(
         'SELECT celaest._roi_scan(t.organization_id, t.created_at, t.status, t.cost_usd, t.tokens_total,
                                   t.execution_time_ms, t.ai_time_ms, t.user_id, t.prompt_id, %s,
-                                  ''completed'', ''failed'', $1, $2, $3, $4, $5, $6)
+                                  ''completed'', ''failed'', %L::uuid[], %L::integer[], %L::timestamptz[],
+                                  %L::integer[], %L::uuid[], %L::text[])
            FROM celaest.processed_tasks AS t
-          WHERE t.created_at >= $7 AND t.created_at < $8 %s',
+          WHERE t.created_at >= %L::timestamptz AND t.created_at < %L::timestamptz %s',
         CASE p_dimension WHEN 'model' THEN 't.model_id' WHEN 'prompt' THEN 't.prompt_id' ELSE 'NULL::uuid' END,
-        CASE WHEN p_org_id IS NOT NULL THEN 'AND t.organization_id = $9' ELSE '' END)
-      INTO v_figures
-      USING v_orgs, v_org_zone, v_day_starts, v_day_period, v_prompts, v_minutes,
-            (SELECT min(d) FROM unnest(v_day_starts) AS d), (SELECT max(d) FROM unnest(v_day_starts) AS d),
-            p_org_id;
+        v_orgs, v_org_zone, v_day_starts, v_day_period, v_prompts, v_minutes,
+        (SELECT min(d) FROM unnest(v_day_starts) AS d), (SELECT max(d) FROM unnest(v_day_starts) AS d),
+        CASE WHEN p_org_id IS NOT NULL THEN format('AND t.organization_id = %L::uuid', p_org_id) ELSE '' END)
+      INTO v_figures;
 
     RETURN QUERY SELECT * FROM celaest._roi_scan_rows(v_figures, v_orgs, v_periods);
 END;
@@ -449,12 +453,20 @@ agg AS (
            x.prompt_minutes, x.default_minute_tasks, x.ai_ms, x.active_users
       FROM celaest._roi_tally(p_period_type, p_from, p_to, p_org_id, p_dimension) AS x
 ),
+-- Each local day's period, worked out once per day: _roi_period_of is not inlined (its
+-- helpers are STRICT over a CASE), so calling it per user cost a SQL function call per row.
+day_periods AS (
+    SELECT s.d::date AS day,
+           celaest._roi_period_of(p_period_type, p_from, p_to, s.d::date) AS period_start
+      FROM bounds AS b,
+           pg_catalog.generate_series(b.lo::timestamp, b.last_end::timestamp, interval '1 day') AS s(d)
+),
+-- Users created outside the days covered fall out of the join (they are no period's).
 new_users AS (
-    SELECT u.organization_id,
-           celaest._roi_period_of(p_period_type, p_from, p_to, (u.created_at AT TIME ZONE o.tz)::date) AS period_start,
-           count(*) AS new_users
+    SELECT u.organization_id, dp.period_start, count(*) AS new_users
       FROM celaest.users_profile AS u
       JOIN orgs AS o ON o.id = u.organization_id
+      JOIN day_periods AS dp ON dp.day = (u.created_at AT TIME ZONE o.tz)::date
      GROUP BY 1, 2
 ),
 figures AS (
@@ -521,6 +533,10 @@ COMMENT ON FUNCTION celaest._roi_rollup(text, date, date, uuid, text) IS
 -- SECURITY INVOKER: it reads tasks and writes roi_metrics with the caller's rights.
 -- work_mem: the rows computed (90,000 for 1,000 organizations over 90 days) stay in
 -- memory between the roll-up and the upsert.
+-- jit = off (here, in _roi_tally and in roi_summary): the roll-up's row estimates (every
+-- organization times every period) put its cost above jit_above_cost, and compiling its
+-- expressions took longer than evaluating them (1.3 s of CPU on 2 M tasks, measured); the
+-- scan's per-task work is in the native aggregate, which JIT does not reach.
 CREATE FUNCTION celaest._roi_store(
     p_period_type text,
     p_from        date,
@@ -533,6 +549,7 @@ LANGUAGE plpgsql
 VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '256MB'
+SET jit = off
 AS $$
 DECLARE
     v_count integer;
@@ -548,15 +565,17 @@ BEGIN
                                   AND (now() AT TIME ZONE r.timezone)::date
     ),
     upserted AS (
+        -- id: the column's default (uuid_generate_v4) is a random version-4 uuid as well, at
+        -- twice the cost per row (measured); the first run writes 90,000 rows.
         INSERT INTO celaest.roi_metrics AS m
-            (organization_id, period_type, period_start, period_end,
+            (id, organization_id, period_type, period_start, period_end,
              tasks_completed, tasks_failed, success_rate,
              time_saved_minutes, manual_equivalent_minutes,
              cost_ai, cost_manual_equivalent, money_saved,
              total_tokens, avg_tokens_per_task,
              avg_execution_time_ms, p95_execution_time_ms, p99_execution_time_ms,
              active_users_count, new_users_count, metadata)
-        SELECT c.organization_id, %L, c.period_start, c.period_end,
+        SELECT pg_catalog.gen_random_uuid(), c.organization_id, %L, c.period_start, c.period_end,
                c.tasks_completed, c.tasks_failed, c.success_rate,
                c.time_saved_minutes, c.manual_equivalent_minutes,
                c.cost_ai, c.cost_manual_equivalent, c.money_saved,
@@ -710,6 +729,7 @@ RETURNS jsonb
 LANGUAGE plpgsql
 STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
     v_org      uuid := coalesce(p_org_id, celaest.current_org_id());
