@@ -558,7 +558,12 @@ BEGIN
     -- The rows computed are kept once (MATERIALIZED, in memory) for the upsert and the count.
     EXECUTE format($q$
     WITH computed AS MATERIALIZED (
-        SELECT r.*
+        -- metadata: our keys, built once per row for both the comparison and the insert.
+        SELECT r.*,
+               jsonb_build_object('roi_percent', r.roi_percent,
+                                  'cost_ai_exact', r.cost_ai_exact,
+                                  'hourly_rate', r.hourly_rate,
+                                  'timezone', r.timezone) AS metadata
           FROM celaest._roi_rollup(%L, %L::date, %L::date, %L::uuid, 'total') AS r
          WHERE NOT %L::boolean
             OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1
@@ -581,11 +586,7 @@ BEGIN
                c.cost_ai, c.cost_manual_equivalent, c.money_saved,
                c.total_tokens, c.avg_tokens_per_task,
                c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
-               c.active_users_count, c.new_users_count,
-               jsonb_build_object('roi_percent', c.roi_percent,
-                                  'cost_ai_exact', c.cost_ai_exact,
-                                  'hourly_rate', c.hourly_rate,
-                                  'timezone', c.timezone)
+               c.active_users_count, c.new_users_count, c.metadata
           FROM computed AS c
          -- Rows whose figures did not change are left out before the upsert, by one hash
          -- anti-join (ON CONFLICT would lock each of them first); the WHERE below still
@@ -601,18 +602,18 @@ BEGIN
                            m.cost_ai, m.cost_manual_equivalent, m.money_saved,
                            m.total_tokens, m.avg_tokens_per_task,
                            m.avg_execution_time_ms, m.p95_execution_time_ms, m.p99_execution_time_ms,
-                           m.active_users_count, m.new_users_count, m.metadata)
+                           m.active_users_count, m.new_users_count)
                           IS NOT DISTINCT FROM
                           (c.period_end, c.tasks_completed, c.tasks_failed, c.success_rate,
                            c.time_saved_minutes, c.manual_equivalent_minutes,
                            c.cost_ai, c.cost_manual_equivalent, c.money_saved,
                            c.total_tokens, c.avg_tokens_per_task,
                            c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
-                           c.active_users_count, c.new_users_count,
-                           m.metadata || jsonb_build_object('roi_percent', c.roi_percent,
-                                                            'cost_ai_exact', c.cost_ai_exact,
-                                                            'hourly_rate', c.hourly_rate,
-                                                            'timezone', c.timezone)))
+                           c.active_users_count, c.new_users_count)
+                      -- The stored metadata already holds our keys with these values (the
+                      -- same test as m.metadata || c.metadata = m.metadata, as every value
+                      -- of ours is a scalar, without building the merged object per row).
+                      AND m.metadata @> c.metadata)
         ON CONFLICT (organization_id, period_type, period_start) DO UPDATE
            SET period_end                = EXCLUDED.period_end,
                tasks_completed           = EXCLUDED.tasks_completed,
