@@ -195,7 +195,9 @@ void RoiTally::merge(const RoiTally& other) {
     g.prompt_minutes += theirs.prompt_minutes;
     g.execution_ms.insert(g.execution_ms.end(), theirs.execution_ms.begin(), theirs.execution_ms.end());
     g.users.insert(g.users.end(), theirs.users.begin(), theirs.users.end());
-    compact_users(g.users);
+    // Short lists stay as they are (finish() drops the repeats once); long ones are kept
+    // within about twice their distinct users.
+    if (g.users.size() >= kLinearUserSearch) compact_users(g.users);
   }
 }
 

@@ -335,21 +335,18 @@ BEGIN
      CROSS JOIN LATERAL (SELECT celaest._roi_number(p.metadata ->> 'manual_minutes') AS minutes) AS m
      WHERE m.minutes IS NOT NULL;
 
-    -- The run's constants go into the query as literals, not as parameters: the executor
-    -- hands an aggregate every argument on every row, and a constant costs it a copy where a
-    -- parameter costs a function call (eight per task).
     EXECUTE format(
         'SELECT celaest._roi_scan(t.organization_id, t.created_at, t.status, t.cost_usd, t.tokens_total,
                                   t.execution_time_ms, t.ai_time_ms, t.user_id, t.prompt_id, %s,
-                                  ''completed'', ''failed'', %L::uuid[], %L::integer[], %L::timestamptz[],
-                                  %L::integer[], %L::uuid[], %L::text[])
+                                  ''completed'', ''failed'', $1, $2, $3, $4, $5, $6)
            FROM celaest.processed_tasks AS t
-          WHERE t.created_at >= %L::timestamptz AND t.created_at < %L::timestamptz %s',
+          WHERE t.created_at >= $7 AND t.created_at < $8 %s',
         CASE p_dimension WHEN 'model' THEN 't.model_id' WHEN 'prompt' THEN 't.prompt_id' ELSE 'NULL::uuid' END,
-        v_orgs, v_org_zone, v_day_starts, v_day_period, v_prompts, v_minutes,
-        (SELECT min(d) FROM unnest(v_day_starts) AS d), (SELECT max(d) FROM unnest(v_day_starts) AS d),
-        CASE WHEN p_org_id IS NOT NULL THEN format('AND t.organization_id = %L::uuid', p_org_id) ELSE '' END)
-      INTO v_figures;
+        CASE WHEN p_org_id IS NOT NULL THEN 'AND t.organization_id = $9' ELSE '' END)
+      INTO v_figures
+      USING v_orgs, v_org_zone, v_day_starts, v_day_period, v_prompts, v_minutes,
+            (SELECT min(d) FROM unnest(v_day_starts) AS d), (SELECT max(d) FROM unnest(v_day_starts) AS d),
+            p_org_id;
 
     RETURN QUERY SELECT * FROM celaest._roi_scan_rows(v_figures, v_orgs, v_periods);
 END;
