@@ -67,8 +67,10 @@ class Reader {
 };
 
 // Drops repeated users; the order does not matter.
-void compact_users(std::vector<std::uint32_t>& users) {
-  std::sort(users.begin(), users.end());
+void compact_users(std::vector<UuidKey>& users) {
+  std::sort(users.begin(), users.end(), [](const UuidKey& a, const UuidKey& b) {
+    return a.high != b.high ? a.high < b.high : a.low < b.low;
+  });
   users.erase(std::unique(users.begin(), users.end()), users.end());
 }
 
@@ -137,8 +139,8 @@ RoiTally::Group& RoiTally::group(std::uint32_t organization, std::uint32_t perio
   return groups_[hashed_groups_[slot]];
 }
 
-void RoiTally::add_user(Group& group, std::uint32_t user) {
-  std::vector<std::uint32_t>& users = group.users;
+void RoiTally::add_user(Group& group, const UuidKey& user) {
+  std::vector<UuidKey>& users = group.users;
   if (users.size() < kLinearUserSearch) {
     if (std::find(users.begin(), users.end(), user) == users.end()) users.push_back(user);
     return;
@@ -157,10 +159,7 @@ void RoiTally::add(std::uint32_t organization, std::uint32_t period, const RoiTa
   Group& g = group(organization, period, task.dimension);
   g.cost_micros += task.cost_micros;
   g.tokens += task.tokens;
-  const UuidKey user = uuid_key(task.user);
-  const std::uint32_t user_index = user_index_.find_or_add(user);
-  if (user_index == users_.size()) users_.push_back(user);
-  add_user(g, user_index);
+  add_user(g, uuid_key(task.user));
   if (task.failed) ++g.failed;
   if (!task.completed) return;
   ++g.completed;
@@ -182,12 +181,6 @@ void RoiTally::merge(const RoiTally& other) {
       index_densely(other.dense_index_.size() / other.dense_periods_, other.dense_periods_);
   }
   if (other.minutes_scale_ != minutes_scale_) throw std::invalid_argument("ROI tally: merging different scales");
-  // Their user numbers -> ours.
-  std::vector<std::uint32_t> user_map(other.users_.size());
-  for (std::size_t i = 0; i < other.users_.size(); ++i) {
-    user_map[i] = user_index_.find_or_add(other.users_[i]);
-    if (user_map[i] == users_.size()) users_.push_back(other.users_[i]);
-  }
   for (const Group& theirs : other.groups_) {
     std::optional<UuidBytes> dimension;
     if (theirs.key.dimension != 0) dimension = uuid_of_key(other.dimensions_[theirs.key.dimension - 1]);
@@ -201,16 +194,18 @@ void RoiTally::merge(const RoiTally& other) {
     g.default_minute_tasks += theirs.default_minute_tasks;
     g.prompt_minutes += theirs.prompt_minutes;
     g.execution_ms.insert(g.execution_ms.end(), theirs.execution_ms.begin(), theirs.execution_ms.end());
-    for (std::uint32_t user : theirs.users) g.users.push_back(user_map[user]);
+    g.users.insert(g.users.end(), theirs.users.begin(), theirs.users.end());
+    // Short lists stay as they are (finish() drops the repeats once); long ones are kept
+    // within about twice their distinct users.
     if (g.users.size() >= kLinearUserSearch) compact_users(g.users);
   }
 }
 
 std::vector<unsigned char> RoiTally::serialize() {
-  std::size_t size = 4 * sizeof(std::uint64_t) + users_.size() * sizeof(UuidKey);
+  std::size_t size = 4 * sizeof(std::uint64_t);
   for (Group& g : groups_) {
     compact_users(g.users);
-    size += sizeof(Group) + g.execution_ms.size() * sizeof(std::int32_t) + g.users.size() * sizeof(std::uint32_t);
+    size += sizeof(Group) + g.execution_ms.size() * sizeof(std::int32_t) + g.users.size() * sizeof(UuidKey);
   }
   std::vector<unsigned char> out;
   out.reserve(size);
@@ -219,7 +214,6 @@ std::vector<unsigned char> RoiTally::serialize() {
   writer.put<std::int32_t>(minutes_scale_);
   writer.put<std::uint64_t>(dense_periods_ == 0 ? 0 : dense_index_.size() / dense_periods_);
   writer.put<std::uint64_t>(dense_periods_);
-  writer.put_all(users_);
   writer.put<std::uint64_t>(groups_.size());
   for (const Group& g : groups_) {
     writer.put(g.key.organization);
@@ -247,9 +241,6 @@ RoiTally RoiTally::deserialize(const unsigned char* data, std::size_t size) {
   const auto dense_organizations = reader.get<std::uint64_t>();
   const auto dense_periods = reader.get<std::uint64_t>();
   if (dense_periods != 0) tally.index_densely(dense_organizations, dense_periods);
-  tally.users_ = reader.get_all<UuidKey>();
-  for (const UuidKey& user : tally.users_) tally.user_index_.find_or_add(user);
-  if (tally.user_index_.size() != tally.users_.size()) throw std::invalid_argument("ROI tally: repeated users");
   const auto groups = reader.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < groups; ++i) {
     const auto organization = reader.get<std::uint32_t>();
@@ -266,9 +257,7 @@ RoiTally RoiTally::deserialize(const unsigned char* data, std::size_t size) {
     g.default_minute_tasks = reader.get<std::int64_t>();
     g.prompt_minutes = reader.get<Int128>();
     g.execution_ms = reader.get_all<std::int32_t>();
-    g.users = reader.get_all<std::uint32_t>();
-    for (std::uint32_t user : g.users)
-      if (user >= tally.users_.size()) throw std::invalid_argument("ROI tally: unknown user");
+    g.users = reader.get_all<UuidKey>();
   }
   if (!reader.done()) throw std::invalid_argument("ROI tally: trailing bytes");
   return tally;

@@ -179,10 +179,9 @@ Datum bytea_datum(const std::vector<unsigned char>& bytes) {
 // the zones' local day starts, each local day's period, the prompts with manual minutes and
 // their minutes).
 CELAEST_FUNCTION(celaest_roi_scan_step) {
-  MemoryContext context = aggregate_context(fcinfo);
   RoiScanState* state = PG_ARGISNULL(0) ? nullptr : reinterpret_cast<RoiScanState*>(PG_GETARG_POINTER(0));
-  if (state == nullptr) {
-    state = new_state(context);
+  if (state == nullptr) {  // the first task: the aggregate's context is looked up once
+    state = new_state(aggregate_context(fcinfo));
     state->scan = scan_from_arguments(fcinfo);
   }
   if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(8)) return PointerGetDatum(state);
