@@ -308,11 +308,21 @@ def test_wait_batch_sleeps_until_the_ending_transaction_commits(env):
         conn.close()
 
 
+def key_books(env):
+    """(the key's usage_count, the requests with the key that processed_tasks records)."""
+    return (scalar(env.admin, "SELECT usage_count FROM celaest.ai_api_pool WHERE id = %s", (env.key_id,)),
+            scalar(env.admin, "SELECT count(*) FROM celaest.processed_tasks AS t,"
+                              " jsonb_array_elements(COALESCE(t.metadata->'attempts', '[]') ||"
+                              "                      COALESCE(t.metadata->'interrupted_attempts', '[]')) AS a"
+                              " WHERE a->>'api_key_id' = %s", (str(env.key_id),)))
+
+
 def test_cancel_batch_cancels_the_pending_tasks_and_aborts_the_one_in_flight(env):
     # One slot: while the first task runs (a 3 s call) the other four wait in the queue.
     # API.md cancel_batch: pending tasks and in-flight ones (their transfer aborted) are cancelled.
     org = env.org(max_concurrent_tasks=1)
     t = tag()
+    recorded_before = key_books(env)[1]
     batch_id = env.submit(org, words(t, 5, " [[mock:sleep=3000]]"))
     deadline = time.time() + 5
     while len(env.mock.chat_requests_containing(t)) < 1:
@@ -343,6 +353,22 @@ def test_cancel_batch_cancels_the_pending_tasks_and_aborts_the_one_in_flight(env
     # request stays charged; the four queued ones never were.
     assert len(env.mock.chat_requests_containing(t)) == 1
     assert env.ai_requests_used(org) == 1
+    # The books: the request on the wire is on its task as an interrupted attempt with its key,
+    # and counted once in the key's usage (the ledger folds within a second).
+    interrupted = [a for tk in tasks for a in (tk["metadata"].get("interrupted_attempts") or [])]
+    assert [(a["api_key_id"], a["outcome"]) for a in interrupted] == [(str(env.key_id), "cancelled")], interrupted
+    assert not any("on_wire" in tk["metadata"] for tk in tasks)
+    # The key's usage equals the requests its tasks record, answered or interrupted (the ledger
+    # folds within a second), as it did before this batch.
+    deadline = time.time() + 5
+    while True:
+        usage, recorded = key_books(env)
+        if usage == recorded:
+            break
+        assert time.time() < deadline, (usage, recorded)
+        time.sleep(0.05)
+    # This batch's request and the other batch's one.
+    assert recorded == recorded_before + 2, (recorded_before, recorded)
     # Cancelling again cancels nothing; an unknown batch is an error.
     assert scalar(env.admin, "SELECT celaest.cancel_batch(%s)", (batch_id,)) == 0
     with pytest.raises(psycopg2.Error) as err:

@@ -35,17 +35,8 @@ const char* ledger_mark(Charges charges) {
 }
 
 nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges) {
-  nlohmann::json attempts = nlohmann::json::array();
-  for (const auto& attempt : outcome.history) {
-    attempts.push_back({{"model", attempt.model},
-                        {"api_key_id", attempt.key_id ? nlohmann::json(*attempt.key_id) : nlohmann::json()},
-                        {"http_status", attempt.http_status},
-                        {"outcome", attempt.outcome},
-                        {"elapsed_ms", attempt.elapsed_ms},
-                        {"tokens", attempt.tokens}});
-  }
   const core::ChatResult& result = outcome.result;
-  nlohmann::json metadata = {{"attempts", attempts}};
+  nlohmann::json metadata = {{"attempts", attempts_json(outcome)}};
   if (!result.finish_reason.empty()) metadata["finish_reason"] = result.finish_reason;
   if (!result.request_id.empty()) metadata["provider_request_id"] = result.request_id;
   if (!result.provider_model.empty()) metadata["provider_model"] = result.provider_model;
@@ -56,6 +47,23 @@ nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges) {
   if (const char* mark = ledger_mark(charges)) metadata["ledger"] = mark;
   return metadata;
 }
+
+}  // namespace
+
+nlohmann::json attempts_json(const CallOutcome& outcome) {
+  nlohmann::json attempts = nlohmann::json::array();
+  for (const auto& attempt : outcome.history) {
+    attempts.push_back({{"model", attempt.model},
+                        {"api_key_id", attempt.key_id ? nlohmann::json(*attempt.key_id) : nlohmann::json()},
+                        {"http_status", attempt.http_status},
+                        {"outcome", attempt.outcome},
+                        {"elapsed_ms", attempt.elapsed_ms},
+                        {"tokens", attempt.tokens}});
+  }
+  return attempts;
+}
+
+namespace {
 
 // The columns of a task row, and the update of an existing (batch) task with the same values.
 // Every value is a parameter (the client's user agent and address, the completion time

@@ -41,6 +41,9 @@ enum class Charges {
   None,           // nothing reached a provider
 };
 
+// metadata.attempts of a task: every request the call sent (or the guard refused), in order.
+nlohmann::json attempts_json(const CallOutcome& outcome);
+
 // Inserts (or, for a batch task, completes) the processed_tasks row; returns its id. The row's
 // record is kept by the ledger first (ledger/records.hpp): it is written whatever becomes of
 // the caller's transaction.

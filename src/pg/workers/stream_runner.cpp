@@ -172,7 +172,7 @@ struct BatchStream::Impl {
   void drive(int wait_ms);
   void transact(bool claim_only);
   void record_arrivals(SpiSession& spi, Router& router, std::set<std::string>& touched);
-  void abort_cancelled(SpiSession& spi, std::set<std::string>& touched);
+  void abort_cancelled(SpiSession& spi, KeyHealth& health, std::set<std::string>& touched);
   void resume_waiting(SpiSession& spi, Router& router, std::set<std::string>& touched);
   void claim(SpiSession& spi, Router& router, std::set<std::string>& touched);
   void advance(SpiSession& spi, Router& router, uint64_t tag, std::set<std::string>& touched);
@@ -277,7 +277,7 @@ void BatchStream::Impl::transact(bool claim_only) {
     const int64_t t0 = now_ms();
     if (!claim_only) record_arrivals(spi, router, touched);
     const int64_t t1 = now_ms();
-    if (!claim_only) abort_cancelled(spi, touched);
+    if (!claim_only) abort_cancelled(spi, health, touched);
     resume_waiting(spi, router, touched);
     const int64_t t2 = now_ms();
     const size_t before = tasks.size();
@@ -314,7 +314,7 @@ void BatchStream::Impl::record_arrivals(SpiSession& spi, Router& router, std::se
 // was recorded above (kept and charged); a transfer on the wire is aborted and its task ends
 // cancelled, still charged (the provider may have billed the call); a task that never reached a
 // provider gives its request back.
-void BatchStream::Impl::abort_cancelled(SpiSession& spi, std::set<std::string>& touched) {
+void BatchStream::Impl::abort_cancelled(SpiSession& spi, KeyHealth& health, std::set<std::string>& touched) {
   const int64_t now = now_ms();
   if (tasks.empty() || now < next_cancel_check_ms) return;
   next_cancel_check_ms = now + kCancelCheckMs;
@@ -333,16 +333,35 @@ void BatchStream::Impl::abort_cancelled(SpiSession& spi, std::set<std::string>& 
       ++it;
       continue;
     }
-    if (task.on_wire) stream.cancel(it->first);
+    // The books (README "The ledger"): the requests the call sent stay recorded on the task, and
+    // the one on the wire, which the provider received, is an interrupted attempt counted once in
+    // its key's usage, as the crash recovery counts one.
+    nlohmann::json attempts = task.plan ? attempts_json(task.plan->outcome()) : nlohmann::json::array();
+    nlohmann::json interrupted = nlohmann::json::array();
+    if (task.on_wire) {
+      stream.cancel(it->first);
+      if (std::optional<std::string> key = task.plan->current_key_id()) {
+        interrupted.push_back({{"api_key_id", *key}, {"model", task.plan->current_model_id()},
+                               {"outcome", "cancelled"}, {"tokens", 0}});
+        health.record_use(*key, 0);
+      }
+    }
     const bool charged = task.reached_provider || task.on_wire;
     spi.run(
-        "UPDATE celaest.processed_tasks SET status = 'cancelled', completed_at = clock_timestamp(),"
-        "  error_code = 'cancelled', error_message = $2,"
-        "  execution_time_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::int"
-        " WHERE id = $1::uuid AND status = 'processing'",
+        // cancel_batch() has usually ended the row already (its time stays); an answer recorded
+        // first stays completed.
+        "UPDATE celaest.processed_tasks SET status = 'cancelled',"
+        "  completed_at = COALESCE(completed_at, clock_timestamp()), error_code = 'cancelled', error_message = $2,"
+        "  execution_time_ms = (extract(epoch FROM COALESCE(completed_at, clock_timestamp()) - started_at) * 1000)::int,"
+        "  metadata = (metadata - 'on_wire') || jsonb_build_object('attempts', $3::jsonb,"
+        "    'interrupted_attempts', COALESCE(metadata->'interrupted_attempts', '[]'::jsonb) || $4::jsonb)"
+        "    || CASE WHEN $5::boolean THEN jsonb_build_object('ledger', COALESCE(metadata->>'ledger', 'keys'))"
+        "            ELSE '{}'::jsonb END"
+        " WHERE id = $1::uuid AND status IN ('processing', 'cancelled')",
         {task.context.task_id,
          std::string(charged ? "cancelled by cancel_batch() while its provider call was in flight"
-                             : "cancelled by cancel_batch() before its provider call was sent")});
+                             : "cancelled by cancel_batch() before its provider call was sent"),
+         attempts.dump(), interrupted.dump(), std::string(ledger::served() ? "true" : "false")});
     if (!charged && !task.context.interrupted) endings.return_reservation(task.context.license_id);
     touched.insert(*task.context.batch_id);
     it = tasks.erase(it);
