@@ -25,40 +25,18 @@ fail() { echo "batch_bench: $*" >&2; exit 1; }
 # The bare client and the runner hold a socket per transfer in flight.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-WORK=$(mktemp -d /tmp/celaest-batch-bench.XXXXXX)
-chmod 755 "$WORK"
-export BENCH_WORK=$WORK
-NGINX_PID=
-cleanup() {
-  if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
-    kill -TERM "$NGINX_PID" 2>/dev/null || true
-    wait "$NGINX_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
+. test/bench/lib/nginx.sh
+bench_scratch batch-bench
 g++ -std=c++17 -O2 -o "$WORK/bare_multi" test/bench/batch/bare_multi.cpp -lcurl
 # What the runner sends for one task (the shape of the body; its size is what matters).
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You answer benchmarks."},{"role":"user","content":"Echo w1"}],"temperature":0.2,"max_tokens":64}' >"$WORK/body.json"
 
-PORT=
-for _ in $(seq 1 50); do
-  candidate=$((20000 + RANDOM % 40000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then PORT=$candidate; break; fi
-done
-[ -n "$PORT" ] || fail "no free loopback port"
+PORT=$(bench_free_port) || fail "no free loopback port"
 export BENCH_PORT=$PORT
-sed -e "s#@PREFIX@#$WORK#g" -e "s#@PORT@#$PORT#g" -e "s#@DELAY@#$BENCH_DELAY#g" \
-  test/bench/batch/nginx.conf.in >"$WORK/nginx.conf"
-nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" &
-NGINX_PID=$!
-for _ in $(seq 1 100); do
-  curl -sf -o /dev/null -X POST -d '{}' "http://127.0.0.1:$PORT/v1/chat/completions" && break
-  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/error.log" >&2 || true; fail "nginx did not start"; }
-  sleep 0.05
-done
+# Not pinned by default (the runner is a background worker): BENCH_NGINX_CPU=0 pins nginx.
+PROBE_CURL_OPTS="-X POST -d {}" bench_start_nginx test/bench/batch/nginx.conf.in \
+  "${BENCH_NGINX_CPU:-0-$(($(nproc) - 1))}" "$PORT" "http://127.0.0.1:$PORT/v1/chat/completions" \
+  "s#@DELAY@#$BENCH_DELAY#g"
 
 # BENCH_CLUSTER=current: the cluster PGHOST/PGPORT point at, with the celaest of the pg_config
 # first in PATH (a private install: /work/wt/notes/private_cluster.sh NAME PORT WT env

@@ -8,7 +8,7 @@
 #   scripts/build.sh && test/bench/health_bench.sh       (~1 min, as root)
 #
 # Settings (environment): BENCH_KEYS=1000, BENCH_ROUNDS=5, BENCH_DELAY=0.05 (seconds).
-# BENCH_IN_CLUSTER=1 runs in the cluster PG* already points at instead of a throwaway one.
+# BENCH_CLUSTER=current runs in the cluster PG* already points at instead of a throwaway one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -36,7 +36,7 @@ bench_start_nginx test/bench/health/nginx.conf.in "$BENCH_NGINX_CPU" "$PORT" "ht
 
 echo "checkout $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "provider: nginx on 127.0.0.1:$PORT (cpu $BENCH_NGINX_CPU) answering GET /v1/models after ${BENCH_DELAY} s; $BENCH_KEYS keys, $BENCH_ROUNDS rounds"
-if [ "${BENCH_IN_CLUSTER:-0}" = 1 ]; then
+if [ "${BENCH_CLUSTER:-}" = current ]; then
   /usr/bin/python3 "$ROOT/test/bench/health/in_cluster.py"
 else
   scripts/cluster.sh /usr/bin/python3 "$ROOT/test/bench/health/in_cluster.py"

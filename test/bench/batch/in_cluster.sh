@@ -60,6 +60,11 @@ echo "P2 best: bare_multi ${best_bare} s, celaest ${best_batch} s for $BENCH_TAS
 # Accounting: one AI request per task on the license, one use per task on the key.
 "${psql[@]}" -At -c "SELECT 'accounting: license ai_requests_used=' || ai_requests_used FROM celaest.licenses
                       WHERE organization_id = '00000000-0000-4000-8000-0000000000a2'"
+# The key's uses reach its row when the ledger writer folds them (within a second).
+for _ in $(seq 1 50); do
+  [ "$("${psql[@]}" -At -c "SELECT celaest._ledger_state() ->> 'key_requests_unfolded'")" = 0 ] && break
+  sleep 0.1
+done
 "${psql[@]}" -At -c "SELECT 'accounting: key usage_count=' || usage_count FROM celaest.ai_api_pool WHERE key_name = 'bench'"
 
 # CPU the batch runner and the ledger writer used (user + system, /proc/<pid>/stat), in clock
