@@ -158,7 +158,7 @@ CELAEST_FUNCTION(celaest_run_prompt) {
   core::CallOptions options = parse_options(parse_json_argument(jsonb_arg(fcinfo, 3), "p_options", {}));
 
   SpiSession spi;
-  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "run_prompt");
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "run_prompt", fcinfo->flinfo->fn_oid);
   PromptDefinition prompt = load_prompt(spi, *reference);
   RenderedPrompt rendered = render_prompt(prompt, variables);
 
@@ -194,7 +194,7 @@ CELAEST_FUNCTION(celaest_ai_chat) {
   if (auto model = text_arg(fcinfo, 1)) options.model = *model;
 
   SpiSession spi;
-  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "ai_chat");
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "ai_chat", fcinfo->flinfo->fn_oid);
 
   TaskContext context;
   context.organization_id = caller.organization_id;
