@@ -108,7 +108,8 @@ Text setting_or_null(const char* value) { return value == nullptr || value[0] ==
 const std::string& insert_sql() {
   // A synchronous call's task is new: a plain INSERT. A batch task exists (pending): the same
   // values update it (an upsert's speculative insertion is not free, so only batches pay it).
-  static const std::string sql = std::string(kTaskInsert) + " RETURNING id";
+  // No RETURNING: the id is the one given ($1), and a projection per call is not free either.
+  static const std::string sql = kTaskInsert;
   return sql;
 }
 const std::string& upsert_sql() {
@@ -156,7 +157,12 @@ std::string record_task(SpiSession& spi, const TaskContext& context, const CallO
   // Kept before the INSERT: a cancel or terminate during it still hands the record on.
   const ledger::TaskRecord& kept =
       ledger::keep_until_transaction_end(task_record(context, outcome, execution_time_ms, charges));
-  Text written = spi.scalar(kept.upsert ? upsert_sql() : insert_sql(), kept.params);
+  if (!kept.upsert) {
+    if (spi.run(insert_sql(), kept.params).processed != 1)
+      throw Error(ERRCODE_INTERNAL_ERROR, "celaest: recording the task inserted no row");
+    return *kept.params.at(0);  // the task's id: always given (new_task_id)
+  }
+  Text written = spi.scalar(upsert_sql(), kept.params);
   if (!written) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: recording the task returned no id");
   return *written;
 }

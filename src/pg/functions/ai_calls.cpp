@@ -188,7 +188,8 @@ CELAEST_FUNCTION(celaest_ai_chat) {
   const int64_t started_ms = now_ms();
   auto messages_text = jsonb_arg(fcinfo, 0);
   if (!messages_text) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "p_messages must not be NULL");
-  std::vector<core::ChatMessage> messages = parse_messages(nlohmann::json::parse(*messages_text));
+  nlohmann::json messages_json = nlohmann::json::parse(*messages_text);
+  std::vector<core::ChatMessage> messages = parse_messages(messages_json);
   nlohmann::json raw_options = parse_json_argument(jsonb_arg(fcinfo, 3), "p_options", nlohmann::json::object());
   core::CallOptions options = parse_options(raw_options);
   if (auto model = text_arg(fcinfo, 1)) options.model = *model;
@@ -205,7 +206,7 @@ CELAEST_FUNCTION(celaest_ai_chat) {
       context.input_text = it->content;
       break;
     }
-  context.input_metadata = {{"messages", nlohmann::json::parse(*messages_text)}, {"options", raw_options}};
+  context.input_metadata = {{"messages", std::move(messages_json)}, {"options", std::move(raw_options)}};
   context.request_id = correlation_id(options);
   context.started_at_ms = started_ms;
 
