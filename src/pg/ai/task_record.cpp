@@ -4,6 +4,7 @@
 #include "pg/ai/task_record.hpp"
 
 #include "pg/boundary/boundary.hpp"
+#include "pg/boundary/jsonb_build.hpp"
 #include "pg/boundary/settings.hpp"
 #include "pg/boundary/wall_clock.hpp"
 #include "pg/ledger/counters.hpp"
@@ -232,6 +233,50 @@ nlohmann::json call_result(const std::string& task_id, const CallOutcome& outcom
       {"finish_reason", text_or_null(result.finish_reason)},
       {"request_id", text_or_null(result.request_id)},
   };
+}
+
+uintptr_t call_result_jsonb(const std::string& task_id, const CallOutcome& outcome, long execution_time_ms) {
+  // The fields of call_result(), in its order; every text outlives build().
+  const core::ChatResult& result = outcome.result;
+  const std::string status = task_status(outcome);
+  const std::string provider = outcome.model ? std::string(core::provider_name(outcome.model->provider)) : std::string();
+  nlohmann::json output_json;
+  if (outcome.output_json) output_json = nlohmann::json::parse(*outcome.output_json);
+  JsonbBuilder jsonb;
+  auto text_or_null = [&](const char* key, bool present, const std::string& text) {
+    jsonb.key(key);
+    if (present)
+      jsonb.string(text);
+    else
+      jsonb.null();
+  };
+  jsonb.begin_object();
+  text_or_null("task_id", true, task_id);
+  text_or_null("status", true, status);
+  text_or_null("output_text", result.ok || !result.text.empty(), result.text);
+  jsonb.key("output_json");
+  jsonb.json(output_json);
+  text_or_null("provider", outcome.model.has_value(), provider);
+  text_or_null("model", outcome.model.has_value(), outcome.model ? outcome.model->model_id : provider);
+  jsonb.key("tokens_input");
+  jsonb.integer(result.tokens_input);
+  jsonb.key("tokens_output");
+  jsonb.integer(result.tokens_output);
+  jsonb.key("cost_usd");
+  jsonb.number(static_cast<double>(outcome.cost_micro_usd) / 1e6);
+  jsonb.key("execution_time_ms");
+  jsonb.integer(execution_time_ms);
+  jsonb.key("ai_time_ms");
+  jsonb.integer(outcome.ai_time_ms);
+  jsonb.key("retry_count");
+  jsonb.integer(outcome.attempts > 0 ? outcome.attempts - 1 : 0);
+  text_or_null("error_code", !result.ok && !result.error_code.empty(), result.error_code);
+  text_or_null("error_message", !result.ok && !result.error_message.empty(), result.error_message);
+  text_or_null("finish_reason", !result.finish_reason.empty(), result.finish_reason);
+  text_or_null("request_id", !result.request_id.empty(), result.request_id);
+  jsonb.end_object();
+  if (jsonb.buildable()) return jsonb.build();
+  return jsonb_from_json(call_result(task_id, outcome, execution_time_ms));  // fails as it always did
 }
 
 }  // namespace celaest::pg

@@ -10,6 +10,7 @@ extern "C" {
 }
 
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <string>
 #include <vector>
@@ -18,17 +19,8 @@ namespace celaest::pg {
 
 namespace {
 
-enum class Op : uint8_t { BeginObject, EndObject, BeginArray, EndArray, Key, String, Integer, Number, True, False, Null };
-
-// One step of pushJsonbValue, flattened on the C++ side first: the guarded part is a plain
-// loop over PODs (a PostgreSQL error may not unwind through C++ destructors).
-struct Token {
-  Op op;
-  bool element;  // a scalar inside an array (WJB_ELEM), else an object's value (WJB_VALUE)
-  const char* text;
-  size_t length;
-  int64_t integer;  // Op::Integer
-};
+using Op = JsonbBuilder::Op;
+using Token = JsonbBuilder::Token;
 
 // Strict UTF-8 (what nlohmann's dump() accepts), and no NUL (jsonb_in refuses \u0000).
 bool storable(const std::string& text) {
@@ -67,71 +59,8 @@ bool storable(const std::string& text) {
   return true;
 }
 
-class Flattener {
- public:
-  Flattener() { tokens_.reserve(64); }
-  // false: the document must take the text path.
-  bool flatten(const nlohmann::json& value, bool element) {
-    using Type = nlohmann::json::value_t;
-    switch (value.type()) {
-      case Type::object:
-        tokens_.push_back({Op::BeginObject, element, nullptr, 0, 0});
-        for (auto it = value.begin(); it != value.end(); ++it) {
-          if (!storable(it.key())) return false;
-          tokens_.push_back({Op::Key, false, it.key().data(), it.key().size(), 0});
-          if (!flatten(it.value(), false)) return false;
-        }
-        tokens_.push_back({Op::EndObject, element, nullptr, 0, 0});
-        return true;
-      case Type::array:
-        tokens_.push_back({Op::BeginArray, element, nullptr, 0, 0});
-        for (const auto& item : value)
-          if (!flatten(item, true)) return false;
-        tokens_.push_back({Op::EndArray, element, nullptr, 0, 0});
-        return true;
-      case Type::string: {
-        const std::string& text = value.get_ref<const std::string&>();
-        if (!storable(text)) return false;
-        tokens_.push_back({Op::String, element, text.data(), text.size(), 0});
-        return true;
-      }
-      case Type::number_float:
-        if (!std::isfinite(value.get<double>())) {
-          tokens_.push_back({Op::Null, element, nullptr, 0, 0});
-          return true;
-        }
-        [[fallthrough]];
-      case Type::number_unsigned: {
-        if (value.is_number_unsigned() && value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) {
-          tokens_.push_back({Op::Integer, element, nullptr, 0, static_cast<int64_t>(value.get<uint64_t>())});
-          return true;
-        }
-        const std::string& text = numbers_.emplace_back(value.dump());
-        tokens_.push_back({Op::Number, element, text.c_str(), text.size(), 0});
-        return true;
-      }
-      case Type::number_integer:
-        tokens_.push_back({Op::Integer, element, nullptr, 0, value.get<int64_t>()});
-        return true;
-      case Type::boolean:
-        tokens_.push_back({value.get<bool>() ? Op::True : Op::False, element, nullptr, 0, 0});
-        return true;
-      case Type::null:
-        tokens_.push_back({Op::Null, element, nullptr, 0, 0});
-        return true;
-      default:  // binary, discarded: never in our documents
-        return false;
-    }
-  }
-  const std::vector<Token>& tokens() const { return tokens_; }
-
- private:
-  std::vector<Token> tokens_;
-  std::deque<std::string> numbers_;  // stable addresses for the tokens' text
-};
-
 // Plain C on PostgreSQL's side (runs inside pg_guarded).
-Datum build(const Token* tokens, size_t count) {
+Datum build_tokens(const Token* tokens, size_t count) {
   JsonbParseState* state = nullptr;
   JsonbValue* result = nullptr;
   for (size_t i = 0; i < count; ++i) {
@@ -172,13 +101,81 @@ Datum build(const Token* tokens, size_t count) {
 
 }  // namespace
 
+void JsonbBuilder::begin_object(bool element) { push(Op::BeginObject, element); }
+void JsonbBuilder::end_object(bool element) { push(Op::EndObject, element); }
+void JsonbBuilder::begin_array(bool element) { push(Op::BeginArray, element); }
+void JsonbBuilder::end_array(bool element) { push(Op::EndArray, element); }
+
+void JsonbBuilder::key(const std::string& name) {
+  if (!storable(name)) buildable_ = false;
+  push(Op::Key, false, name.data(), name.size());
+}
+
+void JsonbBuilder::key(const char* name) {
+  const size_t length = std::strlen(name);
+  if (!storable(std::string(name, length))) buildable_ = false;
+  push(Op::Key, false, name, length);
+}
+
+void JsonbBuilder::string(const std::string& value, bool element) {
+  if (!storable(value)) buildable_ = false;
+  push(Op::String, element, value.data(), value.size());
+}
+
+void JsonbBuilder::integer(int64_t value, bool element) { push(Op::Integer, element, nullptr, 0, value); }
+
+void JsonbBuilder::number(double value, bool element) {
+  if (!std::isfinite(value)) return null(element);
+  const std::string& text = numbers_.emplace_back(nlohmann::json(value).dump());
+  push(Op::Number, element, text.c_str(), text.size());
+}
+
+void JsonbBuilder::boolean(bool value, bool element) { push(value ? Op::True : Op::False, element); }
+void JsonbBuilder::null(bool element) { push(Op::Null, element); }
+
+void JsonbBuilder::json(const nlohmann::json& value, bool element) {
+  using Type = nlohmann::json::value_t;
+  switch (value.type()) {
+    case Type::object:
+      begin_object(element);
+      for (auto it = value.begin(); it != value.end(); ++it) {
+        key(it.key());
+        json(it.value(), false);
+      }
+      end_object(element);
+      return;
+    case Type::array:
+      begin_array(element);
+      for (const auto& item : value) json(item, true);
+      end_array(element);
+      return;
+    case Type::string: return string(value.get_ref<const std::string&>(), element);
+    case Type::number_float: return number(value.get<double>(), element);
+    case Type::number_integer: return integer(value.get<int64_t>(), element);
+    case Type::number_unsigned:
+      if (value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX))
+        return integer(static_cast<int64_t>(value.get<uint64_t>()), element);
+      else {
+        const std::string& text = numbers_.emplace_back(value.dump());
+        return push(Op::Number, element, text.c_str(), text.size());
+      }
+    case Type::boolean: return boolean(value.get<bool>(), element);
+    case Type::null: return null(element);
+    default:  // binary, discarded: never in our documents
+      buildable_ = false;
+      return;
+  }
+}
+
+uintptr_t JsonbBuilder::build() const {
+  return pg_guarded([&] { return build_tokens(tokens_.data(), tokens_.size()); });
+}
+
 uintptr_t jsonb_from_json(const nlohmann::json& value) {
   if (value.is_object() || value.is_array()) {
-    Flattener flattener;
-    if (flattener.flatten(value, false)) {
-      const std::vector<Token>& tokens = flattener.tokens();
-      return pg_guarded([&] { return build(tokens.data(), tokens.size()); });
-    }
+    JsonbBuilder builder;
+    builder.json(value);
+    if (builder.buildable()) return builder.build();
   }
   return jsonb_datum(value.dump());
 }

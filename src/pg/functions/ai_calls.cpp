@@ -2,8 +2,6 @@
 // license accounting and a processed_tasks row (API.md "AI calls").
 #include <nlohmann/json.hpp>
 
-#include "pg/boundary/jsonb_build.hpp"
-
 #include "core/call_options.hpp"
 
 #include "pg/ai/call_runner.hpp"
@@ -117,7 +115,7 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
                     outcome.result.error_code,
                 outcome.result.error_message, "The failure is returned instead when options.raise is not true.");
   }
-  return static_cast<Datum>(jsonb_from_json(call_result(task_id, outcome, execution_ms)));
+  return static_cast<Datum>(call_result_jsonb(task_id, outcome, execution_ms));
 }
 
 std::vector<core::ChatMessage> parse_messages(const nlohmann::json& messages) {
