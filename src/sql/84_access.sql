@@ -134,41 +134,18 @@ COMMENT ON FUNCTION celaest._acting_user_id(uuid, text) IS
 
 -- The user and organization an AI call or a batch runs for, with the right to run it.
 -- Owner's rights: the profile and organization are read whatever row-level security shows.
+-- Native (src/pg/identity/caller.cpp): the same code ai_chat, run_prompt and submit_batch run,
+-- so the rules have one copy. Service callers: p_user_id, else celaest.user_id, else
+-- auth.uid(); others: auth.uid() alone (a differing p_user_id is 42501); then a live profile
+-- in a live organization whose role (or scope) has ai:run.
 CREATE FUNCTION celaest._ai_caller(p_user_id uuid, p_function text,
                                    OUT user_id uuid, OUT organization_id uuid)
 RETURNS record
-LANGUAGE plpgsql
+LANGUAGE C
 STABLE PARALLEL SAFE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_profile record;
-BEGIN
-    user_id := celaest._acting_user_id(p_user_id, p_function);
-    SELECT u.organization_id AS org, u.role, u.scopes, o.deleted_at IS NOT NULL AS org_deleted
-      INTO v_profile
-      FROM celaest.users_profile AS u
-      LEFT JOIN celaest.organizations AS o ON o.id = u.organization_id
-     WHERE u.id = user_id AND u.deleted_at IS NULL;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'permission denied for function %: user % has no CELAEST profile', p_function, user_id
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Create the user in celaest.users_profile (a soft-deleted user acts for nobody).';
-    END IF;
-    IF v_profile.org IS NULL OR v_profile.org_deleted THEN
-        RAISE EXCEPTION 'permission denied for function %: user % belongs to no organization', p_function, user_id
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Set celaest.users_profile.organization_id (a soft-deleted organization acts for nobody).';
-    END IF;
-    IF NOT celaest._role_allows(v_profile.role, v_profile.scopes, 'ai:run') THEN
-        RAISE EXCEPTION 'permission denied for function %: role % may not run AI calls', p_function, v_profile.role
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Operators, managers, admins and super_admins run AI calls and batches, or a user with scope ai:run.';
-    END IF;
-    organization_id := v_profile.org;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'celaest_ai_caller';
 COMMENT ON FUNCTION celaest._ai_caller(uuid, text) IS
     'Internal (access): the acting user of an AI call or batch and their organization; 42501 naming the function for no level, impersonation, no live profile or organization, or a role without ai:run.';
 

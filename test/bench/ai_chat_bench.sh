@@ -46,6 +46,11 @@
 # BENCH_PORTKEY_CALLS=10000 (posts through Portkey, all rounds), BENCH_PORTKEY=0 skips it,
 # BENCH_PORTKEY_DIR=/var/tmp/celaest-bench-portkey (npm's install, kept between runs).
 # Extra server settings: CELAEST_PG_OPTIONS="-o name=value ..." (see scripts/cluster.sh).
+# A private install and its running cluster (/work/wt/notes/private_cluster.sh, PGHOST/PGPORT
+# set, the postmaster started under `taskset -c BENCH_SERVER_CPU`): BENCH_DESTDIR=<the install's
+# DESTDIR, e.g. /opt/pgx-NAME> measures that cluster instead of starting a pg_virtualenv one;
+# the reference extension is installed under the same DESTDIR and autovacuum is turned off
+# there (ALTER SYSTEM).
 # Experiments: BENCH_EXTRA_SQL=file.sql is run (psql) after the setup, before the runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -129,8 +134,9 @@ trap 'exit 130' INT TERM
 g++ -std=c++17 -O2 -o "$WORK/bare_post" test/bench/bare_post.cpp -lcurl
 # The reference extension (a bare synchronous HTTP POST from SQL), into this PostgreSQL.
 pg_config_bin=/usr/lib/postgresql/15/bin/pg_config
+export BENCH_DESTDIR=${BENCH_DESTDIR:-}
 make -s -C test/bench/http_reference PG_CONFIG="$pg_config_bin" >/dev/null
-make -s -C test/bench/http_reference PG_CONFIG="$pg_config_bin" install >/dev/null ||
+make -s -C test/bench/http_reference PG_CONFIG="$pg_config_bin" ${BENCH_DESTDIR:+DESTDIR="$BENCH_DESTDIR"} install >/dev/null ||
   fail "cannot install test/bench/http_reference (run as root)"
 
 # --- nginx ------------------------------------------------------------------------------
@@ -176,7 +182,7 @@ if [ "$BENCH_PORTKEY" = 1 ]; then
 fi
 
 # The figures belong to the installed build: say which one it is.
-so="$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir 2>/dev/null || pg_config --pkglibdir)/celaest.so"
+so="$BENCH_DESTDIR$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir 2>/dev/null || pg_config --pkglibdir)/celaest.so"
 [ -f "$so" ] || fail "celaest is not installed ($so): run scripts/build.sh"
 dirty=$(git status --porcelain -- src 2>/dev/null | wc -l)
 export BENCH_BUILD_INFO="installed celaest.so of $(date -u -r "$so" '+%Y-%m-%d %H:%M:%S UTC') (md5 $(md5sum "$so" | cut -c1-12)), checkout $(git rev-parse --short HEAD 2>/dev/null || echo '?') with $dirty changed file(s) under src/"
@@ -185,5 +191,11 @@ echo "build: $BENCH_BUILD_INFO"
 # --- the cluster, pinned from the start ---------------------------------------------------
 # autovacuum off: background maintenance is not part of a call, would run on the backend's core,
 # and would blur the backend CPU accounting (in_cluster.sh).
+if [ -n "$BENCH_DESTDIR" ]; then
+  [ -n "${PGHOST:-}" ] && [ -n "${PGPORT:-}" ] || fail "BENCH_DESTDIR needs the running cluster's PGHOST and PGPORT"
+  psql -X -q -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
+  bash "$ROOT/test/bench/ai_chat/in_cluster.sh" "$@"
+  exit
+fi
 export CELAEST_PG_OPTIONS="-o autovacuum=off ${CELAEST_PG_OPTIONS:-}"
 taskset -c "$BENCH_SERVER_CPU" scripts/cluster.sh bash "$ROOT/test/bench/ai_chat/in_cluster.sh" "$@"

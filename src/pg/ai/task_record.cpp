@@ -4,11 +4,13 @@
 #include "pg/ai/task_record.hpp"
 
 #include "pg/boundary/boundary.hpp"
+#include "pg/boundary/jsonb_build.hpp"
 #include "pg/boundary/settings.hpp"
 #include "pg/boundary/wall_clock.hpp"
 #include "pg/ledger/counters.hpp"
 
 extern "C" {
+#include "catalog/pg_type.h"
 #include "common/pg_prng.h"
 }
 
@@ -91,6 +93,19 @@ constexpr const char* kTaskUpsertTail =
     "  metadata = (t.metadata - 'on_wire') || EXCLUDED.metadata, started_at = EXCLUDED.started_at,"
     "  completed_at = EXCLUDED.completed_at";
 
+// The parameters' types, in the order of kTaskInsert's $1..$29: each value is read by its
+// type's input function before the statement runs, rather than by 29 casts that the executor
+// would set up again on every call (SpiSession::run_typed). The status stays text: its cast
+// names the enum.
+const std::vector<unsigned int>& task_param_types() {
+  static const std::vector<unsigned int> types = {
+      UUIDOID, UUIDOID, UUIDOID, UUIDOID, UUIDOID, UUIDOID, UUIDOID, UUIDOID,  // $1-$8 ids
+      TEXTOID, TEXTOID, JSONBOID, JSONBOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,  // $9-$16
+      INT4OID, INT4OID, INT4OID, NUMERICOID, INT4OID, INT4OID, INT4OID,          // $17-$23
+      TEXTOID, JSONBOID, FLOAT8OID, TEXTOID, INETOID, FLOAT8OID};                // $24-$29
+  return types;
+}
+
 }  // namespace
 
 const char* task_status(const CallOutcome& outcome) { return outcome.result.ok ? "completed" : "failed"; }
@@ -116,7 +131,8 @@ Text setting_or_null(const char* value) { return value == nullptr || value[0] ==
 const std::string& insert_sql() {
   // A synchronous call's task is new: a plain INSERT. A batch task exists (pending): the same
   // values update it (an upsert's speculative insertion is not free, so only batches pay it).
-  static const std::string sql = std::string(kTaskInsert) + " RETURNING id";
+  // No RETURNING: the id is the one given ($1), and a projection per call is not free either.
+  static const std::string sql = kTaskInsert;
   return sql;
 }
 const std::string& upsert_sql() {
@@ -164,9 +180,14 @@ std::string record_task(SpiSession& spi, const TaskContext& context, const CallO
   // Kept before the INSERT: a cancel or terminate during it still hands the record on.
   const ledger::TaskRecord& kept =
       ledger::keep_until_transaction_end(task_record(context, outcome, execution_time_ms, charges));
-  Text written = spi.scalar(kept.upsert ? upsert_sql() : insert_sql(), kept.params);
-  if (!written) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: recording the task returned no id");
-  return *written;
+  if (!kept.upsert) {
+    if (spi.run_typed(insert_sql(), task_param_types(), kept.params).processed != 1)
+      throw Error(ERRCODE_INTERNAL_ERROR, "celaest: recording the task inserted no row");
+    return *kept.params.at(0);  // the task's id: always given (new_task_id)
+  }
+  QueryResult written = spi.run_typed(upsert_sql(), task_param_types(), kept.params);
+  if (written.empty() || !written.at(0, 0)) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: recording the task returned no id");
+  return *written.at(0, 0);
 }
 
 void TaskRows::add(const TaskContext& context, const CallOutcome& outcome, long execution_time_ms, Charges charges) {
@@ -228,8 +249,8 @@ bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record) {
   // Written once: the first write of a record wins, a second one (the writer crashed between
   // its commit and the file's removal) changes nothing and charges nothing.
   static const std::string insert_once = std::string(kTaskInsert) + " ON CONFLICT (id) DO NOTHING RETURNING id";
-  Text written = spi.scalar(record.upsert ? upsert_sql() : insert_once, record.params);
-  if (!written) return false;
+  QueryResult written = spi.run_typed(record.upsert ? upsert_sql() : insert_once, task_param_types(), record.params);
+  if (written.empty() || !written.at(0, 0)) return false;
   if (record.license_charge)
     spi.run("UPDATE celaest.licenses SET ai_requests_used = ai_requests_used + 1 WHERE id = $1::uuid",
             {*record.license_charge});
@@ -275,6 +296,50 @@ nlohmann::json call_result(const std::string& task_id, const CallOutcome& outcom
       {"finish_reason", text_or_null(result.finish_reason)},
       {"request_id", text_or_null(result.request_id)},
   };
+}
+
+uintptr_t call_result_jsonb(const std::string& task_id, const CallOutcome& outcome, long execution_time_ms) {
+  // The fields of call_result(), in its order; every text outlives build().
+  const core::ChatResult& result = outcome.result;
+  const std::string status = task_status(outcome);
+  const std::string provider = outcome.model ? std::string(core::provider_name(outcome.model->provider)) : std::string();
+  nlohmann::json output_json;
+  if (outcome.output_json) output_json = nlohmann::json::parse(*outcome.output_json);
+  JsonbBuilder jsonb;
+  auto text_or_null = [&](const char* key, bool present, const std::string& text) {
+    jsonb.key(key);
+    if (present)
+      jsonb.string(text);
+    else
+      jsonb.null();
+  };
+  jsonb.begin_object();
+  text_or_null("task_id", true, task_id);
+  text_or_null("status", true, status);
+  text_or_null("output_text", result.ok || !result.text.empty(), result.text);
+  jsonb.key("output_json");
+  jsonb.json(output_json);
+  text_or_null("provider", outcome.model.has_value(), provider);
+  text_or_null("model", outcome.model.has_value(), outcome.model ? outcome.model->model_id : provider);
+  jsonb.key("tokens_input");
+  jsonb.integer(result.tokens_input);
+  jsonb.key("tokens_output");
+  jsonb.integer(result.tokens_output);
+  jsonb.key("cost_usd");
+  jsonb.number(static_cast<double>(outcome.cost_micro_usd) / 1e6);
+  jsonb.key("execution_time_ms");
+  jsonb.integer(execution_time_ms);
+  jsonb.key("ai_time_ms");
+  jsonb.integer(outcome.ai_time_ms);
+  jsonb.key("retry_count");
+  jsonb.integer(outcome.attempts > 0 ? outcome.attempts - 1 : 0);
+  text_or_null("error_code", !result.ok && !result.error_code.empty(), result.error_code);
+  text_or_null("error_message", !result.ok && !result.error_message.empty(), result.error_message);
+  text_or_null("finish_reason", !result.finish_reason.empty(), result.finish_reason);
+  text_or_null("request_id", !result.request_id.empty(), result.request_id);
+  jsonb.end_object();
+  if (jsonb.buildable()) return jsonb.build();
+  return jsonb_from_json(call_result(task_id, outcome, execution_time_ms));  // fails as it always did
 }
 
 }  // namespace celaest::pg

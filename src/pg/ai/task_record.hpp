@@ -76,6 +76,8 @@ void update_prompt_statistics(SpiSession& spi, const std::string& prompt_id, con
                               long execution_time_ms);
 // The caller's jsonb result.
 nlohmann::json call_result(const std::string& task_id, const CallOutcome& outcome, long execution_time_ms);
+// The same document as jsonb (a Datum), built directly (pg/boundary/jsonb_build.hpp).
+uintptr_t call_result_jsonb(const std::string& task_id, const CallOutcome& outcome, long execution_time_ms);
 // "completed" or "failed".
 const char* task_status(const CallOutcome& outcome);
 

@@ -6,9 +6,12 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 }
 
+#include <algorithm>
 #include <unordered_map>
 
 namespace celaest::pg {
@@ -93,6 +96,12 @@ QueryResult SpiSession::run(const char* sql, const std::vector<Text>& params, bo
       values[i] = param ? PointerGetDatum(cstring_to_text_with_len(param->data(), (int)param->size())) : (Datum)0;
     }
   });
+  return execute(plan, values, nulls, read_only);
+}
+
+QueryResult SpiSession::execute(void* prepared, const void* parameter_values, const char* nulls, bool read_only) {
+  SPIPlanPtr plan = static_cast<SPIPlanPtr>(prepared);
+  Datum* values = const_cast<Datum*>(static_cast<const Datum*>(parameter_values));
   int status = pg_guarded([&] { return SPI_execute_plan(plan, values, nulls, read_only, 0); });
   if (status < 0) throw Error(ERRCODE_INTERNAL_ERROR, std::string("celaest: SPI failed: ") + SPI_result_code_string(status));
 
@@ -120,6 +129,68 @@ QueryResult SpiSession::run(const char* sql, const std::vector<Text>& params, bo
   }
   MemoryContextSwitchTo(static_cast<MemoryContext>(caller_context_));  // the SPI call made its procedure context current
   return result;
+}
+
+namespace {
+
+// A plan prepared with typed parameters, with each parameter's input function.
+struct TypedPlan {
+  SPIPlanPtr plan = nullptr;
+  std::vector<Oid> types;
+  std::vector<FmgrInfo> input_functions;  // unused for text
+  std::vector<Oid> io_params;
+};
+
+std::unordered_map<std::string, TypedPlan>& typed_plan_cache() {
+  static std::unordered_map<std::string, TypedPlan> cache;
+  return cache;
+}
+
+}  // namespace
+
+QueryResult SpiSession::run_typed(const char* sql, const std::vector<unsigned int>& types,
+                                  const std::vector<Text>& params, bool read_only) {
+  const int param_count = static_cast<int>(params.size());
+  if (param_count > kMaxParams || types.size() != params.size())
+    throw Error(ERRCODE_INTERNAL_ERROR, "celaest: SPI parameters and their types do not match");
+  auto& cache = typed_plan_cache();
+  auto found = cache.find(sql);
+  if (found == cache.end() || !std::equal(types.begin(), types.end(), found->second.types.begin(), found->second.types.end())) {
+    TypedPlan typed;
+    typed.types.assign(types.begin(), types.end());
+    typed.input_functions.resize(types.size());
+    typed.io_params.resize(types.size());
+    typed.plan = pg_guarded([&] {
+      for (size_t i = 0; i < typed.types.size(); ++i) {
+        Oid input_function = InvalidOid;
+        getTypeInputInfo(typed.types[i], &input_function, &typed.io_params[i]);
+        // Kept for the backend's life, like the plan.
+        fmgr_info_cxt(input_function, &typed.input_functions[i], TopMemoryContext);
+      }
+      SPIPlanPtr prepared = SPI_prepare(sql, param_count, typed.types.data());
+      if (prepared == nullptr)
+        elog(ERROR, "celaest: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), sql);
+      SPI_keepplan(prepared);
+      return prepared;
+    });
+    found = cache.insert_or_assign(sql, std::move(typed)).first;
+  }
+  TypedPlan& typed = found->second;
+  Datum values[kMaxParams];
+  char nulls[kMaxParams];
+  pg_guarded([&] {
+    for (int i = 0; i < param_count; ++i) {
+      const Text& param = params[i];
+      nulls[i] = param ? ' ' : 'n';
+      if (!param)
+        values[i] = (Datum)0;
+      else if (typed.types[i] == TEXTOID)
+        values[i] = PointerGetDatum(cstring_to_text_with_len(param->data(), (int)param->size()));
+      else
+        values[i] = InputFunctionCall(&typed.input_functions[i], const_cast<char*>(param->c_str()), typed.io_params[i], -1);
+    }
+  });
+  return execute(typed.plan, values, nulls, read_only);
 }
 
 std::optional<int64_t> SpiSession::int8_scalar(const char* sql, const std::vector<BinaryParam>& params) {

@@ -115,7 +115,7 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
                     outcome.result.error_code,
                 outcome.result.error_message, "The failure is returned instead when options.raise is not true.");
   }
-  return jsonb_datum(call_result(task_id, outcome, execution_ms).dump());
+  return static_cast<Datum>(call_result_jsonb(task_id, outcome, execution_ms));
 }
 
 std::vector<core::ChatMessage> parse_messages(const nlohmann::json& messages) {
@@ -158,7 +158,7 @@ CELAEST_FUNCTION(celaest_run_prompt) {
   core::CallOptions options = parse_options(parse_json_argument(jsonb_arg(fcinfo, 3), "p_options", {}));
 
   SpiSession spi;
-  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "run_prompt");
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "run_prompt", fcinfo->flinfo->fn_oid);
   PromptDefinition prompt = load_prompt(spi, *reference);
   RenderedPrompt rendered = render_prompt(prompt, variables);
 
@@ -188,13 +188,14 @@ CELAEST_FUNCTION(celaest_ai_chat) {
   const int64_t started_ms = now_ms();
   auto messages_text = jsonb_arg(fcinfo, 0);
   if (!messages_text) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "p_messages must not be NULL");
-  std::vector<core::ChatMessage> messages = parse_messages(nlohmann::json::parse(*messages_text));
+  nlohmann::json messages_json = nlohmann::json::parse(*messages_text);
+  std::vector<core::ChatMessage> messages = parse_messages(messages_json);
   nlohmann::json raw_options = parse_json_argument(jsonb_arg(fcinfo, 3), "p_options", nlohmann::json::object());
   core::CallOptions options = parse_options(raw_options);
   if (auto model = text_arg(fcinfo, 1)) options.model = *model;
 
   SpiSession spi;
-  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "ai_chat");
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "ai_chat", fcinfo->flinfo->fn_oid);
 
   TaskContext context;
   context.organization_id = caller.organization_id;
@@ -205,7 +206,7 @@ CELAEST_FUNCTION(celaest_ai_chat) {
       context.input_text = it->content;
       break;
     }
-  context.input_metadata = {{"messages", nlohmann::json::parse(*messages_text)}, {"options", raw_options}};
+  context.input_metadata = {{"messages", std::move(messages_json)}, {"options", std::move(raw_options)}};
   context.request_id = correlation_id(options);
   context.started_at_ms = started_ms;
 

@@ -108,7 +108,7 @@ CELAEST_FUNCTION(celaest_submit_batch) {
                 "Add celaest to shared_preload_libraries (and this database to celaest.databases, when that is "
                 "set), then restart the server.");
   SpiSession spi;
-  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "submit_batch");
+  Caller caller = resolve_caller(spi, uuid_arg(fcinfo, 2), "submit_batch", fcinfo->flinfo->fn_oid);
   PromptDefinition prompt = load_prompt(spi, *reference);
   // Every input is rendered now: a missing variable is the caller's error (LC030), not a
   // task that fails later in the background. Rendering is pure C++; the catch only names the

@@ -58,8 +58,18 @@ N=${PROFILE_N:-50}; W=10
 tmp=$(mktemp -d /tmp/celaest-ai-chat-profile.XXXXXX)
 chmod 755 "$tmp"; chown postgres "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-conf=$PG_CLUSTER_CONF_ROOT/15/regress/postgresql.conf
-postgres_bin=$(/usr/lib/postgresql/15/bin/pg_config --bindir)/postgres
+postgres_bin=${BENCH_DESTDIR:-}$(/usr/lib/postgresql/15/bin/pg_config --bindir)/postgres
+# pg_virtualenv's settings are in its configuration file; a private cluster's (BENCH_DESTDIR) are
+# on its command line, so the single-user backend gets those again.
+if [ -n "${BENCH_DESTDIR:-}" ]; then
+  conf_arg=""
+  extra_settings=$(q -At -c "SELECT string_agg(format('-c %s=%s', name, setting), ' ') FROM pg_settings
+                              WHERE source = 'command line' AND name NOT IN ('port', 'listen_addresses', 'unix_socket_directories')")
+  extra_settings+=" -c celaest.encryption_key=$(q -At -c "SHOW celaest.encryption_key")"  # not listed in pg_settings
+else
+  conf_arg="-c config_file='$PG_CLUSTER_CONF_ROOT/15/regress/postgresql.conf'"
+  extra_settings=""
+fi
 call="SELECT celaest.ai_chat('[{\"role\":\"user\",\"content\":\"hi\"}]', NULL, '00000000-0000-4000-8000-0000000000b1');"
 for n in 0 "$N" 2000; do
   for ((i = 0; i < W + n; i++)); do echo "$call"; done >"$tmp/calls_$n.sql"
@@ -68,7 +78,7 @@ chmod 644 "$tmp"/*.sql
 
 single() {  # single [valgrind...] < input: a single-user backend on a fresh copy of the snapshot
   rm -rf "$tmp/run"; su postgres -c "cp -a '$tmp/copy' '$tmp/run'"
-  su postgres -c "cd /tmp && taskset -c $BENCH_SERVER_CPU $* $postgres_bin --single -D '$tmp/run' -c config_file='$conf' \
+  su postgres -c "cd /tmp && taskset -c $BENCH_SERVER_CPU $* $postgres_bin --single -D '$tmp/run' $conf_arg $extra_settings \
     -c data_directory='$tmp/run' postgres"
 }
 step() {
