@@ -16,6 +16,7 @@ import uuid
 
 import psycopg2
 import psycopg2.extensions
+import pytest
 
 from conftest import rows, scalar  # noqa: F401  (re-exported for the batch tests)
 
@@ -232,3 +233,20 @@ class BatchEnv:
 
     def worker(self, name):
         return self.workers()[name]
+
+
+# --------------------------------------------------------------------------- shared by the batch tests
+
+
+@pytest.fixture(scope="module")
+def env(mock_server):
+    """A BatchEnv for the test module (imported by it as a fixture)."""
+    environment = BatchEnv(mock_server)
+    environment.setup()
+    yield environment
+    environment.teardown()
+
+
+def words(t, n, extra=""):
+    """n inputs of the prompt `Echo {{word}}`, each naming the test's tag."""
+    return [{"word": "%s-%d%s" % (t, i, extra)} for i in range(n)]

@@ -14,21 +14,9 @@ import time
 import psycopg2
 import pytest
 
-from batch_env import BatchEnv, as_json, connect, rows, scalar, tag
+from batch_env import as_json, connect, env, rows, scalar, tag, words  # noqa: F401 (env: a fixture)
 
 FOLD_WAIT_S = 5.0
-
-
-@pytest.fixture(scope="module")
-def env(mock_server):
-    environment = BatchEnv(mock_server)
-    environment.setup()
-    yield environment
-    environment.teardown()
-
-
-def words(t, n, extra=""):
-    return [{"word": "%s-%d%s" % (t, i, extra)} for i in range(n)]
 
 
 def log_rows(env, org, event):

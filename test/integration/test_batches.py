@@ -13,23 +13,11 @@ import time
 import psycopg2
 import pytest
 
-from batch_env import WORKER_DB, BatchEnv, as_json, connect, rows, scalar, tag
+from batch_env import WORKER_DB, as_json, connect, env, rows, scalar, tag, words  # noqa: F401 (env: a fixture)
 
 TERMINAL = ("completed", "failed", "cancelled")
 STATUS_KEYS = {"status", "total", "pending", "processing", "completed", "failed", "cancelled", "progress",
                "eta_seconds"}
-
-
-@pytest.fixture(scope="module")
-def env(mock_server):
-    environment = BatchEnv(mock_server)
-    environment.setup()
-    yield environment
-    environment.teardown()
-
-
-def words(t, n, extra=""):
-    return [{"word": "%s-%d%s" % (t, i, extra)} for i in range(n)]
 
 
 def assert_consistent(status, total):
