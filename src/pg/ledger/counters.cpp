@@ -214,28 +214,28 @@ int64_t used_with_pending(const std::string& license_id, const std::function<int
   });
 }
 
-OpenConsumption open_consumption(const std::string& license_id, int64_t amount) {
+bool open_consumption(const std::string& license_id, int64_t amount) {
   const std::string key = entry_key(license_id);
   return segment.locked(LW_EXCLUSIVE, [&](Counters& counters) {
-    OpenConsumption open;
-    open.fold_generation = counters.fold_generation;
     LicenseEntry* entry = license_entry(counters, key, true);
-    if (!entry) return open;
-    open.pending = entry->in_flight + entry->unfolded;
+    if (!entry) return false;
     entry->open_consumptions += amount;
-    open.published = true;
-    return open;
+    return true;
   });
 }
 
-OpenConsumption pending_now(const std::string& license_id) {
+ConsumptionCheck publish_consumption(const std::string& license_id, int64_t amount, int64_t used_after,
+                                     int64_t limit, int64_t* pending) {
   const std::string key = entry_key(license_id);
-  return segment.locked(LW_SHARED, [&](Counters& counters) {
-    OpenConsumption now;
-    now.fold_generation = counters.fold_generation;
-    LicenseEntry* entry = license_entry(counters, key, false);
-    if (entry) now.pending = entry->in_flight + entry->unfolded;
-    return now;
+  return segment.locked(LW_EXCLUSIVE, [&](Counters& counters) {
+    LicenseTable table(counters.licenses, kLicenseSlots);
+    LicenseEntry* entry = table.find(key);
+    *pending = entry ? entry->in_flight + entry->unfolded : 0;
+    if (limit >= 0 && used_after + *pending > limit) return ConsumptionCheck::NoRoom;
+    if (!entry) entry = license_entry(counters, key, true);
+    if (!entry) return ConsumptionCheck::TableFull;
+    entry->open_consumptions += amount;
+    return ConsumptionCheck::Published;
   });
 }
 
@@ -247,10 +247,6 @@ void close_consumption(const std::string& license_id, int64_t amount) {
     entry->open_consumptions = std::max<int64_t>(entry->open_consumptions - amount, 0);
     drop_if_empty(counters, key);
   });
-}
-
-uint64_t fold_generation() {
-  return segment.locked(LW_SHARED, [](Counters& counters) { return counters.fold_generation; });
 }
 
 bool key_used(const std::string& key_id, int64_t tokens, int64_t at_ms) {
