@@ -56,8 +56,9 @@ void write_records_handed_on(SpiSession& spi, bool served) {
     }
   }
   for (ledger::TaskRecord& record : records) {
-    write_handed_on_record(spi, record);
-    ledger::keep_until_transaction_end(std::move(record));
+    // Its charges are made when this transaction commits (handed on again if it does not); a
+    // record already written carries nothing more to charge.
+    if (write_handed_on_record(spi, record, false)) ledger::keep_until_transaction_end(std::move(record));
   }
   for (const std::string& path : spooled_paths) ledger::remove_at_commit(path);
 }
@@ -83,7 +84,7 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   const bool raise_on_failure = input.options.raise_on_failure;
   context.license_id = admit_ai_request(spi, caller);
   Router router(spi);
-  KeyHealth health(spi, served ? KeyHealth::Writes::Ledger : KeyHealth::Writes::Rows);
+  KeyHealth health(spi, served ? KeyHealth::Writes::Ledger : KeyHealth::Writes::AtCommit);
   CallOutcome outcome;
   CallOutcome interrupted;
   try {
@@ -107,8 +108,12 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   // Charged before the row is written: a cancel during the INSERT still finds it charged.
   const Charges charges = charge_call(*context.license_id, outcome);
   std::string task_id = record_task(spi, context, outcome, execution_ms, charges);
-  if (charges == Charges::InTransaction) charge_ai_request(spi, caller, task_id);
-  if (context.prompt_id) update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
+  // Unserved: the record's charges (license, keys, prompt) are made when the transaction commits
+  // (ledger/records.hpp), so that the call holds none of those rows past its statement. Served
+  // with a full license table: the license row in this transaction, as before.
+  if (charges == Charges::InTransaction && served) charge_ai_request(spi, caller, task_id);
+  if (context.prompt_id && (served || charges != Charges::InTransaction))
+    update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
   if (!outcome.result.ok && raise_on_failure) {
     throw Error(kProviderFailed,
                 "AI call failed after " + std::to_string(outcome.attempts) + " attempt(s): " +
