@@ -2952,7 +2952,7 @@ COMMENT ON FUNCTION celaest._ledger_state() IS
 -- each key, the requests and tokens of every attempt sent with it (tasks marked 'shared' or
 -- 'keys'). What was charged otherwise (consume_quota, batch reservations, an unserved
 -- database's calls) is in neither figure and stays as it is.
-CREATE FUNCTION celaest._ledger_rebuild() RETURNS bigint
+CREATE OR REPLACE FUNCTION celaest._ledger_rebuild() RETURNS bigint
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -2996,6 +2996,7 @@ BEGIN
                                               THEN t.metadata->'attempts' ELSE '[]' END) AS a
               WHERE t.metadata->>'ledger' IN ('shared', 'keys')
                 AND a->>'api_key_id' IS NOT NULL AND a->>'outcome' IS DISTINCT FROM 'blocked_destination'
+                AND a->>'sent' IS DISTINCT FROM 'false'   -- nothing went out: not charged
               GROUP BY 1),
          target AS (
              SELECT k.id, COALESCE(tr.n, 0) AS n, COALESCE(tr.tokens, 0) AS tokens,

@@ -81,7 +81,8 @@ class Tenant:
         requests = tokens = 0
         for task in self.tasks():
             for attempt in task["metadata"].get("attempts", []):
-                if attempt.get("api_key_id") == self.key_id and attempt.get("outcome") != "blocked_destination":
+                if (attempt.get("api_key_id") == self.key_id and attempt.get("outcome") != "blocked_destination"
+                        and attempt.get("sent", True)):
                     requests += 1
                     tokens += attempt.get("tokens", 0)
         return requests, tokens

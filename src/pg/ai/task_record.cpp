@@ -23,7 +23,9 @@ namespace {
 Text optional_text(const std::string& value) { return value.empty() ? Text() : Text(value); }
 
 // Whether an attempt's request was sent (the outbound guard refuses some before sending).
-bool sent(const core::AttemptRecord& attempt) { return attempt.outcome != "blocked_destination"; }
+// Whether an attempt's request went out: the outbound guard refuses some before sending, and a
+// refused or unreachable connection sends nothing. Only those a provider may bill are charged.
+bool sent(const core::AttemptRecord& attempt) { return attempt.sent && attempt.outcome != "blocked_destination"; }
 
 const char* ledger_mark(Charges charges) {
   switch (charges) {
@@ -39,12 +41,15 @@ const char* ledger_mark(Charges charges) {
 nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges) {
   nlohmann::json attempts = nlohmann::json::array();
   for (const auto& attempt : outcome.history) {
-    attempts.push_back({{"model", attempt.model},
-                        {"api_key_id", attempt.key_id ? nlohmann::json(*attempt.key_id) : nlohmann::json()},
-                        {"http_status", attempt.http_status},
-                        {"outcome", attempt.outcome},
-                        {"elapsed_ms", attempt.elapsed_ms},
-                        {"tokens", attempt.tokens}});
+    nlohmann::json entry = {{"model", attempt.model},
+                            {"api_key_id", attempt.key_id ? nlohmann::json(*attempt.key_id) : nlohmann::json()},
+                            {"http_status", attempt.http_status},
+                            {"outcome", attempt.outcome},
+                            {"elapsed_ms", attempt.elapsed_ms},
+                            {"tokens", attempt.tokens}};
+    // Marked only when false: the ledger's rebuild and the books count every other attempt.
+    if (!sent(attempt)) entry["sent"] = false;
+    attempts.push_back(std::move(entry));
   }
   const core::ChatResult& result = outcome.result;
   nlohmann::json metadata = {{"attempts", attempts}};
@@ -135,7 +140,7 @@ ledger::TaskRecord task_record(const TaskContext& context, const CallOutcome& ou
        context.request_id, task_metadata(outcome, charges).dump(), std::to_string(context.started_at_ms),
        setting_or_null(settings::user_agent), setting_or_null(settings::client_ip), std::to_string(now_ms())};
   if (charges == Charges::InTransaction) {
-    if (outcome.attempts > 0 && !context.batch_id) record.license_charge = context.license_id;
+    if (outcome.sent > 0 && !context.batch_id) record.license_charge = context.license_id;
     // Served (a full license table sent the license's charge to the row): the keys are in
     // shared memory all the same.
     const int64_t at_ms = now_ms();

@@ -66,7 +66,7 @@ void write_records_handed_on(SpiSession& spi, bool served) {
 // How the call's charges are made: in shared memory when the ledger serves the database and has
 // room, else in the caller's transaction.
 Charges charge_call(const std::string& license_id, const CallOutcome& outcome) {
-  if (outcome.attempts == 0) {
+  if (outcome.sent == 0) {  // no request went out (refused connections, blocked destinations)
     release_admitted_request(license_id);
     return Charges::None;
   }
