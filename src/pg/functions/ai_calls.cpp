@@ -112,7 +112,10 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   // (ledger/records.hpp), so that the call holds none of those rows past its statement. Served
   // with a full license table: the license row in this transaction, as before.
   if (charges == Charges::InTransaction && served) charge_ai_request(spi, caller, task_id);
-  if (context.prompt_id && (served || charges != Charges::InTransaction))
+  // The prompt's statistics: served, in the ledger's shared memory (folded by the writer, the
+  // prompt's row never locked by the call); unserved, with the record at commit.
+  if (context.prompt_id && (served || charges != Charges::InTransaction) &&
+      !(served && ledger::prompt_used(*context.prompt_id, execution_ms, outcome.result.ok)))
     update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
   if (!outcome.result.ok && raise_on_failure) {
     throw Error(kProviderFailed,

@@ -74,6 +74,10 @@ enum class ConsumptionCheck { Published, NoRoom, TableFull };
 ConsumptionCheck publish_consumption(const std::string& license_id, int64_t amount, int64_t used_after,
                                      int64_t limit, int64_t* pending);
 
+// --- prompts: a run_prompt call's running statistics (prompts_master usage_count, average time,
+// success rate), folded like the keys' usage. false: the table is full; the caller writes the row.
+bool prompt_used(const std::string& prompt_id, int64_t time_ms, bool ok);
+
 // --- keys (false: the table is full; the caller writes the row itself)
 bool key_used(const std::string& key_id, int64_t tokens, int64_t at_ms);
 bool key_failed(const std::string& key_id, bool definitive);
@@ -94,10 +98,15 @@ struct KeyFold {
   uint64_t resets = 0;       // resets counted so far (the entry's counter)
   bool reset = false;        // a reset since the last fold
 };
+struct PromptFold {
+  std::string prompt_id;
+  int64_t calls = 0, time_ms = 0, successes = 0;
+};
 struct Fold {
   std::vector<LicenseFold> licenses;
   std::vector<KeyFold> keys;
-  bool empty() const { return licenses.empty() && keys.empty(); }
+  std::vector<PromptFold> prompts;
+  bool empty() const { return licenses.empty() && keys.empty() && prompts.empty(); }
 };
 Fold take_snapshot(uint32_t database);
 // Under the lock, after the fold's transaction committed: subtracts what was folded (only the
