@@ -139,7 +139,6 @@ void CallPlan::on_response(const TransferResponse& response) {
   // Providers echo (parts of) a rejected key in their error messages: never keep it.
   if (!current_key_->secret.empty()) result.error_message = redact(std::move(result.error_message), current_key_->secret);
   ++outcome_.attempts;
-  if (response.request_sent) ++outcome_.sent;
   outcome_.ai_time_ms += response.elapsed_ms;
   outcome_.history.push_back(AttemptRecord{model.model_id, current_key_->id, result.http_status,
                                            result.ok ? "ok" : result.error_code, response.elapsed_ms,

@@ -48,7 +48,6 @@ struct CallOutcome {
   std::optional<ModelChoice> model;
   std::optional<std::string> key_id;
   int attempts = 0;  // requests that reached (or tried to reach) a provider
-  int sent = 0;      // of those, the ones that went out (a provider may bill them)
   long ai_time_ms = 0;
   std::vector<AttemptRecord> history;
   std::optional<std::string> output_json;  // JSON text, in JSON mode

@@ -432,7 +432,7 @@ SENT = "a->>'outcome' IS DISTINCT FROM 'blocked_destination' AND a->>'sent' IS D
 
 def ledger_books(conn, key_ids):
     """{key_id: (attempts, tokens_in, tokens_out)} from processed_tasks, and the tasks' count
-    (the calls that sent a request)."""
+    (the license charges every call that made an attempt, sent or refused)."""
     attempts = {r["key"]: r["n"] for r in rows(
         conn, "SELECT a->>'api_key_id' AS key, count(*) AS n FROM celaest.processed_tasks t,"
               " jsonb_array_elements(t.metadata->'attempts') a"
@@ -443,7 +443,7 @@ def ledger_books(conn, key_ids):
               " FROM celaest.processed_tasks WHERE api_key_id = ANY(%s::uuid[]) GROUP BY 1", (key_ids,))}
     tasks = scalar(conn, "SELECT count(*) FROM celaest.processed_tasks t WHERE EXISTS ("
                          " SELECT 1 FROM jsonb_array_elements(t.metadata->'attempts') a"
-                         " WHERE a->>'api_key_id' = ANY(%s) AND " + SENT + ")", (key_ids,))
+                         " WHERE a->>'api_key_id' = ANY(%s))", (key_ids,))
     return {k: (attempts.get(k, 0),) + tuple(int(x) for x in tokens.get(k, (0, 0))) for k in key_ids}, tasks
 
 

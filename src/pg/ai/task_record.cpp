@@ -140,7 +140,7 @@ ledger::TaskRecord task_record(const TaskContext& context, const CallOutcome& ou
        context.request_id, task_metadata(outcome, charges).dump(), std::to_string(context.started_at_ms),
        setting_or_null(settings::user_agent), setting_or_null(settings::client_ip), std::to_string(now_ms())};
   if (charges == Charges::InTransaction) {
-    if (outcome.sent > 0 && !context.batch_id) record.license_charge = context.license_id;
+    if (outcome.attempts > 0 && !context.batch_id) record.license_charge = context.license_id;
     // Served (a full license table sent the license's charge to the row): the keys are in
     // shared memory all the same.
     const int64_t at_ms = now_ms();
@@ -149,6 +149,7 @@ ledger::TaskRecord task_record(const TaskContext& context, const CallOutcome& ou
         if (attempt.key_id && sent(attempt)) record.key_charges.push_back({*attempt.key_id, attempt.tokens, at_ms});
       if (context.prompt_id && !context.batch_id)
         record.prompt_stat = ledger::PromptStat{*context.prompt_id, execution_time_ms, outcome.result.ok};
+      record.charges_at_commit = !context.batch_id;
     }
   }
   return record;

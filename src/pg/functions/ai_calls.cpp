@@ -58,7 +58,9 @@ void write_records_handed_on(SpiSession& spi, bool served) {
   for (ledger::TaskRecord& record : records) {
     // Its charges are made when this transaction commits (handed on again if it does not); a
     // record already written carries nothing more to charge.
-    if (write_handed_on_record(spi, record, false)) ledger::keep_until_transaction_end(std::move(record));
+    if (!write_handed_on_record(spi, record, false)) continue;
+    record.charges_at_commit = true;
+    ledger::keep_until_transaction_end(std::move(record));
   }
   for (const std::string& path : spooled_paths) ledger::remove_at_commit(path);
 }
@@ -66,7 +68,9 @@ void write_records_handed_on(SpiSession& spi, bool served) {
 // How the call's charges are made: in shared memory when the ledger serves the database and has
 // room, else in the caller's transaction.
 Charges charge_call(const std::string& license_id, const CallOutcome& outcome) {
-  if (outcome.sent == 0) {  // no request went out (refused connections, blocked destinations)
+  // A call that only met refused connections is charged all the same (test_ai_faults.py's
+  // test_refused_connection pins it); only its key's usage leaves out what was not sent.
+  if (outcome.attempts == 0) {
     release_admitted_request(license_id);
     return Charges::None;
   }

@@ -96,7 +96,7 @@ void at_transaction_end(XactEvent event, void*) noexcept {
         std::vector<const TaskRecord*> charged;
         Oid charge_as = InvalidOid;
         for (const Kept& entry : kept())
-          if (entry.record.has_charges()) {
+          if (entry.record.charges_at_commit && entry.record.has_charges()) {
             charged.push_back(&entry.record);
             charge_as = entry.charge_as;
           }

@@ -46,6 +46,10 @@ struct TaskRecord {
   std::optional<std::string> license_charge;  // one AI request of this license
   std::vector<KeyCharge> key_charges;
   std::optional<PromptStat> prompt_stat;
+  // Unserved: the charges are made at commit (below), not in the statement. False for a batch
+  // task, whose run charged its keys in its transaction (they matter only if that aborts).
+  // Not spooled: the backend that writes a handed-on record sets it.
+  bool charges_at_commit = false;
   bool has_charges() const { return license_charge || !key_charges.empty() || prompt_stat; }
 };
 
