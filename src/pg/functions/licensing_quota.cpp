@@ -75,8 +75,6 @@ void ensure_grant_callback() {
 std::optional<int64_t> consume_with_ledger(SpiSession& spi, const QuotaArguments& args) {
   const std::string& organization_id = *args.organization_id;
   const int64_t amount = *args.amount;
-  std::optional<std::string> license = license_in_force(organization_id);
-  if (!license) return std::nullopt;
   ensure_grant_callback();
   if (std::optional<AiCharge> charge = charge_ai_requests(spi, organization_id, amount, ChargePeriod::NotNeeded)) {
     if (charge->limit < 0) return int64_t{-1};  // unlimited: nothing to share
@@ -93,6 +91,10 @@ std::optional<int64_t> consume_with_ledger(SpiSession& spi, const QuotaArguments
         break;
     }
   }
+  // Refused by the row, or no room once the ledger is counted: the license in force is looked
+  // up only now (the fast path's UPDATE read the same shared terms).
+  std::optional<std::string> license = license_in_force(organization_id);
+  if (!license) return std::nullopt;
   const bool published = ledger::open_consumption(*license, amount);
   try {
     Text remaining = spi.scalar("SELECT (celaest._take_quota($1::uuid, $2, $3::bigint)).remaining", args.as_params());

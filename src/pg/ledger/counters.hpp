@@ -6,7 +6,8 @@
 // Per license (of one database): AI requests admitted and still in flight, requests charged
 // but not yet folded into licenses.ai_requests_used, and requests consume_quota() granted in
 // transactions that have not ended. Per key: requests, tokens and the last use not yet folded
-// into ai_api_pool, and the health events (failures, resets) not yet written.
+// into ai_api_pool, and the health events (failures, resets) not yet written. Per prompt:
+// run_prompt calls, their time and successes not yet in prompts_master's running statistics.
 //
 // Exactness of admission: the writer commits a fold while holding this module's lock, and
 // subtracts what it folded before releasing it; an admission reads the row (a fresh snapshot)
