@@ -3062,6 +3062,7 @@ BEGIN
                                                  THEN t.metadata->'interrupted_attempts' ELSE '[]' END) AS a
               WHERE t.metadata->>'ledger' IN ('shared', 'keys')
                 AND a->>'api_key_id' IS NOT NULL AND a->>'outcome' IS DISTINCT FROM 'blocked_destination'
+                AND a->>'sent' IS DISTINCT FROM 'false'   -- nothing went out: not charged
               GROUP BY 1),
          target AS (
              SELECT k.id, COALESCE(tr.n, 0) AS n, COALESCE(tr.tokens, 0) AS tokens,

@@ -53,6 +53,7 @@ struct KeyOutcome {
   Health health = Health::Unchanged;
   bool had_failures = false;  // the routing copy saw failures: a Worked key must reset them
   std::optional<int64_t> cool_down_until_ms;  // a 429 with Retry-After: no call may use it before
+  bool sent = true;  // false: the request never went out; the key's usage does not count it
 };
 
 class KeyLedger {

@@ -82,7 +82,7 @@ void CallPlan::refuse_destination(const ModelChoice& model) {
   refused.ok = false;
   refused.error_code = "blocked_destination";
   refused.error_message = "outbound call refused: " + current_key_->blocked_reason;
-  outcome_.history.push_back(AttemptRecord{model.model_id, current_key_->id, 0, refused.error_code, 0, 0});
+  outcome_.history.push_back(AttemptRecord{model.model_id, current_key_->id, 0, refused.error_code, 0, 0, false});
   outcome_.model = model;
   outcome_.key_id = current_key_->id;
   outcome_.blocked = true;
@@ -142,11 +142,11 @@ void CallPlan::on_response(const TransferResponse& response) {
   outcome_.ai_time_ms += response.elapsed_ms;
   outcome_.history.push_back(AttemptRecord{model.model_id, current_key_->id, result.http_status,
                                            result.ok ? "ok" : result.error_code, response.elapsed_ms,
-                                           result.tokens_input + result.tokens_output});
+                                           result.tokens_input + result.tokens_output, response.request_sent});
   outcome_.model = model;
   outcome_.key_id = current_key_->id;
 
-  if (current_key_->id) record_key_outcome(*current_key_->id, result);
+  if (current_key_->id) record_key_outcome(*current_key_->id, result, response.request_sent);
 
   if (result.ok) return finish(std::move(result));
   if (outcome_.attempts >= kMaxAttemptsPerCall) return finish(std::move(result));
@@ -168,8 +168,9 @@ void CallPlan::on_response(const TransferResponse& response) {
   finish(std::move(result));  // permanent: the request itself is wrong
 }
 
-void CallPlan::record_key_outcome(const std::string& key, const ChatResult& result) {
+void CallPlan::record_key_outcome(const std::string& key, const ChatResult& result, bool sent) {
   KeyOutcome outcome;
+  outcome.sent = sent;
   outcome.at_ms = services_.now_ms();
   // Tokens the provider reported are billed even when the answer is refused (a blocked
   // prompt, output that is not the JSON asked for): the key's counter says so too.

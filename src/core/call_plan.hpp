@@ -40,6 +40,7 @@ struct AttemptRecord {
   std::string outcome;  // "ok" or an error code
   long elapsed_ms = 0;
   long long tokens = 0;  // what the provider reported for this request (the key's tokens_used)
+  bool sent = true;      // false: nothing went out (connection refused, connect timeout): not billable
 };
 
 struct CallOutcome {
@@ -103,7 +104,7 @@ class CallPlan {
   // The whole-call deadline passed: the call ends with the last failure (or a timeout).
   bool out_of_time();
   // Usage, health and cool-down of the key that answered.
-  void record_key_outcome(const std::string& key, const ChatResult& result);
+  void record_key_outcome(const std::string& key, const ChatResult& result, bool sent);
 
   std::vector<ModelChoice> models_;
   CallInput input_;

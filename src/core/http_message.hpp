@@ -65,6 +65,9 @@ struct TransferResponse : HttpResponse {
   std::string error_text;     // human-readable cause; never contains request headers
   long elapsed_ms = 0;        // from the transfer's start to its end (queueing excluded)
   long new_connections = 0;   // connections this transfer opened: 0 means a kept-alive one was reused
+  // Whether any of the request went out (false: refused or unreachable before sending, a connect
+  // timeout, a transfer never started). A provider can only bill a request that was sent.
+  bool request_sent = true;
 };
 
 // A fixed English name for logs and error details ("timeout", "connect", ...).

@@ -144,6 +144,12 @@ CURLcode Transfer::set_method_and_body() {
   return curl_easy_setopt(easy_, CURLOPT_CUSTOMREQUEST, method.c_str());
 }
 
+bool Transfer::anything_sent() noexcept {
+  long request_bytes = 0;
+  return easy_ != nullptr && curl_easy_getinfo(easy_, CURLINFO_REQUEST_SIZE, &request_bytes) == CURLE_OK &&
+         request_bytes > 0;
+}
+
 void Transfer::complete(CURLcode code) {
   stop_clock();
   long status = 0;
@@ -154,6 +160,7 @@ void Transfer::complete(CURLcode code) {
   }
   response_.status = status;
   response_.new_connections = connects;
+  response_.request_sent = code == CURLE_OK || anything_sent();
   if (code != CURLE_OK && callback_failure_ != nullptr) {
     response_.error = TransportError::Other;
     response_.error_text = callback_failure_;
@@ -172,12 +179,14 @@ void Transfer::complete(CURLcode code) {
 
 void Transfer::complete_aborted() {
   stop_clock();
+  response_.request_sent = anything_sent();
   response_.error = TransportError::Aborted;
   response_.error_text = easy_ != nullptr ? probe_.reason() : "aborted before the transfer started";
 }
 
 void Transfer::complete_failed(const std::string& text) {
   stop_clock();
+  response_.request_sent = anything_sent();
   response_.error = TransportError::Other;
   response_.error_text = redact(text, request_);
 }

@@ -50,6 +50,8 @@ class Transfer {
   CURLcode set_method_and_body();
   bool build_header_list();
   void stop_clock() noexcept;
+  // Whether libcurl put any of the request on the wire (CURLINFO_REQUEST_SIZE > 0).
+  bool anything_sent() noexcept;
   void note_callback_failure(const char* what) noexcept;
 
   const Request& request_;

@@ -35,6 +35,9 @@ import threading
 import time
 import uuid
 
+import socket
+from urllib.parse import urlsplit, urlunsplit
+
 import psycopg2
 import psycopg2.extensions
 import pytest
@@ -195,8 +198,22 @@ def books_env(books_db, mock):
     yield {"admin": books_db.admin, "prompt": books_db.prompt}
 
 
+def closed_port_url(url):
+    """`url` with its port replaced by one nothing listens on: connections are refused."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, "127.0.0.1:%d" % port, parts.path, parts.query, parts.fragment))
+
+
 def fresh_keys(db, admin, run_name):
-    """Sets the previous run's keys aside, adds fresh ones; {key_id: (provider, secret)}."""
+    """Sets the previous run's keys aside, adds fresh ones; {key_id: (provider, secret)}.
+
+    One more openai key points at a port nothing listens on: its requests never go out
+    (connection refused), so the mock never sees them, and neither may its usage_count nor the
+    ledger's attempts that count (the call fails over to another key)."""
     scalar(admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE id = ANY(%s::uuid[])", (db.own_keys,))
     keys = {}
     for provider, count in KEYS_PER_PROVIDER.items():
@@ -206,6 +223,11 @@ def fresh_keys(db, admin, run_name):
                              {"base_url": db.mock.url(provider)})
             keys[str(key_id)] = (provider, secret)
             db.own_keys.append(str(key_id))
+    secret = new_secret("books-%s-refused" % run_name)
+    key_id = add_key(admin, "openai", "books-%s-%s-refused" % (db.tag, run_name), secret,
+                     {"base_url": closed_port_url(db.mock.url("openai"))})
+    keys[str(key_id)] = ("openai", secret)
+    db.own_keys.append(str(key_id))
     return keys
 
 
@@ -403,12 +425,18 @@ def mock_books(mock, secrets):
     return out
 
 
+# An attempt a provider may bill: it went out (not refused by the outbound guard, not a refused
+# or unreachable connection, which the task's attempts mark "sent": false).
+SENT = "a->>'outcome' IS DISTINCT FROM 'blocked_destination' AND a->>'sent' IS DISTINCT FROM 'false'"
+
+
 def ledger_books(conn, key_ids):
-    """{key_id: (attempts, tokens_in, tokens_out)} from processed_tasks, and the tasks' count."""
+    """{key_id: (attempts, tokens_in, tokens_out)} from processed_tasks, and the tasks' count
+    (the license charges every call that made an attempt, sent or refused)."""
     attempts = {r["key"]: r["n"] for r in rows(
         conn, "SELECT a->>'api_key_id' AS key, count(*) AS n FROM celaest.processed_tasks t,"
               " jsonb_array_elements(t.metadata->'attempts') a"
-              " WHERE a->>'api_key_id' = ANY(%s) AND a->>'outcome' IS DISTINCT FROM 'blocked_destination'"
+              " WHERE a->>'api_key_id' = ANY(%s) AND " + SENT +
               " GROUP BY 1", (key_ids,))}
     tokens = {str(r["key"]): (r["tin"], r["tout"]) for r in rows(
         conn, "SELECT api_key_id AS key, sum(tokens_input) AS tin, sum(tokens_output) AS tout"
@@ -459,6 +487,10 @@ def compare(db, run, keys, used_before, conn):
         "\n".join(map(str, run.unexpected[:20])), report)
     # Every call that reached a provider is a task.
     assert tasks == run.calls - run.not_sent, report
+    # The refused key was tried (its attempts are in the tasks, marked not sent).
+    unsent = scalar(conn, "SELECT count(*) FROM celaest.processed_tasks t, jsonb_array_elements(t.metadata->'attempts') a"
+                          " WHERE a->>'api_key_id' = ANY(%s) AND a->>'sent' = 'false'", (key_ids,))
+    assert run.calls < 200 or unsent > 0, report
     assert agree, report
     assert sum(m[0] for m in mock.values()) >= run.calls - run.not_sent, report
     assert run.not_sent < run.calls // 20, report

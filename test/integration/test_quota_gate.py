@@ -82,3 +82,44 @@ def test_a_rolled_back_call_is_charged_and_recorded_by_the_next_call(db, conn, q
     assert db.license_used(conn) == used_before + 3
     assert db.task_count(conn) == tasks_before + 3
     other.close()
+
+
+@pytest.mark.parametrize("call", ["ai_chat", "run_prompt"])
+def test_no_call_waits_for_another_callers_open_transaction_in_an_unserved_database(db, conn, call):
+    """Issue 10 §2 where no ledger writer runs (this module's database): the charges of a call
+    (license, key, prompt statistics) are made when its transaction commits, so a caller that
+    keeps its transaction open after a call holds none of those rows. Session A calls and stays
+    open; session B (same organization, key and prompt) completes within its statement_timeout,
+    and once A commits every charge is there, exactly once."""
+    slug = "qg-open-" + call
+    prompt_id = scalar(conn, "SELECT id FROM celaest.prompts_master WHERE slug = %s", (slug,)) or scalar(
+        conn, "INSERT INTO celaest.prompts_master (slug, name, category, system_prompt, user_prompt_template,"
+              " variables, preferred_model_id, temperature, max_tokens, is_default)"
+              " VALUES (%s, %s, 'test', 'Be brief.', 'Say {{topic}}.', '[\"topic\"]', %s, 0.30, 50, true)"
+              " RETURNING id", (slug, slug, db.models["groq"]["id"]))
+
+    def make_call(c, text):
+        if call == "ai_chat":
+            return db.ai_chat(c, say(text), None, {"provider": "groq"})
+        return db.run_prompt(c, slug, {"topic": text})
+
+    def prompt_uses():
+        return scalar(conn, "SELECT usage_count FROM celaest.prompts_master WHERE id = %s", (prompt_id,))
+
+    used_before, uses_before = db.license_used(conn), prompt_uses()
+    a = db.connect()
+    a.autocommit = False
+    b = db.connect()
+    scalar(b, "SELECT set_config('statement_timeout', '4000', false)")
+    try:
+        make_call(a, "A holds its transaction")
+        for n in range(3):
+            assert make_call(b, "B %d" % n)["status"] == "completed"  # 57014 when it waits on A
+        assert db.license_used(conn) == used_before + 3
+        a.commit()
+        assert db.license_used(conn) == used_before + 4
+        if call == "run_prompt":
+            assert prompt_uses() == uses_before + 4
+    finally:
+        a.close()
+        b.close()

@@ -35,6 +35,13 @@ class PoolLedger final : public core::KeyLedger {
   explicit PoolLedger(KeyHealth& health) : health_(health) {}
   void record(const std::string& key, const core::KeyOutcome& outcome) override {
     using Health = core::KeyOutcome::Health;
+    if (!outcome.sent) {
+      // Nothing went out (connection refused, a connect timeout): no usage, but the key's
+      // endpoint failed all the same.
+      if (outcome.health == Health::FailedDefinitively || outcome.health == Health::Failed)
+        health_.failed(key, outcome.health == Health::FailedDefinitively);
+      return;
+    }
     key_rate_windows::record_tokens(key, outcome.tokens, outcome.at_ms);
     if (outcome.health == Health::Worked) return health_.record_successful_use(key, outcome.tokens, outcome.had_failures);
     health_.record_use(key, outcome.tokens);

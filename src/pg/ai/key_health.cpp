@@ -7,6 +7,7 @@
 namespace celaest::pg {
 
 void KeyHealth::record_use(const std::string& key_id, long long tokens) {
+  if (writes_ == Writes::AtCommit) return;  // the record's key charges
   if (writes_ == Writes::Ledger) {
     if (ledger::key_used(key_id, tokens, now_ms())) return;
     ledger::warn_full("key");
@@ -28,6 +29,7 @@ void KeyHealth::record_successful_use(const std::string& key_id, long long token
   }
   if (!had_failures && !failed_here_.count(key_id)) return record_use(key_id, tokens);
   failed_here_.erase(key_id);
+  if (writes_ == Writes::AtCommit) return succeeded(key_id);
   // Every UPDATE of the pool evaluates all of its CHECK constraints and fires its triggers:
   // one statement, not two.
   spi_.run(

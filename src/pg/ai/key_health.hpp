@@ -23,7 +23,10 @@ class KeyHealth {
   // unserved databases). Ledger: an AI call's usage and health go to the ledger's shared memory
   // (ledger/counters.hpp) and the writer folds them into the row within a second, so that the
   // call never locks the key's row (README "The ledger").
-  enum class Writes { Rows, Ledger };
+  // AtCommit (an AI call in an unserved database): usage goes with the call's record and is
+  // written when the caller's transaction commits (ledger/records.hpp); health events are
+  // written as with Rows.
+  enum class Writes { Rows, Ledger, AtCommit };
   explicit KeyHealth(SpiSession& spi, Writes writes = Writes::Rows) : spi_(spi), writes_(writes) {}
 
   void record_use(const std::string& key_id, long long tokens);  // increment_api_key_usage

@@ -14,7 +14,9 @@ extern "C" {
 #include "common/pg_prng.h"
 }
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
 
 namespace celaest::pg {
 
@@ -23,7 +25,9 @@ namespace {
 Text optional_text(const std::string& value) { return value.empty() ? Text() : Text(value); }
 
 // Whether an attempt's request was sent (the outbound guard refuses some before sending).
-bool sent(const core::AttemptRecord& attempt) { return attempt.outcome != "blocked_destination"; }
+// Whether an attempt's request went out: the outbound guard refuses some before sending, and a
+// refused or unreachable connection sends nothing. Only those a provider may bill are charged.
+bool sent(const core::AttemptRecord& attempt) { return attempt.sent && attempt.outcome != "blocked_destination"; }
 
 const char* ledger_mark(Charges charges) {
   switch (charges) {
@@ -55,12 +59,15 @@ nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges) {
 nlohmann::json attempts_json(const CallOutcome& outcome) {
   nlohmann::json attempts = nlohmann::json::array();
   for (const auto& attempt : outcome.history) {
-    attempts.push_back({{"model", attempt.model},
-                        {"api_key_id", attempt.key_id ? nlohmann::json(*attempt.key_id) : nlohmann::json()},
-                        {"http_status", attempt.http_status},
-                        {"outcome", attempt.outcome},
-                        {"elapsed_ms", attempt.elapsed_ms},
-                        {"tokens", attempt.tokens}});
+    nlohmann::json entry = {{"model", attempt.model},
+                            {"api_key_id", attempt.key_id ? nlohmann::json(*attempt.key_id) : nlohmann::json()},
+                            {"http_status", attempt.http_status},
+                            {"outcome", attempt.outcome},
+                            {"elapsed_ms", attempt.elapsed_ms},
+                            {"tokens", attempt.tokens}};
+    // Marked only when false: the ledger's rebuild and the books count every other attempt.
+    if (!sent(attempt)) entry["sent"] = false;
+    attempts.push_back(std::move(entry));
   }
   return attempts;
 }
@@ -161,9 +168,13 @@ ledger::TaskRecord task_record(const TaskContext& context, const CallOutcome& ou
     // Served (a full license table sent the license's charge to the row): the keys are in
     // shared memory all the same.
     const int64_t at_ms = now_ms();
-    if (!ledger::served())
+    if (!ledger::served()) {
       for (const auto& attempt : outcome.history)
         if (attempt.key_id && sent(attempt)) record.key_charges.push_back({*attempt.key_id, attempt.tokens, at_ms});
+      if (context.prompt_id && !context.batch_id)
+        record.prompt_stat = ledger::PromptStat{*context.prompt_id, execution_time_ms, outcome.result.ok};
+      record.charges_at_commit = !context.batch_id;
+    }
   }
   return record;
 }
@@ -245,12 +256,18 @@ void TaskRows::write(SpiSession& spi) {
   spi.run(multi_row_update_sql(), {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
 }
 
-bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record) {
+bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record, bool charge_now) {
   // Written once: the first write of a record wins, a second one (the writer crashed between
   // its commit and the file's removal) changes nothing and charges nothing.
   static const std::string insert_once = std::string(kTaskInsert) + " ON CONFLICT (id) DO NOTHING RETURNING id";
   QueryResult written = spi.run_typed(record.upsert ? upsert_sql() : insert_once, task_param_types(), record.params);
   if (written.empty() || !written.at(0, 0)) return false;
+  if (!charge_now) return true;
+  if (record.prompt_stat) {
+    CallOutcome outcome;
+    outcome.result.ok = record.prompt_stat->ok;
+    update_prompt_statistics(spi, record.prompt_stat->prompt_id, outcome, static_cast<long>(record.prompt_stat->time_ms));
+  }
   if (record.license_charge)
     spi.run("UPDATE celaest.licenses SET ai_requests_used = ai_requests_used + 1 WHERE id = $1::uuid",
             {*record.license_charge});
@@ -270,6 +287,63 @@ void update_prompt_statistics(SpiSession& spi, const std::string& prompt_id, con
       "  success_rate = round((coalesce(success_rate, 0) * usage_count + $3::int * 100) / (usage_count + 1), 2)"
       " WHERE id = $1::uuid",
       {prompt_id, std::to_string(execution_time_ms), std::string(outcome.result.ok ? "1" : "0")});
+}
+
+void charge_records_at_commit(const std::vector<const ledger::TaskRecord*>& records) {
+  struct KeyTotal {
+    int64_t requests = 0, tokens = 0, last_ms = 0;
+  };
+  struct PromptTotal {
+    int64_t calls = 0, time_ms = 0, successes = 0;
+  };
+  std::map<std::string, std::vector<const ledger::TaskRecord*>> licenses;
+  std::map<std::string, KeyTotal> keys;
+  std::map<std::string, PromptTotal> prompts;
+  for (const ledger::TaskRecord* record : records) {
+    if (record->license_charge) licenses[*record->license_charge].push_back(record);
+    for (const ledger::KeyCharge& charge : record->key_charges) {
+      KeyTotal& total = keys[charge.key_id];
+      ++total.requests;
+      total.tokens += std::max<int64_t>(charge.tokens, 0);
+      total.last_ms = std::max(total.last_ms, charge.at_ms);
+    }
+    if (record->prompt_stat) {
+      PromptTotal& total = prompts[record->prompt_stat->prompt_id];
+      ++total.calls;
+      total.time_ms += record->prompt_stat->time_ms;
+      total.successes += record->prompt_stat->ok ? 1 : 0;
+    }
+  }
+  SpiSession spi;
+  for (const auto& [license_id, charged] : licenses) {
+    // The call was paid: charged whatever the room (admission already counted it in flight).
+    QueryResult period = spi.run(
+        "UPDATE celaest.licenses SET ai_requests_used = ai_requests_used + $2::bigint WHERE id = $1::uuid"
+        " RETURNING current_period_start, current_period_end",
+        {license_id, std::to_string(charged.size())});
+    if (period.rows.empty()) continue;  // the license is gone
+    for (const ledger::TaskRecord* record : charged)
+      spi.run(
+          "INSERT INTO celaest.license_usage_log"
+          "  (id, license_id, organization_id, metric, quantity, period_start, period_end, task_id, user_id)"
+          " VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'ai_requests', 1, $3::timestamptz, $4::timestamptz,"
+          "         $5::uuid, $6::uuid)",
+          {license_id, record->params.at(1), period.at(0, 0), period.at(0, 1), record->params.at(0),
+           record->params.at(2)});
+  }
+  for (const auto& [key_id, total] : keys)
+    spi.run("UPDATE celaest.ai_api_pool SET usage_count = usage_count + $2::bigint, tokens_used = tokens_used +"
+            " $3::bigint, last_used_at = greatest(last_used_at, to_timestamp($4::float8 / 1000)) WHERE id = $1::uuid",
+            {key_id, std::to_string(total.requests), std::to_string(total.tokens), std::to_string(total.last_ms)});
+  for (const auto& [prompt_id, total] : prompts)
+    spi.run(
+        "UPDATE celaest.prompts_master SET usage_count = usage_count + $2::bigint,"
+        "  avg_response_time_ms = ((coalesce(avg_response_time_ms, 0)::numeric * usage_count + $3::bigint)"
+        "                          / (usage_count + $2::bigint))::int,"
+        "  success_rate = round((coalesce(success_rate, 0) * usage_count + $4::bigint * 100)"
+        "                       / (usage_count + $2::bigint), 2)"
+        " WHERE id = $1::uuid",
+        {prompt_id, std::to_string(total.calls), std::to_string(total.time_ms), std::to_string(total.successes)});
 }
 
 nlohmann::json call_result(const std::string& task_id, const CallOutcome& outcome, long execution_time_ms) {

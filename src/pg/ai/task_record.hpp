@@ -70,7 +70,14 @@ void keep_task_record(const TaskContext& context, const CallOutcome& outcome, lo
                       Charges charges);
 // Writes a record handed on by the ledger (its transaction did not commit): the row if it is
 // not there yet and, only then, the charges it carries. Returns whether it wrote the row.
-bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record);
+// `now`: the charges are made in the current statement (the ledger writer's own transaction);
+// otherwise they stay with the record, which the caller keeps, and are made at commit
+// (charge_records_at_commit).
+bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record, bool charge_now = true);
+// Unserved databases, at XACT_EVENT_PRE_COMMIT (ledger::set_commit_charger): the charges of the
+// committing transaction's records — license (with its license_usage_log rows), keys, prompts —
+// one short UPDATE per row, in the order of their ids (two committing backends never deadlock).
+void charge_records_at_commit(const std::vector<const ledger::TaskRecord*>& records);
 // usage_count, avg_response_time_ms and success_rate of the prompt, kept as running values.
 void update_prompt_statistics(SpiSession& spi, const std::string& prompt_id, const CallOutcome& outcome,
                               long execution_time_ms);

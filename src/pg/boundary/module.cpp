@@ -1,5 +1,6 @@
 // Library entry: PG_MODULE_MAGIC and _PG_init (settings, shared memory, background workers).
 #include "pg/ai/key_rate_windows.hpp"
+#include "pg/ai/task_record.hpp"
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/cache_validity.hpp"
 #include "pg/boundary/shmem.hpp"
@@ -24,6 +25,7 @@ extern "C" PGDLLEXPORT void _PG_init(void) {
     celaest::pg::settings::define_all();
     celaest::pg::register_quota_gate();
     celaest::pg::ledger::register_callbacks();
+    celaest::pg::ledger::set_commit_charger(celaest::pg::charge_records_at_commit);
     celaest::pg::cache_validity::register_callbacks();
     // Shared memory and workers exist only when preloaded (pg_cron's rule): a plain LOAD still
     // gives every SQL function, minus the background work.

@@ -56,7 +56,10 @@ void write_records_handed_on(SpiSession& spi, bool served) {
     }
   }
   for (ledger::TaskRecord& record : records) {
-    write_handed_on_record(spi, record);
+    // Its charges are made when this transaction commits (handed on again if it does not); a
+    // record already written carries nothing more to charge.
+    if (!write_handed_on_record(spi, record, false)) continue;
+    record.charges_at_commit = true;
     ledger::keep_until_transaction_end(std::move(record));
   }
   for (const std::string& path : spooled_paths) ledger::remove_at_commit(path);
@@ -65,6 +68,8 @@ void write_records_handed_on(SpiSession& spi, bool served) {
 // How the call's charges are made: in shared memory when the ledger serves the database and has
 // room, else in the caller's transaction.
 Charges charge_call(const std::string& license_id, const CallOutcome& outcome) {
+  // A call that only met refused connections is charged all the same (test_ai_faults.py's
+  // test_refused_connection pins it); only its key's usage leaves out what was not sent.
   if (outcome.attempts == 0) {
     release_admitted_request(license_id);
     return Charges::None;
@@ -83,7 +88,7 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   const bool raise_on_failure = input.options.raise_on_failure;
   context.license_id = admit_ai_request(spi, caller);
   Router router(spi);
-  KeyHealth health(spi, served ? KeyHealth::Writes::Ledger : KeyHealth::Writes::Rows);
+  KeyHealth health(spi, served ? KeyHealth::Writes::Ledger : KeyHealth::Writes::AtCommit);
   CallOutcome outcome;
   CallOutcome interrupted;
   try {
@@ -107,8 +112,15 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   // Charged before the row is written: a cancel during the INSERT still finds it charged.
   const Charges charges = charge_call(*context.license_id, outcome);
   std::string task_id = record_task(spi, context, outcome, execution_ms, charges);
-  if (charges == Charges::InTransaction) charge_ai_request(spi, caller, task_id);
-  if (context.prompt_id) update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
+  // Unserved: the record's charges (license, keys, prompt) are made when the transaction commits
+  // (ledger/records.hpp), so that the call holds none of those rows past its statement. Served
+  // with a full license table: the license row in this transaction, as before.
+  if (charges == Charges::InTransaction && served) charge_ai_request(spi, caller, task_id);
+  // The prompt's statistics: served, in the ledger's shared memory (folded by the writer, the
+  // prompt's row never locked by the call); unserved, with the record at commit.
+  if (context.prompt_id && (served || charges != Charges::InTransaction) &&
+      !(served && ledger::prompt_used(*context.prompt_id, execution_ms, outcome.result.ok)))
+    update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
   if (!outcome.result.ok && raise_on_failure) {
     throw Error(kProviderFailed,
                 "AI call failed after " + std::to_string(outcome.attempts) + " attempt(s): " +

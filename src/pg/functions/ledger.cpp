@@ -165,7 +165,32 @@ CELAEST_FUNCTION(celaest_ledger_fold) {
     for (const auto& key : fold.keys)
       if (updated.count(key.key_id)) folded.keys.push_back(key);
   }
-  const int64_t rows = static_cast<int64_t>(folded.licenses.size() + folded.keys.size());
+  if (!fold.prompts.empty()) {
+    std::vector<std::string> ids, calls, times, successes;
+    for (const auto& prompt : fold.prompts) {
+      ids.push_back(prompt.prompt_id);
+      calls.push_back(std::to_string(prompt.calls));
+      times.push_back(std::to_string(prompt.time_ms));
+      successes.push_back(std::to_string(prompt.successes));
+    }
+    // The running values as the calls' own UPDATEs kept them, n calls at once.
+    const std::set<std::string> updated = ids_of(spi.run(
+        "WITH d AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(id, n, ms, ok)),"
+        " locked AS (SELECT p.id FROM celaest.prompts_master AS p WHERE p.id IN (SELECT id FROM d)"
+        "            FOR NO KEY UPDATE SKIP LOCKED),"
+        " folded AS (UPDATE celaest.prompts_master AS p SET usage_count = p.usage_count + d.n,"
+        "              avg_response_time_ms = ((coalesce(p.avg_response_time_ms, 0)::numeric * p.usage_count + d.ms)"
+        "                                      / (p.usage_count + d.n))::int,"
+        "              success_rate = round((coalesce(p.success_rate, 0) * p.usage_count + d.ok * 100)"
+        "                                   / (p.usage_count + d.n), 2)"
+        "            FROM d WHERE p.id = d.id AND p.id IN (SELECT id FROM locked) RETURNING p.id)"
+        " SELECT id::text FROM folded"
+        " UNION ALL SELECT d.id::text FROM d WHERE NOT EXISTS (SELECT FROM celaest.prompts_master AS p WHERE p.id = d.id)",
+        {array_text(ids), array_text(calls), array_text(times), array_text(successes)}));
+    for (const auto& prompt : fold.prompts)
+      if (updated.count(prompt.prompt_id)) folded.prompts.push_back(prompt);
+  }
+  const int64_t rows = static_cast<int64_t>(folded.licenses.size() + folded.keys.size() + folded.prompts.size());
   awaiting_commit() = std::move(folded);
   return Int64GetDatum(rows);
 }

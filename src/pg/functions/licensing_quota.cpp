@@ -65,41 +65,51 @@ int64_t own_open_grants(const std::string& license_id) {
   return own;
 }
 
-// Served database: the conditional UPDATE leaves room for what the ledger holds (AI calls
-// charged and not yet folded, or in flight), and the grant is published while the caller's
-// transaction is open so that AI admissions count it — published before the UPDATE, and kept
-// published through the general path too (a grant nobody sees would let AI calls overshoot).
-// A refusal seen while a fold committed (the row and the counters may both have held the
-// folded requests) is asked again. nullopt: no license in force (the general path answers).
+// Served database (README "The ledger", "Admission stays exact"). Fast path: the conditional
+// UPDATE (room in the row alone), then, holding the row, the check against the row plus what
+// the ledger holds and the grant's publication, in one step under the ledger's lock (AI
+// admissions count published grants while the caller's transaction is open). No room once the
+// ledger is counted: the UPDATE is undone (the row is still ours) and the general path answers.
+// The general path publishes first and reads the ledger's figure in its UPDATE's condition,
+// i.e. when it holds the row. nullopt: no license in force (the general path answers).
+void ensure_grant_callback() {
+  static bool callback = false;
+  if (callback) return;
+  pg_guarded([] { RegisterXactCallback(close_grants_at_transaction_end, nullptr); });
+  callback = true;
+}
+
 std::optional<int64_t> consume_with_ledger(SpiSession& spi, const QuotaArguments& args) {
   const std::string& organization_id = *args.organization_id;
   const int64_t amount = *args.amount;
+  ensure_grant_callback();
+  if (std::optional<AiCharge> charge = charge_ai_requests(spi, organization_id, amount, ChargePeriod::NotNeeded)) {
+    if (charge->limit < 0) return int64_t{-1};  // unlimited: nothing to share
+    int64_t pending = 0;
+    switch (ledger::publish_consumption(charge->license_id, amount, charge->used, charge->limit, &pending)) {
+      case ledger::ConsumptionCheck::Published:
+        open_grants().push_back({charge->license_id, amount});
+        return charge->limit - charge->used - pending;
+      case ledger::ConsumptionCheck::TableFull:
+        return charge->remaining;
+      case ledger::ConsumptionCheck::NoRoom:
+        spi.run("UPDATE celaest.licenses SET ai_requests_used = ai_requests_used - $2::bigint WHERE id = $1::uuid",
+                {charge->license_id, std::to_string(amount)});
+        break;
+    }
+  }
+  // Refused by the row, or no room once the ledger is counted: the license in force is looked
+  // up only now (the fast path's UPDATE read the same shared terms).
   std::optional<std::string> license = license_in_force(organization_id);
   if (!license) return std::nullopt;
-  static bool callback = false;
-  if (!callback) {
-    pg_guarded([] { RegisterXactCallback(close_grants_at_transaction_end, nullptr); });
-    callback = true;
-  }
-  ledger::OpenConsumption open = ledger::open_consumption(*license, amount);
+  const bool published = ledger::open_consumption(*license, amount);
   try {
-    for (int attempt = 0; attempt < 4; ++attempt) {
-      if (std::optional<AiCharge> charge =
-              charge_ai_requests(spi, organization_id, amount, ChargePeriod::NotNeeded, open.pending)) {
-        if (open.published) open_grants().push_back({*license, amount});
-        return charge->remaining;
-      }
-      const ledger::OpenConsumption now = ledger::pending_now(*license);
-      if (now.fold_generation == open.fold_generation) break;
-      open.pending = now.pending;
-      open.fold_generation = now.fold_generation;
-    }
     Text remaining = spi.scalar("SELECT (celaest._take_quota($1::uuid, $2, $3::bigint)).remaining", args.as_params());
     if (!remaining) throw Error(ERRCODE_INTERNAL_ERROR, "celaest: _take_quota returned no remaining quota");
-    if (open.published) open_grants().push_back({*license, amount});
+    if (published) open_grants().push_back({*license, amount});
     return std::stoll(*remaining);
   } catch (...) {
-    if (open.published) ledger::close_consumption(*license, amount);
+    if (published) ledger::close_consumption(*license, amount);
     throw;
   }
 }

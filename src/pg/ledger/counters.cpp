@@ -39,14 +39,22 @@ struct KeyEntry {
   uint64_t resets, resets_folded;          // successes that reset the failure count
 };
 
+struct PromptEntry {
+  EntryKey key;
+  uint32_t database;
+  int64_t calls, time_ms, successes;  // not yet in prompts_master
+};
+
 using LicenseTable = core::FixedHashTable<LicenseEntry, core::TextKeyPolicy<LicenseEntry, &LicenseEntry::key>>;
 using KeyTable = core::FixedHashTable<KeyEntry, core::TextKeyPolicy<KeyEntry, &KeyEntry::key>>;
+using PromptTable = core::FixedHashTable<PromptEntry, core::TextKeyPolicy<PromptEntry, &PromptEntry::key>>;
 
 // Licenses and keys with something pending at once, over every database. A full table never
 // loses a charge: the call then charges the row in its own transaction, as an unserved
 // database does (README "The ledger").
 constexpr size_t kLicenseSlots = 4096;
 constexpr size_t kKeySlots = 4096;
+constexpr size_t kPromptSlots = 1024;
 
 constexpr size_t kReadySlots = 64;
 
@@ -57,6 +65,7 @@ struct Counters {
   uint32_t ready[kReadySlots];
   LicenseTable::Cell licenses[kLicenseSlots];
   KeyTable::Cell keys[kKeySlots];
+  PromptTable::Cell prompts[kPromptSlots];
 };
 
 shmem::Segment<Counters> segment("celaest ledger counters");
@@ -217,28 +226,28 @@ int64_t used_with_pending(const std::string& license_id, const std::function<int
   });
 }
 
-OpenConsumption open_consumption(const std::string& license_id, int64_t amount) {
+bool open_consumption(const std::string& license_id, int64_t amount) {
   const std::string key = entry_key(license_id);
   return segment.locked(LW_EXCLUSIVE, [&](Counters& counters) {
-    OpenConsumption open;
-    open.fold_generation = counters.fold_generation;
     LicenseEntry* entry = license_entry(counters, key, true);
-    if (!entry) return open;
-    open.pending = entry->in_flight + entry->unfolded;
+    if (!entry) return false;
     entry->open_consumptions += amount;
-    open.published = true;
-    return open;
+    return true;
   });
 }
 
-OpenConsumption pending_now(const std::string& license_id) {
+ConsumptionCheck publish_consumption(const std::string& license_id, int64_t amount, int64_t used_after,
+                                     int64_t limit, int64_t* pending) {
   const std::string key = entry_key(license_id);
-  return segment.locked(LW_SHARED, [&](Counters& counters) {
-    OpenConsumption now;
-    now.fold_generation = counters.fold_generation;
-    LicenseEntry* entry = license_entry(counters, key, false);
-    if (entry) now.pending = entry->in_flight + entry->unfolded;
-    return now;
+  return segment.locked(LW_EXCLUSIVE, [&](Counters& counters) {
+    LicenseTable table(counters.licenses, kLicenseSlots);
+    LicenseEntry* entry = table.find(key);
+    *pending = entry ? entry->in_flight + entry->unfolded : 0;
+    if (limit >= 0 && used_after + *pending > limit) return ConsumptionCheck::NoRoom;
+    if (!entry) entry = license_entry(counters, key, true);
+    if (!entry) return ConsumptionCheck::TableFull;
+    entry->open_consumptions += amount;
+    return ConsumptionCheck::Published;
   });
 }
 
@@ -252,8 +261,18 @@ void close_consumption(const std::string& license_id, int64_t amount) {
   });
 }
 
-uint64_t fold_generation() {
-  return segment.locked(LW_SHARED, [](Counters& counters) { return counters.fold_generation; });
+bool prompt_used(const std::string& prompt_id, int64_t time_ms, bool ok) {
+  const std::string key = entry_key(prompt_id);
+  return segment.locked(LW_EXCLUSIVE, [&](Counters& counters) {
+    PromptTable table(counters.prompts, kPromptSlots);
+    PromptTable::Place place = table.insert(key);
+    if (!place.slot) return false;
+    if (place.outcome == PromptTable::Outcome::Inserted) place.slot->database = MyDatabaseId;
+    ++place.slot->calls;
+    place.slot->time_ms += std::max<int64_t>(time_ms, 0);
+    if (ok) ++place.slot->successes;
+    return true;
+  });
 }
 
 bool key_used(const std::string& key_id, int64_t tokens, int64_t at_ms) {
@@ -304,6 +323,10 @@ Fold take_snapshot(uint32_t database) {
       fold.keys.push_back({id_of(entry.key), entry.requests, entry.tokens, entry.last_used_ms, entry.failures,
                            entry.definitive, entry.resets, entry.resets != entry.resets_folded});
     }
+    for (const auto& cell : counters.prompts) {
+      if (!cell.occupied || cell.slot.database != database || cell.slot.calls <= 0) continue;
+      fold.prompts.push_back({id_of(cell.slot.key), cell.slot.calls, cell.slot.time_ms, cell.slot.successes});
+    }
     return fold;
   });
 }
@@ -338,6 +361,16 @@ void subtract_folded_and_unlock(const Fold& folded) {
     }
     entry->resets_folded = fold.resets;
     if (key_empty(*entry)) keys.erase(key);
+  }
+  PromptTable prompts(counters->prompts, kPromptSlots);
+  for (const PromptFold& fold : folded.prompts) {
+    const std::string key = entry_key(fold.prompt_id);
+    PromptEntry* entry = prompts.find(key);
+    if (!entry) continue;
+    entry->calls -= fold.calls;
+    entry->time_ms -= fold.time_ms;
+    entry->successes -= fold.successes;
+    if (entry->calls <= 0) prompts.erase(key);
   }
   ++counters->fold_generation;
   LWLockRelease(segment.lock());

@@ -6,7 +6,8 @@
 // Per license (of one database): AI requests admitted and still in flight, requests charged
 // but not yet folded into licenses.ai_requests_used, and requests consume_quota() granted in
 // transactions that have not ended. Per key: requests, tokens and the last use not yet folded
-// into ai_api_pool, and the health events (failures, resets) not yet written.
+// into ai_api_pool, and the health events (failures, resets) not yet written. Per prompt:
+// run_prompt calls, their time and successes not yet in prompts_master's running statistics.
 //
 // Exactness of admission: the writer commits a fold while holding this module's lock, and
 // subtracts what it folded before releasing it; an admission reads the row (a fresh snapshot)
@@ -58,20 +59,28 @@ int64_t pending_requests(const std::string& license_id, bool with_open_consumpti
 int64_t used_with_pending(const std::string& license_id, const std::function<int64_t()>& read_used,
                           bool with_open_consumptions = false);
 
-// consume_quota(): the amount is published as an open consumption before the conditional
-// UPDATE, so that concurrent AI admissions count it while the caller's transaction is open.
-// Returns unfolded + in flight (what the UPDATE's condition must add to the row) and the fold
-// generation; close_consumption() takes it back (refused, or at the transaction's end).
-struct OpenConsumption {
-  int64_t pending = 0;
-  uint64_t fold_generation = 0;
-  bool published = false;  // false: the table was full; the consumption is not counted
-};
-OpenConsumption open_consumption(const std::string& license_id, int64_t amount);
+// consume_quota()'s general path (_take_quota): the amount is published as an open consumption
+// before its UPDATE, whose condition reads the ledger's figure itself (_ai_requests_pending)
+// when it holds the row; close_consumption() takes it back (refused, or at the transaction's
+// end). false: the table was full; the consumption is not counted.
+bool open_consumption(const std::string& license_id, int64_t amount);
 void close_consumption(const std::string& license_id, int64_t amount);
-// unfolded + in flight and the fold generation, read together (published stays false).
-OpenConsumption pending_now(const std::string& license_id);
-uint64_t fold_generation();
+
+// consume_quota()'s fast path, after its UPDATE raised the row to `used_after` while holding
+// the row (no fold and no other consumption can change it until the transaction ends): the
+// grant stands if `used_after` plus what the ledger holds now (in flight + unfolded) is within
+// `limit`, and is then published as an open consumption — checked and published under the
+// ledger's lock, so that every AI admission either counted the grant or is counted here.
+// `*pending` is that figure. A figure read before the UPDATE would not do: AI calls admitted
+// between the two reads counted this consumption as open while another consumption, which
+// does not count open ones, took the room first (README "The ledger").
+enum class ConsumptionCheck { Published, NoRoom, TableFull };
+ConsumptionCheck publish_consumption(const std::string& license_id, int64_t amount, int64_t used_after,
+                                     int64_t limit, int64_t* pending);
+
+// --- prompts: a run_prompt call's running statistics (prompts_master usage_count, average time,
+// success rate), folded like the keys' usage. false: the table is full; the caller writes the row.
+bool prompt_used(const std::string& prompt_id, int64_t time_ms, bool ok);
 
 // --- keys (false: the table is full; the caller writes the row itself)
 bool key_used(const std::string& key_id, int64_t tokens, int64_t at_ms);
@@ -93,10 +102,15 @@ struct KeyFold {
   uint64_t resets = 0;       // resets counted so far (the entry's counter)
   bool reset = false;        // a reset since the last fold
 };
+struct PromptFold {
+  std::string prompt_id;
+  int64_t calls = 0, time_ms = 0, successes = 0;
+};
 struct Fold {
   std::vector<LicenseFold> licenses;
   std::vector<KeyFold> keys;
-  bool empty() const { return licenses.empty() && keys.empty(); }
+  std::vector<PromptFold> prompts;
+  bool empty() const { return licenses.empty() && keys.empty() && prompts.empty(); }
 };
 Fold take_snapshot(uint32_t database);
 // Under the lock, after the fold's transaction committed: subtracts what was folded (only the

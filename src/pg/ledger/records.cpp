@@ -13,6 +13,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "utils/snapmgr.h"
 }
 
 #include <dirent.h>
@@ -32,7 +33,8 @@ namespace {
 
 struct Kept {
   TaskRecord record;
-  int level;  // the (sub)transaction nesting level that wrote it
+  int level;     // the (sub)transaction nesting level that wrote it
+  Oid charge_as;  // the user the call ran as (its functions are SECURITY DEFINER): charges at commit
 };
 
 std::vector<Kept>& kept() {
@@ -83,9 +85,38 @@ void hand_on(std::vector<TaskRecord> records) {
   for (TaskRecord& record : records) pending().push_back(std::move(record));
 }
 
+CommitCharger commit_charger = nullptr;
+
 void at_transaction_end(XactEvent event, void*) noexcept {
   run_entry_point("ledger records", on_failure_at(event), [&] {
     switch (event) {
+      case XACT_EVENT_PRE_COMMIT:
+      case XACT_EVENT_PRE_PREPARE: {
+        if (commit_charger == nullptr || kept().empty() || served()) return;
+        std::vector<const TaskRecord*> charged;
+        Oid charge_as = InvalidOid;
+        for (const Kept& entry : kept())
+          if (entry.record.charges_at_commit && entry.record.has_charges()) {
+            charged.push_back(&entry.record);
+            charge_as = entry.charge_as;
+          }
+        if (charged.empty()) return;
+        // As the user the calls ran as, like their own statements; an error aborts the commit,
+        // and AbortTransaction restores the user.
+        Oid user = InvalidOid;
+        int context = 0;
+        pg_guarded([&] {
+          GetUserIdAndSecContext(&user, &context);
+          SetUserIdAndSecContext(charge_as, context | SECURITY_LOCAL_USERID_CHANGE);
+          PushActiveSnapshot(GetTransactionSnapshot());  // no statement is running any more
+        });
+        commit_charger(charged);
+        pg_guarded([&] {
+          PopActiveSnapshot();
+          SetUserIdAndSecContext(user, context);
+        });
+        return;
+      }
       case XACT_EVENT_COMMIT:
       case XACT_EVENT_PARALLEL_COMMIT:
       case XACT_EVENT_PREPARE:
@@ -143,6 +174,8 @@ void at_exit(int, Datum) noexcept {
 
 }  // namespace
 
+void set_commit_charger(CommitCharger charger) { commit_charger = charger; }
+
 void register_callbacks() {
   RegisterXactCallback(at_transaction_end, nullptr);
   RegisterSubXactCallback(at_subtransaction_end, nullptr);
@@ -156,7 +189,8 @@ const TaskRecord& keep_until_transaction_end(TaskRecord record) {
     pg_guarded([] { on_shmem_exit(at_exit, (Datum)0); });
     exit_hook = true;
   }
-  kept().push_back({std::move(record), pg_guarded([] { return GetCurrentTransactionNestLevel(); })});
+  kept().push_back({std::move(record), pg_guarded([] { return GetCurrentTransactionNestLevel(); }),
+                    pg_guarded([] { return GetUserId(); })});
   return kept().back().record;
 }
 
@@ -238,7 +272,11 @@ std::string to_json(const TaskRecord& record) {
   return nlohmann::json{{"upsert", record.upsert},
                         {"params", params},
                         {"license", record.license_charge ? nlohmann::json(*record.license_charge) : nlohmann::json()},
-                        {"keys", keys}}
+                        {"keys", keys},
+                        {"prompt", record.prompt_stat ? nlohmann::json{record.prompt_stat->prompt_id,
+                                                                         record.prompt_stat->time_ms,
+                                                                         record.prompt_stat->ok}
+                                                      : nlohmann::json()}}
       .dump();
 }
 
@@ -251,6 +289,12 @@ TaskRecord from_json(const std::string& text) {
   if (!json.at("license").is_null()) record.license_charge = json.at("license").get<std::string>();
   for (const auto& key : json.at("keys"))
     record.key_charges.push_back({key.at(0).get<std::string>(), key.at(1).get<int64_t>(), key.at(2).get<int64_t>()});
+  // Files spooled before prompt statistics were part of a record have no "prompt".
+  if (json.contains("prompt") && !json.at("prompt").is_null()) {
+    const nlohmann::json& prompt = json.at("prompt");
+    record.prompt_stat = PromptStat{prompt.at(0).get<std::string>(), prompt.at(1).get<int64_t>(),
+                                    prompt.at(2).get<bool>()};
+  }
   return record;
 }
 

@@ -31,6 +31,13 @@ struct KeyCharge {
   int64_t at_ms = 0;
 };
 
+// A prompt's running statistics for one call (prompts_master: usage, average time, success).
+struct PromptStat {
+  std::string prompt_id;
+  int64_t time_ms = 0;
+  bool ok = false;
+};
+
 struct TaskRecord {
   bool upsert = false;       // a batch task: its row exists and is completed by the record
   std::vector<Text> params;  // the task statement's parameters (task_record.cpp); [0] = task id
@@ -38,7 +45,20 @@ struct TaskRecord {
   // unserved databases only (a served one charges shared memory, outside any transaction).
   std::optional<std::string> license_charge;  // one AI request of this license
   std::vector<KeyCharge> key_charges;
+  std::optional<PromptStat> prompt_stat;
+  // Unserved: the charges are made at commit (below), not in the statement. False for a batch
+  // task, whose run charged its keys in its transaction (they matter only if that aborts).
+  // Not spooled: the backend that writes a handed-on record sets it.
+  bool charges_at_commit = false;
+  bool has_charges() const { return license_charge || !key_charges.empty() || prompt_stat; }
 };
+
+// Unserved databases: the charges of the records kept in a transaction that is committing are
+// made then (XACT_EVENT_PRE_COMMIT), not during the calls, so that no call holds a license, key
+// or prompt row past its own statement — only through its commit (README "The ledger",
+// "Unserved databases"). The charger (task_record.cpp) writes them; an error aborts the commit.
+using CommitCharger = void (*)(const std::vector<const TaskRecord*>& records);
+void set_commit_charger(CommitCharger charger);
 
 // From _PG_init: the transaction and subtransaction callbacks, and the exit hook.
 void register_callbacks();

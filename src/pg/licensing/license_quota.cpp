@@ -151,7 +151,8 @@ std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& o
          {INT8OID, Int64GetDatum(cap - amount)},
          {TIMESTAMPTZOID, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())}});
     if (!used) return std::nullopt;
-    return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : cap - *used, std::nullopt, std::nullopt};
+    return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : cap - *used, *used, terms->ai_cap, std::nullopt,
+                    std::nullopt};
   }
   QueryResult rows = spi.run(CELAEST_CHARGE_SQL("$1::uuid", "$2::bigint", "$3::bigint",
                                                 "l.ai_requests_used, l.current_period_start, l.current_period_end"),
@@ -160,7 +161,8 @@ std::optional<AiCharge> charge_ai_requests(SpiSession& spi, const std::string& o
 #undef CELAEST_CONSUME_SQL
   if (rows.rows.size() != 1) return std::nullopt;
   const int64_t used = to_int64(rows.at(0, 0));
-  return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : cap - used, rows.at(0, 1), rows.at(0, 2)};
+  return AiCharge{terms->license_id, terms->ai_cap < 0 ? -1 : cap - used, used, terms->ai_cap, rows.at(0, 1),
+                  rows.at(0, 2)};
 }
 
 }  // namespace celaest::pg

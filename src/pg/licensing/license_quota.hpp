@@ -35,6 +35,8 @@ std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organiz
 struct AiCharge {
   std::string license_id;
   int64_t remaining = -1;  // after the charge; -1 = unlimited
+  int64_t used = 0;        // the row's counter after the charge
+  int64_t limit = -1;      // the effective cap; -1 = unlimited
   Text period_start, period_end;  // with ChargePeriod::Returned only
 };
 enum class ChargePeriod { Returned, NotNeeded };
