@@ -17,6 +17,7 @@
 #include "pg/boundary/datum.hpp"
 #include "pg/boundary/settings.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace celaest::pg {
@@ -68,9 +69,12 @@ void write_records_handed_on(SpiSession& spi, bool served) {
 // How the call's charges are made: in shared memory when the ledger serves the database and has
 // room, else in the caller's transaction.
 Charges charge_call(const std::string& license_id, const CallOutcome& outcome) {
-  // A call that only met refused connections is charged all the same (test_ai_faults.py's
-  // test_refused_connection pins it); only its key's usage leaves out what was not sent.
-  if (outcome.attempts == 0) {
+  // API.md "The ledger": one unit per call that reached a provider. A call whose every request
+  // went nowhere (refused connections, the outbound guard) is recorded but not charged.
+  const bool reached = std::any_of(outcome.history.begin(), outcome.history.end(), [](const auto& attempt) {
+    return attempt.sent && attempt.outcome != "blocked_destination";
+  });
+  if (outcome.attempts == 0 || !reached) {
     release_admitted_request(license_id);
     return Charges::None;
   }
