@@ -17,7 +17,6 @@
 #include "pg/boundary/datum.hpp"
 #include "pg/boundary/settings.hpp"
 
-#include <algorithm>
 #include <chrono>
 
 namespace celaest::pg {
@@ -71,10 +70,7 @@ void write_records_handed_on(SpiSession& spi, bool served) {
 Charges charge_call(const std::string& license_id, const CallOutcome& outcome) {
   // API.md "The ledger": one unit per call that reached a provider. A call whose every request
   // went nowhere (refused connections, the outbound guard) is recorded but not charged.
-  const bool reached = std::any_of(outcome.history.begin(), outcome.history.end(), [](const auto& attempt) {
-    return attempt.sent && attempt.outcome != "blocked_destination";
-  });
-  if (outcome.attempts == 0 || !reached) {
+  if (!reached_a_provider(outcome)) {
     release_admitted_request(license_id);
     return Charges::None;
   }
