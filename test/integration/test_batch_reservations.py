@@ -8,6 +8,7 @@ counters.
 Runs in the database the batch runner serves (batch_env), against the strict mock provider.
 """
 import json
+import socket
 import threading
 import time
 
@@ -166,6 +167,30 @@ def test_tasks_that_never_reach_a_provider_give_their_unit_back_exactly_once(env
     assert (final["status"], final["failed"]) == ("failed", 3), final
     assert env.ai_requests_used(routed) == 0
     assert sum(r["quantity"] for r in log_rows(env, routed, "batch_release")) == 3
+
+
+def test_tasks_whose_every_connection_was_refused_give_their_unit_back(env):
+    # API.md: one unit per call that reached a provider. A key whose base URL nothing listens on:
+    # the tasks fail connection_failed, their attempts are marked not sent, their units go back.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE id = %s RETURNING 1", (env.key_id,))
+    dead = env.add_key("openai", "br-refused-" + tag(), "sk-good-refused-0123456789abcdef",
+                       {"base_url": "http://127.0.0.1:%d/openai/v1" % port, "priority": 100000})
+    try:
+        org = env.org()
+        batch_id = env.submit(org, words(tag(), 2))
+        final = env.wait(batch_id)
+        assert (final["status"], final["failed"]) == ("failed", 2), final
+        tasks = env.tasks(batch_id)
+        assert {tk["error_code"] for tk in tasks} == {"connection_failed"}, tasks
+        assert all(a.get("sent") is False for tk in tasks for a in tk["metadata"]["attempts"]), tasks
+        assert env.ai_requests_used(org) == 0
+        assert sum(r["quantity"] for r in log_rows(env, org, "batch_release")) == 2
+    finally:
+        scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE id = %s RETURNING 1", (dead,))
+        scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = true WHERE id = %s RETURNING 1", (env.key_id,))
 
 
 def test_the_books_agree_after_batches_with_mixed_outcomes(env):

@@ -180,7 +180,9 @@ void record_batch_task(SpiSession& /*spi*/, const TaskContext& context, CallOutc
   if (context.prompt_id && outcome.attempts > 0) endings.count_prompt_call(*context.prompt_id, outcome.result.ok, execution_ms);
   // A request that never reached a provider gives its reservation back (unless a call of it may
   // have gone out before a crash).
-  if (outcome.attempts == 0 && !context.interrupted) endings.return_reservation(context.license_id);
+  // Nothing went out either when every connection was refused (API.md: one unit per call that
+  // reached a provider).
+  if (!reached_a_provider(outcome) && !context.interrupted) endings.return_reservation(context.license_id);
 }
 
 }  // namespace celaest::pg

@@ -56,6 +56,12 @@ nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges) {
 
 }  // namespace
 
+bool reached_a_provider(const CallOutcome& outcome) {
+  for (const auto& attempt : outcome.history)
+    if (sent(attempt)) return true;
+  return false;
+}
+
 nlohmann::json attempts_json(const CallOutcome& outcome) {
   nlohmann::json attempts = nlohmann::json::array();
   for (const auto& attempt : outcome.history) {

@@ -41,6 +41,10 @@ enum class Charges {
   None,           // nothing reached a provider
 };
 
+// Whether some request of the call went out to a provider (not refused by the outbound guard,
+// not lost to a refused connection): what a license is charged for (API.md "The ledger").
+bool reached_a_provider(const CallOutcome& outcome);
+
 // metadata.attempts of a task: every request the call sent (or the guard refused), in order.
 nlohmann::json attempts_json(const CallOutcome& outcome);
 

@@ -68,9 +68,9 @@ void write_records_handed_on(SpiSession& spi, bool served) {
 // How the call's charges are made: in shared memory when the ledger serves the database and has
 // room, else in the caller's transaction.
 Charges charge_call(const std::string& license_id, const CallOutcome& outcome) {
-  // A call that only met refused connections is charged all the same (test_ai_faults.py's
-  // test_refused_connection pins it); only its key's usage leaves out what was not sent.
-  if (outcome.attempts == 0) {
+  // API.md "The ledger": one unit per call that reached a provider. A call whose every request
+  // went nowhere (refused connections, the outbound guard) is recorded but not charged.
+  if (!reached_a_provider(outcome)) {
     release_admitted_request(license_id);
     return Charges::None;
   }
