@@ -46,7 +46,7 @@
 # BENCH_PORTKEY_CALLS=10000 (posts through Portkey, all rounds), BENCH_PORTKEY=0 skips it,
 # BENCH_PORTKEY_DIR=/var/tmp/celaest-bench-portkey (npm's install, kept between runs).
 # Extra server settings: CELAEST_PG_OPTIONS="-o name=value ..." (see scripts/cluster.sh).
-# A private install and its running cluster (/work/wt/notes/private_cluster.sh, PGHOST/PGPORT
+# A private install (a relocated PostgreSQL copy, make install DESTDIR=...) and its running cluster (PGHOST/PGPORT
 # set, the postmaster started under `taskset -c BENCH_SERVER_CPU`): BENCH_DESTDIR=<the install's
 # DESTDIR, e.g. /opt/pgx-NAME> measures that cluster instead of starting a pg_virtualenv one;
 # the reference extension is installed under the same DESTDIR and autovacuum is turned off

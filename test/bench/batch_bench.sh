@@ -5,7 +5,7 @@
 # completed and accounted. Side by side, in the same run: the floor, the same number of POSTs
 # all in flight at once through one bare libcurl multi handle (test/bench/batch/bare_multi.cpp).
 #
-#   flock /tmp/celaest-install.lock test/bench/batch_bench.sh   (after scripts/build.sh)
+#   scripts/build.sh && test/bench/batch_bench.sh
 #
 # Settings (environment): BENCH_TASKS=1000, BENCH_ROUNDS=3, BENCH_DELAY=0.1 (provider latency,
 # seconds), BENCH_SUSTAINED_TASKS=0 (set e.g. 20000 for the sustained figure, tasks/s).
@@ -39,8 +39,8 @@ PROBE_CURL_OPTS="-X POST -d {}" bench_start_nginx test/bench/batch/nginx.conf.in
   "s#@DELAY@#$BENCH_DELAY#g"
 
 # BENCH_CLUSTER=current: the cluster PGHOST/PGPORT point at, with the celaest of the pg_config
-# first in PATH (a private install: /work/wt/notes/private_cluster.sh NAME PORT WT env
-# BENCH_CLUSTER=current test/bench/batch_bench.sh); default: a throwaway scripts/cluster.sh one.
+# first in PATH (e.g. a relocated install made with make install DESTDIR=...); default: a
+# throwaway scripts/cluster.sh one.
 if [ "${BENCH_CLUSTER:-}" = current ]; then
   so="$(pg_config --pkglibdir)/celaest.so"
 else

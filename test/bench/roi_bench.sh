@@ -6,7 +6,7 @@
 #   aggregate_roi('daily', ...) for every organization       (target <= 2x the count(*) scan)
 #   aggregate_roi again (nothing changed: no row rewritten)
 # Not part of CI (it loads ~2 GB). Run it in a throwaway cluster with celaest installed:
-#   flock /tmp/celaest-install.lock bash -c 'scripts/build.sh && scripts/cluster.sh test/bench/roi_bench.sh'
+#   scripts/build.sh && scripts/cluster.sh test/bench/roi_bench.sh
 # (PG* variables name the server; the script creates and drops its own database.)
 # Settings: ROWS=10000000 ORGS=1000 REPEAT=3 (timed runs of each query; the best is reported),
 # KEEP=1 keeps the database.
