@@ -1378,8 +1378,8 @@ CREATE OR REPLACE FUNCTION celaest._recover_orphaned_tasks() RETURNS integer
 AS $$
 DECLARE
     v_retry   boolean := coalesce(current_setting('celaest.retry_after_crash', true), 'off')::boolean;
-    -- A request that was on the wire (metadata.on_wire, written before it left) was sent with
-    -- its key, and counts once in the key's usage. That count is folded here, as the ledger
+    -- A request that was on the wire (a note in _batch_on_wire, written before it left) was sent
+    -- with its key, and counts once in the key's usage. That count is folded here, as the ledger
     -- writer folds (the row and _ledger_folds in this transaction), and recorded on the task as
     -- an interrupted attempt, which a later rebuild counts. Only once the writer has rebuilt the
     -- counters after a restart ("served"): a rebuild still to come would count it again. Until
@@ -1389,12 +1389,15 @@ DECLARE
     v_count   integer;
 BEGIN
     WITH orphans AS (
-        SELECT id, t.metadata -> 'on_wire' AS on_wire FROM celaest.processed_tasks t
+        SELECT t.id,
+               (SELECT jsonb_agg(jsonb_build_object('api_key_id', w.api_key_id, 'model', w.model) ORDER BY w.noted_at)
+                  FROM celaest._batch_on_wire AS w WHERE w.task_id = t.id) AS on_wire
+          FROM celaest.processed_tasks t
          WHERE status = 'processing' AND batch_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
                             WHERE a.pid = (t.metadata ->> 'claimed_by')::int)
-           AND (v_served OR NOT t.metadata ? 'on_wire')
-           FOR UPDATE SKIP LOCKED),
+           AND (v_served OR NOT EXISTS (SELECT 1 FROM celaest._batch_on_wire AS w WHERE w.task_id = t.id))
+           FOR UPDATE OF t SKIP LOCKED),
     recovered AS (
         UPDATE celaest.processed_tasks t
            SET status = CASE WHEN v_retry THEN 'pending' ELSE 'failed' END::celaest.task_status,
@@ -1405,14 +1408,14 @@ BEGIN
                    'the batch runner stopped while this task''s provider call may have been sent; not sent again '
                    '(celaest.retry_after_crash = off)' END,
                api_key_id = COALESCE(t.api_key_id, (o.on_wire -> -1 ->> 'api_key_id')::uuid),
-               metadata = (t.metadata - 'claimed_by' - 'on_wire') || '{"interrupted": true}'
+               metadata = (t.metadata - 'claimed_by') || '{"interrupted": true}'
                           || CASE WHEN o.on_wire IS NULL THEN '{}'::jsonb ELSE jsonb_build_object(
                                  'interrupted_attempts', COALESCE(t.metadata -> 'interrupted_attempts', '[]'::jsonb)
                                      || (SELECT jsonb_agg(w || '{"outcome": "interrupted", "tokens": 0}'::jsonb)
                                            FROM jsonb_array_elements(o.on_wire) AS w),
                                  'ledger', COALESCE(t.metadata ->> 'ledger', 'keys')) END
           FROM orphans o WHERE t.id = o.id
-        RETURNING t.batch_id, o.on_wire),
+        RETURNING t.id, t.batch_id, o.on_wire),
     sent AS (
         SELECT (w ->> 'api_key_id')::uuid AS key_id, count(*) AS requests
           FROM recovered AS r, jsonb_array_elements(r.on_wire) AS w
@@ -1427,9 +1430,16 @@ BEGIN
         INSERT INTO celaest._ledger_folds AS f (subject, period_start, requests, tokens)
         SELECT key_id, NULL, requests, 0 FROM sent
         ON CONFLICT (subject) DO UPDATE SET requests = f.requests + EXCLUDED.requests
-        RETURNING f.subject)
+        RETURNING f.subject),
+    cleared AS (
+        DELETE FROM celaest._batch_on_wire AS w USING recovered AS r WHERE w.task_id = r.id
+        RETURNING 1)
     SELECT array_agg(DISTINCT batch_id), count(*) INTO v_batches, v_count FROM recovered;
     PERFORM celaest._refresh_batch(b) FROM unnest(v_batches) AS b;
+    -- The notes of tasks that have ended (answered, cancelled, failed) are of no more use.
+    DELETE FROM celaest._batch_on_wire AS w
+     WHERE NOT EXISTS (SELECT 1 FROM celaest.processed_tasks AS t
+                        WHERE t.id = w.task_id AND t.status = 'processing');
     RETURN v_count;
 END;
 $$;
@@ -3089,6 +3099,29 @@ $$;
 COMMENT ON FUNCTION celaest._ledger_rebuild() IS
     'Internal (ledger writer, at its start after a restart): brings licenses.ai_requests_used (current period) and ai_api_pool usage_count/tokens_used back to what processed_tasks records for the calls charged through the ledger, adding what shared memory lost; returns the rows corrected.';
 
+
+-- Requests of batch tasks on the wire (README "Exactly once after a crash"): the batch runner
+-- notes each request's key here in the transaction that picks it, before the request leaves. A
+-- note matters only if its runner dies with the request out: the orphan recovery then counts the
+-- request in the key's usage. That recovery pass (once a second) also clears the notes of tasks
+-- that have ended. Narrow and without indexes: one multi-row INSERT per runner transaction, and
+-- it holds about as many rows as there are requests in flight.
+CREATE TABLE celaest._batch_on_wire (
+    task_id    uuid        NOT NULL,
+    api_key_id uuid        NOT NULL,
+    model      text        NOT NULL,
+    noted_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+COMMENT ON TABLE celaest._batch_on_wire IS
+    'Internal (batch runner): a request of a batch task about to leave with a key; read by the orphan recovery after a crash, cleared once its task has ended.';
+COMMENT ON COLUMN celaest._batch_on_wire.task_id IS 'The batch task (processed_tasks.id).';
+COMMENT ON COLUMN celaest._batch_on_wire.api_key_id IS 'The key the request carries (ai_api_pool.id).';
+COMMENT ON COLUMN celaest._batch_on_wire.model IS 'The provider''s model name of the request.';
+COMMENT ON COLUMN celaest._batch_on_wire.noted_at IS 'When the runner picked the request.';
+-- Bookkeeping of the runner (superuser): no tenant reads it; a super admin may, for support.
+ALTER TABLE celaest._batch_on_wire ENABLE ROW LEVEL SECURITY;
+CREATE POLICY batch_on_wire_super_admin ON celaest._batch_on_wire FOR SELECT
+    USING (celaest._current_user_is_super_admin());
 
 -- ---------------------------------------------------------------------------
 -- wait_batch sleeps until a batch ends (issue 12 §5): native, on a condition variable that the

@@ -54,7 +54,7 @@ def prepare(admin, port, t):
                   " variables, preferred_model_id, temperature, max_tokens) VALUES (%s, %s, 'test',"
                   " 'You answer crash tests.', 'Echo {{word}}', '[\"word\"]', %s, 0.2, 64) RETURNING id",
            (slug, slug, model_uuid))
-    return dict(key_id=key_id, org=org, user=user, license_id=license_id, slug=slug)
+    return dict(key_id=key_id, org=org, user=user, license_id=license_id, slug=slug, model_uuid=model_uuid)
 
 
 def kill_9(admin, pid):
@@ -140,6 +140,9 @@ def test_a_batch_ends_exactly_once_after_kill_9(victim):
                           " WHERE t.batch_id = %s AND a->>'api_key_id' = %s", (batch_id, str(env["key_id"])))
         assert (used, usage, recorded, len(sent)) == (TASKS, TASKS, TASKS, TASKS), (used, usage, recorded, tasks)
         assert all(tasks[w][2] == 0 for w in interrupted)  # no answer, so no attempt with one
+        # Nothing of this test routes later calls: its model and key go inactive.
+        scalar(admin, "UPDATE celaest.ai_models SET is_active = false WHERE id = %s RETURNING 1", (env["model_uuid"],))
+        scalar(admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE id = %s RETURNING 1", (env["key_id"],))
         admin.close()
 
 

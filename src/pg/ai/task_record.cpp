@@ -103,7 +103,7 @@ constexpr const char* kTaskUpsertTail =
     "  tokens_output = EXCLUDED.tokens_output, cost_usd = EXCLUDED.cost_usd,"
     "  execution_time_ms = EXCLUDED.execution_time_ms, queue_time_ms = EXCLUDED.queue_time_ms,"
     "  ai_time_ms = EXCLUDED.ai_time_ms, request_id = coalesce(t.request_id, EXCLUDED.request_id),"
-    "  metadata = (t.metadata - 'on_wire') || EXCLUDED.metadata, started_at = EXCLUDED.started_at,"
+    "  metadata = t.metadata || EXCLUDED.metadata, started_at = EXCLUDED.started_at,"
     "  completed_at = EXCLUDED.completed_at";
 
 // The parameters' types, in the order of kTaskInsert's $1..$29: each value is read by its
@@ -232,7 +232,7 @@ const std::string& multi_row_update_sql() {
                "  retry_count = r.p17::int, tokens_input = r.p18::int, tokens_output = r.p19::int,"
                "  cost_usd = r.p20::numeric, execution_time_ms = r.p21::int, queue_time_ms = r.p22::int,"
                "  ai_time_ms = r.p23::int, request_id = coalesce(t.request_id, r.p24),"
-               "  metadata = (t.metadata - 'on_wire') || r.p25::jsonb, started_at = to_timestamp(r.p26::float8 / 1000),"
+               "  metadata = t.metadata || r.p25::jsonb, started_at = to_timestamp(r.p26::float8 / 1000),"
                "  completed_at = to_timestamp(r.p29::float8 / 1000)"
                " FROM jsonb_to_recordset($1::jsonb) AS r(") +
            columns + ") WHERE t.id = r.p1::uuid";
