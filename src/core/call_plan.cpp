@@ -35,6 +35,17 @@ bool CallPlan::out_of_time() {
   return true;
 }
 
+void CallPlan::continue_from(const CallOutcome& earlier, int64_t call_started_ms) {
+  outcome_.attempts = earlier.attempts;
+  outcome_.ai_time_ms = earlier.ai_time_ms;
+  outcome_.history = earlier.history;
+  outcome_.model = earlier.model;
+  outcome_.key_id = earlier.key_id;
+  outcome_.blocked = earlier.blocked;
+  if (!earlier.result.ok && !earlier.result.error_code.empty()) last_failure_ = earlier.result;
+  if (input_.options.timeout_ms) deadline_ms_ = call_started_ms + *input_.options.timeout_ms;
+}
+
 bool CallPlan::next_request(TransferRequest& request) {
   backoff_ms_ = 0;
   while (!finished_ && model_index_ < models_.size()) {

@@ -82,6 +82,12 @@ class CallPlan {
   // failed with 401/403 is not tried again in the call. The call's timeout_ms option bounds
   // the whole call, retries and back-off included.
   bool next_request(TransferRequest& request);
+  // The same call planned again, after an earlier plan of it ended waiting for a key's
+  // cool-down (the batch runner's pacing: a 429 with Retry-After): the earlier plan's requests
+  // stay this call's (its attempts, their time and keys, the attempt backstop), its last
+  // failure is the call's until a new request answers, and timeout_ms counts from
+  // `call_started_ms`. Call before the first next_request().
+  void continue_from(const CallOutcome& earlier, int64_t call_started_ms);
   // Feeds the response of the last request; may schedule a back-off (backoff_ms()). An
   // aborted transfer is the caller's to serve before (a cancel); fed here, it counts as a
   // connection failure.

@@ -250,3 +250,52 @@ def test_a_queued_task_put_back_after_a_crash_keeps_its_unit_when_cancelled(env)
     assert scalar(env.admin, "SELECT celaest.cancel_batch(%s)", (batch_id,)) == 2
     assert env.ai_requests_used(org) == 1
     assert [r["quantity"] for r in log_rows(env, org, "batch_release")] == [1]
+
+
+def test_tasks_ended_by_a_failed_runner_transaction_give_back_only_unsent_units_once(env):
+    # A runner transaction that fails as a whole ends every task the runner holds failed
+    # (runner_error). API.md: one unit per call that reached a provider, so the task waiting for
+    # room in its key's window (never sent) gives its unit back, once; the one whose answer the
+    # failed transaction was recording keeps its unit. The failure: a trigger refusing to mark
+    # this organization's tasks completed. A provider no other batch test uses, with one key
+    # allowing one request a minute.
+    t = tag()
+    model = "deepseek-chat"
+    scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE provider = 'deepseek'")
+    model_uuid = scalar(env.admin, "SELECT id FROM celaest.ai_models WHERE provider = 'deepseek' AND model_id = %s",
+                        (model,))
+    if model_uuid is None:
+        model_uuid = scalar(
+            env.admin,
+            "INSERT INTO celaest.ai_models (provider, model_id, display_name, priority, capabilities)"
+            " VALUES ('deepseek', %s, %s, 1, '{\"text_generation\": true}') RETURNING id", (model, "paced " + t))
+    scalar(env.admin, "UPDATE celaest.ai_models SET is_active = true WHERE id = %s", (model_uuid,))
+    key_id = env.add_key("deepseek", "br-paced-key-" + t, "sk-good-paced-" + t + "0123456789ab",
+                         {"base_url": env.mock.url("deepseek"), "rate_limit_rpm": 1})
+    org = env.org()
+    trigger_function = "public.br_refuse_completion_" + t
+    with env.admin.cursor() as cur:
+        cur.execute("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS"
+                    " $$BEGIN RAISE EXCEPTION 'test: completion refused'; END$$" % trigger_function)
+        cur.execute("CREATE TRIGGER br_refuse_completion_%s BEFORE UPDATE ON celaest.processed_tasks"
+                    " FOR EACH ROW WHEN (NEW.status = 'completed' AND NEW.organization_id = '%s')"
+                    " EXECUTE FUNCTION %s()" % (t, org["org_id"], trigger_function))
+    try:
+        batch_id = env.submit(org, words(t, 2), options={"model": model})
+        assert env.ai_requests_used(org) == 2
+        final = env.wait(batch_id)
+        assert (final["status"], final["failed"]) == ("failed", 2), final
+        tasks = env.tasks(batch_id)
+        assert {tk["error_code"] for tk in tasks} == {"runner_error"}, tasks
+        assert len(env.mock.chat_requests_containing(t, provider="deepseek")) == 1
+        assert env.ai_requests_used(org) == 1
+        assert [r["quantity"] for r in log_rows(env, org, "batch_release")] == [1]
+        time.sleep(1.5)  # the recovery pass and the runner's next rounds give nothing more back
+        assert env.ai_requests_used(org) == 1
+        assert [r["quantity"] for r in log_rows(env, org, "batch_release")] == [1]
+    finally:
+        with env.admin.cursor() as cur:
+            cur.execute("DROP TRIGGER IF EXISTS br_refuse_completion_%s ON celaest.processed_tasks" % t)
+            cur.execute("DROP FUNCTION IF EXISTS %s()" % trigger_function)
+        scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE id = %s RETURNING 1", (key_id,))
+        scalar(env.admin, "UPDATE celaest.ai_models SET is_active = false WHERE id = %s RETURNING 1", (model_uuid,))

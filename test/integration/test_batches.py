@@ -411,6 +411,37 @@ def test_tasks_past_a_keys_rpm_wait_for_room_instead_of_failing(env):
         scalar(env.admin, "UPDATE celaest.ai_models SET is_active = false WHERE id = %s", (model_uuid,))
 
 
+def test_a_task_answered_429_with_retry_after_waits_for_the_cool_down_instead_of_failing(env):
+    # Issue 12 §3: a 429 with Retry-After cools the key down and the task is retried later;
+    # pacing makes zero failures. The module runs with celaest.max_retries = 0, so the call's
+    # own retries are spent on the first 429: the runner plans the call again once the key has
+    # cooled down, and the attempts of the earlier plans stay on the task (and in the key's usage).
+    org = env.org()
+    t = tag()
+    env.mock.fault(provider="openai", model=env.model_id, status=429, retry_after=1, count=3)
+    used_before = env.ai_requests_used(org)
+    batch_id = env.submit(org, words(t, 1))
+    final = env.wait(batch_id, timeout="30 seconds")
+    assert (final["status"], final["completed"], final["failed"]) == ("completed", 1, 0), final
+    [task] = env.tasks(batch_id)
+    attempts = as_json(task["metadata"])["attempts"]
+    assert [a["http_status"] for a in attempts] == [429, 429, 429, 200], attempts
+    assert all(a["api_key_id"] == str(env.key_id) for a in attempts), attempts
+    assert task["retry_count"] == 3, task["retry_count"]
+    assert len(env.mock.chat_requests_containing(t)) == 4
+    # Each request waited out the key's cool-down (Retry-After: 1 s).
+    assert task["execution_time_ms"] >= 2900, task["execution_time_ms"]
+    # One unit for the task; the key counted every request the provider saw.
+    assert env.ai_requests_used(org) - used_before == 1
+    deadline = time.time() + 5
+    while True:
+        usage, recorded = key_books(env)
+        if usage == recorded:
+            break
+        assert time.time() < deadline, (usage, recorded)
+        time.sleep(0.05)
+
+
 def test_a_blocked_organization_does_not_hold_up_other_batches(env):
     # More queued tasks than the runner claims per pass, none of which may start.
     blocked = env.org(max_concurrent_tasks=0)

@@ -616,6 +616,51 @@ TEST_F(CallPlanTest, ProviderMessagesNeverKeepTheKey) {
       << plan->outcome().result.error_message;
 }
 
+TEST_F(CallPlanTest, APlanContinuedAfterACoolDownKeepsTheEarlierAttempts) {
+  // The batch runner's pacing: a call whose retries ended on a 429 with Retry-After waits for
+  // the key's cool-down and is planned again; the new plan carries the earlier requests.
+  pool.add("A", Provider::OpenAI);
+  limits.max_retries = 0;
+  input.options.timeout_ms = 60000;
+  const int64_t call_started = now;
+  start();
+  send();
+  plan->on_response(rate_limited("2"));
+  TransferRequest request;
+  EXPECT_FALSE(plan->next_request(request));
+  ASSERT_TRUE(plan->finished()) << "no retries left: this plan ends on the 429";
+  const CallOutcome earlier = plan->outcome();
+  ASSERT_EQ(earlier.result.error_code, "rate_limited");
+
+  now += 1000;  // still cooling: the new plan finds no key and ends with the earlier failure
+  start();
+  plan->continue_from(earlier, call_started);
+  EXPECT_FALSE(plan->next_request(request));
+  EXPECT_TRUE(plan->finished());
+  EXPECT_EQ(plan->outcome().result.error_code, "rate_limited");
+  EXPECT_EQ(plan->outcome().attempts, 1);
+
+  now += 1500;  // cooled down
+  start();
+  plan->continue_from(earlier, call_started);
+  EXPECT_EQ(send().key, "A");
+  plan->on_response(ok("done", 80));
+  EXPECT_TRUE(plan->outcome().result.ok);
+  EXPECT_EQ(plan->outcome().attempts, 2);
+  ASSERT_EQ(plan->outcome().history.size(), 2u);
+  EXPECT_EQ(plan->outcome().history[0].http_status, 429);
+  EXPECT_EQ(plan->outcome().history[1].outcome, "ok");
+  EXPECT_EQ(plan->outcome().ai_time_ms, 100 + 80);
+
+  // timeout_ms counts from the call's start, not from the new plan's.
+  now = call_started + 60000;
+  start();
+  plan->continue_from(earlier, call_started);
+  EXPECT_FALSE(plan->next_request(request));
+  EXPECT_TRUE(plan->finished());
+  EXPECT_EQ(plan->outcome().result.error_code, "rate_limited");
+}
+
 TEST_F(CallPlanTest, SixtyFourAttemptsEndAnyCall) {
   pool.add("A", Provider::OpenAI);
   limits.max_retries = 1000;

@@ -85,6 +85,9 @@ struct Task {
   TaskContext context;
   CallInput input;                        // kept: a paced task is planned again
   std::unique_ptr<core::CallPlan> plan;   // null while paced
+  // The call's requests before its plan was dropped to wait for a key's cool-down (a 429 with
+  // Retry-After): the next plan continues from them, so its attempts and the keys' usage keep them.
+  std::optional<CallOutcome> earlier;
   std::optional<http::Request> to_send;   // picked in this transaction, sent after its commit
   bool on_wire = false;
   bool reached_provider = false;          // some request of it went out: its charge stays
@@ -177,6 +180,7 @@ struct BatchStream::Impl {
   void claim(SpiSession& spi, Router& router, std::set<std::string>& touched);
   void advance(SpiSession& spi, Router& router, uint64_t tag, std::set<std::string>& touched);
   bool has_room_later(SpiSession& spi, Router& router, const Task& task);
+  std::optional<int64_t> wait_for_room(SpiSession& spi, Router& router, const Task& task);
   void refresh_batches(SpiSession& spi, const std::set<std::string>& touched);
   void send();
   void note_on_wire(SpiSession& spi);
@@ -336,7 +340,9 @@ void BatchStream::Impl::abort_cancelled(SpiSession& spi, KeyHealth& health, std:
     // The books (README "The ledger"): the requests the call sent stay recorded on the task, and
     // the one on the wire, which the provider received, is an interrupted attempt counted once in
     // its key's usage, as the crash recovery counts one.
-    nlohmann::json attempts = task.plan ? attempts_json(task.plan->outcome()) : nlohmann::json::array();
+    nlohmann::json attempts = task.plan     ? attempts_json(task.plan->outcome())
+                              : task.earlier ? attempts_json(*task.earlier)
+                                             : nlohmann::json::array();
     nlohmann::json interrupted = nlohmann::json::array();
     if (task.on_wire) {
       stream.cancel(it->first);
@@ -382,6 +388,7 @@ void BatchStream::Impl::resume_waiting(SpiSession& spi, Router& router, std::set
         task.plan = std::make_unique<core::CallPlan>(
             router.candidate_models(task.input.options, task.input.preferred_model_id), task.input, call_limits(),
             core::CallServices{keys, ledger, [] { return now_ms(); }, [] { return random_unit(); }});
+        if (task.earlier) task.plan->continue_from(*task.earlier, task.context.started_at_ms);
       } catch (const Error& error) {  // its model was deactivated meanwhile
         CallOutcome outcome;
         outcome.result.error_code = "no_usable_model";
@@ -439,12 +446,9 @@ void BatchStream::Impl::claim(SpiSession& spi, Router& router, std::set<std::str
   resume_waiting(spi, router, touched);
 }
 
-// A task whose call ended without reaching a provider, while one of its models has a usable
-// key (active, healthy, unexpired) that only lacked room in its rate windows or was cooling
-// down: it waits for room instead of failing (pacing).
+// Whether one of the task's models has a usable key (active, healthy, unexpired) that may only
+// lack room in its rate windows or be cooling down.
 bool BatchStream::Impl::has_room_later(SpiSession& spi, Router& router, const Task& task) {
-  const CallOutcome& outcome = task.plan->outcome();
-  if (outcome.attempts > 0 || outcome.blocked) return false;
   std::vector<core::ModelChoice> models;
   try {
     models = router.candidate_models(task.input.options, task.input.preferred_model_id);
@@ -459,6 +463,31 @@ bool BatchStream::Impl::has_room_later(SpiSession& spi, Router& router, const Ta
           (!key.expires_at_ms || *key.expires_at_ms > now))
         return true;
   return false;
+}
+
+// Pacing, not failing (issue 12 §3): how long a task whose plan ended waits before it is planned
+// again, or nothing when it ends now. It waits
+//  - when this plan sent nothing (no key had room in its windows, or every key was cooling
+//    down) while a usable key exists: it looks again in kPacingRetryMs;
+//  - when the call ended on a 429 with Retry-After (its retries spent while the key cooled
+//    down): the key's cool-down, then the call goes on with a new plan, its earlier attempts
+//    kept (Task::earlier). Bounded by the call's timeout_ms and by kMaxAttemptsPerCall over
+//    all its plans, so a provider that never stops answering 429 cannot hold a task for ever.
+std::optional<int64_t> BatchStream::Impl::wait_for_room(SpiSession& spi, Router& router, const Task& task) {
+  const CallOutcome& outcome = task.plan->outcome();
+  const int earlier_attempts = task.earlier ? task.earlier->attempts : 0;
+  const bool earlier_blocked = task.earlier && task.earlier->blocked;
+  const std::optional<long>& timeout = task.input.options.timeout_ms;
+  // A call that already reached a provider ends at its timeout_ms, waiting or not.
+  if (task.earlier && timeout && now_ms() >= task.context.started_at_ms + *timeout) return std::nullopt;
+  if (outcome.attempts == earlier_attempts && outcome.blocked == earlier_blocked)
+    return has_room_later(spi, router, task) ? std::optional<int64_t>(kPacingRetryMs) : std::nullopt;
+  const core::ChatResult& result = outcome.result;
+  if (result.ok || result.failure != core::FailureKind::RateLimited || !result.retry_after_ms) return std::nullopt;
+  if (outcome.attempts >= core::kMaxAttemptsPerCall) return std::nullopt;
+  if (timeout && now_ms() + *result.retry_after_ms >= task.context.started_at_ms + *timeout) return std::nullopt;
+  if (!has_room_later(spi, router, task)) return std::nullopt;
+  return std::max<int64_t>(kPacingRetryMs, *result.retry_after_ms);
 }
 
 // Moves a task's call on: its next request (sent after the commit), a wait (back-off or
@@ -476,9 +505,10 @@ void BatchStream::Impl::advance(SpiSession& spi, Router& router, uint64_t tag, s
     task.not_before_ms = now_ms() + std::max(1L, task.plan->backoff_ms());
     return;
   }
-  if (!task.reached_provider && has_room_later(spi, router, task)) {
+  if (const std::optional<int64_t> wait = wait_for_room(spi, router, task)) {
+    task.earlier = task.plan->outcome();
     task.plan.reset();
-    task.not_before_ms = now_ms() + kPacingRetryMs;
+    task.not_before_ms = now_ms() + *wait;
     return;
   }
   CallOutcome outcome = task.plan->outcome();
@@ -528,24 +558,41 @@ void BatchStream::Impl::send() {
 }
 
 // A round's transaction failed as a whole (a bug, or the database refused something): its
-// tasks must not stay in processing for ever. Every task this runner holds ends failed.
+// tasks must not stay in processing for ever. Every task this runner holds ends failed
+// (runner_error). Those that never reached a provider give back the AI request submit_batch
+// reserved for them (API.md: one unit per call that reached a provider), in the transaction
+// that ends them and only for the rows it moves out of processing, so a unit goes back once.
 void BatchStream::Impl::fail_everything(const std::string& why) {
   pg_guarded([&why] { ereport(LOG, (errmsg("celaest batch runner: %s", why.c_str()))); });
   endings.clear();  // rolled back with the transaction: those tasks did not end there
-  for (const auto& [tag, task] : tasks)
+  std::vector<std::string> unsent;
+  for (const auto& [tag, task] : tasks) {
     if (task.on_wire) stream.cancel(tag);
+    if (!task.reached_provider && !task.context.interrupted && task.context.task_id)
+      unsent.push_back(*task.context.task_id);
+  }
   tasks.clear();
   arrived.clear();
   to_send.clear();
   try {
-    in_transaction("celaest batch runner: failing its tasks", [](SpiSession& spi) {
-    spi.run(
-        "WITH failed AS (UPDATE celaest.processed_tasks SET status = 'failed', "
-        "  completed_at = clock_timestamp(), error_code = 'runner_error', "
-        "  error_message = 'the batch runner failed while running this task (see the server log)' "
-        "  WHERE status = 'processing' AND metadata->>'claimed_by' = pg_backend_pid()::text "
-        "  RETURNING batch_id) "
-        "SELECT count(celaest._refresh_batch(b)) FROM (SELECT DISTINCT batch_id FROM failed) s(b)");
+    in_transaction("celaest batch runner: failing its tasks", [&unsent](SpiSession& spi) {
+      QueryResult failed = spi.run(
+          "UPDATE celaest.processed_tasks SET status = 'failed', "
+          "  completed_at = clock_timestamp(), error_code = 'runner_error', "
+          "  error_message = 'the batch runner failed while running this task (see the server log)' "
+          "  WHERE status = 'processing' AND metadata->>'claimed_by' = pg_backend_pid()::text "
+          "  RETURNING id::text, batch_id::text, license_id::text");
+      const std::set<std::string> never_sent(unsent.begin(), unsent.end());
+      std::vector<std::string> returned;
+      std::set<std::string> batches;
+      for (const Row& row : failed.rows) {
+        if (row[1]) batches.insert(*row[1]);
+        if (row[0] && row[2] && never_sent.count(*row[0])) returned.push_back(*row[2]);
+      }
+      if (!returned.empty()) spi.run("SELECT celaest._return_batch_reservations($1::uuid[])", {uuid_array(returned)});
+      if (!batches.empty())
+        spi.run("SELECT count(celaest._refresh_batch(b)) FROM unnest($1::uuid[]) AS b",
+                {uuid_array(std::vector<std::string>(batches.begin(), batches.end()))});
     });
   } catch (const PgError& error) {
     // The schema is gone (DROP EXTENSION): the worker's next unit notices and leaves.
