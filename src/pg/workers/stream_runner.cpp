@@ -218,10 +218,9 @@ void BatchStream::Impl::drive(int wait_ms) {
   // marks them interrupted (the calls may have been sent).
   check_for_interrupts();
   if (before == 0 && !arrived.empty()) first_arrival_ms = now_ms();
-  for (size_t i = before; i < arrived.size(); ++i) {
-    auto found = tasks.find(arrived[i].tag);
-    if (found != tasks.end()) found->second.on_wire = false;
-  }
+  // A task whose answer came stays on_wire until the answer is recorded (record_arrivals):
+  // a claim's transaction in between must not move its call on (resume_waiting), which would
+  // send its request again before the plan has seen the answer.
 }
 
 long BatchStream::Impl::round() {
@@ -309,6 +308,7 @@ void BatchStream::Impl::record_arrivals(SpiSession& spi, Router& router, std::se
   for (auto& answer : answers) {
     auto found = tasks.find(answer.tag);
     if (found == tasks.end()) continue;  // cancelled meanwhile
+    found->second.on_wire = false;
     found->second.plan->on_response(answer.response);
     advance(spi, router, answer.tag, touched);
   }

@@ -24,8 +24,14 @@ echo "settings: worker_concurrency=$("${psql[@]}" -At -c 'SHOW celaest.worker_co
 # the whole batch holds its snapshot, and with it the xmin horizon, so every hot row the
 # batch updates (the license, the key, the prompt, the batch) grows a version chain that no
 # one may prune until it ends — the figure would measure that, not the runner.
+# Requests nginx has served (stub_status), this one included.
+provider_requests() {
+  curl -s "http://127.0.0.1:${BENCH_PORT}/nginx_status" | awk 'NR == 3 { print $3 }'
+}
+
 run_batch() {
-  local n=$1 batch submitted
+  local n=$1 batch submitted requests_before
+  requests_before=$(provider_requests)
   IFS='|' read -r submitted batch < <("${psql[@]}" -At -F '|' -c "SELECT clock_timestamp(), celaest.submit_batch('bench-echo',
          (SELECT jsonb_agg(jsonb_build_object('word', 'w' || i)) FROM generate_series(1, $n) i),
          '00000000-0000-4000-8000-0000000000b2')")
@@ -36,8 +42,11 @@ run_batch() {
   until [ "$("${psql[@]}" -At -c "SELECT status FROM celaest.task_batches WHERE id = '$batch'")" = completed ]; do
     sleep 0.02
   done
-  "${psql[@]}" -At -c "SELECT format('%s %s %s', round(extract(epoch FROM max(completed_at) - '$submitted'::timestamptz)::numeric, 3),
-              count(*) FILTER (WHERE status = 'completed'), count(*))
+  # Every task's request reached the provider once: no more, no fewer (the status read
+  # after the batch counts itself).
+  local sent=$(($(provider_requests) - requests_before - 1))
+  "${psql[@]}" -At -c "SELECT format('%s %s %s %s', round(extract(epoch FROM max(completed_at) - '$submitted'::timestamptz)::numeric, 3),
+              count(*) FILTER (WHERE status = 'completed'), count(*), $sent)
   FROM celaest.processed_tasks WHERE batch_id = '$batch'"
 }
 
@@ -47,8 +56,9 @@ best_bare=; best_batch=
 for round in $(seq 1 "$BENCH_ROUNDS"); do
   read -r bare ok < <("$BENCH_WORK/bare_multi" "$url" "$BENCH_WORK/body.json" "$BENCH_TASKS") ||
     fail "bare_multi: not every request got a 200"
-  read -r seconds completed total < <(run_batch "$BENCH_TASKS")
+  read -r seconds completed total sent < <(run_batch "$BENCH_TASKS")
   [ "$completed" = "$BENCH_TASKS" ] || fail "round $round: $completed of $total tasks completed"
+  [ "$sent" = "$BENCH_TASKS" ] || fail "round $round: the provider received $sent requests for $BENCH_TASKS tasks"
   printf "%5s  %13s  %10s  %15s  %5s\n" "$round" "$bare" "$seconds" "$completed/$total" \
     "$(awk -v a="$seconds" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')"
   best_bare=$(awk -v a="$bare" -v b="${best_bare:-1e9}" 'BEGIN { print (a < b ? a : b) }')
@@ -82,9 +92,10 @@ ticks_per_second=$(getconf CLK_TCK)
 
 if [ "${BENCH_SUSTAINED_TASKS:-0}" -gt 0 ]; then
   cpu_before=$(worker_ticks)
-  read -r seconds completed total < <(run_batch "$BENCH_SUSTAINED_TASKS")
+  read -r seconds completed total sent < <(run_batch "$BENCH_SUSTAINED_TASKS")
   cpu_after=$(worker_ticks)
   [ "$completed" = "$BENCH_SUSTAINED_TASKS" ] || fail "sustained: $completed of $total tasks completed"
+  [ "$sent" = "$BENCH_SUSTAINED_TASKS" ] || fail "sustained: the provider received $sent requests for $BENCH_SUSTAINED_TASKS tasks"
   echo "sustained: $BENCH_SUSTAINED_TASKS tasks in $seconds s =" \
        "$(awk -v n="$BENCH_SUSTAINED_TASKS" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }') tasks/s;" \
        "runner + ledger writer CPU $(awk -v t=$((cpu_after - cpu_before)) -v hz="$ticks_per_second" -v n="$BENCH_SUSTAINED_TASKS" \
