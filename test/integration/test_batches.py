@@ -6,6 +6,7 @@ The runner's settings are set with ALTER SYSTEM for this module and put back aft
 carry a per-test tag so the mock's records can be told apart.
 """
 
+import json
 import secrets
 import threading
 import time
@@ -140,6 +141,27 @@ def test_tasks_run_side_by_side(env):
     arrivals = sorted(r["ts"] for r in env.mock.chat_requests_containing(t))
     assert len(arrivals) == 8
     assert arrivals[-1] - arrivals[0] < 0.3, arrivals
+
+
+def test_every_task_reaches_the_provider_exactly_once_while_claims_and_answers_interleave(env):
+    # More tasks than one claim takes (128), with room for all of them in flight: the runner
+    # claims the next ones while answers of the first wait to be recorded. A claim's
+    # transaction must not move those answered tasks on (it once sent their requests again:
+    # 1,896 requests for 1,000 tasks).
+    org = env.org(max_concurrent_tasks=-1, max_batch_size=1000)
+    t = tag()
+    n = 600
+    env.set_runner_setting("celaest.worker_concurrency", "1024")
+    try:
+        batch_id = env.submit(org, words(t, n))
+        final = env.wait(batch_id, timeout="60 seconds")
+    finally:
+        env.set_runner_setting("celaest.worker_concurrency", "8")
+    assert (final["status"], final["completed"]) == ("completed", n), final
+    bodies = [json.dumps(r["body"]) for r in env.mock.chat_requests_containing(t)]
+    per_input = {i: sum(1 for b in bodies if "%s-%d\"" % (t, i) in b) for i in range(n)}
+    assert set(per_input.values()) == {1}, {i: c for i, c in per_input.items() if c != 1}
+    assert all(len(as_json(tk["metadata"])["attempts"]) == 1 for tk in env.tasks(batch_id))
 
 
 def test_max_concurrent_tasks_is_never_exceeded_and_status_tracks_progress(env):
