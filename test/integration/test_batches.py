@@ -496,6 +496,50 @@ def test_submit_batch_refuses_bad_inputs_and_creates_nothing(env, inputs, code):
     assert env.ai_requests_used(org) == 0
 
 
+def test_submit_batch_task_rows_keep_their_references_locked_and_other_triggers_fire(env):
+    # submit_batch inserts its task rows without the per-row foreign-key checks, whose work the
+    # batch row's checks already did (the same references, locked FOR KEY SHARE until commit).
+    # While the submit is open, the user it references cannot be deleted (the lock waits);
+    # afterwards the tasks keep it (RESTRICT).
+    org = env.org()
+    conn = connect()
+    conn.autocommit = False
+    other = connect()
+    try:
+        batch_id = env.submit(org, words(tag(), 3), conn=conn)
+        with pytest.raises(psycopg2.Error) as err:
+            scalar(other, "SET lock_timeout = '200ms'; DELETE FROM celaest.users_profile WHERE id = %s",
+                   (org["user_id"],))
+        assert err.value.pgcode == "55P03", err.value.pgerror
+        conn.commit()
+        assert env.wait(batch_id)["status"] == "completed"
+        with pytest.raises(psycopg2.Error) as err:
+            scalar(other, "DELETE FROM celaest.users_profile WHERE id = %s", (org["user_id"],))
+        assert err.value.pgcode == "23503", err.value.pgerror
+    finally:
+        conn.close()
+        other.close()
+    # Another INSERT trigger on the task table: the rows take the ordinary path, and it fires
+    # for each of them.
+    t = tag()
+    with env.admin.cursor() as cur:
+        cur.execute("CREATE TABLE public.bt_seen_%s (task_id uuid)" % t)
+        cur.execute("CREATE FUNCTION public.bt_note_%s() RETURNS trigger LANGUAGE plpgsql AS"
+                    " $$BEGIN INSERT INTO public.bt_seen_%s VALUES (NEW.id); RETURN NEW; END$$" % (t, t))
+        cur.execute("CREATE TRIGGER bt_note_%s AFTER INSERT ON celaest.processed_tasks"
+                    " FOR EACH ROW EXECUTE FUNCTION public.bt_note_%s()" % (t, t))
+    try:
+        batch_id = env.submit(env.org(), words(t, 4))
+        assert scalar(env.admin, "SELECT count(*) FROM public.bt_seen_%s s JOIN celaest.processed_tasks p"
+                                 " ON p.id = s.task_id WHERE p.batch_id = %%s" % t, (batch_id,)) == 4
+        env.wait(batch_id)
+    finally:
+        with env.admin.cursor() as cur:
+            cur.execute("DROP TRIGGER IF EXISTS bt_note_%s ON celaest.processed_tasks" % t)
+            cur.execute("DROP FUNCTION IF EXISTS public.bt_note_%s()" % t)
+            cur.execute("DROP TABLE IF EXISTS public.bt_seen_%s" % t)
+
+
 def test_submit_batch_refuses_more_inputs_than_max_batch_size(env):
     org = env.org(max_batch_size=3)
     with pytest.raises(psycopg2.Error) as err:
