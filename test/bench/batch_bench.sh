@@ -8,7 +8,9 @@
 #   scripts/build.sh && test/bench/batch_bench.sh
 #
 # Settings (environment): BENCH_TASKS=1000, BENCH_ROUNDS=3, BENCH_DELAY=0.1 (provider latency,
-# seconds), BENCH_SUSTAINED_TASKS=0 (set e.g. 20000 for the sustained figure, tasks/s).
+# seconds), BENCH_SUSTAINED_TASKS=0 (set e.g. 20000 for the sustained figure, tasks/s),
+# BENCH_CHECK_SENT=1 (0: report the provider requests per batch instead of failing when they
+# are not one per task, to measure older builds).
 # Extra server settings: CELAEST_PG_OPTIONS="-o name=value ..." (see scripts/cluster.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -50,17 +50,37 @@ run_batch() {
   FROM celaest.processed_tasks WHERE batch_id = '$batch'"
 }
 
+# CPU the batch runner and the ledger writer used (user + system, /proc/<pid>/stat), in clock
+# ticks: a steadier figure than wall time on a shared machine.
+worker_ticks() {
+  local total=0 pid
+  for pid in $("${psql[@]}" -At -c "SELECT pid FROM celaest.worker_status()
+                                     WHERE database = current_database() AND pid IS NOT NULL
+                                       AND worker IN ('celaest batch runner', 'celaest ledger writer')"); do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+ticks_per_second=$(getconf CLK_TCK)
+
 url="http://127.0.0.1:${BENCH_PORT}/v1/chat/completions"
-echo "round  bare_multi(s)  celaest(s)  completed/total  ratio"
+# The runner's CPU per round (the ledger writer's too, which folds later: it mostly lands in the
+# round after) is the steadier figure on a shared machine: P2 cannot be faster than the
+# runner's own CPU for the round.
+echo "round  bare_multi(s)  celaest(s)  completed/total  ratio  provider requests  runner+writer CPU(s)"
 best_bare=; best_batch=
 for round in $(seq 1 "$BENCH_ROUNDS"); do
   read -r bare ok < <("$BENCH_WORK/bare_multi" "$url" "$BENCH_WORK/body.json" "$BENCH_TASKS") ||
     fail "bare_multi: not every request got a 200"
+  round_cpu_before=$(worker_ticks)
   read -r seconds completed total sent < <(run_batch "$BENCH_TASKS")
+  round_cpu=$(awk -v t=$(($(worker_ticks) - round_cpu_before)) -v hz="$ticks_per_second" 'BEGIN { printf "%.2f", t / hz }')
   [ "$completed" = "$BENCH_TASKS" ] || fail "round $round: $completed of $total tasks completed"
-  [ "$sent" = "$BENCH_TASKS" ] || fail "round $round: the provider received $sent requests for $BENCH_TASKS tasks"
-  printf "%5s  %13s  %10s  %15s  %5s\n" "$round" "$bare" "$seconds" "$completed/$total" \
-    "$(awk -v a="$seconds" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')"
+  # BENCH_CHECK_SENT=0: report the requests instead of failing (to measure older builds).
+  [ "$sent" = "$BENCH_TASKS" ] || [ "${BENCH_CHECK_SENT:-1}" = 0 ] ||
+    fail "round $round: the provider received $sent requests for $BENCH_TASKS tasks"
+  printf "%5s  %13s  %10s  %15s  %5s  %17s  %20s\n" "$round" "$bare" "$seconds" "$completed/$total" \
+    "$(awk -v a="$seconds" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')" "$sent" "$round_cpu"
   best_bare=$(awk -v a="$bare" -v b="${best_bare:-1e9}" 'BEGIN { print (a < b ? a : b) }')
   best_batch=$(awk -v a="$seconds" -v b="${best_batch:-1e9}" 'BEGIN { print (a < b ? a : b) }')
 done
@@ -77,26 +97,15 @@ for _ in $(seq 1 50); do
 done
 "${psql[@]}" -At -c "SELECT 'accounting: key usage_count=' || usage_count FROM celaest.ai_api_pool WHERE key_name = 'bench'"
 
-# CPU the batch runner and the ledger writer used (user + system, /proc/<pid>/stat), in clock
-# ticks: a steadier figure than wall time on a shared machine.
-worker_ticks() {
-  local total=0 pid
-  for pid in $("${psql[@]}" -At -c "SELECT pid FROM celaest.worker_status()
-                                     WHERE database = current_database() AND pid IS NOT NULL
-                                       AND worker IN ('celaest batch runner', 'celaest ledger writer')"); do
-    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
-ticks_per_second=$(getconf CLK_TCK)
 
 if [ "${BENCH_SUSTAINED_TASKS:-0}" -gt 0 ]; then
   cpu_before=$(worker_ticks)
   read -r seconds completed total sent < <(run_batch "$BENCH_SUSTAINED_TASKS")
   cpu_after=$(worker_ticks)
   [ "$completed" = "$BENCH_SUSTAINED_TASKS" ] || fail "sustained: $completed of $total tasks completed"
-  [ "$sent" = "$BENCH_SUSTAINED_TASKS" ] || fail "sustained: the provider received $sent requests for $BENCH_SUSTAINED_TASKS tasks"
-  echo "sustained: $BENCH_SUSTAINED_TASKS tasks in $seconds s =" \
+  [ "$sent" = "$BENCH_SUSTAINED_TASKS" ] || [ "${BENCH_CHECK_SENT:-1}" = 0 ] ||
+    fail "sustained: the provider received $sent requests for $BENCH_SUSTAINED_TASKS tasks"
+  echo "sustained: $BENCH_SUSTAINED_TASKS tasks ($sent provider requests) in $seconds s =" \
        "$(awk -v n="$BENCH_SUSTAINED_TASKS" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }') tasks/s;" \
        "runner + ledger writer CPU $(awk -v t=$((cpu_after - cpu_before)) -v hz="$ticks_per_second" -v n="$BENCH_SUSTAINED_TASKS" \
          'BEGIN { printf "%.2f s = %.0f us a task", t / hz, t / hz / n * 1e6 }')"
