@@ -390,7 +390,9 @@ void BatchStream::Impl::resume_waiting(SpiSession& spi, Router& router, std::set
             core::CallServices{keys, ledger, [] { return now_ms(); }, [] { return random_unit(); }});
         if (task.earlier) task.plan->continue_from(*task.earlier, task.context.started_at_ms);
       } catch (const Error& error) {  // its model was deactivated meanwhile
-        CallOutcome outcome;
+        // The requests of its earlier plans stay on it (and in their keys' usage).
+        CallOutcome outcome = task.earlier ? *task.earlier : CallOutcome{};
+        outcome.result = core::ChatResult{};
         outcome.result.error_code = "no_usable_model";
         outcome.result.error_message = error.message();
         record_batch_task(spi, task.context, outcome, true, endings);
