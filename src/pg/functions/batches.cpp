@@ -83,6 +83,7 @@ namespace {
 //  - no trigger fires on an INSERT into processed_tasks but its foreign keys' checks
 //    (RI_FKey_check_ins) and the in-flight limit (which fires for processing and retrying
 //    rows only, never for the pending rows submit_batch inserts), and
+//  - the table has no rule (replica mode would skip those too),
 //  - every foreign key of processed_tasks is the batch's own (batch_id), on a column
 //    submit_batch leaves NULL (model_id, api_key_id), or has a twin on task_batches (the same
 //    column, table and key) whose check is enforced on INSERT.
@@ -115,6 +116,7 @@ SELECT NOT EXISTS (
                                   WHERE t.tgconstraint = b.oid AND t.tgrelid = b.conrelid
                                     AND t.tgfoid = 'pg_catalog."RI_FKey_check_ins"'::regproc
                                     AND t.tgenabled IN ('O', 'A'))))
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = 'celaest.processed_tasks'::regclass)
    AND pg_catalog.current_setting('session_replication_role') = 'origin'
 )SQL";
 
@@ -214,7 +216,8 @@ CELAEST_FUNCTION(celaest_submit_batch) {
   // lock what is already locked, so they are left out, when the schema is the one this
   // reasoning rests on (kTaskRowsPrechecked: the only INSERT triggers on the task
   // table are its foreign-key checks and the in-flight limit, which pending rows never fire,
-  // and every foreign key a task row fills has its twin, enforced, on the batch row).
+  // it has no rule, and every foreign key a task row fills has its twin, enforced, on the
+  // batch row).
   if (spi.scalar(kTaskRowsPrechecked) == Text("t")) {
     with_origin_triggers_off(insert_tasks);
   } else {
