@@ -5,8 +5,10 @@
 extern "C" {
 #include "access/tupdesc.h"
 #include "executor/executor.h"
+#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/inval.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -18,20 +20,25 @@ namespace celaest::pg::check_constraint_cache {
 
 namespace {
 
-// One relation's compiled constraints, in the order of its relcache entry (ExecRelCheck's).
-// Everything is plain data in `context` (a child of CacheMemoryContext): this file's code runs
-// in the PostgreSQL zone only (boundary.hpp), where nothing may throw.
+// What a copy holds: a relation's CHECK constraints, in the order of its relcache entry
+// (ExecRelCheck's), or one row trigger's WHEN condition (TriggerEnabled's).
+enum class Kind { Checks, TriggerWhen };
+
+// One copy. Everything is plain data in `context` (a child of CacheMemoryContext): this file's
+// code runs in the PostgreSQL zone only (boundary.hpp), where nothing may throw.
 struct RelationChecks {
-  Oid relid = InvalidOid;
+  Kind kind = Kind::Checks;
+  Oid key = InvalidOid;    // the relation (Checks) or the trigger (TriggerWhen)
+  Oid relid = InvalidOid;  // whose invalidation makes it stale
   MemoryContext context = nullptr;
   int count = 0;
-  char** texts = nullptr;         // the stored text (ccbin) each state was compiled from
+  char** texts = nullptr;         // the stored text (ccbin, tgqual) each state was compiled from
   ExprState** states = nullptr;   // nullptr: that constraint is compiled per statement
   bool stale = true;
 };
 
-// celaest's statements write a handful of tables; more than this are left to PostgreSQL.
-constexpr int kMaxRelations = 16;
+// celaest's statements write a handful of tables; more copies than this are left to PostgreSQL.
+constexpr int kMaxRelations = 32;
 RelationChecks relations[kMaxRelations];
 int relation_count = 0;
 
@@ -74,11 +81,33 @@ bool not_plain(Node* node, void* context) {
   return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(not_plain)), context);
 }
 
-bool matches(const RelationChecks& entry, const TupleConstr* constr) {
-  if (entry.stale || entry.count != constr->num_check) return false;
+// The stored texts a copy must have been compiled from: the relation's CHECK constraints, or
+// the trigger's WHEN condition.
+struct Source {
+  Kind kind;
+  Oid key;
+  int count;
+  const ConstrCheck* checks;  // Checks
+  const char* qual;           // TriggerWhen
+  const char* text(int i) const { return kind == Kind::Checks ? checks[i].ccbin : qual; }
+};
+
+bool matches(const RelationChecks& entry, const Source& source) {
+  if (entry.stale || entry.count != source.count) return false;
   for (int i = 0; i < entry.count; ++i)
-    if (std::strcmp(entry.texts[i], constr->check[i].ccbin) != 0) return false;
+    if (std::strcmp(entry.texts[i], source.text(i)) != 0) return false;
   return true;
+}
+
+bool keepable(Node* expression) { return !not_plain(expression, nullptr) && !contain_volatile_functions(expression); }
+
+// A WHEN condition as TriggerEnabled compiles it: OLD and NEW become the inner and outer
+// tuple, in implicit-AND form (nullptr when it is not kept: compiled per statement).
+List* when_condition(const char* qual) {
+  Node* condition = static_cast<Node*>(stringToNode(qual));
+  ChangeVarNodes(condition, PRS2_OLD_VARNO, INNER_VAR, 0);
+  ChangeVarNodes(condition, PRS2_NEW_VARNO, OUTER_VAR, 0);
+  return make_ands_implicit(reinterpret_cast<Expr*>(condition));
 }
 
 // A running statement may still evaluate the old states (an invalidation can arrive while it
@@ -92,22 +121,25 @@ void retire(RelationChecks* entry) {
   entry->states = nullptr;
 }
 
-void build(RelationChecks* entry, Relation relation) {
-  const TupleConstr* constr = relation->rd_att->constr;
+void build(RelationChecks* entry, const Source& source) {
   entry->stale = true;
   // Built under the statement's memory, kept only once complete: an ERROR half-way frees it.
   MemoryContext context = AllocSetContextCreate(CurrentMemoryContext, "celaest CHECK constraints", ALLOCSET_SMALL_SIZES);
   MemoryContext previous = MemoryContextSwitchTo(context);
-  const int count = constr->num_check;
+  const int count = source.count;
   char** texts = static_cast<char**>(palloc(count * sizeof(char*)));
   ExprState** states = static_cast<ExprState**>(palloc0(count * sizeof(ExprState*)));
   for (int i = 0; i < count; ++i) {
-    texts[i] = pstrdup(constr->check[i].ccbin);
-    // What ExecPrepareExpr does (ExecRelCheck's own compilation), without a parent plan.
-    Expr* expression = expression_planner(static_cast<Expr*>(stringToNode(texts[i])));
-    if (!not_plain(reinterpret_cast<Node*>(expression), nullptr) &&
-        !contain_volatile_functions(reinterpret_cast<Node*>(expression)))
-      states[i] = ExecInitExpr(expression, nullptr);
+    texts[i] = pstrdup(source.text(i));
+    // What ExecPrepareExpr / ExecPrepareQual do (ExecRelCheck's and TriggerEnabled's own
+    // compilation), without a parent plan.
+    if (source.kind == Kind::Checks) {
+      Expr* expression = expression_planner(static_cast<Expr*>(stringToNode(texts[i])));
+      if (keepable(reinterpret_cast<Node*>(expression))) states[i] = ExecInitExpr(expression, nullptr);
+    } else {
+      Expr* condition = expression_planner(reinterpret_cast<Expr*>(when_condition(texts[i])));
+      if (keepable(reinterpret_cast<Node*>(condition))) states[i] = ExecInitQual(reinterpret_cast<List*>(condition), nullptr);
+    }
   }
   MemoryContextSwitchTo(previous);
   retire(entry);
@@ -119,38 +151,50 @@ void build(RelationChecks* entry, Relation relation) {
   entry->stale = false;
 }
 
-RelationChecks* current_copy(Relation relation) {
+RelationChecks* current_copy(Relation relation, const Source& source) {
   RelationChecks* entry = nullptr;
   for (int i = 0; i < relation_count; ++i)
-    if (relations[i].relid == RelationGetRelid(relation)) entry = &relations[i];
-  if (entry != nullptr && matches(*entry, relation->rd_att->constr)) return entry;
+    if (relations[i].kind == source.kind && relations[i].key == source.key) entry = &relations[i];
+  if (entry != nullptr && matches(*entry, source)) return entry;
   if (entry == nullptr) {
     if (relation_count == kMaxRelations) return nullptr;
     entry = &relations[relation_count++];
+    entry->kind = source.kind;
+    entry->key = source.key;
     entry->relid = RelationGetRelid(relation);
   }
-  build(entry, relation);
+  build(entry, source);
   return entry;
 }
 
 // Each result relation of the statement whose CHECK constraints are not compiled yet gets the
-// session's states (a constraint that is not kept is compiled here, as ExecRelCheck would).
+// session's states (a constraint that is not kept is compiled here, as ExecRelCheck would), and
+// so does each of its row triggers' WHEN conditions (one not kept is left to TriggerEnabled).
 void fill(EState* estate) {
   ListCell* cell;
   foreach (cell, estate->es_opened_result_relations) {
     ResultRelInfo* info = static_cast<ResultRelInfo*>(lfirst(cell));
     Relation relation = info->ri_RelationDesc;
     const TupleConstr* constr = relation->rd_att->constr;
-    if (info->ri_ConstraintExprs != nullptr || constr == nullptr || constr->num_check == 0) continue;
-    RelationChecks* entry = current_copy(relation);
-    if (entry == nullptr) continue;
-    MemoryContext previous = MemoryContextSwitchTo(estate->es_query_cxt);
-    ExprState** exprs = static_cast<ExprState**>(palloc(entry->count * sizeof(ExprState*)));
-    for (int i = 0; i < entry->count; ++i)
-      exprs[i] = entry->states[i] != nullptr ? entry->states[i]
-                                             : ExecPrepareExpr(static_cast<Expr*>(stringToNode(entry->texts[i])), estate);
-    MemoryContextSwitchTo(previous);
-    info->ri_ConstraintExprs = exprs;
+    if (info->ri_ConstraintExprs == nullptr && constr != nullptr && constr->num_check > 0) {
+      if (RelationChecks* entry = current_copy(relation, {Kind::Checks, RelationGetRelid(relation), constr->num_check, constr->check, nullptr})) {
+        MemoryContext previous = MemoryContextSwitchTo(estate->es_query_cxt);
+        ExprState** exprs = static_cast<ExprState**>(palloc(entry->count * sizeof(ExprState*)));
+        for (int i = 0; i < entry->count; ++i)
+          exprs[i] = entry->states[i] != nullptr ? entry->states[i]
+                                                 : ExecPrepareExpr(static_cast<Expr*>(stringToNode(entry->texts[i])), estate);
+        MemoryContextSwitchTo(previous);
+        info->ri_ConstraintExprs = exprs;
+      }
+    }
+    const TriggerDesc* triggers = info->ri_TrigDesc;
+    if (triggers == nullptr || info->ri_TrigWhenExprs == nullptr) continue;
+    for (int i = 0; i < triggers->numtriggers; ++i) {
+      const Trigger& trigger = triggers->triggers[i];
+      if (trigger.tgqual == nullptr || info->ri_TrigWhenExprs[i] != nullptr) continue;
+      RelationChecks* entry = current_copy(relation, {Kind::TriggerWhen, trigger.tgoid, 1, nullptr, trigger.tgqual});
+      if (entry != nullptr && entry->states[0] != nullptr) info->ri_TrigWhenExprs[i] = entry->states[0];
+    }
   }
 }
 
