@@ -46,12 +46,16 @@ bool armed = false;
 ExecutorStart_hook_type previous_executor_start = nullptr;
 
 // True when the expression holds a node outside the plain set (expression_tree_walker stops
-// at the first true). A hashed IN list builds its hash table in the statement's memory at its
-// first evaluation, so it is not plain either.
+// at the first true). A hashed IN list and a whole-row Var keep what they build at their first
+// evaluation in the statement's memory, so they are not plain either.
 bool not_plain(Node* node, void* context) {
   if (node == nullptr) return false;
   switch (nodeTag(node)) {
     case T_Var:
+      // A whole-row Var (to_jsonb(OLD) in the audit triggers' WHEN) keeps the row's descriptor
+      // in the statement's memory at its first evaluation; system columns are left out too.
+      if (reinterpret_cast<Var*>(node)->varattno <= 0) return true;
+      break;
     case T_Const:
     case T_OpExpr:
     case T_FuncExpr:
