@@ -36,9 +36,18 @@
 #     BENCH_CLIENT_CPU as its client posting the same body through it (x-portkey-provider:
 #     openai, x-portkey-custom-host: nginx): client -> gateway (cpu 1) -> nginx, as
 #     pgbench -> backend (cpu 1) -> nginx;
-#   - pgsql-http's http_post() from SQL, if Debian packages it for this PostgreSQL
-#     (postgresql-15-http; bookworm does not, and its source package is not in bookworm's
-#     archive either: then the round says so and the bare HTTP extension stands in for it).
+#   - pgsql-http (https://github.com/pramsey/pgsql-http) from SQL: the same POST with the same
+#     Authorization header, as a user writes it: http(('POST', url, ARRAY[http_header(
+#     'Authorization', 'Bearer ...')], 'application/json', body)::http_request), at its default
+#     settings (a new connection per request: pgsql-http sets CURLOPT_FORBID_REUSE unless
+#     http.curlopt_tcp_keepalive is set), and once more with http.curlopt_tcp_keepalive = 1 (the
+#     connection kept, as ai_chat and the bare extension do). Its source is not part of this
+#     repository and this script fetches nothing but Debian and npm packages: give it a checkout,
+#     PGSQL_HTTP_SRC=<dir> (git clone https://github.com/pramsey/pgsql-http, optionally
+#     `git checkout v1.7.0`); the script builds a copy of it with PGXS against this PostgreSQL
+#     (libcurl4-openssl-dev from Debian if curl-config is missing) and installs it (under
+#     BENCH_DESTDIR when set). Without PGSQL_HTTP_SRC: postgresql-15-http when Debian packages it
+#     (bookworm does not), else the script says so and the bare HTTP extension stands in.
 #
 # Settings (environment): BENCH_CALLS=20000 (bare POSTs, all rounds), BENCH_SECONDS=20
 # (pgbench ai_chat, all rounds), BENCH_SELECT1_SECONDS=10, BENCH_ROUNDS=10,
@@ -97,14 +106,22 @@ if [ "$BENCH_PORTKEY" = 1 ]; then
       fail "npm could not install @portkey-ai/gateway@$PORTKEY_VERSION"
   fi
 fi
-# pgsql-http from Debian when this release packages it for PostgreSQL 15 (see the header).
+# pgsql-http: built from the checkout in PGSQL_HTTP_SRC (below, once the scratch directory exists),
+# else from Debian when this release packages it for PostgreSQL 15 (see the header).
 export BENCH_PGSQL_HTTP=0
-if [ -f /usr/share/postgresql/15/extension/http.control ]; then
-  BENCH_PGSQL_HTTP=1
+export BENCH_PGSQL_HTTP_VERSION=
+PGSQL_HTTP_SRC=${PGSQL_HTTP_SRC:-}
+if [ -n "$PGSQL_HTTP_SRC" ]; then
+  [ -f "$PGSQL_HTTP_SRC/http.c" ] && [ -f "$PGSQL_HTTP_SRC/http.control" ] ||
+    fail "PGSQL_HTTP_SRC=$PGSQL_HTTP_SRC is not a checkout of pgsql-http (no http.c, http.control)"
+  command -v curl-config >/dev/null || apt_install libcurl4-openssl-dev || fail "cannot install libcurl4-openssl-dev"
+elif [ -f /usr/share/postgresql/15/extension/http.control ]; then
+  BENCH_PGSQL_HTTP=1; BENCH_PGSQL_HTTP_VERSION="Debian postgresql-15-http"
 elif apt-cache show postgresql-15-http >/dev/null 2>&1 && apt_install postgresql-15-http; then
-  BENCH_PGSQL_HTTP=1
+  BENCH_PGSQL_HTTP=1; BENCH_PGSQL_HTTP_VERSION="Debian postgresql-15-http"
 else
-  echo "pgsql-http: not packaged for this Debian release (postgresql-15-http); the bare HTTP extension stands in"
+  echo "pgsql-http: PGSQL_HTTP_SRC is unset and this Debian release does not package postgresql-15-http;" \
+       "the bare HTTP extension stands in (see the header: PGSQL_HTTP_SRC=<a checkout of pgsql-http>)"
 fi
 for tool in nginx pgbench psql taskset g++ curl; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
@@ -138,12 +155,28 @@ export BENCH_DESTDIR=${BENCH_DESTDIR:-}
 make -s -C test/bench/http_reference PG_CONFIG="$pg_config_bin" >/dev/null
 make -s -C test/bench/http_reference PG_CONFIG="$pg_config_bin" ${BENCH_DESTDIR:+DESTDIR="$BENCH_DESTDIR"} install >/dev/null ||
   fail "cannot install test/bench/http_reference (run as root)"
+# pgsql-http from the given checkout: a copy is built (the checkout is left as it is).
+if [ -n "$PGSQL_HTTP_SRC" ]; then
+  mkdir "$WORK/pgsql-http"
+  (cd "$PGSQL_HTTP_SRC" && tar --exclude=.git -cf - .) | tar -xf - -C "$WORK/pgsql-http"
+  BENCH_PGSQL_HTTP_VERSION="pgsql-http $(sed -n "s/^default_version *= *'\{0,1\}\([^']*\)'\{0,1\}.*/\1/p" "$PGSQL_HTTP_SRC/http.control")"
+  if git -C "$PGSQL_HTTP_SRC" rev-parse --git-dir >/dev/null 2>&1; then
+    BENCH_PGSQL_HTTP_VERSION+=" ($(git -C "$PGSQL_HTTP_SRC" describe --tags --always 2>/dev/null))"
+  fi
+  { make -C "$WORK/pgsql-http" PG_CONFIG="$pg_config_bin" &&
+    make -C "$WORK/pgsql-http" PG_CONFIG="$pg_config_bin" ${BENCH_DESTDIR:+DESTDIR="$BENCH_DESTDIR"} install; } \
+    >"$WORK/pgsql-http.log" 2>&1 || { tail -n 30 "$WORK/pgsql-http.log" >&2; fail "cannot build and install pgsql-http from $PGSQL_HTTP_SRC"; }
+  BENCH_PGSQL_HTTP=1
+  echo "pgsql-http: $BENCH_PGSQL_HTTP_VERSION built from $PGSQL_HTTP_SRC and installed${BENCH_DESTDIR:+ under $BENCH_DESTDIR}"
+fi
 
 # --- nginx ------------------------------------------------------------------------------
 free_port() {
   local port
   for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
+    # Below the kernel's ephemeral range (32768-60999): pgsql-http's default of one connection per
+    # request leaves thousands of local ports in TIME_WAIT, which a listener cannot bind.
+    port=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
   done
   return 1

@@ -3,6 +3,7 @@
 #include "pg/ai/task_record.hpp"
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/cache_validity.hpp"
+#include "pg/boundary/check_constraint_cache.hpp"
 #include "pg/boundary/shmem.hpp"
 #include "pg/licensing/license_terms_cache.hpp"
 #include "pg/licensing/quota_gate.hpp"
@@ -27,6 +28,7 @@ extern "C" PGDLLEXPORT void _PG_init(void) {
     celaest::pg::ledger::register_callbacks();
     celaest::pg::ledger::set_commit_charger(celaest::pg::charge_records_at_commit);
     celaest::pg::cache_validity::register_callbacks();
+    celaest::pg::check_constraint_cache::install();
     // Shared memory and workers exist only when preloaded (pg_cron's rule): a plain LOAD still
     // gives every SQL function, minus the background work.
     if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade) {

@@ -1,6 +1,7 @@
 #include "pg/boundary/spi.hpp"
 
 #include "pg/boundary/boundary.hpp"
+#include "pg/boundary/check_constraint_cache.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -44,6 +45,16 @@ SPIPlanPtr prepared_plan(const char* sql, int param_count) {
   cache.emplace(std::move(key), plan);
   return plan;
 }
+
+// The statement about to run is celaest's: its CHECK constraints come from the session's
+// compiled copies (check_constraint_cache.hpp), until it has started or failed to.
+class OwnStatement {
+ public:
+  OwnStatement() noexcept { check_constraint_cache::arm_next_statement(); }
+  ~OwnStatement() { check_constraint_cache::disarm(); }
+  OwnStatement(const OwnStatement&) = delete;
+  OwnStatement& operator=(const OwnStatement&) = delete;
+};
 
 // Typed plans are keyed by their text too: each call site passes the same types every time.
 std::unordered_map<std::string, SPIPlanPtr>& binary_plan_cache() {
@@ -102,7 +113,11 @@ QueryResult SpiSession::run(const char* sql, const std::vector<Text>& params, bo
 QueryResult SpiSession::execute(void* prepared, const void* parameter_values, const char* nulls, bool read_only) {
   SPIPlanPtr plan = static_cast<SPIPlanPtr>(prepared);
   Datum* values = const_cast<Datum*>(static_cast<const Datum*>(parameter_values));
-  int status = pg_guarded([&] { return SPI_execute_plan(plan, values, nulls, read_only, 0); });
+  int status;
+  {
+    OwnStatement own;
+    status = pg_guarded([&] { return SPI_execute_plan(plan, values, nulls, read_only, 0); });
+  }
   if (status < 0) throw Error(ERRCODE_INTERNAL_ERROR, std::string("celaest: SPI failed: ") + SPI_result_code_string(status));
 
   QueryResult result;
@@ -221,6 +236,7 @@ std::optional<int64_t> SpiSession::int8_scalar(const char* sql, const std::vecto
     bool found;
     int64 value;
   };
+  OwnStatement own;
   Answer answer = pg_guarded([&] {
     // In the calling statement's snapshot when there is one (READ COMMITTED still re-checks a
     // row that a concurrent transaction changed, as any UPDATE does): a second snapshot per

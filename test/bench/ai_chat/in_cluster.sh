@@ -45,11 +45,21 @@ body_literal=$(sed "s/'/''/g" "$BENCH_WORK/body.json")
 printf "SELECT length(bench_http_post('%s', '%s'));\n" "$url" "$body_literal" >"$BENCH_WORK/http_reference.sql"
 "${psql[@]}" -At -f "$BENCH_WORK/http_reference.sql" >/dev/null || fail "the reference extension cannot POST to $url"
 
-# pgsql-http's http_post (when Debian packages it): the same POST from SQL, its default settings.
+# pgsql-http (PGSQL_HTTP_SRC, or Debian's): the same POST from SQL with the same Authorization
+# header, written as a user would (http_post() takes no headers, so http() with an http_request);
+# the response is parsed into its composite (status, content type, headers, body) as pgsql-http
+# always does. At its default settings (a new connection per request), and with
+# http.curlopt_tcp_keepalive = 1 (the connection kept), set for the pgbench session by PGOPTIONS.
 if [ "${BENCH_PGSQL_HTTP:-0}" = 1 ]; then
   "${psql[@]}" -c "CREATE EXTENSION IF NOT EXISTS http"
-  printf "SELECT status FROM http_post('%s', '%s', 'application/json');\n" "$url" "$body_literal" >"$BENCH_WORK/pgsql_http.sql"
+  printf "SELECT status FROM http(('POST', '%s', ARRAY[http_header('Authorization', 'Bearer sk-bench')], 'application/json', '%s')::http_request);\n" \
+    "$url" "$body_literal" >"$BENCH_WORK/pgsql_http.sql"
   [ "$("${psql[@]}" -At -f "$BENCH_WORK/pgsql_http.sql")" = 200 ] || fail "pgsql-http cannot POST to $url"
+  [ "$(PGOPTIONS="-c http.curlopt_tcp_keepalive=1 -c http.keepalive=1" "${psql[@]}" -At -f "$BENCH_WORK/pgsql_http.sql")" = 200 ] ||
+    fail "pgsql-http (keepalive) cannot POST to $url"
+  # Its defaults: no curl option set (http_list_curlopt() is empty), so no keepalive (FORBID_REUSE).
+  echo "pgsql-http: ${BENCH_PGSQL_HTTP_VERSION:-installed}; options set by default: [$("${psql[@]}" -At -c "LOAD 'http'; SELECT string_agg(curlopt || '=' || value, ', ') FROM http_list_curlopt()")]," \
+       "http.curlopt_tcp_keepalive = '$("${psql[@]}" -At -c "LOAD 'http'; SHOW http.curlopt_tcp_keepalive")'"
 fi
 # Portkey: bare_post posting the same body through the gateway (its client, on pgbench's core).
 portkey_args=()
@@ -96,10 +106,11 @@ ticks=$(getconf CLK_TCK)
 reaped_cpu() { awk '{ print $16 + $17 }' "/proc/$postmaster/stat"; }
 
 # pgbench: prints "<transactions> <failed> <us per transaction> <backend CPU ticks>".
+# PGBENCH_OPTIONS: the session's PGOPTIONS (settings for that run only).
 run_pgbench() {
   local script=$1 seconds=$2 out before after
   before=$(reaped_cpu)
-  out=$(taskset -c "$BENCH_CLIENT_CPU" pgbench -n -c 1 -j 1 -T "$seconds" -f "$script" 2>&1) ||
+  out=$(PGOPTIONS="${PGBENCH_OPTIONS:-${PGOPTIONS:-}}" taskset -c "$BENCH_CLIENT_CPU" pgbench -n -c 1 -j 1 -T "$seconds" -f "$script" 2>&1) ||
     { echo "$out" >&2; fail "pgbench $script failed"; }
   sleep 0.1  # let the postmaster reap the backend
   after=$(reaped_cpu)
@@ -137,7 +148,8 @@ echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -a bare_us chat_us sel_us
 bare_calls=0; bare_ms=0; bare_cpu=0; chat_n=0; chat_us_sum=0; chat_ticks=0; sel_n=0; sel_us_sum=0; sel_ticks=0
 declare -a ref_us; ref_n=0; ref_us_sum=0
-pk_us=(); pgh_us=(); pk_calls=0; pk_us_sum=0; pgh_n=0; pgh_us_sum=0
+pk_us=(); pgh_us=(); pk_calls=0; pk_us_sum=0; pgh_n=0; pgh_us_sum=0; pgh_ticks=0; ref_ticks=0
+pghk_us=(); pghk_n=0; pghk_us_sum=0; pghk_ticks=0
 per_round_portkey=$(( (BENCH_PORTKEY_CALLS + rounds - 1) / rounds ))
 for ((r = 1; r <= rounds; r++)); do
   read -r b_ms b_us b_cpu < <(run_bare "$per_round_calls")
@@ -146,7 +158,7 @@ for ((r = 1; r <= rounds; r++)); do
   read -r s_n s_failed s_us s_ticks < <(run_pgbench "$here/select1.sql" "$per_round_select1")
   read -r h_n h_failed h_us h_ticks < <(run_pgbench "$BENCH_WORK/http_reference.sql" "$per_round_select1")
   [ "$h_failed" = 0 ] || fail "$h_failed reference POSTs failed"
-  ref_us+=("$h_us"); ref_n=$((ref_n + h_n))
+  ref_us+=("$h_us"); ref_n=$((ref_n + h_n)); ref_ticks=$((ref_ticks + h_ticks))
   ref_us_sum=$(awk -v a="$ref_us_sum" -v n="$h_n" -v u="$h_us" 'BEGIN { print a + n * u }')
   extra=
   if [ ${#portkey_args[@]} -gt 0 ]; then
@@ -158,9 +170,13 @@ for ((r = 1; r <= rounds; r++)); do
   if [ "${BENCH_PGSQL_HTTP:-0}" = 1 ]; then
     read -r g_n g_failed g_us g_ticks < <(run_pgbench "$BENCH_WORK/pgsql_http.sql" "$per_round_select1")
     [ "$g_failed" = 0 ] || fail "$g_failed pgsql-http POSTs failed"
-    pgh_us+=("$g_us"); pgh_n=$((pgh_n + g_n))
+    pgh_us+=("$g_us"); pgh_n=$((pgh_n + g_n)); pgh_ticks=$((pgh_ticks + g_ticks))
     pgh_us_sum=$(awk -v a="$pgh_us_sum" -v n="$g_n" -v u="$g_us" 'BEGIN { print a + n * u }')
-    extra+=$(printf ' | pgsql-http %6.1f us/call (%d)' "$g_us" "$g_n")
+    read -r k_n k_failed k_us k_ticks < <(PGBENCH_OPTIONS="-c http.curlopt_tcp_keepalive=1 -c http.keepalive=1" run_pgbench "$BENCH_WORK/pgsql_http.sql" "$per_round_select1")
+    [ "$k_failed" = 0 ] || fail "$k_failed pgsql-http (keepalive) POSTs failed"
+    pghk_us+=("$k_us"); pghk_n=$((pghk_n + k_n)); pghk_ticks=$((pghk_ticks + k_ticks))
+    pghk_us_sum=$(awk -v a="$pghk_us_sum" -v n="$k_n" -v u="$k_us" 'BEGIN { print a + n * u }')
+    extra+=$(printf ' | pgsql-http %6.1f us/call (%d), keepalive %6.1f (%d)' "$g_us" "$g_n" "$k_us" "$k_n")
   fi
   printf 'round %2d/%d: bare_post %6.1f us/call (%d calls) | ai_chat %7.1f us/call (%d calls) | SELECT 1 %5.1f us/call (%d) | reference extension %6.1f us/call (%d)%s\n' \
     "$r" "$rounds" "$b_us" "$per_round_calls" "$c_us" "$c_n" "$s_us" "$s_n" "$h_us" "$h_n" "$extra"
@@ -210,19 +226,25 @@ echo "wall, all rounds pooled: ai_chat $all_chat us/call ($chat_n calls) | bare 
 echo "CPU of the HTTP client side, pooled: ai_chat backend $cpu_chat us/call | bare_post $cpu_bare us/call | ratio $(ratio "$cpu_chat" "$cpu_bare") | SELECT 1 backend $cpu_sel us/call"
 best_ref=$(min "${ref_us[@]}"); med_ref=$(median "${ref_us[@]}")
 all_ref=$(awk -v t="$ref_us_sum" -v n="$ref_n" 'BEGIN { printf "%.1f", t / n }')
-echo "bare synchronous HTTP extension (http_reference, same POST from SQL): best $best_ref | median $med_ref | pooled $all_ref us/call; ratio to the bare POST (best) $(ratio "$best_ref" "$best_bare"); ai_chat / reference (best) $(ratio "$best_chat" "$best_ref")"
+cpu_ref=$(awk -v t="$ref_ticks" -v k="$ticks" -v n="$ref_n" 'BEGIN { printf "%.1f", t * 1e6 / k / n }')
+echo "bare synchronous HTTP extension (http_reference, same POST from SQL): best $best_ref | median $med_ref | pooled $all_ref us/call; backend CPU $cpu_ref us/call pooled; ratio to the bare POST (best) $(ratio "$best_ref" "$best_bare"); ai_chat / reference (best) $(ratio "$best_chat" "$best_ref"), CPU $(ratio "$cpu_chat" "$cpu_ref")"
 if [ ${#pk_us[@]} -gt 0 ]; then
   best_pk=$(min "${pk_us[@]}"); med_pk=$(median "${pk_us[@]}")
   all_pk=$(awk -v t="$pk_us_sum" -v n="$pk_calls" 'BEGIN { printf "%.1f", t / n }')
   echo "Portkey gateway (client -> node gateway on cpu $BENCH_SERVER_CPU -> nginx): best $best_pk | median $med_pk | pooled $all_pk us/call; ai_chat / Portkey: best $(ratio "$best_chat" "$best_pk"), median $(ratio "$med_chat" "$med_pk")"
 fi
-pgh_line="pgsql-http: not measured (not packaged for this Debian release); the bare HTTP extension stands in"
+pgh_line="pgsql-http: not measured (PGSQL_HTTP_SRC unset, and not packaged for this Debian release); the bare HTTP extension stands in"
 yardstick=$best_ref; yardstick_name="the bare HTTP extension (stand-in for pgsql-http)"
 if [ ${#pgh_us[@]} -gt 0 ]; then
   best_pgh=$(min "${pgh_us[@]}"); med_pgh=$(median "${pgh_us[@]}")
   all_pgh=$(awk -v t="$pgh_us_sum" -v n="$pgh_n" 'BEGIN { printf "%.1f", t / n }')
-  pgh_line="pgsql-http http_post (default settings): best $best_pgh | median $med_pgh | pooled $all_pgh us/call; ai_chat / pgsql-http (best) $(ratio "$best_chat" "$best_pgh")"
-  yardstick=$best_pgh; yardstick_name="pgsql-http"
+  cpu_pgh=$(awk -v t="$pgh_ticks" -v k="$ticks" -v n="$pgh_n" 'BEGIN { printf "%.1f", t * 1e6 / k / n }')
+  best_pghk=$(min "${pghk_us[@]}"); med_pghk=$(median "${pghk_us[@]}")
+  all_pghk=$(awk -v t="$pghk_us_sum" -v n="$pghk_n" 'BEGIN { printf "%.1f", t / n }')
+  cpu_pghk=$(awk -v t="$pghk_ticks" -v k="$ticks" -v n="$pghk_n" 'BEGIN { printf "%.1f", t * 1e6 / k / n }')
+  pgh_line="pgsql-http (${BENCH_PGSQL_HTTP_VERSION:-?}) http() POST with the Authorization header, default settings (new connection per request): best $best_pgh | median $med_pgh | pooled $all_pgh us/call; backend CPU $cpu_pgh us/call pooled; ai_chat / pgsql-http: best $(ratio "$best_chat" "$best_pgh"), median $(ratio "$med_chat" "$med_pgh"), CPU $(ratio "$cpu_chat" "$cpu_pgh")
+pgsql-http with http.curlopt_tcp_keepalive = 1 (connection kept): best $best_pghk | median $med_pghk | pooled $all_pghk us/call; backend CPU $cpu_pghk us/call pooled; ai_chat / pgsql-http keepalive: best $(ratio "$best_chat" "$best_pghk"), CPU $(ratio "$cpu_chat" "$cpu_pghk")"
+  yardstick=$best_pgh; yardstick_name="pgsql-http (default settings)"
 fi
 echo "$pgh_line"
 echo "target (issue 4 section 8): wall ratio <= 2.00"

@@ -17,6 +17,8 @@
 #   (single-user backend, best of 3, 2000 calls).
 #   Per step: W warm-up calls, then N measured calls (PROFILE_N, default 50); the figure is
 #   (Ir of W+N calls - Ir of W calls) / N, so start-up and plan caching are excluded.
+#   PROFILE_STEPS=1 stops after the first step (as shipped); PROFILE_KEEP=<dir> keeps each step's
+#   callgrind output there (cg.<step>.<calls>, for callgrind_annotate --inclusive=yes).
 set -euo pipefail
 mode=${1:-statements}
 : "${BENCH_AI_CHAT_SQL:?run me through test/bench/ai_chat_bench.sh}"
@@ -101,7 +103,13 @@ step() {
     native=$(awk -v a="$best0" -v b="$best1" 'BEGIN { printf " | native %5.0f us CPU/call", (b - a) * 1e6 / 2000 }')
   fi
   printf '%-78s %6.0f kIr/call%s\n' "$label" "$(awk -v a="$ir0" -v b="$irn" -v n="$N" 'BEGIN { print (b - a) / n / 1000 }')" "$native"
+  steps_done=$((steps_done + 1))
+  if [ -n "${PROFILE_KEEP:-}" ]; then
+    mkdir -p "$PROFILE_KEEP"; cp "$tmp/cg.0" "$PROFILE_KEEP/cg.$steps_done.0"; cp "$tmp/cg.$N" "$PROFILE_KEEP/cg.$steps_done.$N"
+  fi
+  if [ "${PROFILE_STEPS:-0}" != 0 ] && [ "$steps_done" -ge "${PROFILE_STEPS}" ]; then exit 0; fi
 }
+steps_done=0
 drop_all() {  # drop_all <contype c|f> table...
   local kind=$1; shift
   local list; list=$(printf "'%s'::regclass," "$@"); list=${list%,}

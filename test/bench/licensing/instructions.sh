@@ -8,12 +8,14 @@
 # Usage (as root or the postgres user; needs valgrind and a built, installed celaest):
 #   test/bench/licensing/instructions.sh            N=300 by default
 # It makes its own throwaway cluster in a temporary directory and removes it.
+# BENCH_DESTDIR=<DESTDIR of a private install> (make install DESTDIR=...) runs that install's
+# postgres instead of the system's.
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$PWD
 N=${N:-300}
 WARM=${WARM:-50}  # organizations cycled over (of the 1,000)
-BIN=$(/usr/lib/postgresql/15/bin/pg_config --bindir 2>/dev/null || pg_config --bindir)
+BIN=${BENCH_DESTDIR:-}$(/usr/lib/postgresql/15/bin/pg_config --bindir 2>/dev/null || pg_config --bindir)
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is not installed (apt-get install valgrind)"; exit 2; }
 
 as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$1"; else bash -c "$1"; fi; }
