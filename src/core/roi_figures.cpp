@@ -27,11 +27,19 @@ Int128 checked_add(Int128 a, Int128 b) {
   return out;
 }
 
+// 10^0 .. 10^38, the powers of ten within 128 bits (a table: Int128 arithmetic is slow).
+struct PowersOfTen {
+  Int128 value[39];
+  PowersOfTen() {
+    value[0] = 1;
+    for (int i = 1; i < 39; ++i) value[i] = value[i - 1] * 10;
+  }
+};
+const PowersOfTen kPowersOfTen;
+
 Int128 power_of_ten(int exponent) {
   if (exponent < 0 || exponent > 38) overflow();
-  Int128 out = 1;
-  for (int i = 0; i < exponent; ++i) out *= 10;
-  return out;
+  return kPowersOfTen.value[exponent];
 }
 
 // The value's units at a larger scale.
@@ -58,8 +66,8 @@ struct LeadingDigit {
 LeadingDigit leading_digit(NumericValue value) {
   Int128 units = magnitude(value.units);
   if (units == 0) return {};
-  int decimal_digits = 0;
-  for (Int128 rest = units; rest != 0; rest /= 10) ++decimal_digits;
+  int decimal_digits = 1;
+  while (decimal_digits < 39 && units >= kPowersOfTen.value[decimal_digits]) ++decimal_digits;
   // The value lies in [10^exponent, 10^(exponent + 1)).
   const int exponent = decimal_digits - 1 - value.scale;
   const int weight = exponent >= 0 ? exponent / kDecimalsPerDigit : -((-exponent + kDecimalsPerDigit - 1) / kDecimalsPerDigit);
