@@ -49,10 +49,19 @@ constexpr int kCostScale = 6;  // processed_tasks.cost_usd is numeric(10,6)
 
 // The transition state: the run (calendar, organizations, prompts) while tasks are being
 // added; a bare tally when it was rebuilt from a worker's bytes or from merges.
+// A worker's tally arrives as bytes (deserialize) and is merged from them (combine) without
+// being built as a tally of its own first.
 struct RoiScanState {
   std::unique_ptr<RoiScan> scan;
   RoiTally merged;
-  RoiTally& tally() { return scan ? scan->tally() : merged; }
+  std::vector<unsigned char> serialized;  // a worker's tally not merged yet
+  RoiTally& tally() {
+    if (!serialized.empty()) {
+      merged.merge_serialized(serialized.data(), serialized.size());
+      serialized.clear();
+    }
+    return scan ? scan->tally() : merged;
+  }
 };
 
 void delete_state(void* state) { delete static_cast<RoiScanState*>(state); }
@@ -215,7 +224,14 @@ CELAEST_FUNCTION(celaest_roi_scan_combine) {
   }
   // The state kept must live in the aggregate's context, whatever context `right` is in.
   if (left == nullptr) left = new_state(context);
-  left->tally().merge(right->tally());
+  try {
+    if (!right->serialized.empty() && !right->scan)
+      left->tally().merge_serialized(right->serialized.data(), right->serialized.size());
+    else
+      left->tally().merge(right->tally());
+  } catch (const std::invalid_argument& e) {
+    throw Error(ERRCODE_DATA_CORRUPTED, std::string("celaest ROI scan: malformed partial state: ") + e.what());
+  }
   return PointerGetDatum(left);
 }
 
@@ -227,12 +243,9 @@ CELAEST_FUNCTION(celaest_roi_scan_serialize) {
 CELAEST_FUNCTION(celaest_roi_scan_deserialize) {
   bytea* in = pg_guarded([&] { return PG_GETARG_BYTEA_PP(0); });
   RoiScanState* state = new_state(CurrentMemoryContext);
-  try {
-    state->merged = RoiTally::deserialize(reinterpret_cast<const unsigned char*>(VARDATA_ANY(in)),
-                                          VARSIZE_ANY_EXHDR(in));
-  } catch (const std::invalid_argument& e) {
-    throw Error(ERRCODE_DATA_CORRUPTED, std::string("celaest ROI scan: malformed partial state: ") + e.what());
-  }
+  // Checked and merged by the combine function (or tally(), should the state be read first).
+  const auto* bytes = reinterpret_cast<const unsigned char*>(VARDATA_ANY(in));
+  state->serialized.assign(bytes, bytes + VARSIZE_ANY_EXHDR(in));
   return PointerGetDatum(state);
 }
 
