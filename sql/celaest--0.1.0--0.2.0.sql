@@ -2268,10 +2268,12 @@ CREATE TYPE celaest._roi_row AS (
     active_users_count        integer,
     new_users_count           integer,
     hourly_rate               numeric,
-    timezone                  text
+    timezone                  text,
+    -- roi_metrics' metadata keys: {roi_percent, cost_ai_exact, hourly_rate, timezone}
+    metadata                  jsonb
 );
 COMMENT ON TYPE celaest._roi_row IS
-    'Internal (ROI): one row of a roll-up: an organization''s period (and model or prompt), every figure finished as API.md defines it, with the hourly rate and time zone used.';
+    'Internal (ROI): one row of a roll-up: an organization''s period (and model or prompt), every figure finished as API.md defines it, with the hourly rate and time zone used, and the metadata object roi_metrics stores ({roi_percent, cost_ai_exact, hourly_rate, timezone}).';
 
 -- The rows of a roll-up, finished natively (src/pg/functions/roi.cpp, core/roi_figures): the
 -- groups' figures _roi_scan returned (NULL: no task counted) and the run's constants (the
@@ -2472,6 +2474,7 @@ LANGUAGE plpgsql
 VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '256MB'
+SET enable_nestloop = off
 SET jit = off
 AS $$
 DECLARE
@@ -2481,12 +2484,9 @@ BEGIN
     -- The rows computed are kept once (MATERIALIZED, in memory) for the upsert and the count.
     EXECUTE format($q$
     WITH computed AS MATERIALIZED (
-        -- metadata: our keys, built once per row for both the comparison and the insert.
-        SELECT r.*,
-               jsonb_build_object('roi_percent', r.roi_percent,
-                                  'cost_ai_exact', r.cost_ai_exact,
-                                  'hourly_rate', r.hourly_rate,
-                                  'timezone', r.timezone) AS metadata
+        -- r.metadata: our keys, built natively with the row (_roi_rows), for both the
+        -- comparison and the insert.
+        SELECT r.*
           FROM celaest._roi_rollup(%L, %L::date, %L::date, %L::uuid, 'total') AS r
          WHERE NOT %L::boolean
             OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1

@@ -234,10 +234,12 @@ CREATE TYPE celaest._roi_row AS (
     active_users_count        integer,
     new_users_count           integer,
     hourly_rate               numeric,
-    timezone                  text
+    timezone                  text,
+    -- roi_metrics' metadata keys: {roi_percent, cost_ai_exact, hourly_rate, timezone}
+    metadata                  jsonb
 );
 COMMENT ON TYPE celaest._roi_row IS
-    'Internal (ROI): one row of a roll-up: an organization''s period (and model or prompt), every figure finished as API.md defines it, with the hourly rate and time zone used.';
+    'Internal (ROI): one row of a roll-up: an organization''s period (and model or prompt), every figure finished as API.md defines it, with the hourly rate and time zone used, and the metadata object roi_metrics stores ({roi_percent, cost_ai_exact, hourly_rate, timezone}).';
 
 -- The rows of a roll-up, finished natively (src/pg/functions/roi.cpp, core/roi_figures): the
 -- groups' figures _roi_scan returned (NULL: no task counted) and the run's constants (the
@@ -422,6 +424,11 @@ COMMENT ON FUNCTION celaest._roi_rollup(text, date, date, uuid, text) IS
 -- SECURITY INVOKER: it reads tasks and writes roi_metrics with the caller's rights.
 -- work_mem: the rows computed (90,000 for 1,000 organizations over 90 days) stay in
 -- memory between the roll-up and the upsert.
+-- enable_nestloop = off: _roi_rollup's row count is a guess (ROWS 1000); against a freshly
+-- analyzed, empty roi_metrics the planner then chose a nested-loop anti-join over a sequential
+-- scan of roi_metrics, which the INSERT fills as it goes: every computed row scanned every row
+-- inserted before it (90,000 rows: minutes, measured). The hash anti-join is also the faster
+-- plan when roi_metrics is full (one pass over it instead of 90,000 index probes).
 -- jit = off (here, in _roi_rollup and in roi_summary): the roll-up's row estimates (every
 -- organization times every period) put its cost above jit_above_cost, and compiling its
 -- expressions took longer than evaluating them (1.3 s of CPU on 2 M tasks, measured); the
@@ -438,6 +445,7 @@ LANGUAGE plpgsql
 VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '256MB'
+SET enable_nestloop = off
 SET jit = off
 AS $$
 DECLARE
@@ -447,12 +455,9 @@ BEGIN
     -- The rows computed are kept once (MATERIALIZED, in memory) for the upsert and the count.
     EXECUTE format($q$
     WITH computed AS MATERIALIZED (
-        -- metadata: our keys, built once per row for both the comparison and the insert.
-        SELECT r.*,
-               jsonb_build_object('roi_percent', r.roi_percent,
-                                  'cost_ai_exact', r.cost_ai_exact,
-                                  'hourly_rate', r.hourly_rate,
-                                  'timezone', r.timezone) AS metadata
+        -- r.metadata: our keys, built natively with the row (_roi_rows), for both the
+        -- comparison and the insert.
+        SELECT r.*
           FROM celaest._roi_rollup(%L, %L::date, %L::date, %L::uuid, 'total') AS r
          WHERE NOT %L::boolean
             OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1

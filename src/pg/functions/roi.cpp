@@ -20,6 +20,7 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
@@ -278,6 +279,47 @@ Datum numeric_datum(const celaest::core::NumericValue& value) {
   return DirectFunctionCall3(numeric_in, CStringGetDatum(text.c_str()), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 }
 
+// roi_metrics' metadata keys of a row, as jsonb_build_object('roi_percent', ..., 'cost_ai_exact',
+// ..., 'hourly_rate', ..., 'timezone', ...) builds them (the same numerics, so the same jsonb).
+Datum metadata_datum(Datum roi_percent, bool roi_percent_null, Datum cost_ai_exact, Datum hourly_rate, Datum timezone) {
+  JsonbParseState* state = nullptr;
+  const auto key = [&](const char* name) {
+    JsonbValue k;
+    k.type = jbvString;
+    k.val.string.val = const_cast<char*>(name);
+    k.val.string.len = static_cast<int>(std::strlen(name));
+    pushJsonbValue(&state, WJB_KEY, &k);
+  };
+  const auto number = [&](Datum value) {
+    JsonbValue v;
+    v.type = jbvNumeric;
+    v.val.numeric = DatumGetNumeric(value);
+    pushJsonbValue(&state, WJB_VALUE, &v);
+  };
+  pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
+  key("roi_percent");
+  if (roi_percent_null) {
+    JsonbValue v;
+    v.type = jbvNull;
+    pushJsonbValue(&state, WJB_VALUE, &v);
+  } else {
+    number(roi_percent);
+  }
+  key("cost_ai_exact");
+  number(cost_ai_exact);
+  key("hourly_rate");
+  number(hourly_rate);
+  key("timezone");
+  text* zone = DatumGetTextPP(timezone);
+  JsonbValue z;
+  z.type = jbvString;
+  z.val.string.val = VARDATA_ANY(zone);
+  z.val.string.len = static_cast<int>(VARSIZE_ANY_EXHDR(zone));
+  pushJsonbValue(&state, WJB_VALUE, &z);
+  JsonbValue* object = pushJsonbValue(&state, WJB_END_OBJECT, nullptr);
+  return JsonbPGetDatum(JsonbValueToJsonb(object));
+}
+
 }  // namespace
 
 // _roi_rows(figures bytea, organizations uuid[], reported boolean[], hourly_rates numeric[],
@@ -344,7 +386,7 @@ CELAEST_FUNCTION(celaest_roi_rows) {
 
   pg_guarded([&] { InitMaterializedSRF(fcinfo, 0); });
   auto* result = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-  constexpr int kColumns = 23;  // celaest._roi_row
+  constexpr int kColumns = 24;  // celaest._roi_row
   if (result->setDesc->natts != kColumns)
     throw Error(ERRCODE_DATATYPE_MISMATCH, "celaest ROI rows: celaest._roi_row does not have the expected columns");
   // Each row's Datums go into the tuplestore, then the per-row memory is reset.
@@ -396,6 +438,7 @@ CELAEST_FUNCTION(celaest_roi_rows) {
       values[20] = Int32GetDatum(static_cast<int32>(r.new_users));
       values[21] = rates.values[r.organization];
       values[22] = zones.values[r.organization];
+      values[23] = metadata_datum(values[13], nulls[13], values[12], values[21], values[22]);
       tuplestore_putvalues(result->setResult, result->setDesc, values, nulls);
       MemoryContextSwitchTo(caller);
       MemoryContextReset(row_context);
