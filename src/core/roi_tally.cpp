@@ -53,6 +53,15 @@ class Reader {
     take(values.data(), count * sizeof(T));
     return values;
   }
+  // Appends the values a put_all wrote, straight from the bytes.
+  template <typename T>
+  void append_all(std::vector<T>& out) {
+    const auto count = get<std::uint64_t>();
+    if (count > left_ / sizeof(T)) throw std::invalid_argument("ROI tally: truncated bytes");
+    const std::size_t old_size = out.size();
+    out.resize(old_size + count);
+    take(out.data() + old_size, count * sizeof(T));
+  }
   bool done() const noexcept { return left_ == 0; }
 
  private:
@@ -235,32 +244,45 @@ std::vector<unsigned char> RoiTally::serialize() {
 }
 
 RoiTally RoiTally::deserialize(const unsigned char* data, std::size_t size) {
+  RoiTally tally;
+  tally.merge_serialized(data, size);
+  return tally;
+}
+
+void RoiTally::merge_serialized(const unsigned char* data, std::size_t size) {
   Reader reader(data, size);
   if (reader.get<std::uint32_t>() != kTallyMagic) throw std::invalid_argument("ROI tally: not a tally");
-  RoiTally tally(reader.get<std::int32_t>());
+  const auto minutes_scale = reader.get<std::int32_t>();
   const auto dense_organizations = reader.get<std::uint64_t>();
   const auto dense_periods = reader.get<std::uint64_t>();
-  if (dense_periods != 0) tally.index_densely(dense_organizations, dense_periods);
+  if (groups_.empty()) {
+    minutes_scale_ = minutes_scale;
+    if (dense_index_.empty() && dense_periods != 0) index_densely(dense_organizations, dense_periods);
+  }
+  if (minutes_scale != minutes_scale_) throw std::invalid_argument("ROI tally: merging different scales");
   const auto groups = reader.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < groups; ++i) {
     const auto organization = reader.get<std::uint32_t>();
     const auto period = reader.get<std::uint32_t>();
     const bool has_dimension = reader.get<std::uint8_t>() != 0;
     const auto dimension = reader.get<UuidBytes>();
-    Group& g = tally.group(organization, period, has_dimension ? std::optional<UuidBytes>(dimension) : std::nullopt);
-    g.completed = reader.get<std::int64_t>();
-    g.failed = reader.get<std::int64_t>();
-    g.cost_micros = reader.get<std::int64_t>();
-    g.tokens = reader.get<std::int64_t>();
-    g.execution_sum = reader.get<std::int64_t>();
-    g.ai_ms = reader.get<std::int64_t>();
-    g.default_minute_tasks = reader.get<std::int64_t>();
-    g.prompt_minutes = reader.get<Int128>();
-    g.execution_ms = reader.get_all<std::int32_t>();
-    g.users = reader.get_all<UuidKey>();
+    Group& g = group(organization, period, has_dimension ? std::optional<UuidBytes>(dimension) : std::nullopt);
+    g.completed += reader.get<std::int64_t>();
+    g.failed += reader.get<std::int64_t>();
+    g.cost_micros += reader.get<std::int64_t>();
+    g.tokens += reader.get<std::int64_t>();
+    g.execution_sum += reader.get<std::int64_t>();
+    g.ai_ms += reader.get<std::int64_t>();
+    g.default_minute_tasks += reader.get<std::int64_t>();
+    g.prompt_minutes += reader.get<Int128>();
+    reader.append_all(g.execution_ms);
+    const bool had_users = !g.users.empty();
+    reader.append_all(g.users);
+    // As merge(): long lists are kept within about twice their distinct users (a list
+    // serialize() wrote is free of repeats already).
+    if (had_users && g.users.size() >= kLinearUserSearch) compact_users(g.users);
   }
   if (!reader.done()) throw std::invalid_argument("ROI tally: trailing bytes");
-  return tally;
 }
 
 std::vector<RoiFigures> RoiTally::finish() {

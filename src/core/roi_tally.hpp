@@ -87,6 +87,9 @@ class RoiTally {
   // std::invalid_argument on bytes serialize did not write.
   std::vector<unsigned char> serialize();
   static RoiTally deserialize(const unsigned char* data, std::size_t size);
+  // merge(deserialize(data, size)) without building that tally first (the leader's serial
+  // step after the parallel scan: one copy of the workers' values instead of two).
+  void merge_serialized(const unsigned char* data, std::size_t size);
 
   // The figures of every group (reorders the kept values).
   std::vector<RoiFigures> finish();

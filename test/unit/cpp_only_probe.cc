@@ -30,6 +30,7 @@
 #include "core/outbound_guard.hpp"
 #include "core/percentile.hpp"
 #include "core/roi_calendar.hpp"
+#include "core/roi_figures.hpp"
 #include "core/roi_tally.hpp"
 #include "core/index_table.hpp"
 #include "core/decimal.hpp"

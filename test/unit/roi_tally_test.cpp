@@ -196,6 +196,29 @@ TEST(RoiTally, PartsMergedThroughBytesEqualOneTally) {
   }
   EXPECT_EQ(merged.minutes_scale(), 1);
   EXPECT_THROW(RoiTally::deserialize(bytes_first.data(), bytes_first.size() - 1), std::invalid_argument);
+
+  // The leader's way: each part merged straight from its bytes, the second into a tally
+  // that already holds the first part's groups.
+  RoiTally from_bytes;
+  from_bytes.merge_serialized(bytes_first.data(), bytes_first.size());
+  from_bytes.merge_serialized(bytes_second.data(), bytes_second.size());
+  auto got_from_bytes = by_group(from_bytes.finish());
+  ASSERT_EQ(expected.size(), got_from_bytes.size());
+  for (const auto& [key, e] : expected) {
+    const RoiFigures& g = got_from_bytes.at(key);
+    EXPECT_EQ(g.tasks_completed, e.tasks_completed);
+    EXPECT_EQ(g.tasks_failed, e.tasks_failed);
+    EXPECT_EQ(g.cost_micros, e.cost_micros);
+    EXPECT_EQ(g.total_tokens, e.total_tokens);
+    EXPECT_EQ(g.ai_ms, e.ai_ms);
+    EXPECT_EQ(g.default_minute_tasks, e.default_minute_tasks);
+    EXPECT_EQ(g.avg_execution_ms, e.avg_execution_ms);
+    EXPECT_EQ(g.p95_execution_ms, e.p95_execution_ms);
+    EXPECT_EQ(g.p99_execution_ms, e.p99_execution_ms);
+    EXPECT_EQ(g.prompt_minutes, e.prompt_minutes);
+    EXPECT_EQ(g.active_users, e.active_users);
+  }
+  EXPECT_THROW(from_bytes.merge_serialized(bytes_second.data(), bytes_second.size() - 1), std::invalid_argument);
 }
 
 TEST(RoiFiguresBytes, RoundTrip) {

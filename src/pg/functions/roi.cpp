@@ -3,12 +3,14 @@
 // counts every task in its (organization, period[, model or prompt]) group; it has a partial
 // form (combine, serialize, deserialize), so PostgreSQL runs it in parallel workers over a
 // Parallel Seq Scan, each worker tallying its share of the table. No SQL function runs per
-// task. Its result (the finished figures of every group, as bytes) is turned into rows by
-//   _roi_scan_rows(bytea, organizations uuid[], period starts date[])
-// for the SQL side (celaest._roi_tally, src/sql/55_roi.sql), which applies API.md's formulas.
+// task. Its result (the figures of every group, as bytes) is turned into finished rows, with
+// API.md's formulas applied natively (core/roi_figures), by
+//   _roi_rows(bytea, the run's organizations, rates, periods, new users, dense) -> celaest._roi_row
+// for celaest._roi_rollup (src/sql/55_roi.sql).
 //
 // The aggregate state is a C++ object owned by the aggregate's memory context: a reset
 // callback deletes it when PostgreSQL frees that context (end of the query, or an error).
+#include "core/roi_figures.hpp"
 #include "core/roi_tally.hpp"
 #include "pg/boundary/boundary.hpp"
 
@@ -18,6 +20,7 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
@@ -47,10 +50,19 @@ constexpr int kCostScale = 6;  // processed_tasks.cost_usd is numeric(10,6)
 
 // The transition state: the run (calendar, organizations, prompts) while tasks are being
 // added; a bare tally when it was rebuilt from a worker's bytes or from merges.
+// A worker's tally arrives as bytes (deserialize) and is merged from them (combine) without
+// being built as a tally of its own first.
 struct RoiScanState {
   std::unique_ptr<RoiScan> scan;
   RoiTally merged;
-  RoiTally& tally() { return scan ? scan->tally() : merged; }
+  std::vector<unsigned char> serialized;  // a worker's tally not merged yet
+  RoiTally& tally() {
+    if (!serialized.empty()) {
+      merged.merge_serialized(serialized.data(), serialized.size());
+      serialized.clear();
+    }
+    return scan ? scan->tally() : merged;
+  }
 };
 
 void delete_state(void* state) { delete static_cast<RoiScanState*>(state); }
@@ -213,7 +225,14 @@ CELAEST_FUNCTION(celaest_roi_scan_combine) {
   }
   // The state kept must live in the aggregate's context, whatever context `right` is in.
   if (left == nullptr) left = new_state(context);
-  left->tally().merge(right->tally());
+  try {
+    if (!right->serialized.empty() && !right->scan)
+      left->tally().merge_serialized(right->serialized.data(), right->serialized.size());
+    else
+      left->tally().merge(right->tally());
+  } catch (const std::invalid_argument& e) {
+    throw Error(ERRCODE_DATA_CORRUPTED, std::string("celaest ROI scan: malformed partial state: ") + e.what());
+  }
   return PointerGetDatum(left);
 }
 
@@ -225,16 +244,13 @@ CELAEST_FUNCTION(celaest_roi_scan_serialize) {
 CELAEST_FUNCTION(celaest_roi_scan_deserialize) {
   bytea* in = pg_guarded([&] { return PG_GETARG_BYTEA_PP(0); });
   RoiScanState* state = new_state(CurrentMemoryContext);
-  try {
-    state->merged = RoiTally::deserialize(reinterpret_cast<const unsigned char*>(VARDATA_ANY(in)),
-                                          VARSIZE_ANY_EXHDR(in));
-  } catch (const std::invalid_argument& e) {
-    throw Error(ERRCODE_DATA_CORRUPTED, std::string("celaest ROI scan: malformed partial state: ") + e.what());
-  }
+  // Checked and merged by the combine function (or tally(), should the state be read first).
+  const auto* bytes = reinterpret_cast<const unsigned char*>(VARDATA_ANY(in));
+  state->serialized.assign(bytes, bytes + VARSIZE_ANY_EXHDR(in));
   return PointerGetDatum(state);
 }
 
-// The finished figures of every group, as bytes for _roi_scan_rows; NULL when no task counted.
+// The figures of every group, as bytes for _roi_rows; NULL when no task counted.
 CELAEST_FUNCTION(celaest_roi_scan_final) {
   if (PG_ARGISNULL(0)) PG_RETURN_NULL();
   auto* state = reinterpret_cast<RoiScanState*>(PG_GETARG_POINTER(0));
@@ -243,60 +259,189 @@ CELAEST_FUNCTION(celaest_roi_scan_final) {
   return bytea_datum(celaest::core::encode_figures(tally.finish(), tally.minutes_scale()));
 }
 
-// _roi_scan_rows(figures bytea, organizations uuid[], period_starts date[]) RETURNS TABLE(
-//   organization_id uuid, period_start date, dim_id uuid, tasks_completed bigint,
-//   tasks_failed bigint, cost_ai_exact numeric, total_tokens bigint, avg_ms integer,
-//   p95_ms integer, p99_ms integer, prompt_minutes numeric, default_minute_tasks bigint,
-//   ai_ms bigint, active_users integer)
-CELAEST_FUNCTION(celaest_roi_scan_rows) {
-  bytea* in = pg_guarded([&] { return PG_GETARG_BYTEA_PP(0); });
+namespace {
+
+// A numeric argument as core's NumericValue: its decimal text read at its own scale (numeric's
+// display scale, which its text shows), so that the figures keep numeric's scales.
+celaest::core::NumericValue numeric_value(Datum datum) {
+  const char* text = pg_guarded([&] { return DatumGetCString(DirectFunctionCall1(numeric_out, datum)); });
+  const int scale = celaest::core::decimal_places(text);
+  const auto units = celaest::core::parse_scaled_decimal(text, scale);
+  if (!units) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "celaest ROI: a rate or minutes value is not a non-negative number");
+  return {*units, scale};
+}
+
+// A numeric Datum of core's value (allocated in the current context).
+Datum numeric_datum(const celaest::core::NumericValue& value) {
+  if (value.units >= INT64_MIN && value.units <= INT64_MAX)
+    return NumericGetDatum(int64_div_fast_to_numeric(static_cast<int64>(value.units), value.scale));
+  const std::string text = celaest::core::format_scaled(value.units, value.scale);
+  return DirectFunctionCall3(numeric_in, CStringGetDatum(text.c_str()), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+}
+
+// roi_metrics' metadata keys of a row, as jsonb_build_object('roi_percent', ..., 'cost_ai_exact',
+// ..., 'hourly_rate', ..., 'timezone', ...) builds them (the same numerics, so the same jsonb).
+Datum metadata_datum(Datum roi_percent, bool roi_percent_null, Datum cost_ai_exact, Datum hourly_rate, Datum timezone) {
+  JsonbParseState* state = nullptr;
+  const auto key = [&](const char* name) {
+    JsonbValue k;
+    k.type = jbvString;
+    k.val.string.val = const_cast<char*>(name);
+    k.val.string.len = static_cast<int>(std::strlen(name));
+    pushJsonbValue(&state, WJB_KEY, &k);
+  };
+  const auto number = [&](Datum value) {
+    JsonbValue v;
+    v.type = jbvNumeric;
+    v.val.numeric = DatumGetNumeric(value);
+    pushJsonbValue(&state, WJB_VALUE, &v);
+  };
+  pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
+  key("roi_percent");
+  if (roi_percent_null) {
+    JsonbValue v;
+    v.type = jbvNull;
+    pushJsonbValue(&state, WJB_VALUE, &v);
+  } else {
+    number(roi_percent);
+  }
+  key("cost_ai_exact");
+  number(cost_ai_exact);
+  key("hourly_rate");
+  number(hourly_rate);
+  key("timezone");
+  text* zone = DatumGetTextPP(timezone);
+  JsonbValue z;
+  z.type = jbvString;
+  z.val.string.val = VARDATA_ANY(zone);
+  z.val.string.len = static_cast<int>(VARSIZE_ANY_EXHDR(zone));
+  pushJsonbValue(&state, WJB_VALUE, &z);
+  JsonbValue* object = pushJsonbValue(&state, WJB_END_OBJECT, nullptr);
+  return JsonbPGetDatum(JsonbValueToJsonb(object));
+}
+
+}  // namespace
+
+// _roi_rows(figures bytea, organizations uuid[], reported boolean[], hourly_rates numeric[],
+//           timezones text[], default_minutes numeric, period_starts date[], period_ends date[],
+//           new_user_orgs int[], new_user_periods int[], new_user_counts bigint[], dense boolean)
+//   RETURNS SETOF celaest._roi_row
+// The finished rows of a roll-up (core/roi_figures); figures NULL: no task counted.
+CELAEST_FUNCTION(celaest_roi_rows) {
+  for (int argument : {1, 2, 3, 4, 5, 6, 7, 11})
+    if (PG_ARGISNULL(argument)) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "celaest ROI rows: a run constant is NULL");
   int minutes_scale = 0;
   std::vector<RoiFigures> figures;
-  try {
-    figures = celaest::core::decode_figures(reinterpret_cast<const unsigned char*>(VARDATA_ANY(in)),
-                                            VARSIZE_ANY_EXHDR(in), &minutes_scale);
-  } catch (const std::invalid_argument& e) {
-    throw Error(ERRCODE_DATA_CORRUPTED, std::string("celaest ROI scan: malformed figures: ") + e.what());
+  if (!PG_ARGISNULL(0)) {
+    bytea* in = pg_guarded([&] { return PG_GETARG_BYTEA_PP(0); });
+    try {
+      figures = celaest::core::decode_figures(reinterpret_cast<const unsigned char*>(VARDATA_ANY(in)),
+                                              VARSIZE_ANY_EXHDR(in), &minutes_scale);
+    } catch (const std::invalid_argument& e) {
+      throw Error(ERRCODE_DATA_CORRUPTED, std::string("celaest ROI scan: malformed figures: ") + e.what());
+    }
   }
   const ArrayElements organizations = array_elements(fcinfo, 1, UUIDOID);
-  const ArrayElements periods = array_elements(fcinfo, 2, DATEOID);
+  const ArrayElements reported = array_elements(fcinfo, 2, BOOLOID);
+  const ArrayElements rates = array_elements(fcinfo, 3, NUMERICOID);
+  const ArrayElements zones = array_elements(fcinfo, 4, TEXTOID);
+  const ArrayElements period_starts = array_elements(fcinfo, 6, DATEOID);
+  const ArrayElements period_ends = array_elements(fcinfo, 7, DATEOID);
+  const ArrayElements new_user_orgs = array_elements(fcinfo, 8, INT4OID);
+  const ArrayElements new_user_periods = array_elements(fcinfo, 9, INT4OID);
+  const ArrayElements new_user_counts = array_elements(fcinfo, 10, INT8OID);
+  const int n = organizations.count;
+  if (reported.count != n || rates.count != n || zones.count != n || period_ends.count != period_starts.count ||
+      new_user_periods.count != new_user_orgs.count || new_user_counts.count != new_user_orgs.count)
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "celaest ROI rows: inconsistent run constants");
+
+  celaest::core::RoiRates run;
+  run.periods = static_cast<std::size_t>(period_starts.count);
+  run.dense = PG_GETARG_BOOL(11);
+  run.default_manual_minutes = numeric_value(PG_GETARG_DATUM(5));
+  for (int i = 0; i < n; ++i) {
+    if (reported.nulls[i] || rates.nulls[i] || zones.nulls[i])
+      throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "celaest ROI rows: an organization's rate, zone or flag is NULL");
+    run.reported.push_back(DatumGetBool(reported.values[i]));
+    run.hourly_rate.push_back(numeric_value(rates.values[i]));
+  }
+  if (new_user_orgs.count > 0) run.new_users.assign(static_cast<std::size_t>(n) * run.periods, 0);
+  for (int i = 0; i < new_user_orgs.count; ++i) {
+    if (new_user_orgs.nulls[i] || new_user_periods.nulls[i] || new_user_counts.nulls[i]) continue;
+    const int organization = DatumGetInt32(new_user_orgs.values[i]) - 1;  // 1-based
+    const int period = DatumGetInt32(new_user_periods.values[i]) - 1;
+    if (organization < 0 || organization >= n || period < 0 || static_cast<std::size_t>(period) >= run.periods)
+      throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "celaest ROI rows: new users of an organization or period not in the run");
+    run.new_users[static_cast<std::size_t>(organization) * run.periods + period] += DatumGetInt64(new_user_counts.values[i]);
+  }
+
+  std::vector<celaest::core::RoiRow> rows;
+  try {
+    rows = celaest::core::finish_roi_rows(figures, minutes_scale, run);
+  } catch (const std::invalid_argument& e) {
+    throw Error(ERRCODE_DATA_CORRUPTED, std::string("celaest ROI rows: ") + e.what());
+  } catch (const std::overflow_error& e) {
+    throw Error(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, std::string("celaest ROI rows: ") + e.what());
+  }
+
   pg_guarded([&] { InitMaterializedSRF(fcinfo, 0); });
   auto* result = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-  for (const RoiFigures& f : figures) {
-    if (static_cast<int>(f.organization) >= organizations.count || static_cast<int>(f.period) >= periods.count)
-      throw Error(ERRCODE_DATA_CORRUPTED, "celaest ROI scan: figures of an organization or period not in the run");
-    // Manual minutes beyond int64 once scaled go through numeric's text input.
-    const bool minutes_fit = f.prompt_minutes >= INT64_MIN && f.prompt_minutes <= INT64_MAX;
-    const std::string minutes_text = minutes_fit ? std::string() : celaest::core::format_scaled(f.prompt_minutes, minutes_scale);
+  constexpr int kColumns = 24;  // celaest._roi_row
+  if (result->setDesc->natts != kColumns)
+    throw Error(ERRCODE_DATATYPE_MISMATCH, "celaest ROI rows: celaest._roi_row does not have the expected columns");
+  // Each row's Datums go into the tuplestore, then the per-row memory is reset.
+  MemoryContext row_context = pg_guarded([&] {
+    return AllocSetContextCreate(CurrentMemoryContext, "celaest ROI rows", ALLOCSET_SMALL_SIZES);
+  });
+  for (const celaest::core::RoiRow& r : rows) {
     pg_guarded([&] {
-      Datum values[14];
-      bool nulls[14] = {false};
-      values[0] = organizations.values[f.organization];
-      values[1] = periods.values[f.period];
-      if (f.has_dimension) {
+      MemoryContext caller = MemoryContextSwitchTo(row_context);
+      Datum values[kColumns];
+      bool nulls[kColumns] = {false};
+      const auto set_optional_int4 = [&](int column, const std::optional<std::int32_t>& value) {
+        nulls[column] = !value;
+        values[column] = Int32GetDatum(value.value_or(0));
+      };
+      const auto set_optional_numeric = [&](int column, const std::optional<celaest::core::NumericValue>& value) {
+        nulls[column] = !value;
+        values[column] = value ? numeric_datum(*value) : (Datum)0;
+      };
+      values[0] = organizations.values[r.organization];
+      values[1] = period_starts.values[r.period];
+      values[2] = period_ends.values[r.period];
+      if (r.has_dimension) {
         auto* dimension = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
-        std::memcpy(dimension->data, f.dimension.data(), f.dimension.size());
-        values[2] = UUIDPGetDatum(dimension);
+        std::memcpy(dimension->data, r.dimension.data(), r.dimension.size());
+        values[3] = UUIDPGetDatum(dimension);
       } else {
-        nulls[2] = true;
+        nulls[3] = true;
+        values[3] = (Datum)0;
       }
-      values[3] = Int64GetDatum(f.tasks_completed);
-      values[4] = Int64GetDatum(f.tasks_failed);
-      values[5] = NumericGetDatum(int64_div_fast_to_numeric(f.cost_micros, kCostScale));
-      values[6] = Int64GetDatum(f.total_tokens);
-      nulls[7] = !f.avg_execution_ms;
-      values[7] = Int32GetDatum(f.avg_execution_ms.value_or(0));
-      nulls[8] = !f.p95_execution_ms;
-      values[8] = Int32GetDatum(f.p95_execution_ms.value_or(0));
-      nulls[9] = !f.p99_execution_ms;
-      values[9] = Int32GetDatum(f.p99_execution_ms.value_or(0));
-      values[10] = minutes_fit ? NumericGetDatum(int64_div_fast_to_numeric(static_cast<int64>(f.prompt_minutes), minutes_scale))
-                               : DirectFunctionCall3(numeric_in, CStringGetDatum(minutes_text.c_str()),
-                                                     ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-      values[11] = Int64GetDatum(f.default_minute_tasks);
-      values[12] = Int64GetDatum(f.ai_ms);
-      values[13] = Int32GetDatum(static_cast<int32>(f.active_users));
+      values[4] = Int64GetDatum(r.tasks_completed);
+      values[5] = Int64GetDatum(r.tasks_failed);
+      set_optional_numeric(6, r.success_rate);
+      values[7] = Int64GetDatum(r.manual_equivalent_minutes);
+      values[8] = Int64GetDatum(r.time_saved_minutes);
+      values[9] = numeric_datum(r.cost_ai);
+      values[10] = numeric_datum(r.cost_manual_equivalent);
+      values[11] = numeric_datum(r.money_saved);
+      values[12] = NumericGetDatum(int64_div_fast_to_numeric(r.cost_ai_exact_micros, kCostScale));
+      set_optional_numeric(13, r.roi_percent);
+      values[14] = Int64GetDatum(r.total_tokens);
+      set_optional_int4(15, r.avg_tokens_per_task);
+      set_optional_int4(16, r.avg_execution_ms);
+      set_optional_int4(17, r.p95_execution_ms);
+      set_optional_int4(18, r.p99_execution_ms);
+      if (r.active_users > INT32_MAX || r.new_users > INT32_MAX)
+        ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE), errmsg("integer out of range")));
+      values[19] = Int32GetDatum(static_cast<int32>(r.active_users));
+      values[20] = Int32GetDatum(static_cast<int32>(r.new_users));
+      values[21] = rates.values[r.organization];
+      values[22] = zones.values[r.organization];
+      values[23] = metadata_datum(values[13], nulls[13], values[12], values[21], values[22]);
       tuplestore_putvalues(result->setResult, result->setDesc, values, nulls);
+      MemoryContextSwitchTo(caller);
+      MemoryContextReset(row_context);
     });
   }
   return (Datum)0;
