@@ -96,11 +96,15 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   } catch (const PgError&) {
     // A cancel or terminate (or any error) after requests were sent: they are paid for. The
     // record is kept (not written: the transaction is failing) and handed on when it aborts.
+    context.key_health = health.deferred_events();
     if (interrupted.attempts > 0)
       keep_task_record(context, interrupted, static_cast<long>(now_ms() - started_ms),
                        charge_call(*context.license_id, interrupted));
     throw;
   }
+  // Unserved: the call's key health events go with its record, made at commit (no key row
+  // locked by the call's statement).
+  context.key_health = health.deferred_events();
   if (outcome.attempts == 0 && !outcome.blocked) {
     // Nothing reached a provider: nothing is charged.
     throw Error(kNoUsableKey, "no usable API key for any candidate model",

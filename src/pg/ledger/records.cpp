@@ -269,7 +269,10 @@ std::string to_json(const TaskRecord& record) {
   for (const Text& value : record.params) params.push_back(value ? nlohmann::json(*value) : nlohmann::json());
   nlohmann::json keys = nlohmann::json::array();
   for (const KeyCharge& charge : record.key_charges) keys.push_back({charge.key_id, charge.tokens, charge.at_ms});
+  nlohmann::json health = nlohmann::json::array();
+  for (const KeyHealthEvent& event : record.key_health) health.push_back({event.key_id, event.failed, event.definitive});
   return nlohmann::json{{"upsert", record.upsert},
+                        {"health", health},
                         {"params", params},
                         {"license", record.license_charge ? nlohmann::json(*record.license_charge) : nlohmann::json()},
                         {"keys", keys},
@@ -295,6 +298,10 @@ TaskRecord from_json(const std::string& text) {
     record.prompt_stat = PromptStat{prompt.at(0).get<std::string>(), prompt.at(1).get<int64_t>(),
                                     prompt.at(2).get<bool>()};
   }
+  // Files spooled before key health events were part of a record have no "health".
+  if (json.contains("health"))
+    for (const auto& event : json.at("health"))
+      record.key_health.push_back({event.at(0).get<std::string>(), event.at(1).get<bool>(), event.at(2).get<bool>()});
   return record;
 }
 

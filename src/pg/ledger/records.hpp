@@ -38,6 +38,15 @@ struct PromptStat {
   bool ok = false;
 };
 
+// A key health event of an AI call in an unserved database (a failure, definitive for 401/403/
+// an invalid key, or a success that resets the count), made at commit with the other charges
+// so that the call holds no key row past its statement (README "The ledger").
+struct KeyHealthEvent {
+  std::string key_id;
+  bool failed = false;
+  bool definitive = false;
+};
+
 struct TaskRecord {
   bool upsert = false;       // a batch task: its row exists and is completed by the record
   std::vector<Text> params;  // the task statement's parameters (task_record.cpp); [0] = task id
@@ -46,11 +55,12 @@ struct TaskRecord {
   std::optional<std::string> license_charge;  // one AI request of this license
   std::vector<KeyCharge> key_charges;
   std::optional<PromptStat> prompt_stat;
+  std::vector<KeyHealthEvent> key_health;  // in the order the call learned them
   // Unserved: the charges are made at commit (below), not in the statement. False for a batch
   // task, whose run charged its keys in its transaction (they matter only if that aborts).
   // Not spooled: the backend that writes a handed-on record sets it.
   bool charges_at_commit = false;
-  bool has_charges() const { return license_charge || !key_charges.empty() || prompt_stat; }
+  bool has_charges() const { return license_charge || !key_charges.empty() || prompt_stat || !key_health.empty(); }
 };
 
 // Unserved databases: the charges of the records kept in a transaction that is committing are
