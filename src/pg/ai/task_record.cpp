@@ -40,7 +40,7 @@ const char* ledger_mark(Charges charges) {
   }
 }
 
-nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges) {
+nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges, bool prompt_stats_shared) {
   const core::ChatResult& result = outcome.result;
   nlohmann::json metadata = {{"attempts", attempts_json(outcome)}};
   if (!result.finish_reason.empty()) metadata["finish_reason"] = result.finish_reason;
@@ -51,6 +51,7 @@ nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges) {
   // Which charges went through the ledger's shared memory: what the writer rebuilds the
   // counters from after a crash (src/sql/47_ledger.sql, _ledger_rebuild).
   if (const char* mark = ledger_mark(charges)) metadata["ledger"] = mark;
+  if (prompt_stats_shared) metadata["prompt_stats"] = "shared";
   return metadata;
 }
 
@@ -167,7 +168,7 @@ ledger::TaskRecord task_record(const TaskContext& context, const CallOutcome& ou
        std::to_string(outcome.attempts > 0 ? outcome.attempts - 1 : 0), std::to_string(result.tokens_input),
        std::to_string(result.tokens_output), core::format_micro_usd(outcome.cost_micro_usd),
        std::to_string(execution_time_ms), std::to_string(context.queue_time_ms), std::to_string(outcome.ai_time_ms),
-       context.request_id, task_metadata(outcome, charges).dump(), std::to_string(context.started_at_ms),
+       context.request_id, task_metadata(outcome, charges, context.prompt_stats_shared).dump(), std::to_string(context.started_at_ms),
        setting_or_null(settings::user_agent), setting_or_null(settings::client_ip), std::to_string(now_ms())};
   if (charges == Charges::InTransaction) {
     if (outcome.attempts > 0 && !context.batch_id) record.license_charge = context.license_id;

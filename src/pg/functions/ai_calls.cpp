@@ -115,15 +115,18 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   // One unit per call that reached a provider; a call the outbound guard refused reached none.
   // Charged before the row is written: a cancel during the INSERT still finds it charged.
   const Charges charges = charge_call(*context.license_id, outcome);
+  // The prompt's statistics, served: in the ledger's shared memory (folded by the writer, the
+  // prompt's row never locked by the call), before the row is written so that the row says so
+  // (metadata.prompt_stats: what the rebuild after a crash counts, _ledger_rebuild).
+  context.prompt_stats_shared =
+      served && context.prompt_id && ledger::prompt_used(*context.prompt_id, execution_ms, outcome.result.ok);
   std::string task_id = record_task(spi, context, outcome, execution_ms, charges);
   // Unserved: the record's charges (license, keys, prompt) are made when the transaction commits
   // (ledger/records.hpp), so that the call holds none of those rows past its statement. Served
   // with a full license table: the license row in this transaction, as before.
   if (charges == Charges::InTransaction && served) charge_ai_request(spi, caller, task_id);
-  // The prompt's statistics: served, in the ledger's shared memory (folded by the writer, the
-  // prompt's row never locked by the call); unserved, with the record at commit.
-  if (context.prompt_id && (served || charges != Charges::InTransaction) &&
-      !(served && ledger::prompt_used(*context.prompt_id, execution_ms, outcome.result.ok)))
+  // Unserved, the prompt's statistics go with the record at commit; a full shared table: here.
+  if (context.prompt_id && (served || charges != Charges::InTransaction) && !context.prompt_stats_shared)
     update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
   if (!outcome.result.ok && raise_on_failure) {
     throw Error(kProviderFailed,
