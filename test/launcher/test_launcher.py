@@ -10,7 +10,7 @@ import time
 import psycopg2
 import pytest
 
-ROLES = ("celaest maintenance", "celaest batch runner")
+ROLES = ("celaest maintenance", "celaest batch runner", "celaest ledger writer")
 
 
 def connect(dbname):
@@ -109,6 +109,17 @@ def test_a_terminated_worker_is_started_again(databases):
     restarted = wait_until(lambda: (workers_by_database().get("launch_a", {}).get("celaest batch runner")
                                     not in (None, runner)), timeout=5, what="the runner to restart")
     assert restarted
+
+
+def test_a_worker_asked_to_stop_leaves_within_a_second(databases):
+    # issue 12 §1 (pg_cron's recipe): SIGTERM ends a worker within a second, whichever it is
+    # and whatever it waits on; the launcher then starts a new one.
+    wait_until(lambda: serves("launch_a"), what="launch_a workers")
+    for role in ROLES:
+        pid = workers_by_database()["launch_a"][role]
+        # With a timeout, pg_terminate_backend waits for the process to exit: true if it did.
+        assert run("postgres", "SELECT pg_terminate_backend(%s, 1000)", (pid,)) == [(True,)], role
+        wait_until(lambda: serves("launch_a"), what="launch_a workers again")
 
 
 def test_ddl_that_needs_an_idle_database_is_not_blocked(databases):
