@@ -706,3 +706,36 @@ def test_the_maintenance_worker_refreshes_todays_roi_rows(env):
         assert row == 1, row
     finally:
         env.set_runner_setting("celaest.roi_refresh_interval", None)
+
+
+def test_the_maintenance_worker_checks_the_keys_every_health_check_interval(env):
+    # issue 12 §7: the upkeep worker checks every active key every celaest.health_check_interval
+    # (here 1 s) on its own, and a key that works again comes back. Before, the worker slept a
+    # minute between passes whatever the interval (only a reload woke it sooner).
+    if scalar(env.admin, "SELECT source FROM pg_settings WHERE name = 'celaest.health_check_interval'") == \
+            "command line":
+        pytest.skip("celaest.health_check_interval is fixed on this server's command line")
+    env.set_runner_setting("celaest.health_check_interval", "1")
+    try:
+        # Marked unhealthy after the reload's wake-up: only the interval can bring it back.
+        time.sleep(0.5)
+        scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_healthy = false, consecutive_failures = 7,"
+                          " last_health_check = NULL WHERE id = %s RETURNING 1", (env.key_id,))
+        deadline = time.time() + 10
+        while True:
+            key = rows(env.admin, "SELECT is_healthy, consecutive_failures, last_health_check"
+                                  " FROM celaest.ai_api_pool WHERE id = %s", (env.key_id,))[0]
+            healthy, failures, checked = key["is_healthy"], key["consecutive_failures"], key["last_health_check"]
+            if healthy and failures == 0 and checked is not None:
+                break
+            assert time.time() < deadline, (healthy, failures, checked)
+            time.sleep(0.2)
+        # And again a second later: it keeps checking.
+        first = checked
+        deadline = time.time() + 10
+        while scalar(env.admin, "SELECT last_health_check FROM celaest.ai_api_pool WHERE id = %s",
+                     (env.key_id,)) == first:
+            assert time.time() < deadline, "no second check"
+            time.sleep(0.2)
+    finally:
+        env.set_runner_setting("celaest.health_check_interval", None)
