@@ -462,6 +462,25 @@ def test_tasks_past_a_keys_rpm_wait_for_room_instead_of_failing(env):
         scalar(env.admin, "UPDATE celaest.ai_models SET is_active = false WHERE id = %s", (model_uuid,))
 
 
+def test_a_429_with_retry_after_delays_its_task_instead_of_failing_it(env):
+    # issue 12 §3: a 429 with Retry-After cools the key down and the task is sent again once the
+    # cool-down has passed (this model has one key), even with celaest.max_retries = 0: pacing,
+    # not failing. Every task completes; the limited one has the 429 and the answer in its
+    # attempts, and the provider saw each request once.
+    org = env.org()
+    t = tag()
+    inputs = words(t, 3)
+    inputs[0] = {"word": "%s-limited [[mock:429]][[mock:retry-after=1]][[mock:fail-then-ok=1]]" % t}
+    batch_id = env.submit(org, inputs)
+    final = env.wait(batch_id)
+    assert (final["status"], final["completed"], final["failed"]) == ("completed", 3, 0), final
+    tasks = env.tasks(batch_id)
+    attempts = as_json(tasks[0]["metadata"])["attempts"]
+    assert [a["http_status"] for a in attempts] == [429, 200], attempts
+    received = env.mock.chat_requests_containing(t)
+    assert len(received) == 4, received
+
+
 def test_a_blocked_organization_does_not_hold_up_other_batches(env):
     # More queued tasks than the runner claims per pass, none of which may start.
     blocked = env.org(max_concurrent_tasks=0)
