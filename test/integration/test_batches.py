@@ -13,7 +13,7 @@ import time
 import psycopg2
 import pytest
 
-from batch_env import WORKER_DB, as_json, connect, env, rows, scalar, tag, words  # noqa: F401 (env: a fixture)
+from batch_env import RUNNER_SETTINGS, WORKER_DB, as_json, connect, env, rows, scalar, tag, words  # noqa: F401 (env: a fixture)
 
 TERMINAL = ("completed", "failed", "cancelled")
 STATUS_KEYS = {"status", "total", "pending", "processing", "completed", "failed", "cancelled", "progress",
@@ -484,7 +484,7 @@ def test_a_429_with_retry_after_delays_its_task_instead_of_failing_it(env):
         assert (tasks[0]["completed_at"] - tasks[0]["started_at"]).total_seconds() >= 0.9, tasks[0]
         assert len(env.mock.chat_requests_containing(t)) == 4
     finally:
-        env.set_runner_setting("celaest.max_retries", None)
+        env.set_runner_setting("celaest.max_retries", RUNNER_SETTINGS["celaest.max_retries"])
 
 
 def test_a_blocked_organization_does_not_hold_up_other_batches(env):
