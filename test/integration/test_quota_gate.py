@@ -173,3 +173,31 @@ def test_a_failing_key_locks_nothing_in_an_unserved_database(db, conn, mock, fai
     finally:
         a.close()
         b.close()
+
+
+def test_a_backend_that_exits_after_a_rolled_back_call_leaves_it_to_the_next_backend(db, conn):
+    """Issue 10 §4, unserved database: a backend whose call's transaction rolled back and that
+    makes no further call hands the record to the spool when it exits; the first AI call of
+    the next backend of the database writes it and charges it (nothing is silently lost)."""
+    import time
+    used_before = db.license_used(conn)
+    key_before = db.key(conn, db.keys["groq"])["usage_count"]
+    a = db.connect()
+    a.autocommit = False
+    pid = scalar(a, "SELECT pg_backend_pid()")
+    gone = db.ai_chat(a, say("rolled back, then the session ends"), None, {"provider": "groq"})
+    a.rollback()
+    a.close()
+    deadline = time.time() + 10
+    while scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)):
+        assert time.time() < deadline, "the backend did not exit"
+        time.sleep(0.05)
+    assert scalar(conn, "SELECT count(*) FROM celaest.processed_tasks WHERE id = %s", (gone["task_id"],)) == 0
+    b = db.connect()
+    try:
+        assert db.ai_chat(b, say("a new backend's first call"), None, {"provider": "groq"})["status"] == "completed"
+    finally:
+        b.close()
+    assert scalar(conn, "SELECT count(*) FROM celaest.processed_tasks WHERE id = %s", (gone["task_id"],)) == 1
+    assert db.license_used(conn) == used_before + 2
+    assert db.key(conn, db.keys["groq"])["usage_count"] == key_before + 2
