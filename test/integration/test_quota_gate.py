@@ -201,3 +201,46 @@ def test_a_backend_that_exits_after_a_rolled_back_call_leaves_it_to_the_next_bac
     assert scalar(conn, "SELECT count(*) FROM celaest.processed_tasks WHERE id = %s", (gone["task_id"],)) == 1
     assert db.license_used(conn) == used_before + 2
     assert db.key(conn, db.keys["groq"])["usage_count"] == key_before + 2
+
+
+def test_a_reader_of_the_spool_that_rolls_back_leaves_it_as_it_was(db, conn):
+    """Unserved database: a backend's first call writes the records spooled by backends that
+    exited; if that call's transaction rolls back, the spool keeps them (read again later) and
+    they are not spooled a second time (before: every rolled-back reader added a copy of all it
+    had read — 2,430 files after a 2,000-call serial run of test_accounting_books). Each record
+    is written, and charged, once."""
+    import time
+
+    def spooled():
+        return scalar(conn, "SELECT (celaest._ledger_state()->>'records_spooled')::int")
+
+    def exit_after(c):
+        pid = scalar(c, "SELECT pg_backend_pid()")
+        c.close()
+        deadline = time.time() + 10
+        while scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)):
+            assert time.time() < deadline
+            time.sleep(0.05)
+
+    used_before, spooled_before = db.license_used(conn), spooled()
+    a = db.connect()
+    a.autocommit = False
+    first = db.ai_chat(a, say("A rolls back and exits"), None, {"provider": "groq"})
+    a.rollback()
+    exit_after(a)
+    assert spooled() == spooled_before + 1
+    b = db.connect()
+    b.autocommit = False
+    second = db.ai_chat(b, say("B reads the spool, rolls back and exits"), None, {"provider": "groq"})
+    b.rollback()
+    exit_after(b)
+    assert spooled() == spooled_before + 2  # A's record once, B's own
+    c = db.connect()
+    try:
+        db.ai_chat(c, say("C reads the spool and commits"), None, {"provider": "groq"})
+    finally:
+        c.close()
+    assert spooled() == 0
+    for task in (first, second):
+        assert scalar(conn, "SELECT count(*) FROM celaest.processed_tasks WHERE id = %s", (task["task_id"],)) == 1
+    assert db.license_used(conn) == used_before + 3

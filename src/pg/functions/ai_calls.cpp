@@ -48,21 +48,23 @@ std::optional<std::string> correlation_id(const core::CallOptions& options) {
 // written in this call's transaction (and handed on again if it does not commit either).
 void write_records_handed_on(SpiSession& spi, bool served) {
   std::vector<ledger::TaskRecord> records = ledger::take_pending();
-  std::vector<std::string> spooled_paths;
   if (!served && ledger::spool_check_due()) {
     for (ledger::Spooled& spooled : ledger::read_spool(MyDatabaseId, 1000)) {
-      spooled_paths.push_back(spooled.path);
+      spooled.record.spool_path = spooled.path;  // removed when this transaction commits
       records.push_back(std::move(spooled.record));
     }
   }
   for (ledger::TaskRecord& record : records) {
-    // Its charges are made when this transaction commits (handed on again if it does not); a
-    // record already written carries nothing more to charge.
-    if (!write_handed_on_record(spi, record, false)) continue;
+    // Its charges are made when this transaction commits (handed on again if it does not; one
+    // read from the spool stays there instead); a record already written carries nothing more
+    // to charge, and its file goes.
+    if (!write_handed_on_record(spi, record, false)) {
+      if (!record.spool_path.empty()) ledger::remove_at_commit(record.spool_path);
+      continue;
+    }
     record.charges_at_commit = true;
     ledger::keep_until_transaction_end(std::move(record));
   }
-  for (const std::string& path : spooled_paths) ledger::remove_at_commit(path);
 }
 
 // How the call's charges are made: in shared memory when the ledger serves the database and has

@@ -52,6 +52,25 @@ std::vector<std::string>& files_to_remove() {
 
 std::string spool_directory() { return std::string(DataDir) + "/celaest_ledger"; }
 
+// A transaction that read records from the spool did not commit: their files are still there,
+// so the backend's next call reads the spool again.
+bool spool_recheck = false;
+
+// The records of `entries` that came from the spool are dropped (their files stay); the others
+// are returned, to be handed on.
+template <typename Entries>
+std::vector<TaskRecord> not_from_the_spool(Entries&& entries) {
+  std::vector<TaskRecord> records;
+  for (auto& entry : entries) {
+    if (!entry.record.spool_path.empty()) {
+      spool_recheck = true;
+      continue;
+    }
+    records.push_back(std::move(entry.record));
+  }
+  return records;
+}
+
 // One file per record, written whole under a temporary name and then renamed: a reader never
 // sees half a record.
 void spool(const TaskRecord& record) {
@@ -120,7 +139,10 @@ void at_transaction_end(XactEvent event, void*) noexcept {
       case XACT_EVENT_COMMIT:
       case XACT_EVENT_PARALLEL_COMMIT:
       case XACT_EVENT_PREPARE:
-        // Committed with the transaction (a prepared one: with COMMIT PREPARED; README).
+        // Committed with the transaction (a prepared one: with COMMIT PREPARED; README); the
+        // spool files of the records it wrote go.
+        for (const Kept& entry : kept())
+          if (!entry.record.spool_path.empty()) (void)unlink(entry.record.spool_path.c_str());
         kept().clear();
         for (const std::string& path : files_to_remove()) (void)unlink(path.c_str());
         files_to_remove().clear();
@@ -129,8 +151,7 @@ void at_transaction_end(XactEvent event, void*) noexcept {
       case XACT_EVENT_PARALLEL_ABORT: {
         files_to_remove().clear();
         if (kept().empty()) return;
-        std::vector<TaskRecord> records;
-        for (Kept& entry : kept()) records.push_back(std::move(entry.record));
+        std::vector<TaskRecord> records = not_from_the_spool(kept());
         kept().clear();
         hand_on(std::move(records));
         return;
@@ -149,17 +170,17 @@ void at_subtransaction_end(SubXactEvent event, SubTransactionId, SubTransactionI
       for (Kept& entry : kept())
         if (entry.level >= level) entry.level = level - 1;
     } else if (event == SUBXACT_EVENT_ABORT_SUB) {
-      std::vector<TaskRecord> records;
+      std::vector<Kept> aborted;
       auto& all = kept();
       for (auto it = all.begin(); it != all.end();) {
         if (it->level >= level) {
-          records.push_back(std::move(it->record));
+          aborted.push_back(std::move(*it));
           it = all.erase(it);
         } else {
           ++it;
         }
       }
-      hand_on(std::move(records));
+      hand_on(not_from_the_spool(aborted));
     }
   });
 }
@@ -202,8 +223,9 @@ std::vector<TaskRecord> take_pending() {
 
 bool spool_check_due() {
   static bool checked = false;
-  if (checked) return false;
+  if (checked && !spool_recheck) return false;
   checked = true;
+  spool_recheck = false;
   return true;
 }
 

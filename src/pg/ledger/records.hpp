@@ -60,6 +60,11 @@ struct TaskRecord {
   // task, whose run charged its keys in its transaction (they matter only if that aborts).
   // Not spooled: the backend that writes a handed-on record sets it.
   bool charges_at_commit = false;
+  // Unserved: the spool file this record was read from by this backend (not spooled). The file
+  // is removed when the transaction that wrote the record commits; if it does not, the record
+  // is dropped, not handed on again — the file is still there and is read again — so that a
+  // rolled-back reader never multiplies the spool.
+  std::string spool_path;
   bool has_charges() const { return license_charge || !key_charges.empty() || prompt_stat || !key_health.empty(); }
 };
 
@@ -81,7 +86,8 @@ const TaskRecord& keep_until_transaction_end(TaskRecord record);
 // Unserved databases: the records this backend must write now (see above). Each is kept
 // again (keep_until_transaction_end) by the caller once written.
 std::vector<TaskRecord> take_pending();
-// Whether the spool may hold records for this backend to write (unserved: its first call).
+// Whether the spool may hold records for this backend to write (unserved: its first call, and
+// the call after a transaction that read it did not commit).
 bool spool_check_due();
 
 // The spool, for the writer (and an unserved backend's first call).
