@@ -496,8 +496,11 @@ SENT = "a->>'outcome' IS DISTINCT FROM 'blocked_destination' AND a->>'sent' IS D
 
 
 def ledger_books(conn, key_ids):
-    """{key_id: (attempts, tokens_in, tokens_out)} from processed_tasks, and the tasks' count
-    (the license charges every call that made an attempt, sent or refused)."""
+    """{key_id: (attempts, tokens_in, tokens_out)} from processed_tasks, the tasks' count (a
+    task for every call that made an attempt, sent or refused) and the count of those that
+    reached a provider (what the license charges: API.md, one unit per call that reached a
+    provider; a call whose every attempt went to the key nothing listens on is charged
+    nothing)."""
     attempts = {r["key"]: r["n"] for r in rows(
         conn, "SELECT a->>'api_key_id' AS key, count(*) AS n FROM celaest.processed_tasks t,"
               " jsonb_array_elements(t.metadata->'attempts') a"
@@ -509,7 +512,10 @@ def ledger_books(conn, key_ids):
     tasks = scalar(conn, "SELECT count(*) FROM celaest.processed_tasks t WHERE EXISTS ("
                          " SELECT 1 FROM jsonb_array_elements(t.metadata->'attempts') a"
                          " WHERE a->>'api_key_id' = ANY(%s))", (key_ids,))
-    return {k: (attempts.get(k, 0),) + tuple(int(x) for x in tokens.get(k, (0, 0))) for k in key_ids}, tasks
+    charged = scalar(conn, "SELECT count(*) FROM celaest.processed_tasks t WHERE EXISTS ("
+                           " SELECT 1 FROM jsonb_array_elements(t.metadata->'attempts') a"
+                           " WHERE a->>'api_key_id' = ANY(%s) AND " + SENT + ")", (key_ids,))
+    return {k: (attempts.get(k, 0),) + tuple(int(x) for x in tokens.get(k, (0, 0))) for k in key_ids}, tasks, charged
 
 
 def counter_books(conn, db, key_ids):
@@ -525,10 +531,10 @@ def compare(db, run, keys, used_before, conn):
     mock = mock_books(db.mock, [secret for _, secret in keys.values()])
     deadline = time.monotonic() + FOLD_WAIT_S
     while True:
-        ledger, tasks = ledger_books(conn, key_ids)
+        ledger, tasks, charged = ledger_books(conn, key_ids)
         counters, used = counter_books(conn, db, key_ids)
         table = []
-        agree = used - used_before == tasks
+        agree = used - used_before == charged
         for key_id, (provider, secret) in sorted(keys.items(), key=lambda kv: kv[1]):
             m, l, c = mock[secret], ledger[key_id], counters[key_id]
             row_agrees = m == l and c == (m[0], m[1] + m[2])
@@ -543,8 +549,8 @@ def compare(db, run, keys, used_before, conn):
         + ["  %-16s %s" % (s, run.outcomes.get(s, {})) for s, _ in SCENARIOS]
         + ["books per key (requests/attempts, tokens in, tokens out | usage_count, tokens_used):"]
         + ["  " + line for line in table]
-        + ["license: ai_requests_used +%d, tasks %d, calls %d (%d refused with LC020 before any request)" % (
-            used - used_before, tasks, run.calls, run.not_sent)])
+        + ["license: ai_requests_used +%d, tasks %d (%d reached a provider), calls %d (%d refused with LC020"
+           " before any request)" % (used - used_before, tasks, charged, run.calls, run.not_sent)])
     missing = missing_by_scenario(conn, run)
     if missing:
         report += "\ncalls with no task, by scenario: %s" % missing
