@@ -68,7 +68,7 @@ def databases():
     create_database("launch_b")
     create_database("launch_plain", extension=False)
     yield
-    for name in ("launch_a", "launch_b", "launch_plain", "launch_c", "launch_renamed", "launch_copy"):
+    for name in ("launch_a", "launch_b", "launch_plain", "launch_c", "launch_renamed", "launch_copy", "launch_spool"):
         run("postgres", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
 
 
@@ -133,3 +133,28 @@ def test_ddl_that_needs_an_idle_database_is_not_blocked(databases):
     wait_until(lambda: "launch_renamed" not in workers_by_database(), timeout=4, what="workers gone")
     # The copy has the extension (it came with the template): it is served too.
     wait_until(lambda: serves("launch_copy"), timeout=15, what="workers in the copy")
+
+
+def test_drop_database_releases_its_ledger_spool(databases):
+    # issue 12 §1 "release everything": records a dropped database's backends handed on (in
+    # $PGDATA/celaest_ledger, named by the database's oid) that nobody wrote before the drop
+    # are removed by the launcher, not kept forever; other databases' files stay.
+    create_database("launch_spool")
+    oid = run("postgres", "SELECT oid FROM pg_database WHERE datname = 'launch_spool'")[0][0]
+    run("postgres", 'DROP DATABASE launch_spool WITH (FORCE)')
+    kept_oid = run("postgres", "SELECT oid FROM pg_database WHERE datname = 'postgres'")[0][0]
+    # Files as a backend leaves them (a record, one set aside): the writer of `postgres` would
+    # write a real record at once, so the kept one is a file it sets aside.
+    run("postgres", "COPY (SELECT 1) TO PROGRAM 'mkdir -p celaest_ledger'")  # the server's cwd: its data directory
+    dropped = ["%d.1.2.3.rec" % oid, "%d.1.2.4.rec.failed" % oid]
+    kept = "%d.1.2.5.rec.failed" % kept_oid
+    for name in dropped + [kept]:
+        run("postgres", "COPY (SELECT '{}') TO '%s'" % ("celaest_ledger/" + name))
+
+    def spool():
+        return {r[0] for r in run("postgres", "SELECT pg_ls_dir('celaest_ledger')")}
+
+    assert set(dropped) <= spool()
+    wait_until(lambda: not (set(dropped) & spool()), timeout=15, what="the dropped database's spool files to go")
+    assert kept in spool()
+    run("postgres", "COPY (SELECT 1) TO PROGRAM 'rm -f celaest_ledger/%s'" % kept)

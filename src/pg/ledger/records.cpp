@@ -24,6 +24,7 @@ extern "C" {
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -284,6 +285,27 @@ int64_t spooled_count(uint32_t database) {
     closedir(dir);
   }
   return count;
+}
+
+size_t remove_spool_of_databases_not_in(const uint32_t* databases, size_t count) {
+  const std::vector<uint32_t> known(databases, databases + count);
+  size_t removed = 0;
+  const std::string directory = spool_directory();
+  if (DIR* dir = opendir(directory.c_str())) {
+    while (struct dirent* entry = readdir(dir)) {
+      // <database oid>.<ms>.<pid>.<n>.rec (or .tmp, .rec.failed)
+      const std::string name = entry->d_name;
+      const size_t dot = name.find('.');
+      if (dot == 0 || dot == std::string::npos ||
+          name.find_first_not_of("0123456789") != dot)
+        continue;
+      const uint32_t database = static_cast<uint32_t>(std::strtoul(name.substr(0, dot).c_str(), nullptr, 10));
+      if (std::find(known.begin(), known.end(), database) != known.end()) continue;
+      if (unlink((directory + "/" + name).c_str()) == 0) ++removed;
+    }
+    closedir(dir);
+  }
+  return removed;
 }
 
 std::string to_json(const TaskRecord& record) {

@@ -103,6 +103,9 @@ void remove_at_commit(const std::string& path);
 void set_aside(const std::string& path, const std::string& error);
 // Records in the spool of `database` (for _ledger_state()).
 int64_t spooled_count(uint32_t database);
+// The launcher: removes the spool's files (records, files set aside, temporary ones) of every
+// database not among `databases` (the cluster's, just read); returns how many.
+size_t remove_spool_of_databases_not_in(const uint32_t* databases, size_t count);
 
 // JSON form of a record (the spool's file content).
 std::string to_json(const TaskRecord& record);
