@@ -148,8 +148,9 @@ def test_drop_database_releases_its_ledger_spool(databases):
     run("postgres", "COPY (SELECT 1) TO PROGRAM 'mkdir -p celaest_ledger'")  # the server's cwd: its data directory
     dropped = ["%d.1.2.3.rec" % oid, "%d.1.2.4.rec.failed" % oid]
     kept = "%d.1.2.5.rec.failed" % kept_oid
+    data = run("postgres", "SHOW data_directory")[0][0]
     for name in dropped + [kept]:
-        run("postgres", "COPY (SELECT '{}') TO '%s'" % ("celaest_ledger/" + name))
+        run("postgres", "COPY (SELECT '{}') TO '%s/celaest_ledger/%s'" % (data, name))
 
     def spool():
         return {r[0] for r in run("postgres", "SELECT pg_ls_dir('celaest_ledger')")}
