@@ -13,7 +13,7 @@ import time
 import psycopg2
 import pytest
 
-from batch_env import RUNNER_SETTINGS, WORKER_DB, as_json, connect, env, rows, scalar, tag, words  # noqa: F401 (env: a fixture)
+from batch_env import WORKER_DB, as_json, connect, env, rows, scalar, tag, words  # noqa: F401 (env: a fixture)
 
 TERMINAL = ("completed", "failed", "cancelled")
 STATUS_KEYS = {"status", "total", "pending", "processing", "completed", "failed", "cancelled", "progress",
