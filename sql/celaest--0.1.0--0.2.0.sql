@@ -2874,19 +2874,24 @@ COMMENT ON FUNCTION celaest._ai_requests_pending(uuid) IS
 
 -- What the writer has folded into each counter, so that a rebuild after a crash adds exactly
 -- what shared memory lost: per license, the AI requests of its current billing period; per
--- key, its requests and tokens. Written only by the writer, in the fold's own transaction.
+-- key, its requests and tokens; per prompt, run_prompt's calls, their time and successes.
+-- Written only by the writer, in the fold's own transaction.
 CREATE TABLE celaest._ledger_folds (
-    subject      uuid        PRIMARY KEY,   -- a licenses.id or an ai_api_pool.id
+    subject      uuid        PRIMARY KEY,   -- a licenses.id, an ai_api_pool.id or a prompts_master.id
     period_start timestamptz,               -- a license's billing period the requests belong to
     requests     bigint      NOT NULL DEFAULT 0,
-    tokens       bigint      NOT NULL DEFAULT 0
+    tokens       bigint      NOT NULL DEFAULT 0,
+    time_ms      bigint      NOT NULL DEFAULT 0,
+    successes    bigint      NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE celaest._ledger_folds IS
-    'Internal (ledger): what the ledger writer folded into each license (AI requests of the period) and key (requests, tokens) from calls charged in shared memory; _ledger_rebuild compares it with processed_tasks after a restart.';
-COMMENT ON COLUMN celaest._ledger_folds.subject IS 'The license (licenses.id) or key (ai_api_pool.id).';
-COMMENT ON COLUMN celaest._ledger_folds.period_start IS 'A license''s billing period the folded requests belong to; NULL for a key.';
-COMMENT ON COLUMN celaest._ledger_folds.requests IS 'AI requests folded (a license: in that period; a key: ever).';
-COMMENT ON COLUMN celaest._ledger_folds.tokens IS 'Tokens folded into a key''s tokens_used (0 for a license).';
+    'Internal (ledger): what the ledger writer folded into each license (AI requests of the period), key (requests, tokens) and prompt (calls, time, successes) from calls charged in shared memory; _ledger_rebuild compares it with processed_tasks after a restart.';
+COMMENT ON COLUMN celaest._ledger_folds.subject IS 'The license (licenses.id), key (ai_api_pool.id) or prompt (prompts_master.id).';
+COMMENT ON COLUMN celaest._ledger_folds.period_start IS 'A license''s billing period the folded requests belong to; NULL for a key or a prompt.';
+COMMENT ON COLUMN celaest._ledger_folds.requests IS 'AI requests folded (a license: in that period; a key: ever; a prompt: its run_prompt calls, ever).';
+COMMENT ON COLUMN celaest._ledger_folds.tokens IS 'Tokens folded into a key''s tokens_used (0 for a license or a prompt).';
+COMMENT ON COLUMN celaest._ledger_folds.time_ms IS 'A prompt''s folded calls: their execution time in ms, summed (0 for a license or a key).';
+COMMENT ON COLUMN celaest._ledger_folds.successes IS 'A prompt''s folded calls that completed (0 for a license or a key).';
 -- Bookkeeping of the writer (superuser): no tenant reads it; a super admin may, for support.
 ALTER TABLE celaest._ledger_folds ENABLE ROW LEVEL SECURITY;
 CREATE POLICY ledger_folds_super_admin ON celaest._ledger_folds FOR SELECT
@@ -2923,6 +2928,7 @@ AS $$
 DECLARE
     v_licenses bigint;
     v_keys     bigint;
+    v_prompts  bigint;
 BEGIN
     WITH truth AS (
              SELECT t.license_id AS id, count(*) AS n
@@ -2984,11 +2990,45 @@ BEGIN
              SELECT id, NULL, n, tokens FROM target
              ON CONFLICT (subject) DO UPDATE SET requests = EXCLUDED.requests, tokens = EXCLUDED.tokens)
     SELECT count(*) INTO v_keys FROM fixed;
-    RETURN v_licenses + v_keys;
+
+    -- run_prompt's statistics (usage_count and the running average time and success rate): the
+    -- calls marked metadata.prompt_stats = 'shared' that the writer had not folded yet are
+    -- added as one fold of them would add them.
+    WITH truth AS (
+             SELECT t.prompt_id AS id, count(*) AS n, sum(COALESCE(t.execution_time_ms, 0)) AS ms,
+                    count(*) FILTER (WHERE t.status = 'completed') AS ok
+               FROM celaest.processed_tasks AS t
+              WHERE t.metadata->>'prompt_stats' = 'shared' AND t.prompt_id IS NOT NULL
+              GROUP BY t.prompt_id),
+         target AS (
+             SELECT p.id, COALESCE(tr.n, 0) AS n, COALESCE(tr.ms, 0) AS ms, COALESCE(tr.ok, 0) AS ok,
+                    COALESCE(f.requests, 0) AS folded_n, COALESCE(f.time_ms, 0) AS folded_ms,
+                    COALESCE(f.successes, 0) AS folded_ok
+               FROM celaest.prompts_master AS p
+               LEFT JOIN truth AS tr ON tr.id = p.id
+               LEFT JOIN celaest._ledger_folds AS f ON f.subject = p.id
+              WHERE tr.id IS NOT NULL OR f.subject IS NOT NULL),
+         fixed AS (
+             UPDATE celaest.prompts_master AS p
+                SET usage_count = p.usage_count + (g.n - g.folded_n),
+                    avg_response_time_ms = ((COALESCE(p.avg_response_time_ms, 0)::numeric * p.usage_count
+                                             + GREATEST(g.ms - g.folded_ms, 0)) / (p.usage_count + (g.n - g.folded_n)))::int,
+                    success_rate = round((COALESCE(p.success_rate, 0) * p.usage_count
+                                          + GREATEST(g.ok - g.folded_ok, 0) * 100) / (p.usage_count + (g.n - g.folded_n)), 2)
+               FROM target AS g
+              WHERE p.id = g.id AND g.n > g.folded_n
+             RETURNING p.id),
+         noted AS (
+             INSERT INTO celaest._ledger_folds AS f (subject, period_start, requests, tokens, time_ms, successes)
+             SELECT id, NULL, n, 0, ms, ok FROM target
+             ON CONFLICT (subject) DO UPDATE SET requests = EXCLUDED.requests, time_ms = EXCLUDED.time_ms,
+                                                 successes = EXCLUDED.successes)
+    SELECT count(*) INTO v_prompts FROM fixed;
+    RETURN v_licenses + v_keys + v_prompts;
 END;
 $$;
 COMMENT ON FUNCTION celaest._ledger_rebuild() IS
-    'Internal (ledger writer, at its start after a restart): brings licenses.ai_requests_used (current period) and ai_api_pool usage_count/tokens_used back to what processed_tasks records for the calls charged through the ledger, adding what shared memory lost; returns the rows corrected.';
+    'Internal (ledger writer, at its start after a restart): brings licenses.ai_requests_used (current period), ai_api_pool usage_count/tokens_used and prompts_master''s statistics back to what processed_tasks records for the calls charged through the ledger, adding what shared memory lost; returns the rows corrected.';
 
 
 -- Requests of batch tasks on the wire (README "Exactly once after a crash"): the batch runner

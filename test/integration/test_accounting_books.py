@@ -21,6 +21,11 @@ commit, as in production; everything the module creates there carries a random t
 switched off afterwards (the keys of the four providers that were active are set aside for
 the module and restored).
 
+The same runs again in a database the launcher does not serve (`celaest_it_books_unserved`,
+as without shared_preload_libraries): no writer; the charges are made at each call's commit and
+the records of transactions that did not commit are written by the backend's next call, or from
+the spool by a later backend's first call (BooksDb.settle makes that call before comparing).
+
 Run once serially and once from 8 sessions at a time (pgbench-style: one connection per
 thread, each taking the next call). Each run uses its own fresh keys, so the books of one run
 are not mixed with another's. Counters may trail the ledger by up to 1 s (API.md, "The
@@ -43,7 +48,7 @@ import psycopg2.extensions
 import pytest
 
 from batch_env import as_json, tag
-from conftest import add_key, connect, new_secret, rows, scalar
+from conftest import add_key, connect, create_database, new_secret, rows, scalar
 
 LEDGER_DB = os.environ.get("CELAEST_WORKER_DATABASE", "postgres")
 
@@ -100,12 +105,22 @@ class Run:
                 self.not_sent += 1
 
 
-class BooksDb:
-    """The served database set up for the books: per provider a tagged, priced model; an
-    organization, user, plan and license of their own; a prompt. The keys come per run."""
+UNSERVED_DB = "celaest_it_books_unserved"
 
-    def __init__(self, mock):
-        self.name = LEDGER_DB
+
+class BooksDb:
+    """The database set up for the books: per provider a tagged, priced model; an
+    organization, user, plan and license of their own; a prompt. The keys come per run.
+    Served: `postgres`, where a ledger writer runs. Unserved: a database of its own that
+    celaest.databases leaves out (as one without shared_preload_libraries): the calls' charges
+    are made at their commit, and a record whose transaction did not commit is written by the
+    backend's next call or, once the backend has exited, by the first call of a later one."""
+
+    def __init__(self, mock, served=True):
+        self.served = served
+        self.name = LEDGER_DB if served else UNSERVED_DB
+        if not served:
+            create_database(self.name)
         self.mock = mock
         self.tag = tag()
         self.conns = []
@@ -146,6 +161,49 @@ class BooksDb:
             self.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE is_active"
                         " AND provider = ANY(%s::celaest.ai_provider[]) RETURNING id", (list(KEYS_PER_PROVIDER),))]]
         self.own_keys = []
+        if not served:
+            # The spool's drainer: another organization calling another provider with a key of
+            # its own, so that its call is in none of the books compared.
+            self.drain_org, self.drain_user = str(uuid.uuid4()), str(uuid.uuid4())
+            scalar(self.admin, "INSERT INTO celaest.organizations (id, name, slug) VALUES (%s, %s, %s)",
+                   (self.drain_org, "Books drain " + self.tag, "books-drain-" + self.tag))
+            scalar(self.admin, "INSERT INTO celaest.users_profile (id, organization_id, email, role)"
+                               " VALUES (%s, %s, %s, 'admin')",
+                   (self.drain_user, self.drain_org, "books-drain-%s@example.test" % self.tag))
+            scalar(self.admin, "SELECT celaest.issue_license(%s, %s)", (self.drain_org, plan))
+            self.drain_model = "books-drain-" + self.tag
+            scalar(self.admin, "INSERT INTO celaest.ai_models (provider, model_id, display_name, cost_per_1k_input,"
+                               " cost_per_1k_output, priority, capabilities) VALUES ('deepseek', %s, %s, 0.1, 0.2,"
+                               " 5, '{\"text_generation\": true}') RETURNING id", (self.drain_model, self.drain_model))
+            add_key(self.admin, "deepseek", "books-drain-" + self.tag, new_secret("books-drain"),
+                    {"base_url": self.mock.url("deepseek")})
+
+    def settle(self):
+        """Unserved: once every session of the run has exited (their pending records spooled),
+        a new backend's first AI call writes the spool and charges it."""
+        if self.served:
+            return
+        deadline = time.monotonic() + 30
+        while scalar(self.admin, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                 " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"):
+            assert time.monotonic() < deadline, rows(self.admin, "SELECT pid, state, query FROM pg_stat_activity"
+                                                                 " WHERE datname = current_database()")
+            time.sleep(0.05)
+        # A backend's first call writes up to 1,000 spooled records.
+        for _ in range(10):
+            spooled = scalar(self.admin, "SELECT (celaest._ledger_state()->>'records_spooled')::int")
+            if spooled == 0:
+                break
+            print("unserved: %d records in the spool" % spooled)
+            conn = connect(self.name)
+            try:
+                scalar(conn, "SELECT set_config('celaest.user_id', %s, false)", (self.drain_user,))
+                result = as_json(scalar(conn, "SELECT celaest.ai_chat('[{\"role\": \"user\", \"content\":"
+                                              " \"drain\"}]', %s)", (self.drain_model,)))
+                assert result["status"] == "completed", result
+            finally:
+                conn.close()
+        assert scalar(self.admin, "SELECT (celaest._ledger_state()->>'records_spooled')::int") == 0
 
     def connect(self, **settings):
         conn = connect(self.name)
@@ -166,6 +224,9 @@ class BooksDb:
         """With the ledger (issue 10), calls charge it once its writer has started."""
         if not scalar(self.admin, "SELECT to_regproc('celaest._ledger_state') IS NOT NULL"):
             return
+        if not self.served:
+            assert not as_json(scalar(self.admin, "SELECT celaest._ledger_state()"))["served"]
+            return
         deadline = time.monotonic() + 30
         while not as_json(scalar(self.admin, "SELECT celaest._ledger_state()"))["served"]:
             assert time.monotonic() < deadline, "no ledger writer serves %s" % self.name
@@ -181,11 +242,15 @@ class BooksDb:
         scalar(admin, "UPDATE celaest.prompts_master SET is_active = false WHERE id = %s", (self.prompt_uuid,))
         scalar(admin, "UPDATE celaest.ai_models SET is_active = false WHERE id = ANY(%s::uuid[])", (self.model_uuids,))
         admin.close()
+        if not self.served:
+            dropper = connect("postgres")
+            scalar(dropper, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name)
+            dropper.close()
 
 
-@pytest.fixture(scope="module")
-def books_db(mock_server):
-    database = BooksDb(mock_server)
+@pytest.fixture(scope="module", params=["served", "unserved"])
+def books_db(request, mock_server):
+    database = BooksDb(mock_server, served=request.param == "served")
     try:
         database.wait_until_served()
         yield database
@@ -431,8 +496,11 @@ SENT = "a->>'outcome' IS DISTINCT FROM 'blocked_destination' AND a->>'sent' IS D
 
 
 def ledger_books(conn, key_ids):
-    """{key_id: (attempts, tokens_in, tokens_out)} from processed_tasks, and the tasks' count
-    (the license charges every call that made an attempt, sent or refused)."""
+    """{key_id: (attempts, tokens_in, tokens_out)} from processed_tasks, the tasks' count (a
+    task for every call that made an attempt, sent or refused) and the count of those that
+    reached a provider (what the license charges: API.md, one unit per call that reached a
+    provider; a call whose every attempt went to the key nothing listens on is charged
+    nothing)."""
     attempts = {r["key"]: r["n"] for r in rows(
         conn, "SELECT a->>'api_key_id' AS key, count(*) AS n FROM celaest.processed_tasks t,"
               " jsonb_array_elements(t.metadata->'attempts') a"
@@ -444,7 +512,10 @@ def ledger_books(conn, key_ids):
     tasks = scalar(conn, "SELECT count(*) FROM celaest.processed_tasks t WHERE EXISTS ("
                          " SELECT 1 FROM jsonb_array_elements(t.metadata->'attempts') a"
                          " WHERE a->>'api_key_id' = ANY(%s))", (key_ids,))
-    return {k: (attempts.get(k, 0),) + tuple(int(x) for x in tokens.get(k, (0, 0))) for k in key_ids}, tasks
+    charged = scalar(conn, "SELECT count(*) FROM celaest.processed_tasks t WHERE EXISTS ("
+                           " SELECT 1 FROM jsonb_array_elements(t.metadata->'attempts') a"
+                           " WHERE a->>'api_key_id' = ANY(%s) AND " + SENT + ")", (key_ids,))
+    return {k: (attempts.get(k, 0),) + tuple(int(x) for x in tokens.get(k, (0, 0))) for k in key_ids}, tasks, charged
 
 
 def counter_books(conn, db, key_ids):
@@ -456,13 +527,14 @@ def counter_books(conn, db, key_ids):
 def compare(db, run, keys, used_before, conn):
     """The three books, per key, once the counters have had time to fold (FOLD_WAIT_S)."""
     key_ids = list(keys)
+    db.settle()
     mock = mock_books(db.mock, [secret for _, secret in keys.values()])
     deadline = time.monotonic() + FOLD_WAIT_S
     while True:
-        ledger, tasks = ledger_books(conn, key_ids)
+        ledger, tasks, charged = ledger_books(conn, key_ids)
         counters, used = counter_books(conn, db, key_ids)
         table = []
-        agree = used - used_before == tasks
+        agree = used - used_before == charged
         for key_id, (provider, secret) in sorted(keys.items(), key=lambda kv: kv[1]):
             m, l, c = mock[secret], ledger[key_id], counters[key_id]
             row_agrees = m == l and c == (m[0], m[1] + m[2])
@@ -477,8 +549,8 @@ def compare(db, run, keys, used_before, conn):
         + ["  %-16s %s" % (s, run.outcomes.get(s, {})) for s, _ in SCENARIOS]
         + ["books per key (requests/attempts, tokens in, tokens out | usage_count, tokens_used):"]
         + ["  " + line for line in table]
-        + ["license: ai_requests_used +%d, tasks %d, calls %d (%d refused with LC020 before any request)" % (
-            used - used_before, tasks, run.calls, run.not_sent)])
+        + ["license: ai_requests_used +%d, tasks %d (%d reached a provider), calls %d (%d refused with LC020"
+           " before any request)" % (used - used_before, tasks, charged, run.calls, run.not_sent)])
     missing = missing_by_scenario(conn, run)
     if missing:
         report += "\ncalls with no task, by scenario: %s" % missing

@@ -10,7 +10,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import MODELS, PROVIDERS, expected_cost, scalar
+from conftest import MODELS, PROVIDERS, expected_cost, one, scalar
 
 
 def say(text):
@@ -66,6 +66,10 @@ def test_429_moves_to_another_key_without_waiting(db, mock, conn):
     # And the limited key stays off for the other calls until its delay has passed.
     again = db.ai_chat(conn, say("while cooling"), None, {"provider": "openai"})
     assert db.task(conn, again["task_id"])["api_key_id"] == spare_id
+    # v_api_pool_status shows it cooling down until about the end of the Retry-After (issue 12 §7).
+    pool = one(conn, "SELECT keys_cooling_down, extract(epoch FROM cooldown_ends_at - now())::float8 AS left_s"
+                     " FROM celaest.v_api_pool_status WHERE provider = 'openai'")
+    assert pool["keys_cooling_down"] == 1 and 2.0 < pool["left_s"] <= 5.5, pool
 
 
 def test_429_without_retry_after_retries_the_same_key(db, mock, conn):

@@ -318,6 +318,57 @@ def test_wait_batch_sleeps_until_the_ending_transaction_commits(env):
         conn.close()
 
 
+def test_wait_batch_holds_back_no_vacuum_horizon_while_it_sleeps(env):
+    # issue 12 §5: `SELECT celaest.wait_batch(…)` alone advertises no xmin while it sleeps
+    # (pg_stat_activity.backend_xmin is NULL), so a wait of minutes holds back no vacuum; it
+    # still wakes and answers. Where the statement's snapshot may be read again after the call
+    # (REPEATABLE READ, the call inside a larger query) the snapshot is kept, as PostgreSQL
+    # requires (README "wait_batch").
+    org = env.org(max_concurrent_tasks=0)
+    batch_id = env.submit(org, words(tag(), 2))
+
+    def xmin_while_waiting(sql, isolation=None):
+        conn = connect()
+        try:
+            pid = scalar(conn, "SELECT pg_backend_pid()")
+            if isolation:
+                conn.autocommit = False
+                conn.set_session(isolation_level=isolation)
+            result = {}
+
+            def wait():
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(sql, (batch_id,))
+                        result["status"] = as_json(cur.fetchone()[0])
+                except psycopg2.Error as e:
+                    result["error"] = e.pgcode
+
+            waiter = threading.Thread(target=wait)
+            waiter.start()
+            deadline = time.time() + 5
+            while scalar(env.admin, "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)) != "Extension":
+                assert time.time() < deadline
+                time.sleep(0.02)
+            time.sleep(0.1)
+            xmin = scalar(env.admin, "SELECT backend_xmin::text FROM pg_stat_activity WHERE pid = %s", (pid,))
+            waiter.join(5)
+            assert not waiter.is_alive()
+            assert result["status"]["pending"] == 2, result
+            return xmin
+        finally:
+            conn.close()
+
+    assert xmin_while_waiting("SELECT celaest.wait_batch(%s, '700 milliseconds')") is None
+    assert xmin_while_waiting("SELECT * FROM celaest.wait_batch(%s, '700 milliseconds')") is None
+    # A snapshot read after the call: held (a transaction snapshot; a larger query).
+    assert xmin_while_waiting("SELECT celaest.wait_batch(%s, '700 milliseconds')",
+                              psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ) is not None
+    assert xmin_while_waiting("SELECT celaest.wait_batch(%s, '700 milliseconds'), (SELECT count(*)"
+                              " FROM celaest.task_batches)") is not None
+    assert scalar(env.admin, "SELECT celaest.cancel_batch(%s)", (batch_id,)) == 2
+
+
 def key_books(env):
     """(the key's usage_count, the requests with the key that processed_tasks records)."""
     return (scalar(env.admin, "SELECT usage_count FROM celaest.ai_api_pool WHERE id = %s", (env.key_id,)),
@@ -752,3 +803,36 @@ def test_the_maintenance_worker_refreshes_todays_roi_rows(env):
         assert row == 1, row
     finally:
         env.set_runner_setting("celaest.roi_refresh_interval", None)
+
+
+def test_the_maintenance_worker_checks_the_keys_every_health_check_interval(env):
+    # issue 12 §7: the upkeep worker checks every active key every celaest.health_check_interval
+    # (here 1 s) on its own, and a key that works again comes back. Before, the worker slept a
+    # minute between passes whatever the interval (only a reload woke it sooner).
+    if scalar(env.admin, "SELECT source FROM pg_settings WHERE name = 'celaest.health_check_interval'") == \
+            "command line":
+        pytest.skip("celaest.health_check_interval is fixed on this server's command line")
+    env.set_runner_setting("celaest.health_check_interval", "1")
+    try:
+        # Marked unhealthy after the reload's wake-up: only the interval can bring it back.
+        time.sleep(0.5)
+        scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_healthy = false, consecutive_failures = 7,"
+                          " last_health_check = NULL WHERE id = %s RETURNING 1", (env.key_id,))
+        deadline = time.time() + 10
+        while True:
+            key = rows(env.admin, "SELECT is_healthy, consecutive_failures, last_health_check"
+                                  " FROM celaest.ai_api_pool WHERE id = %s", (env.key_id,))[0]
+            healthy, failures, checked = key["is_healthy"], key["consecutive_failures"], key["last_health_check"]
+            if healthy and failures == 0 and checked is not None:
+                break
+            assert time.time() < deadline, (healthy, failures, checked)
+            time.sleep(0.2)
+        # And again a second later: it keeps checking.
+        first = checked
+        deadline = time.time() + 10
+        while scalar(env.admin, "SELECT last_health_check FROM celaest.ai_api_pool WHERE id = %s",
+                     (env.key_id,)) == first:
+            assert time.time() < deadline, "no second check"
+            time.sleep(0.2)
+    finally:
+        env.set_runner_setting("celaest.health_check_interval", None)

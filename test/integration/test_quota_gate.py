@@ -123,3 +123,124 @@ def test_no_call_waits_for_another_callers_open_transaction_in_an_unserved_datab
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("failure", ["401", "500"])
+def test_a_failing_key_locks_nothing_in_an_unserved_database(db, conn, mock, failure):
+    """Issue 10 §2 with key health events: in this module's database (no ledger writer) a key
+    failing 401 (definitive) or 500 is written at commit with the call's other charges, not in
+    the call's statement. Session A's call fails on the key, moves to a good one and A keeps its
+    transaction open; session B's calls (same key first) complete under statement_timeout
+    (before: B's failure UPDATE waited for A's row lock, 57014). Nothing is lost: once A
+    commits, the failing key has every failure and every request sent with it; a rolled-back
+    call's failure is written by that backend's next call."""
+    from conftest import add_key, new_secret
+    failing_id, failing_secret = db.only_key(conn, "openai", "failing-" + failure,
+                                             valid=(failure != "401"), options={"priority": 10})
+    good_id = add_key(conn, "openai", "openai-good-" + failure, new_secret("openai-good-" + failure), {"priority": 0})
+    if failure == "500":
+        mock.fault(provider="openai", status=500, count=100, key_prefix=failing_secret)
+    threshold = 100  # a 500 never makes the key unhealthy here: every call tries it first
+    a = db.connect(health_failure_threshold=threshold)
+    a.autocommit = False
+    b = db.connect(health_failure_threshold=threshold)
+    scalar(b, "SELECT set_config('statement_timeout', '4000', false)")
+    try:
+        first = db.ai_chat(a, say("A fails over, then holds"), None, {"provider": "openai"})
+        assert first["status"] == "completed" and first["retry_count"] == 1, first
+        for n in range(3):
+            assert db.ai_chat(b, say("B %d" % n), None, {"provider": "openai"})["status"] == "completed"
+        a.commit()
+        sent_to_failing = [r for r in mock.chat_requests("openai") if r["status_returned"] != 200]
+        key = db.key(conn, failing_id)
+        assert key["usage_count"] == len(sent_to_failing)
+        if failure == "401":
+            # A's definitive failure and B's first (B's later calls skip the unhealthy key).
+            assert not key["is_healthy"] and key["consecutive_failures"] == 2, key
+        else:
+            assert key["is_healthy"] and key["consecutive_failures"] == 4 == len(sent_to_failing), key
+        assert db.key(conn, good_id)["usage_count"] == 4
+        # A rolled-back call's failure is not lost: written with its record by the next call.
+        scalar(conn, "UPDATE celaest.ai_api_pool SET consecutive_failures = 0, is_healthy = true WHERE id = %s"
+                     " RETURNING 1", (failing_id,))
+        db.ai_chat(a, say("A rolls back"), None, {"provider": "openai"})
+        a.rollback()
+        assert db.key(conn, failing_id)["consecutive_failures"] == 0
+        db.ai_chat(a, say("A's next call"), None, {"provider": "openai"})
+        a.commit()
+        key = db.key(conn, failing_id)
+        assert key["consecutive_failures"] == 2 and key["is_healthy"] == (failure == "500"), key
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_backend_that_exits_after_a_rolled_back_call_leaves_it_to_the_next_backend(db, conn):
+    """Issue 10 §4, unserved database: a backend whose call's transaction rolled back and that
+    makes no further call hands the record to the spool when it exits; the first AI call of
+    the next backend of the database writes it and charges it (nothing is silently lost)."""
+    import time
+    used_before = db.license_used(conn)
+    key_before = db.key(conn, db.keys["groq"])["usage_count"]
+    a = db.connect()
+    a.autocommit = False
+    pid = scalar(a, "SELECT pg_backend_pid()")
+    gone = db.ai_chat(a, say("rolled back, then the session ends"), None, {"provider": "groq"})
+    a.rollback()
+    a.close()
+    deadline = time.time() + 10
+    while scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)):
+        assert time.time() < deadline, "the backend did not exit"
+        time.sleep(0.05)
+    assert scalar(conn, "SELECT count(*) FROM celaest.processed_tasks WHERE id = %s", (gone["task_id"],)) == 0
+    b = db.connect()
+    try:
+        assert db.ai_chat(b, say("a new backend's first call"), None, {"provider": "groq"})["status"] == "completed"
+    finally:
+        b.close()
+    assert scalar(conn, "SELECT count(*) FROM celaest.processed_tasks WHERE id = %s", (gone["task_id"],)) == 1
+    assert db.license_used(conn) == used_before + 2
+    assert db.key(conn, db.keys["groq"])["usage_count"] == key_before + 2
+
+
+def test_a_reader_of_the_spool_that_rolls_back_leaves_it_as_it_was(db, conn):
+    """Unserved database: a backend's first call writes the records spooled by backends that
+    exited; if that call's transaction rolls back, the spool keeps them (read again later) and
+    they are not spooled a second time (before: every rolled-back reader added a copy of all it
+    had read — 2,430 files after a 2,000-call serial run of test_accounting_books). Each record
+    is written, and charged, once."""
+    import time
+
+    def spooled():
+        return scalar(conn, "SELECT (celaest._ledger_state()->>'records_spooled')::int")
+
+    def exit_after(c):
+        pid = scalar(c, "SELECT pg_backend_pid()")
+        c.close()
+        deadline = time.time() + 10
+        while scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)):
+            assert time.time() < deadline
+            time.sleep(0.05)
+
+    used_before, spooled_before = db.license_used(conn), spooled()
+    a = db.connect()
+    a.autocommit = False
+    first = db.ai_chat(a, say("A rolls back and exits"), None, {"provider": "groq"})
+    a.rollback()
+    exit_after(a)
+    assert spooled() == spooled_before + 1
+    b = db.connect()
+    b.autocommit = False
+    second = db.ai_chat(b, say("B reads the spool, rolls back and exits"), None, {"provider": "groq"})
+    b.rollback()
+    exit_after(b)
+    assert spooled() == spooled_before + 2  # A's record once, B's own
+    c = db.connect()
+    try:
+        db.ai_chat(c, say("C reads the spool and commits"), None, {"provider": "groq"})
+    finally:
+        c.close()
+    assert spooled() == 0
+    for task in (first, second):
+        assert scalar(conn, "SELECT count(*) FROM celaest.processed_tasks WHERE id = %s", (task["task_id"],)) == 1
+    assert db.license_used(conn) == used_before + 3

@@ -10,7 +10,7 @@ import time
 import psycopg2
 import pytest
 
-ROLES = ("celaest maintenance", "celaest batch runner")
+ROLES = ("celaest maintenance", "celaest batch runner", "celaest ledger writer")
 
 
 def connect(dbname):
@@ -68,7 +68,7 @@ def databases():
     create_database("launch_b")
     create_database("launch_plain", extension=False)
     yield
-    for name in ("launch_a", "launch_b", "launch_plain", "launch_c", "launch_renamed", "launch_copy"):
+    for name in ("launch_a", "launch_b", "launch_plain", "launch_c", "launch_renamed", "launch_copy", "launch_spool"):
         run("postgres", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
 
 
@@ -111,6 +111,17 @@ def test_a_terminated_worker_is_started_again(databases):
     assert restarted
 
 
+def test_a_worker_asked_to_stop_leaves_within_a_second(databases):
+    # issue 12 §1 (pg_cron's recipe): SIGTERM ends a worker within a second, whichever it is
+    # and whatever it waits on; the launcher then starts a new one.
+    wait_until(lambda: serves("launch_a"), what="launch_a workers")
+    for role in ROLES:
+        pid = workers_by_database()["launch_a"][role]
+        # With a timeout, pg_terminate_backend waits for the process to exit: true if it did.
+        assert run("postgres", "SELECT pg_terminate_backend(%s, 1000)", (pid,)) == [(True,)], role
+        wait_until(lambda: serves("launch_a"), what="launch_a workers again")
+
+
 def test_ddl_that_needs_an_idle_database_is_not_blocked(databases):
     wait_until(lambda: serves("launch_b"), what="launch_b workers")
     # CREATE DATABASE … TEMPLATE, ALTER DATABASE … RENAME and DROP DATABASE (no FORCE) need a
@@ -122,3 +133,29 @@ def test_ddl_that_needs_an_idle_database_is_not_blocked(databases):
     wait_until(lambda: "launch_renamed" not in workers_by_database(), timeout=4, what="workers gone")
     # The copy has the extension (it came with the template): it is served too.
     wait_until(lambda: serves("launch_copy"), timeout=15, what="workers in the copy")
+
+
+def test_drop_database_releases_its_ledger_spool(databases):
+    # issue 12 §1 "release everything": records a dropped database's backends handed on (in
+    # $PGDATA/celaest_ledger, named by the database's oid) that nobody wrote before the drop
+    # are removed by the launcher, not kept forever; other databases' files stay.
+    create_database("launch_spool")
+    oid = run("postgres", "SELECT oid FROM pg_database WHERE datname = 'launch_spool'")[0][0]
+    run("postgres", 'DROP DATABASE launch_spool WITH (FORCE)')
+    kept_oid = run("postgres", "SELECT oid FROM pg_database WHERE datname = 'postgres'")[0][0]
+    # Files as a backend leaves them (a record, one set aside): the writer of `postgres` would
+    # write a real record at once, so the kept one is a file it sets aside.
+    run("postgres", "COPY (SELECT 1) TO PROGRAM 'mkdir -p celaest_ledger'")  # the server's cwd: its data directory
+    dropped = ["%d.1.2.3.rec" % oid, "%d.1.2.4.rec.failed" % oid]
+    kept = "%d.1.2.5.rec.failed" % kept_oid
+    data = run("postgres", "SHOW data_directory")[0][0]
+    for name in dropped + [kept]:
+        run("postgres", "COPY (SELECT '{}') TO '%s/celaest_ledger/%s'" % (data, name))
+
+    def spool():
+        return {r[0] for r in run("postgres", "SELECT pg_ls_dir('celaest_ledger')")}
+
+    assert set(dropped) <= spool()
+    wait_until(lambda: not (set(dropped) & spool()), timeout=15, what="the dropped database's spool files to go")
+    assert kept in spool()
+    run("postgres", "COPY (SELECT 1) TO PROGRAM 'rm -f celaest_ledger/%s'" % kept)

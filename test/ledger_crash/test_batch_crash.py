@@ -1,5 +1,7 @@
 """A batch through a server crash (issue 12 §4, README "Exactly once after a crash"): kill -9 of
-the batch runner, or of any other backend, while tasks are on the wire. The postmaster resets
+the batch runner, or of any other backend, or an immediate stop of the server and a start
+(`pg_ctlcluster … stop -m immediate`: no checkpoint, the WAL replayed at start), while tasks
+are on the wire. The postmaster resets
 shared memory and restarts every worker. Afterwards every task has ended exactly once: none
 left pending or processing, none sent twice (celaest.retry_after_crash is off), the calls that
 were on the wire failed as `interrupted`, and the three books agree: the provider's count of
@@ -9,7 +11,9 @@ requests per key, processed_tasks (answered and interrupted attempts), and the c
 Runs in its own cluster (scripts/test.sh), like test_ledger_crash.py.
 """
 import json
+import os
 import secrets
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -68,6 +72,14 @@ def kill_9(admin, pid):
         pass
 
 
+def immediate_stop_and_start():
+    """The cluster of scripts/cluster.sh (pg_virtualenv's 15/regress): stopped as a crash would
+    stop it, then started again."""
+    version = os.environ.get("CELAEST_PG_VERSION", "15")
+    subprocess.run(["pg_ctlcluster", "--mode", "immediate", version, "regress", "stop"], check=True)
+    subprocess.run(["pg_ctlcluster", version, "regress", "start"], check=True)
+
+
 def runner_pid(admin):
     deadline = time.time() + 30
     while True:
@@ -79,7 +91,7 @@ def runner_pid(admin):
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("victim", ["runner", "backend"])
+@pytest.mark.parametrize("victim", ["runner", "backend", "immediate stop"])
 def test_a_batch_ends_exactly_once_after_kill_9(victim):
     with private_mock() as port:
         t = secrets.token_hex(4)
@@ -97,12 +109,17 @@ def test_a_batch_ends_exactly_once_after_kill_9(victim):
             assert time.time() < deadline, scalar(admin, "SELECT celaest.batch_status(%s)", (batch_id,))
             time.sleep(0.02)
         bystander = connect()
-        pid = runner_pid(admin) if victim == "runner" else bystander.get_backend_pid()
-        kill_9(admin, pid)
-        try:
+        if victim == "immediate stop":
+            admin.close()
             bystander.close()
-        except Exception:
-            pass
+            immediate_stop_and_start()
+        else:
+            pid = runner_pid(admin) if victim == "runner" else bystander.get_backend_pid()
+            kill_9(admin, pid)
+            try:
+                bystander.close()
+            except Exception:
+                pass
 
         time.sleep(1.0)
         admin = connect(retry_s=60)

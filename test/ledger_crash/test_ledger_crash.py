@@ -63,9 +63,15 @@ def test_counters_are_rebuilt_from_processed_tasks_after_a_crash():
         wait_served(admin)
         t = secrets.token_hex(4)
         model = "crash-model-" + t
-        scalar(admin, "INSERT INTO celaest.ai_models (provider, model_id, display_name, cost_per_1k_input,"
-                      " cost_per_1k_output, priority, capabilities) VALUES ('openai', %s, %s, 0.5, 1.5, 3000,"
-                      " '{\"text_generation\": true}') RETURNING id", (model, model))
+        model_row = scalar(admin, "INSERT INTO celaest.ai_models (provider, model_id, display_name, cost_per_1k_input,"
+                                  " cost_per_1k_output, priority, capabilities) VALUES ('openai', %s, %s, 0.5, 1.5,"
+                                  " 3000, '{\"text_generation\": true}') RETURNING id", (model, model))
+        # run_prompt's statistics live in shared memory until folded: rebuilt too.
+        slug = "crash-prompt-" + t
+        prompt_id = scalar(admin, "INSERT INTO celaest.prompts_master (slug, name, category, system_prompt,"
+                                  " user_prompt_template, variables, preferred_model_id, temperature, max_tokens)"
+                                  " VALUES (%s, %s, 'test', 'Be brief.', 'Say {{topic}}.', '[\"topic\"]', %s, 0.3,"
+                                  " 50) RETURNING id", (slug, slug, model_row))
         scalar(admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE provider = 'openai' RETURNING 1")
         key_id = scalar(admin, "SELECT celaest.add_api_key('openai', %s, %s, %s)",
                         ("crash-key-" + t, "sk-good-crash-" + secrets.token_hex(12),
@@ -88,6 +94,7 @@ def test_counters_are_rebuilt_from_processed_tasks_after_a_crash():
         holder.autocommit = False
         scalar(holder, "SELECT 1 FROM celaest.licenses WHERE id = %s FOR NO KEY UPDATE", (license_id,))
         scalar(holder, "SELECT 1 FROM celaest.ai_api_pool WHERE id = %s FOR NO KEY UPDATE", (key_id,))
+        scalar(holder, "SELECT 1 FROM celaest.prompts_master WHERE id = %s FOR NO KEY UPDATE", (prompt_id,))
 
         calls = 12
 
@@ -96,8 +103,12 @@ def test_counters_are_rebuilt_from_processed_tasks_after_a_crash():
             scalar(conn, "SELECT set_config('celaest.user_id', %s, false)", (user,))
             for i in range(calls):
                 conn.autocommit = i % 3 != 0  # every third call in a transaction rolled back
-                scalar(conn, "SELECT celaest.ai_chat(%s::jsonb, %s)",
-                       (json.dumps([{"role": "user", "content": "crash %d %d %s" % (index, i, t)}]), model))
+                if i % 2:
+                    scalar(conn, "SELECT celaest.run_prompt(%s, %s::jsonb)",
+                           (slug, json.dumps({"topic": "crash %d %d %s" % (index, i, t)})))
+                else:
+                    scalar(conn, "SELECT celaest.ai_chat(%s::jsonb, %s)",
+                           (json.dumps([{"role": "user", "content": "crash %d %d %s" % (index, i, t)}]), model))
                 if not conn.autocommit:
                     conn.rollback()
             conn.close()
@@ -141,9 +152,19 @@ def test_counters_are_rebuilt_from_processed_tasks_after_a_crash():
         key = scalar(admin, "SELECT jsonb_build_object('n', usage_count, 'tokens', tokens_used)"
                             "  FROM celaest.ai_api_pool WHERE id = %s", (key_id,))
         assert key == expected and key["n"] == 4 * calls, (key, expected)
+        # The prompt's statistics: one use per run_prompt call, the average of their times.
+        truth = scalar(admin, "SELECT jsonb_build_object('n', count(*), 'avg', avg(execution_time_ms)::float8,"
+                              " 'ok', count(*) FILTER (WHERE status = 'completed'))"
+                              " FROM celaest.processed_tasks WHERE prompt_id = %s", (prompt_id,))
+        prompt = scalar(admin, "SELECT jsonb_build_object('n', usage_count, 'avg', avg_response_time_ms,"
+                               " 'rate', success_rate::float8) FROM celaest.prompts_master WHERE id = %s", (prompt_id,))
+        assert truth["n"] == 4 * (calls // 2) == prompt["n"], (truth, prompt)
+        assert abs(prompt["avg"] - truth["avg"]) <= 1 and prompt["rate"] == 100.0 * truth["ok"] / truth["n"], (
+            truth, prompt)
         # Later passes change nothing: the rebuild is not counted twice.
         time.sleep(1.0)
         assert scalar(admin, "SELECT ai_requests_used FROM celaest.licenses WHERE id = %s", (license_id,)) == used
-        print("\n%d calls' charges lost with shared memory, rebuilt: license %d, key %s" % (
-            before["requests_unfolded"], used, key))
+        assert scalar(admin, "SELECT usage_count FROM celaest.prompts_master WHERE id = %s", (prompt_id,)) == prompt["n"]
+        print("\n%d calls' charges lost with shared memory, rebuilt: license %d, key %s, prompt %s" % (
+            before["requests_unfolded"], used, key, prompt))
         admin.close()

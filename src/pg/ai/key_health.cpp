@@ -40,6 +40,7 @@ void KeyHealth::record_successful_use(const std::string& key_id, long long token
 
 void KeyHealth::succeeded(const std::string& key_id) {
   if (writes_ == Writes::Ledger && ledger::key_succeeded(key_id)) return;
+  if (writes_ == Writes::AtCommit) return deferred_.push_back({key_id, false, false});
   // Written only when something changes: a healthy key's row stays untouched on the hot path.
   spi_.run(
       "UPDATE celaest.ai_api_pool SET consecutive_failures = 0, is_healthy = true "
@@ -50,6 +51,7 @@ void KeyHealth::succeeded(const std::string& key_id) {
 void KeyHealth::failed(const std::string& key_id, bool definitive) {
   failed_here_.insert(key_id);
   if (writes_ == Writes::Ledger && ledger::key_failed(key_id, definitive)) return;
+  if (writes_ == Writes::AtCommit) return deferred_.push_back({key_id, true, definitive});
   spi_.run(
       "UPDATE celaest.ai_api_pool SET consecutive_failures = consecutive_failures + 1, "
       "  is_healthy = is_healthy AND NOT $2::boolean AND consecutive_failures + 1 < $3::int "

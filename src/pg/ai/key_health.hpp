@@ -3,6 +3,7 @@
 #pragma once
 
 #include "pg/boundary/spi.hpp"
+#include "pg/ledger/records.hpp"
 
 #include <set>
 #include <string>
@@ -23,9 +24,9 @@ class KeyHealth {
   // unserved databases). Ledger: an AI call's usage and health go to the ledger's shared memory
   // (ledger/counters.hpp) and the writer folds them into the row within a second, so that the
   // call never locks the key's row (README "The ledger").
-  // AtCommit (an AI call in an unserved database): usage goes with the call's record and is
-  // written when the caller's transaction commits (ledger/records.hpp); health events are
-  // written as with Rows.
+  // AtCommit (an AI call in an unserved database): usage and health events go with the call's
+  // record and are written when the caller's transaction commits (ledger/records.hpp), or by
+  // whoever writes the record if it does not commit: the call locks no key row.
   enum class Writes { Rows, Ledger, AtCommit };
   explicit KeyHealth(SpiSession& spi, Writes writes = Writes::Rows) : spi_(spi), writes_(writes) {}
 
@@ -41,11 +42,14 @@ class KeyHealth {
   // A health check's verdicts on many keys, written in one statement: each key succeeded() or
   // failed() as above, and checked().
   void checked_all(const std::vector<KeyVerdict>& verdicts);
+  // AtCommit: the health events recorded so far, in order, for the call's record.
+  const std::vector<ledger::KeyHealthEvent>& deferred_events() const { return deferred_; }
 
  private:
   SpiSession& spi_;
   Writes writes_;
   std::set<std::string> failed_here_;  // keys whose failures this object recorded
+  std::vector<ledger::KeyHealthEvent> deferred_;
 };
 
 }  // namespace celaest::pg

@@ -40,7 +40,7 @@ const char* ledger_mark(Charges charges) {
   }
 }
 
-nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges) {
+nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges, bool prompt_stats_shared) {
   const core::ChatResult& result = outcome.result;
   nlohmann::json metadata = {{"attempts", attempts_json(outcome)}};
   if (!result.finish_reason.empty()) metadata["finish_reason"] = result.finish_reason;
@@ -51,6 +51,7 @@ nlohmann::json task_metadata(const CallOutcome& outcome, Charges charges) {
   // Which charges went through the ledger's shared memory: what the writer rebuilds the
   // counters from after a crash (src/sql/47_ledger.sql, _ledger_rebuild).
   if (const char* mark = ledger_mark(charges)) metadata["ledger"] = mark;
+  if (prompt_stats_shared) metadata["prompt_stats"] = "shared";
   return metadata;
 }
 
@@ -167,7 +168,7 @@ ledger::TaskRecord task_record(const TaskContext& context, const CallOutcome& ou
        std::to_string(outcome.attempts > 0 ? outcome.attempts - 1 : 0), std::to_string(result.tokens_input),
        std::to_string(result.tokens_output), core::format_micro_usd(outcome.cost_micro_usd),
        std::to_string(execution_time_ms), std::to_string(context.queue_time_ms), std::to_string(outcome.ai_time_ms),
-       context.request_id, task_metadata(outcome, charges).dump(), std::to_string(context.started_at_ms),
+       context.request_id, task_metadata(outcome, charges, context.prompt_stats_shared).dump(), std::to_string(context.started_at_ms),
        setting_or_null(settings::user_agent), setting_or_null(settings::client_ip), std::to_string(now_ms())};
   if (charges == Charges::InTransaction) {
     if (outcome.attempts > 0 && !context.batch_id) record.license_charge = context.license_id;
@@ -181,6 +182,12 @@ ledger::TaskRecord task_record(const TaskContext& context, const CallOutcome& ou
         record.prompt_stat = ledger::PromptStat{*context.prompt_id, execution_time_ms, outcome.result.ok};
       record.charges_at_commit = !context.batch_id;
     }
+  }
+  // Whatever the charges (a call whose connections were all refused is charged nothing, but
+  // its key failed all the same).
+  if (!context.key_health.empty() && !context.batch_id && !ledger::served()) {
+    record.key_health = context.key_health;
+    record.charges_at_commit = true;
   }
   return record;
 }
@@ -262,6 +269,47 @@ void TaskRows::write(SpiSession& spi) {
   spi.run(multi_row_update_sql(), {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
 }
 
+namespace {
+
+// The net effect of a sequence of health events on one key: a success resets the count and
+// makes the key healthy; each failure after it counts, a definitive one (or reaching
+// celaest.health_failure_threshold) makes the key unhealthy — as the events' own UPDATEs would.
+struct HealthSummary {
+  bool reset = false;
+  int64_t failures = 0;
+  bool definitive = false;
+  void add(const ledger::KeyHealthEvent& event) {
+    if (!event.failed) {
+      *this = HealthSummary();
+      reset = true;
+      return;
+    }
+    ++failures;
+    definitive = definitive || event.definitive;
+  }
+};
+
+void apply_key_health(SpiSession& spi, const std::string& key_id, const HealthSummary& health) {
+  if (health.failures == 0) {
+    if (!health.reset) return;
+    // Written only when something changes (a healthy key's row stays untouched).
+    spi.run("UPDATE celaest.ai_api_pool SET consecutive_failures = 0, is_healthy = true"
+            " WHERE id = $1::uuid AND (consecutive_failures <> 0 OR NOT is_healthy)",
+            {key_id});
+    return;
+  }
+  spi.run(
+      "UPDATE celaest.ai_api_pool SET"
+      "  consecutive_failures = CASE WHEN $2::boolean THEN 0 ELSE consecutive_failures END + $3::int,"
+      "  is_healthy = ($2::boolean OR is_healthy) AND NOT $4::boolean"
+      "               AND CASE WHEN $2::boolean THEN 0 ELSE consecutive_failures END + $3::int < $5::int"
+      " WHERE id = $1::uuid",
+      {key_id, std::string(health.reset ? "true" : "false"), std::to_string(health.failures),
+       std::string(health.definitive ? "true" : "false"), std::to_string(settings::health_failure_threshold)});
+}
+
+}  // namespace
+
 bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record, bool charge_now) {
   // Written once: the first write of a record wins, a second one (the writer crashed between
   // its commit and the file's removal) changes nothing and charges nothing.
@@ -281,6 +329,9 @@ bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record, b
     spi.run("UPDATE celaest.ai_api_pool SET usage_count = usage_count + 1, tokens_used = tokens_used + $2::bigint,"
             "  last_used_at = greatest(last_used_at, to_timestamp($3::float8 / 1000)) WHERE id = $1::uuid",
             {charge.key_id, std::to_string(charge.tokens), std::to_string(charge.at_ms)});
+  std::map<std::string, HealthSummary> health;
+  for (const ledger::KeyHealthEvent& event : record.key_health) health[event.key_id].add(event);
+  for (const auto& [key_id, summary] : health) apply_key_health(spi, key_id, summary);
   return true;
 }
 
@@ -298,6 +349,7 @@ void update_prompt_statistics(SpiSession& spi, const std::string& prompt_id, con
 void charge_records_at_commit(const std::vector<const ledger::TaskRecord*>& records) {
   struct KeyTotal {
     int64_t requests = 0, tokens = 0, last_ms = 0;
+    HealthSummary health;
   };
   struct PromptTotal {
     int64_t calls = 0, time_ms = 0, successes = 0;
@@ -313,6 +365,7 @@ void charge_records_at_commit(const std::vector<const ledger::TaskRecord*>& reco
       total.tokens += std::max<int64_t>(charge.tokens, 0);
       total.last_ms = std::max(total.last_ms, charge.at_ms);
     }
+    for (const ledger::KeyHealthEvent& event : record->key_health) keys[event.key_id].health.add(event);
     if (record->prompt_stat) {
       PromptTotal& total = prompts[record->prompt_stat->prompt_id];
       ++total.calls;
@@ -337,10 +390,14 @@ void charge_records_at_commit(const std::vector<const ledger::TaskRecord*>& reco
           {license_id, record->params.at(1), period.at(0, 0), period.at(0, 1), record->params.at(0),
            record->params.at(2)});
   }
-  for (const auto& [key_id, total] : keys)
-    spi.run("UPDATE celaest.ai_api_pool SET usage_count = usage_count + $2::bigint, tokens_used = tokens_used +"
-            " $3::bigint, last_used_at = greatest(last_used_at, to_timestamp($4::float8 / 1000)) WHERE id = $1::uuid",
-            {key_id, std::to_string(total.requests), std::to_string(total.tokens), std::to_string(total.last_ms)});
+  // Usage and health of each key in id order (its row held from the first through the commit).
+  for (const auto& [key_id, total] : keys) {
+    if (total.requests > 0)
+      spi.run("UPDATE celaest.ai_api_pool SET usage_count = usage_count + $2::bigint, tokens_used = tokens_used +"
+              " $3::bigint, last_used_at = greatest(last_used_at, to_timestamp($4::float8 / 1000)) WHERE id = $1::uuid",
+              {key_id, std::to_string(total.requests), std::to_string(total.tokens), std::to_string(total.last_ms)});
+    apply_key_health(spi, key_id, total.health);
+  }
   for (const auto& [prompt_id, total] : prompts)
     spi.run(
         "UPDATE celaest.prompts_master SET usage_count = usage_count + $2::bigint,"

@@ -30,6 +30,12 @@ struct TaskContext {
   // A batch task put back in the queue after a crash (retry_after_crash): its first call may
   // have been sent and billed, so its reserved AI request stays charged whatever happens now.
   bool interrupted = false;
+  // An unserved database's AI call: the key health events it learned (KeyHealth::AtCommit),
+  // made with its record's other charges at commit.
+  std::vector<ledger::KeyHealthEvent> key_health;
+  // A served run_prompt call whose prompt statistics went to the ledger's shared memory: marked
+  // on the row (metadata.prompt_stats = 'shared') for the rebuild after a crash.
+  bool prompt_stats_shared = false;
 };
 
 // How the call's charges were made, for the ledger (README "The ledger").

@@ -48,21 +48,23 @@ std::optional<std::string> correlation_id(const core::CallOptions& options) {
 // written in this call's transaction (and handed on again if it does not commit either).
 void write_records_handed_on(SpiSession& spi, bool served) {
   std::vector<ledger::TaskRecord> records = ledger::take_pending();
-  std::vector<std::string> spooled_paths;
   if (!served && ledger::spool_check_due()) {
     for (ledger::Spooled& spooled : ledger::read_spool(MyDatabaseId, 1000)) {
-      spooled_paths.push_back(spooled.path);
+      spooled.record.spool_path = spooled.path;  // removed when this transaction commits
       records.push_back(std::move(spooled.record));
     }
   }
   for (ledger::TaskRecord& record : records) {
-    // Its charges are made when this transaction commits (handed on again if it does not); a
-    // record already written carries nothing more to charge.
-    if (!write_handed_on_record(spi, record, false)) continue;
+    // Its charges are made when this transaction commits (handed on again if it does not; one
+    // read from the spool stays there instead); a record already written carries nothing more
+    // to charge, and its file goes.
+    if (!write_handed_on_record(spi, record, false)) {
+      if (!record.spool_path.empty()) ledger::remove_at_commit(record.spool_path);
+      continue;
+    }
     record.charges_at_commit = true;
     ledger::keep_until_transaction_end(std::move(record));
   }
-  for (const std::string& path : spooled_paths) ledger::remove_at_commit(path);
 }
 
 // How the call's charges are made: in shared memory when the ledger serves the database and has
@@ -96,11 +98,15 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   } catch (const PgError&) {
     // A cancel or terminate (or any error) after requests were sent: they are paid for. The
     // record is kept (not written: the transaction is failing) and handed on when it aborts.
+    context.key_health = health.deferred_events();
     if (interrupted.attempts > 0)
       keep_task_record(context, interrupted, static_cast<long>(now_ms() - started_ms),
                        charge_call(*context.license_id, interrupted));
     throw;
   }
+  // Unserved: the call's key health events go with its record, made at commit (no key row
+  // locked by the call's statement).
+  context.key_health = health.deferred_events();
   if (outcome.attempts == 0 && !outcome.blocked) {
     // Nothing reached a provider: nothing is charged.
     throw Error(kNoUsableKey, "no usable API key for any candidate model",
@@ -111,15 +117,18 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   // One unit per call that reached a provider; a call the outbound guard refused reached none.
   // Charged before the row is written: a cancel during the INSERT still finds it charged.
   const Charges charges = charge_call(*context.license_id, outcome);
+  // The prompt's statistics, served: in the ledger's shared memory (folded by the writer, the
+  // prompt's row never locked by the call), before the row is written so that the row says so
+  // (metadata.prompt_stats: what the rebuild after a crash counts, _ledger_rebuild).
+  context.prompt_stats_shared =
+      served && context.prompt_id && ledger::prompt_used(*context.prompt_id, execution_ms, outcome.result.ok);
   std::string task_id = record_task(spi, context, outcome, execution_ms, charges);
   // Unserved: the record's charges (license, keys, prompt) are made when the transaction commits
   // (ledger/records.hpp), so that the call holds none of those rows past its statement. Served
   // with a full license table: the license row in this transaction, as before.
   if (charges == Charges::InTransaction && served) charge_ai_request(spi, caller, task_id);
-  // The prompt's statistics: served, in the ledger's shared memory (folded by the writer, the
-  // prompt's row never locked by the call); unserved, with the record at commit.
-  if (context.prompt_id && (served || charges != Charges::InTransaction) &&
-      !(served && ledger::prompt_used(*context.prompt_id, execution_ms, outcome.result.ok)))
+  // Unserved, the prompt's statistics go with the record at commit; a full shared table: here.
+  if (context.prompt_id && (served || charges != Charges::InTransaction) && !context.prompt_stats_shared)
     update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);
   if (!outcome.result.ok && raise_on_failure) {
     throw Error(kProviderFailed,

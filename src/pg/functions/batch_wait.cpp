@@ -1,6 +1,7 @@
 // wait_batch() and the trigger that announces a batch's end (pg/workers/batch_ends.hpp).
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/datum.hpp"
+#include "pg/boundary/snapshot_horizon.hpp"
 #include "pg/boundary/spi.hpp"
 #include "pg/workers/batch_ends.hpp"
 
@@ -35,6 +36,9 @@ CELAEST_FUNCTION(celaest_wait_batch) {
                 "timeout must be a non-negative interval, not " + timeout.value_or("NULL"));
   const double timeout_ms = std::stod(*limit.at(0, 1));
   const TimestampTz started = pg_guarded([] { return GetCurrentTimestamp(); });
+  // `SELECT wait_batch(…)` alone: its statement's snapshot is never read again, so the wait
+  // holds back no vacuum horizon (snapshot_horizon.hpp; README "wait_batch").
+  const bool horizon_free = snapshot_horizon::statement_is_only_a_call_of(fcinfo->flinfo->fn_oid);
   for (;;) {
     batch_ends::prepare_to_wait();
     // Not read-only: each look takes a new snapshot and sees the runner's latest commits. Its
@@ -51,6 +55,7 @@ CELAEST_FUNCTION(celaest_wait_batch) {
       if (!status) fcinfo->isnull = true;
       return status ? jsonb_datum(*status) : (Datum)0;
     }
+    if (horizon_free) snapshot_horizon::release_while_waiting();
     batch_ends::sleep(std::min<long>(kLongestSleepMs, (long)(timeout_ms - waited_ms) + 1));
   }
 }

@@ -183,7 +183,13 @@ CELAEST_FUNCTION(celaest_ledger_fold) {
         "                                      / (p.usage_count + d.n))::int,"
         "              success_rate = round((coalesce(p.success_rate, 0) * p.usage_count + d.ok * 100)"
         "                                   / (p.usage_count + d.n), 2)"
-        "            FROM d WHERE p.id = d.id AND p.id IN (SELECT id FROM locked) RETURNING p.id)"
+        "            FROM d WHERE p.id = d.id AND p.id IN (SELECT id FROM locked) RETURNING p.id, d.n, d.ms, d.ok),"
+        // What the rebuild after a crash compares with the tasks marked prompt_stats = 'shared'.
+        " noted AS (INSERT INTO celaest._ledger_folds AS f (subject, period_start, requests, tokens, time_ms, successes)"
+        "           SELECT id, NULL, n, 0, ms, ok FROM folded"
+        "           ON CONFLICT (subject) DO UPDATE SET requests = f.requests + EXCLUDED.requests,"
+        "                                               time_ms = f.time_ms + EXCLUDED.time_ms,"
+        "                                               successes = f.successes + EXCLUDED.successes)"
         " SELECT id::text FROM folded"
         " UNION ALL SELECT d.id::text FROM d WHERE NOT EXISTS (SELECT FROM celaest.prompts_master AS p WHERE p.id = d.id)",
         {array_text(ids), array_text(calls), array_text(times), array_text(successes)}));

@@ -24,6 +24,7 @@ extern "C" {
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -51,6 +52,25 @@ std::vector<std::string>& files_to_remove() {
 }
 
 std::string spool_directory() { return std::string(DataDir) + "/celaest_ledger"; }
+
+// A transaction that read records from the spool did not commit: their files are still there,
+// so the backend's next call reads the spool again.
+bool spool_recheck = false;
+
+// The records of `entries` that came from the spool are dropped (their files stay); the others
+// are returned, to be handed on.
+template <typename Entries>
+std::vector<TaskRecord> not_from_the_spool(Entries&& entries) {
+  std::vector<TaskRecord> records;
+  for (auto& entry : entries) {
+    if (!entry.record.spool_path.empty()) {
+      spool_recheck = true;
+      continue;
+    }
+    records.push_back(std::move(entry.record));
+  }
+  return records;
+}
 
 // One file per record, written whole under a temporary name and then renamed: a reader never
 // sees half a record.
@@ -120,7 +140,10 @@ void at_transaction_end(XactEvent event, void*) noexcept {
       case XACT_EVENT_COMMIT:
       case XACT_EVENT_PARALLEL_COMMIT:
       case XACT_EVENT_PREPARE:
-        // Committed with the transaction (a prepared one: with COMMIT PREPARED; README).
+        // Committed with the transaction (a prepared one: with COMMIT PREPARED; README); the
+        // spool files of the records it wrote go.
+        for (const Kept& entry : kept())
+          if (!entry.record.spool_path.empty()) (void)unlink(entry.record.spool_path.c_str());
         kept().clear();
         for (const std::string& path : files_to_remove()) (void)unlink(path.c_str());
         files_to_remove().clear();
@@ -129,8 +152,7 @@ void at_transaction_end(XactEvent event, void*) noexcept {
       case XACT_EVENT_PARALLEL_ABORT: {
         files_to_remove().clear();
         if (kept().empty()) return;
-        std::vector<TaskRecord> records;
-        for (Kept& entry : kept()) records.push_back(std::move(entry.record));
+        std::vector<TaskRecord> records = not_from_the_spool(kept());
         kept().clear();
         hand_on(std::move(records));
         return;
@@ -149,17 +171,17 @@ void at_subtransaction_end(SubXactEvent event, SubTransactionId, SubTransactionI
       for (Kept& entry : kept())
         if (entry.level >= level) entry.level = level - 1;
     } else if (event == SUBXACT_EVENT_ABORT_SUB) {
-      std::vector<TaskRecord> records;
+      std::vector<Kept> aborted;
       auto& all = kept();
       for (auto it = all.begin(); it != all.end();) {
         if (it->level >= level) {
-          records.push_back(std::move(it->record));
+          aborted.push_back(std::move(*it));
           it = all.erase(it);
         } else {
           ++it;
         }
       }
-      hand_on(std::move(records));
+      hand_on(not_from_the_spool(aborted));
     }
   });
 }
@@ -202,8 +224,9 @@ std::vector<TaskRecord> take_pending() {
 
 bool spool_check_due() {
   static bool checked = false;
-  if (checked) return false;
+  if (checked && !spool_recheck) return false;
   checked = true;
+  spool_recheck = false;
   return true;
 }
 
@@ -264,12 +287,36 @@ int64_t spooled_count(uint32_t database) {
   return count;
 }
 
+size_t remove_spool_of_databases_not_in(const uint32_t* databases, size_t count) {
+  const std::vector<uint32_t> known(databases, databases + count);
+  size_t removed = 0;
+  const std::string directory = spool_directory();
+  if (DIR* dir = opendir(directory.c_str())) {
+    while (struct dirent* entry = readdir(dir)) {
+      // <database oid>.<ms>.<pid>.<n>.rec (or .tmp, .rec.failed)
+      const std::string name = entry->d_name;
+      const size_t dot = name.find('.');
+      if (dot == 0 || dot == std::string::npos ||
+          name.find_first_not_of("0123456789") != dot)
+        continue;
+      const uint32_t database = static_cast<uint32_t>(std::strtoul(name.substr(0, dot).c_str(), nullptr, 10));
+      if (std::find(known.begin(), known.end(), database) != known.end()) continue;
+      if (unlink((directory + "/" + name).c_str()) == 0) ++removed;
+    }
+    closedir(dir);
+  }
+  return removed;
+}
+
 std::string to_json(const TaskRecord& record) {
   nlohmann::json params = nlohmann::json::array();
   for (const Text& value : record.params) params.push_back(value ? nlohmann::json(*value) : nlohmann::json());
   nlohmann::json keys = nlohmann::json::array();
   for (const KeyCharge& charge : record.key_charges) keys.push_back({charge.key_id, charge.tokens, charge.at_ms});
+  nlohmann::json health = nlohmann::json::array();
+  for (const KeyHealthEvent& event : record.key_health) health.push_back({event.key_id, event.failed, event.definitive});
   return nlohmann::json{{"upsert", record.upsert},
+                        {"health", health},
                         {"params", params},
                         {"license", record.license_charge ? nlohmann::json(*record.license_charge) : nlohmann::json()},
                         {"keys", keys},
@@ -295,6 +342,10 @@ TaskRecord from_json(const std::string& text) {
     record.prompt_stat = PromptStat{prompt.at(0).get<std::string>(), prompt.at(1).get<int64_t>(),
                                     prompt.at(2).get<bool>()};
   }
+  // Files spooled before key health events were part of a record have no "health".
+  if (json.contains("health"))
+    for (const auto& event : json.at("health"))
+      record.key_health.push_back({event.at(0).get<std::string>(), event.at(1).get<bool>(), event.at(2).get<bool>()});
   return record;
 }
 

@@ -38,6 +38,15 @@ struct PromptStat {
   bool ok = false;
 };
 
+// A key health event of an AI call in an unserved database (a failure, definitive for 401/403/
+// an invalid key, or a success that resets the count), made at commit with the other charges
+// so that the call holds no key row past its statement (README "The ledger").
+struct KeyHealthEvent {
+  std::string key_id;
+  bool failed = false;
+  bool definitive = false;
+};
+
 struct TaskRecord {
   bool upsert = false;       // a batch task: its row exists and is completed by the record
   std::vector<Text> params;  // the task statement's parameters (task_record.cpp); [0] = task id
@@ -46,11 +55,17 @@ struct TaskRecord {
   std::optional<std::string> license_charge;  // one AI request of this license
   std::vector<KeyCharge> key_charges;
   std::optional<PromptStat> prompt_stat;
+  std::vector<KeyHealthEvent> key_health;  // in the order the call learned them
   // Unserved: the charges are made at commit (below), not in the statement. False for a batch
   // task, whose run charged its keys in its transaction (they matter only if that aborts).
   // Not spooled: the backend that writes a handed-on record sets it.
   bool charges_at_commit = false;
-  bool has_charges() const { return license_charge || !key_charges.empty() || prompt_stat; }
+  // Unserved: the spool file this record was read from by this backend (not spooled). The file
+  // is removed when the transaction that wrote the record commits; if it does not, the record
+  // is dropped, not handed on again — the file is still there and is read again — so that a
+  // rolled-back reader never multiplies the spool.
+  std::string spool_path;
+  bool has_charges() const { return license_charge || !key_charges.empty() || prompt_stat || !key_health.empty(); }
 };
 
 // Unserved databases: the charges of the records kept in a transaction that is committing are
@@ -71,7 +86,8 @@ const TaskRecord& keep_until_transaction_end(TaskRecord record);
 // Unserved databases: the records this backend must write now (see above). Each is kept
 // again (keep_until_transaction_end) by the caller once written.
 std::vector<TaskRecord> take_pending();
-// Whether the spool may hold records for this backend to write (unserved: its first call).
+// Whether the spool may hold records for this backend to write (unserved: its first call, and
+// the call after a transaction that read it did not commit).
 bool spool_check_due();
 
 // The spool, for the writer (and an unserved backend's first call).
@@ -87,6 +103,9 @@ void remove_at_commit(const std::string& path);
 void set_aside(const std::string& path, const std::string& error);
 // Records in the spool of `database` (for _ledger_state()).
 int64_t spooled_count(uint32_t database);
+// The launcher: removes the spool's files (records, files set aside, temporary ones) of every
+// database not among `databases` (the cluster's, just read); returns how many.
+size_t remove_spool_of_databases_not_in(const uint32_t* databases, size_t count);
 
 // JSON form of a record (the spool's file content).
 std::string to_json(const TaskRecord& record);

@@ -2,6 +2,8 @@
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/settings.hpp"
+#include "pg/boundary/wall_clock.hpp"
+#include "pg/ledger/records.hpp"
 #include "pg/workers/registry.hpp"
 
 extern "C" {
@@ -79,6 +81,10 @@ struct ListedDatabase {
   char name[NAMEDATALEN];
 };
 ListedDatabase listed[kMaxListedDatabases];
+// Every database of the cluster at the last look (served or not), for the spool's sweep; -1:
+// more than the array holds (no sweep then).
+uint32_t existing[kMaxListedDatabases];
+int existing_count = -1;
 
 // The connectable databases the launcher serves (autovacuum's get_database_list, filtered).
 int list_served_databases() {
@@ -89,8 +95,13 @@ int list_served_databases() {
   Relation relation = table_open(DatabaseRelationId, AccessShareLock);
   TableScanDesc scan = table_beginscan_catalog(relation, 0, nullptr);
   HeapTuple tuple;
+  existing_count = 0;
   while (HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection)) && count < kMaxListedDatabases) {
     auto* database = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple));
+    if (existing_count >= 0 && existing_count < kMaxListedDatabases)
+      existing[existing_count++] = database->oid;
+    else
+      existing_count = -1;
     if (!database->datallowconn || database->datistemplate || database_is_invalid_form(database)) continue;
     if (!database_served(NameStr(database->datname))) continue;
     listed[count].oid = database->oid;
@@ -271,6 +282,21 @@ void on_transaction_end(XactEvent event, void*) noexcept {
   }
 }
 
+// DROP DATABASE releases everything: the ledger spool's files of a database that no longer
+// exists (records its backends handed on that no writer or later call wrote before the drop,
+// files set aside) are removed, at most every 10 s. C++ zone (files only, no PostgreSQL call).
+void sweep_spool_of_dropped_databases() {
+  static int64_t last_sweep_ms = 0;
+  const int64_t now = now_ms();
+  if (existing_count <= 0 || now - last_sweep_ms < 10'000) return;
+  last_sweep_ms = now;
+  const size_t removed = ledger::remove_spool_of_databases_not_in(existing, static_cast<size_t>(existing_count));
+  if (removed > 0)
+    pg_guarded([removed] {
+      ereport(LOG, (errmsg("celaest launcher: removed %zu ledger spool file(s) of dropped databases", removed)));
+    });
+}
+
 }  // namespace
 
 void register_launcher() noexcept {
@@ -303,6 +329,7 @@ bool serves_current_database() {
 
 using celaest::pg::workers::kLauncherTickMs;
 using celaest::pg::workers::reconcile;
+using celaest::pg::workers::sweep_spool_of_dropped_databases;
 
 // The launcher's main: reconcile every second, or at once when a CREATE EXTENSION commits or
 // one of its workers starts or stops (bgw_notify_pid sets our latch). An error ends it (the
@@ -334,6 +361,7 @@ extern "C" PGDLLEXPORT void celaest_launcher_main(Datum) {
         reconcile();
       });
       celaest::pg::workers::launcher_ran();
+      sweep_spool_of_dropped_databases();
       pg_guarded([] {
         const int events =
             WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kLauncherTickMs, PG_WAIT_EXTENSION);

@@ -28,6 +28,8 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include <algorithm>
+
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
@@ -156,32 +158,37 @@ void on_exit_detach(int, Datum) noexcept {
   run_entry_point("worker exit", OnFailure::Warn, [&] { worker_detached(my_slot, my_role); });
 }
 
-// License upkeep every minute; API-key health checks every celaest.health_check_interval; the
-// recent daily ROI rows every celaest.roi_refresh_interval.
+// License upkeep at every pass, at least every minute; API-key health checks every
+// celaest.health_check_interval; the recent daily ROI rows every celaest.roi_refresh_interval.
+// The loop sleeps until the first of them is due (an interval shorter than a minute is kept,
+// not rounded up to the next minute).
 [[noreturn]] void maintenance_loop() {
   MemoryContext loop_context = pg_guarded(
       [] { return AllocSetContextCreate(TopMemoryContext, "celaest maintenance", ALLOCSET_DEFAULT_SIZES); });
   // When each job last ran: its interval is read at every pass, so a reload that shortens it
   // applies at once (a SIGHUP also wakes this loop).
+  constexpr long kLicenseUpkeepIntervalMs = 60'000;
   TimestampTz last_health_check = 0;
   TimestampTz last_roi_refresh = 0;
   for (;;) {
     start_pass(loop_context);
+    TimestampTz now = pg_guarded([] { return GetCurrentTimestamp(); });
+    auto due = [&now](TimestampTz last, int interval_s) {
+      return interval_s > 0 && now >= TimestampTzPlusMilliseconds(last, (int64)interval_s * 1000);
+    };
     if (!RecoveryInProgress()) {
+      // At every pass (a wake-up included): it also tells whether the extension is still there.
       worker_state(my_slot, my_role, "refreshing licenses");
       run("SELECT CASE WHEN to_regprocedure('celaest.refresh_licenses()') IS NULL THEN 0 "
           "ELSE celaest.refresh_licenses()::bigint END");
-      TimestampTz now = GetCurrentTimestamp();
-      int interval_s = settings::health_check_interval_s;
-      if (interval_s > 0 && now >= TimestampTzPlusMilliseconds(last_health_check, (int64)interval_s * 1000)) {
+      if (due(last_health_check, settings::health_check_interval_s)) {
         worker_state(my_slot, my_role, "checking api keys");
         run("SELECT count(*) FROM celaest.check_api_keys()");
         last_health_check = now;
       }
       // Yesterday's and today's daily ROI rows of every organization, in its own time zone
       // (API.md "ROI": the upkeep worker refreshes them).
-      const int roi_interval_s = settings::roi_refresh_interval_s;
-      if (roi_interval_s > 0 && now >= TimestampTzPlusMilliseconds(last_roi_refresh, (int64)roi_interval_s * 1000)) {
+      if (due(last_roi_refresh, settings::roi_refresh_interval_s)) {
         worker_state(my_slot, my_role, "refreshing roi");
         run("SELECT CASE WHEN to_regprocedure('celaest._roi_refresh_recent()') IS NULL THEN 0 "
             "ELSE celaest._roi_refresh_recent()::bigint END");
@@ -189,7 +196,19 @@ void on_exit_detach(int, Datum) noexcept {
       }
     }
     worker_state(my_slot, my_role, "idle");
-    wait_for(60'000);
+    // Until the next job is due (at most a minute; recovery: look again in a minute).
+    now = pg_guarded([] { return GetCurrentTimestamp(); });
+    long sleep_ms = kLicenseUpkeepIntervalMs;
+    auto until_due = [&now, &sleep_ms](TimestampTz last, int interval_s) {
+      if (interval_s <= 0) return;
+      const TimestampTz next = TimestampTzPlusMilliseconds(last, (int64)interval_s * 1000);
+      sleep_ms = std::min(sleep_ms, next <= now ? 0L : static_cast<long>((next - now) / 1000) + 1);
+    };
+    if (!RecoveryInProgress()) {
+      until_due(last_health_check, settings::health_check_interval_s);
+      until_due(last_roi_refresh, settings::roi_refresh_interval_s);
+    }
+    wait_for(std::max(sleep_ms, 1L));
   }
 }
 

@@ -23,8 +23,7 @@ SELECT c.relname AS table_name,
                                'license_usage_log', 'ai_models', 'ai_api_pool', 'prompts_master',
                                'task_batches', 'processed_tasks', 'roi_metrics', 'audit_logs',
                                'telemetry_events', 'system_config', 'feature_flags']::name[], c.relname),
-          c.relname,  -- internal tables (not in the dictionary) after those, by name
-          a.attnum;
+          c.relname, a.attnum;
 
 -- Primary keys.
 SELECT conrelid::regclass AS table_name, pg_get_constraintdef(oid) AS primary_key
