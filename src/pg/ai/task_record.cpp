@@ -17,6 +17,7 @@ extern "C" {
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <string_view>
 
 namespace celaest::pg {
 
@@ -240,26 +241,69 @@ const std::string& multi_row_update_sql() {
   return sql;
 }
 
-// A text parameter as a JSON string. A parameter is a C string (it ends at a NUL), and jsonb
-// cannot hold \u0000: the value is cut at its first NUL, as the one-row statement cuts it.
-nlohmann::json json_text(const Text& value) {
-  if (!value) return nullptr;
-  const size_t nul = value->find('\0');
-  return nul == std::string::npos ? *value : value->substr(0, nul);
+// Appends a text parameter to the group commit's JSON text as a JSON string (or null). A
+// parameter is a C string (it ends at a NUL), and jsonb cannot hold \u0000: the value is cut at
+// its first NUL, as the one-row statement cuts it. Written straight into one buffer rather than
+// built as a nlohmann object per row (29 keys: a map node and two strings each) and dumped.
+void append_json_text(std::string& out, const Text& value) {
+  if (!value) {
+    out += "null";
+    return;
+  }
+  std::string_view text(*value);
+  text = text.substr(0, text.find('\0'));
+  // Beyond ASCII, nlohmann's serializer: it replaces invalid UTF-8 as the whole-document dump did.
+  if (std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+    out += nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return;
+  }
+  out += '"';
+  for (const char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          static const char hex[] = "0123456789abcdef";
+          out += "\\u00";
+          out += hex[(c >> 4) & 0xf];
+          out += hex[c & 0xf];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
 }
 
 }  // namespace
 
 void TaskRows::write(SpiSession& spi) {
   if (rows_.empty()) return;
-  nlohmann::json rows = nlohmann::json::array();
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> names;
+    for (int i = 1; i <= 29; ++i) names.push_back("\"p" + std::to_string(i) + "\":");
+    return names;
+  }();
+  std::string rows;
+  rows.reserve(rows_.size() * 1024);
+  rows += '[';
   for (const std::vector<Text>& params : rows_) {
-    nlohmann::json row = nlohmann::json::object();
-    for (size_t i = 0; i < params.size(); ++i) row["p" + std::to_string(i + 1)] = json_text(params[i]);
-    rows.push_back(std::move(row));
+    rows += rows.size() > 1 ? ",{" : "{";
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (i > 0) rows += ',';
+      rows += i < keys.size() ? keys[i] : "\"p" + std::to_string(i + 1) + "\":";
+      append_json_text(rows, params[i]);
+    }
+    rows += '}';
   }
+  rows += ']';
   rows_.clear();
-  spi.run(multi_row_update_sql(), {rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+  spi.run(multi_row_update_sql(), {std::move(rows)});
 }
 
 bool write_handed_on_record(SpiSession& spi, const ledger::TaskRecord& record, bool charge_now) {
