@@ -110,6 +110,24 @@ class BatchEnv:
             cur.execute("TRUNCATE pg_temp.bt_secret")
         return key_id
 
+    def paced_deepseek_key(self, name, rpm):
+        """A provider no other batch test uses: the deepseek model the mock knows, active, with
+        every other deepseek key deactivated and one new key allowing `rpm` requests a minute.
+        Returns (the model as a caller names it, its row id, the key id)."""
+        model = "deepseek-chat"
+        scalar(self.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE provider = 'deepseek'")
+        model_uuid = scalar(self.admin,
+                            "SELECT id FROM celaest.ai_models WHERE provider = 'deepseek' AND model_id = %s", (model,))
+        if model_uuid is None:
+            model_uuid = scalar(
+                self.admin,
+                "INSERT INTO celaest.ai_models (provider, model_id, display_name, priority, capabilities)"
+                " VALUES ('deepseek', %s, %s, 1, '{\"text_generation\": true}') RETURNING id", (model, "paced " + name))
+        scalar(self.admin, "UPDATE celaest.ai_models SET is_active = true WHERE id = %s", (model_uuid,))
+        key_id = self.add_key("deepseek", name, "sk-good-paced-" + secrets.token_hex(12),
+                              {"base_url": self.mock.url("deepseek"), "rate_limit_rpm": rpm})
+        return model, model_uuid, key_id
+
     def apply_runner_settings(self):
         for name, value in RUNNER_SETTINGS.items():
             self.saved_settings[name] = scalar(

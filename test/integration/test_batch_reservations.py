@@ -260,18 +260,7 @@ def test_tasks_ended_by_a_failed_runner_transaction_give_back_only_unsent_units_
     # this organization's tasks completed. A provider no other batch test uses, with one key
     # allowing one request a minute.
     t = tag()
-    model = "deepseek-chat"
-    scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE provider = 'deepseek'")
-    model_uuid = scalar(env.admin, "SELECT id FROM celaest.ai_models WHERE provider = 'deepseek' AND model_id = %s",
-                        (model,))
-    if model_uuid is None:
-        model_uuid = scalar(
-            env.admin,
-            "INSERT INTO celaest.ai_models (provider, model_id, display_name, priority, capabilities)"
-            " VALUES ('deepseek', %s, %s, 1, '{\"text_generation\": true}') RETURNING id", (model, "paced " + t))
-    scalar(env.admin, "UPDATE celaest.ai_models SET is_active = true WHERE id = %s", (model_uuid,))
-    key_id = env.add_key("deepseek", "br-paced-key-" + t, "sk-good-paced-" + t + "0123456789ab",
-                         {"base_url": env.mock.url("deepseek"), "rate_limit_rpm": 1})
+    model, model_uuid, key_id = env.paced_deepseek_key("br-paced-key-" + t, rpm=1)
     org = env.org()
     trigger_function = "public.br_refuse_completion_" + t
     with env.admin.cursor() as cur:

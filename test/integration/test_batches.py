@@ -7,7 +7,6 @@ carry a per-test tag so the mock's records can be told apart.
 """
 
 import json
-import secrets
 import threading
 import time
 
@@ -443,18 +442,7 @@ def test_tasks_past_a_keys_rpm_wait_for_room_instead_of_failing(env):
     # run, the third waits (processing, not failed no_usable_key); cancelled while it waits, it
     # never reached a provider and gives its AI request back.
     t = tag()
-    model = "deepseek-chat"  # a model the mock knows
-    scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE provider = 'deepseek'")
-    model_uuid = scalar(env.admin, "SELECT id FROM celaest.ai_models WHERE provider = 'deepseek' AND model_id = %s",
-                        (model,))
-    if model_uuid is None:
-        model_uuid = scalar(
-            env.admin,
-            "INSERT INTO celaest.ai_models (provider, model_id, display_name, priority, capabilities)"
-            " VALUES ('deepseek', %s, %s, 1, '{\"text_generation\": true}') RETURNING id", (model, "paced " + t))
-    scalar(env.admin, "UPDATE celaest.ai_models SET is_active = true WHERE id = %s", (model_uuid,))
-    key_id = env.add_key("deepseek", "bt-paced-key-" + t, "sk-good-paced-" + secrets.token_hex(12),
-                         {"base_url": env.mock.url("deepseek"), "rate_limit_rpm": 2})
+    model, model_uuid, key_id = env.paced_deepseek_key("bt-paced-key-" + t, rpm=2)
 
     def key_uses():  # requests the key carried
         return scalar(env.admin, "SELECT usage_count FROM celaest.ai_api_pool WHERE id = %s", (key_id,))
