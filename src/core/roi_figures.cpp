@@ -149,12 +149,7 @@ std::vector<RoiRow> finish_roi_rows(const std::vector<RoiFigures>& groups, int m
   };
   const auto row_of = [&](const RoiFigures& g) {
     RoiRow r;
-    r.organization = g.organization;
-    r.period = g.period;
-    r.has_dimension = g.has_dimension;
-    r.dimension = g.dimension;
-    r.tasks_completed = g.tasks_completed;
-    r.tasks_failed = g.tasks_failed;
+    static_cast<RoiGroupCounts&>(r) = g;
     const std::int64_t counted = g.tasks_completed + g.tasks_failed;
     if (counted != 0) {
       // round(100.0 * completed / (completed + failed), 2)

@@ -38,13 +38,7 @@ NumericValue numeric_div(NumericValue a, NumericValue b);
 NumericValue numeric_round(NumericValue a, int digits);
 
 // One row of the roll-up, every figure finished (the columns of celaest._roi_row).
-struct RoiRow {
-  std::uint32_t organization = 0;  // index into the run's organizations
-  std::uint32_t period = 0;        // index into the run's periods
-  bool has_dimension = false;
-  UuidBytes dimension{};
-  std::int64_t tasks_completed = 0;
-  std::int64_t tasks_failed = 0;
+struct RoiRow : RoiGroupCounts {
   std::optional<NumericValue> success_rate;  // NULL when no task completed or failed
   std::int64_t manual_equivalent_minutes = 0;
   std::int64_t time_saved_minutes = 0;

@@ -33,14 +33,19 @@ struct RoiTaskRow {
   std::optional<UuidBytes> dimension;  // the model or prompt grouped by; none for totals
 };
 
-// The figures of one group, as the SQL side finishes them (API.md's formulas).
-struct RoiFigures {
+// Which group a result is of, and its task counts: shared by the tallied figures and the
+// finished row (roi_figures.hpp), which carries them over as they are.
+struct RoiGroupCounts {
   std::uint32_t organization = 0;  // index into the run's organizations
   std::uint32_t period = 0;        // index into the run's periods
   bool has_dimension = false;
   UuidBytes dimension{};
   std::int64_t tasks_completed = 0;
   std::int64_t tasks_failed = 0;
+};
+
+// The figures of one group, as the SQL side finishes them (API.md's formulas).
+struct RoiFigures : RoiGroupCounts {
   std::int64_t cost_micros = 0;  // every task
   std::int64_t total_tokens = 0;  // every task
   // Completed tasks with an execution time: mean and percentile_cont(0.95 / 0.99), each
