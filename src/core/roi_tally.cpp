@@ -10,11 +10,7 @@
 
 namespace celaest::core {
 
-namespace {
-
-constexpr std::uint32_t kTallyMagic = 0x524F4931;    // "ROI1"
-constexpr std::uint32_t kFiguresMagic = 0x524F4946;  // "ROIF"
-constexpr int kMaxMinutesScale = 18;
+namespace roi_bytes {
 
 class Writer {
  public:
@@ -75,6 +71,18 @@ class Reader {
   std::size_t left_;
 };
 
+}  // namespace roi_bytes
+
+namespace {
+
+using roi_bytes::Reader;
+using roi_bytes::Writer;
+
+constexpr std::uint32_t kTallyMagic = 0x524F4931;    // "ROI1"
+constexpr std::uint32_t kFiguresMagic = 0x524F4946;  // "ROIF"
+constexpr std::uint32_t kGroupMagic = 0x524F4944;    // "ROID": one group's state, stored
+constexpr int kMaxMinutesScale = 18;
+
 // Drops repeated users; the order does not matter.
 void compact_users(std::vector<UuidKey>& users) {
   std::sort(users.begin(), users.end(), [](const UuidKey& a, const UuidKey& b) {
@@ -93,6 +101,12 @@ std::int32_t rounded_mean(std::int64_t sum, std::int64_t count) {
   const std::int64_t remainder = sum % count;
   if (2 * (remainder < 0 ? -remainder : remainder) >= count) quotient += sum < 0 ? -1 : 1;
   return static_cast<std::int32_t>(quotient);
+}
+
+Int128 power_of_ten(int exponent) {
+  Int128 value = 1;
+  for (int i = 0; i < exponent; ++i) value *= 10;
+  return value;
 }
 
 }  // namespace
@@ -229,16 +243,7 @@ std::vector<unsigned char> RoiTally::serialize() {
     writer.put(g.key.period);
     writer.put<std::uint8_t>(g.key.dimension != 0);
     writer.put(g.key.dimension != 0 ? uuid_of_key(dimensions_[g.key.dimension - 1]) : UuidBytes{});
-    writer.put(g.completed);
-    writer.put(g.failed);
-    writer.put(g.cost_micros);
-    writer.put(g.tokens);
-    writer.put(g.execution_sum);
-    writer.put(g.ai_ms);
-    writer.put(g.default_minute_tasks);
-    writer.put(g.prompt_minutes);
-    writer.put_all(g.execution_ms);
-    writer.put_all(g.users);
+    write_counts(writer, g);
   }
   return out;
 }
@@ -267,22 +272,76 @@ void RoiTally::merge_serialized(const unsigned char* data, std::size_t size) {
     const bool has_dimension = reader.get<std::uint8_t>() != 0;
     const auto dimension = reader.get<UuidBytes>();
     Group& g = group(organization, period, has_dimension ? std::optional<UuidBytes>(dimension) : std::nullopt);
-    g.completed += reader.get<std::int64_t>();
-    g.failed += reader.get<std::int64_t>();
-    g.cost_micros += reader.get<std::int64_t>();
-    g.tokens += reader.get<std::int64_t>();
-    g.execution_sum += reader.get<std::int64_t>();
-    g.ai_ms += reader.get<std::int64_t>();
-    g.default_minute_tasks += reader.get<std::int64_t>();
-    g.prompt_minutes += reader.get<Int128>();
-    reader.append_all(g.execution_ms);
-    const bool had_users = !g.users.empty();
-    reader.append_all(g.users);
-    // As merge(): long lists are kept within about twice their distinct users (a list
-    // serialize() wrote is free of repeats already).
-    if (had_users && g.users.size() >= kLinearUserSearch) compact_users(g.users);
+    add_counts(reader, g, 1);
   }
   if (!reader.done()) throw std::invalid_argument("ROI tally: trailing bytes");
+}
+
+void RoiTally::write_counts(Writer& writer, const Group& g) {
+  writer.put(g.completed);
+  writer.put(g.failed);
+  writer.put(g.cost_micros);
+  writer.put(g.tokens);
+  writer.put(g.execution_sum);
+  writer.put(g.ai_ms);
+  writer.put(g.default_minute_tasks);
+  writer.put(g.prompt_minutes);
+  writer.put_all(g.execution_ms);
+  writer.put_all(g.users);
+}
+
+void RoiTally::add_counts(Reader& reader, Group& g, const Int128& minutes_factor) {
+  g.completed += reader.get<std::int64_t>();
+  g.failed += reader.get<std::int64_t>();
+  g.cost_micros += reader.get<std::int64_t>();
+  g.tokens += reader.get<std::int64_t>();
+  g.execution_sum += reader.get<std::int64_t>();
+  g.ai_ms += reader.get<std::int64_t>();
+  g.default_minute_tasks += reader.get<std::int64_t>();
+  g.prompt_minutes += reader.get<Int128>() * minutes_factor;
+  reader.append_all(g.execution_ms);
+  const bool had_users = !g.users.empty();
+  reader.append_all(g.users);
+  // As merge(): long lists are kept within about twice their distinct users (a list
+  // serialize() wrote is free of repeats already).
+  if (had_users && g.users.size() >= kLinearUserSearch) compact_users(g.users);
+}
+
+std::vector<RoiTally::GroupState> RoiTally::group_states() {
+  std::vector<GroupState> states;
+  states.reserve(groups_.size());
+  for (Group& g : groups_) {
+    if (g.key.dimension != 0) continue;
+    compact_users(g.users);
+    GroupState state;
+    state.organization = g.key.organization;
+    state.period = g.key.period;
+    state.bytes.reserve(sizeof(Group) + g.execution_ms.size() * sizeof(std::int32_t) +
+                        g.users.size() * sizeof(UuidKey));
+    Writer writer(&state.bytes);
+    writer.put(kGroupMagic);
+    writer.put<std::int32_t>(minutes_scale_);
+    write_counts(writer, g);
+    states.push_back(std::move(state));
+  }
+  return states;
+}
+
+void RoiTally::merge_group_state(std::uint32_t organization, std::uint32_t period, const unsigned char* data,
+                                 std::size_t size) {
+  Reader reader(data, size);
+  if (reader.get<std::uint32_t>() != kGroupMagic) throw std::invalid_argument("ROI tally: not a group state");
+  const auto scale = reader.get<std::int32_t>();
+  if (scale < 0 || scale > kMaxMinutesScale) throw std::invalid_argument("ROI tally: a state's minutes scale");
+  if (scale > minutes_scale_) raise_minutes_scale(scale);
+  add_counts(reader, group(organization, period, std::nullopt), power_of_ten(minutes_scale_ - scale));
+  if (!reader.done()) throw std::invalid_argument("ROI tally: trailing bytes");
+}
+
+void RoiTally::raise_minutes_scale(int scale) {
+  const Int128 factor = power_of_ten(scale - minutes_scale_);
+  for (Group& g : groups_) g.prompt_minutes *= factor;
+  minutes_scale_ = scale;
 }
 
 std::vector<RoiFigures> RoiTally::finish() {

@@ -18,6 +18,11 @@
 
 namespace celaest::core {
 
+namespace roi_bytes {  // the tallies' byte format (roi_tally.cpp)
+class Writer;
+class Reader;
+}  // namespace roi_bytes
+
 // One processed_tasks row, as the scan reads it.
 struct RoiTaskRow {
   UuidBytes organization{};
@@ -99,6 +104,21 @@ class RoiTally {
   // The figures of every group (reorders the kept values).
   std::vector<RoiFigures> finish();
 
+  // One group's tally on its own, as bytes: what celaest._roi_days keeps per organization and
+  // local day, so that a later run merges stored days into its periods instead of reading
+  // their tasks again. Groups split by a dimension have no such state.
+  struct GroupState {
+    std::uint32_t organization = 0;
+    std::uint32_t period = 0;
+    std::vector<unsigned char> bytes;
+  };
+  std::vector<GroupState> group_states();
+  // Adds a state group_states() wrote to group (organization, period). States tallied with
+  // other minutes scales (prompts' minutes written with more or fewer decimals since) are
+  // brought to the larger of the two scales. Throws std::invalid_argument on other bytes.
+  void merge_group_state(std::uint32_t organization, std::uint32_t period, const unsigned char* data,
+                         std::size_t size);
+
  private:
   struct GroupKey {
     std::uint32_t organization;
@@ -132,6 +152,13 @@ class RoiTally {
 
   Group& group(std::uint32_t organization, std::uint32_t period, const std::optional<UuidBytes>& dimension);
   static void add_user(Group& group, const UuidKey& user);
+  // Prompt minutes counted at minutes_scale_ from now on: every group's are multiplied by
+  // 10^(scale - minutes_scale_) (scale must not be smaller).
+  void raise_minutes_scale(int scale);
+  // A group's counts, values and users as bytes; add_counts adds them to a group, its prompt
+  // minutes multiplied by minutes_factor.
+  static void write_counts(roi_bytes::Writer& writer, const Group& g);
+  static void add_counts(roi_bytes::Reader& reader, Group& g, const Int128& minutes_factor);
 
   int minutes_scale_;
   std::vector<Group> groups_;

@@ -238,3 +238,79 @@ TEST(RoiScan, RefusesMinutesThatAreNotNumbers) {
   EXPECT_THROW(RoiScan({uuid(1), uuid(2)}, calendar(), {uuid(50)}, {"ten"}), std::invalid_argument);
   EXPECT_THROW(RoiScan({uuid(1)}, calendar(), {}, {}), std::invalid_argument);  // two zones listed, one org
 }
+
+// What aggregate_roi does with stored days: a scan by local day, each day's group kept as a
+// state, the states merged later into the periods. Equal to a scan by period.
+TEST(RoiTally, DayStatesMergedIntoPeriodsEqualAScanByPeriod) {
+  const std::int64_t offset = -(5 * kHour + kHour / 2);
+  const std::vector<std::int64_t> starts{0,      kDay,          2 * kDay,           3 * kDay,
+                                         offset, offset + kDay, offset + 2 * kDay - kHour, offset + 3 * kDay - kHour};
+  RoiScan by_period = scan();  // days 0 and 1 are period 0, day 2 is period 1
+  RoiScan by_day({uuid(1), uuid(2)}, RoiCalendar({0, 1}, starts, {0, 1, 2}), {uuid(50), uuid(51)}, {"12", "7.5"});
+  for (int i = 0; i < 3000; ++i) {
+    RoiTaskRow row = task(static_cast<unsigned char>(1 + i % 2), (i * 131 * kHour / 10) % (3 * kDay), i % 4 != 0,
+                          (i * 7919) % 30000, static_cast<unsigned char>(i % 53));
+    if (i % 5 == 0) row.prompt = uuid(50);
+    if (i % 7 == 0) row.prompt = uuid(51);
+    by_period.add(row);
+    by_day.add(row);
+  }
+  const auto states = by_day.tally().group_states();
+  EXPECT_EQ(states.size(), 6u);  // two organizations, three days
+  RoiTally folded;
+  folded.index_densely(2, 2);
+  const std::uint32_t period_of_day[] = {0, 0, 1};
+  for (const auto& state : states)
+    folded.merge_group_state(state.organization, period_of_day[state.period], state.bytes.data(), state.bytes.size());
+  const auto expected = by_group(by_period.tally().finish());
+  const auto got = by_group(folded.finish());
+  ASSERT_EQ(expected.size(), got.size());
+  for (const auto& [key, e] : expected) {
+    const RoiFigures& g = got.at(key);
+    EXPECT_EQ(g.tasks_completed, e.tasks_completed);
+    EXPECT_EQ(g.tasks_failed, e.tasks_failed);
+    EXPECT_EQ(g.cost_micros, e.cost_micros);
+    EXPECT_EQ(g.total_tokens, e.total_tokens);
+    EXPECT_EQ(g.ai_ms, e.ai_ms);
+    EXPECT_EQ(g.default_minute_tasks, e.default_minute_tasks);
+    EXPECT_EQ(g.avg_execution_ms, e.avg_execution_ms);
+    EXPECT_EQ(g.p95_execution_ms, e.p95_execution_ms);
+    EXPECT_EQ(g.p99_execution_ms, e.p99_execution_ms);
+    EXPECT_EQ(g.prompt_minutes, e.prompt_minutes);
+    EXPECT_EQ(g.active_users, e.active_users);
+  }
+  EXPECT_EQ(folded.minutes_scale(), 1);
+  const auto& bytes = states.front().bytes;
+  EXPECT_THROW(folded.merge_group_state(0, 0, bytes.data(), bytes.size() - 1), std::invalid_argument);
+  EXPECT_THROW(folded.merge_group_state(0, 0, bytes.data() + 1, bytes.size() - 1), std::invalid_argument);
+}
+
+// A day stored while the prompts' minutes had no decimals merges with one stored after a
+// prompt got "7.5": both are counted in tenths.
+TEST(RoiTally, DayStatesOfDifferentMinutesScalesMergeAtTheLargerScale) {
+  RoiScan whole_minutes({uuid(1), uuid(2)}, calendar(), {uuid(50)}, {"12"});
+  RoiScan tenths({uuid(1), uuid(2)}, calendar(), {uuid(50), uuid(51)}, {"12", "7.5"});
+  RoiTaskRow first = task(1, 0, true, 10, 1);
+  first.prompt = uuid(50);
+  whole_minutes.add(first);
+  RoiTaskRow second = task(1, kDay / 2, true, 20, 2);
+  second.prompt = uuid(51);
+  tenths.add(second);
+  const auto a = whole_minutes.tally().group_states();
+  const auto b = tenths.tally().group_states();
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  for (const bool scale_first : {true, false}) {
+    RoiTally folded;
+    const auto& one = scale_first ? a[0] : b[0];
+    const auto& other = scale_first ? b[0] : a[0];
+    folded.merge_group_state(0, 0, one.bytes.data(), one.bytes.size());
+    folded.merge_group_state(0, 0, other.bytes.data(), other.bytes.size());
+    const auto figures = folded.finish();
+    ASSERT_EQ(figures.size(), 1u);
+    EXPECT_EQ(folded.minutes_scale(), 1);
+    EXPECT_EQ(figures[0].prompt_minutes, 195);  // 12.0 + 7.5 in tenths
+    EXPECT_EQ(figures[0].tasks_completed, 2);
+    EXPECT_EQ(figures[0].active_users, 2);
+  }
+}
