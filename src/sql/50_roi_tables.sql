@@ -86,3 +86,33 @@ COMMENT ON COLUMN celaest.roi_metrics.updated_at IS 'Last update time (maintaine
 
 -- pg_dump: these rows are user data (see 10_identity.sql).
 SELECT pg_catalog.pg_extension_config_dump('celaest.roi_metrics', '');
+
+-- ---------------------------------------------------------------------------
+-- Stored ROI days (internal; not in the data dictionary): see "Stored days" in 55_roi.sql.
+-- ---------------------------------------------------------------------------
+-- UNLOGGED: every row can be computed again from processed_tasks; after a crash the table is
+-- empty and the next run reads the tasks. No foreign key: rows of an organization that is gone
+-- are never read, and the upkeep refresh deletes them.
+CREATE UNLOGGED TABLE celaest._roi_days (
+    organization_id uuid NOT NULL,
+    day             date NOT NULL,
+    timezone        text NOT NULL,
+    state           bytea,
+    CONSTRAINT _roi_days_pkey PRIMARY KEY (organization_id, day)
+);
+COMMENT ON TABLE celaest._roi_days IS
+    'Internal (ROI): each organization''s local day tallied once (counts, sums, completed tasks'' execution times, users), merged by aggregate_roi into its periods instead of reading the day''s tasks again. Derived data: deleting rows only makes the next run read those days'' tasks.';
+COMMENT ON COLUMN celaest._roi_days.organization_id IS 'Organization.';
+COMMENT ON COLUMN celaest._roi_days.day IS 'The local day, in timezone.';
+COMMENT ON COLUMN celaest._roi_days.timezone IS 'The organization''s time zone when the day was tallied; another zone makes the row unusable.';
+COMMENT ON COLUMN celaest._roi_days.state IS 'The day''s tally (native bytes, core/roi_tally); NULL: no task that day.';
+
+-- Logged: a note commits with the write it describes.
+CREATE TABLE celaest._roi_stale (
+    organization_id uuid,
+    utc_day         date
+);
+COMMENT ON TABLE celaest._roi_stale IS
+    'Internal (ROI): notes of writes to tasks of days that may be stored (written by triggers on processed_tasks and prompts_master, in the writer''s transaction); the next run deletes the stored days they touch. NULL organization or day: all of them.';
+COMMENT ON COLUMN celaest._roi_stale.organization_id IS 'Organization whose task was written; NULL: every organization.';
+COMMENT ON COLUMN celaest._roi_stale.utc_day IS 'The task''s created_at as a UTC date; NULL: every day.';

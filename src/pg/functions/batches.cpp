@@ -80,9 +80,10 @@ namespace {
 
 // Whether submit_batch's task rows may be inserted without their per-row foreign-key checks
 // (see submit_batch): true when
-//  - no trigger fires on an INSERT into processed_tasks but its foreign keys' checks
-//    (RI_FKey_check_ins) and the in-flight limit (which fires for processing and retrying
-//    rows only, never for the pending rows submit_batch inserts), and
+//  - no trigger that replica mode would skip (or fire only then) fires on an INSERT into
+//    processed_tasks but its foreign keys' checks (RI_FKey_check_ins) and the in-flight limit
+//    (which fires for processing and retrying rows only, never for the pending rows
+//    submit_batch inserts); triggers enabled ALWAYS (the ROI store's) fire either way, and
 //  - the table has no rule (replica mode would skip those too),
 //  - every foreign key of processed_tasks is the batch's own (batch_id), on a column
 //    submit_batch leaves NULL (model_id, api_key_id), or has a twin on task_batches (the same
@@ -92,7 +93,7 @@ constexpr const char* kTaskRowsPrechecked = R"SQL(
 SELECT NOT EXISTS (
          SELECT 1 FROM pg_catalog.pg_trigger g
           WHERE g.tgrelid = 'celaest.processed_tasks'::regclass
-            AND (g.tgtype::int & 4) <> 0 AND g.tgenabled <> 'D'
+            AND (g.tgtype::int & 4) <> 0 AND g.tgenabled IN ('O', 'R')
             AND NOT (g.tgisinternal AND g.tgconstraint <> 0 AND g.tgfoid = 'pg_catalog."RI_FKey_check_ins"'::regproc)
             AND NOT (g.tgname = 'processed_tasks_enforce_max_concurrent_tasks'
                      AND g.tgfoid = 'celaest._enforce_max_concurrent_tasks'::regproc))

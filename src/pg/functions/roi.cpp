@@ -13,6 +13,7 @@
 #include "core/roi_figures.hpp"
 #include "core/roi_tally.hpp"
 #include "pg/boundary/boundary.hpp"
+#include "pg/roi/aggregate_glue.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -45,6 +46,13 @@ using celaest::core::RoiTaskRow;
 using celaest::core::UuidBytes;
 using celaest::pg::Error;
 using celaest::pg::pg_guarded;
+using celaest::pg::roi::aggregate_context;
+using celaest::pg::roi::array_elements;
+using celaest::pg::roi::ArrayElements;
+using celaest::pg::roi::bytea_datum;
+using celaest::pg::roi::owned_by;
+using celaest::pg::roi::uuid_bytes;
+using celaest::pg::roi::uuid_list;
 
 constexpr int kCostScale = 6;  // processed_tasks.cost_usd is numeric(10,6)
 
@@ -65,59 +73,8 @@ struct RoiScanState {
   }
 };
 
-void delete_state(void* state) { delete static_cast<RoiScanState*>(state); }
-
 // A new state owned by `context`: deleted by the context's reset callback.
-RoiScanState* new_state(MemoryContext context) {
-  auto* callback = static_cast<MemoryContextCallback*>(
-      pg_guarded([&] { return MemoryContextAllocZero(context, sizeof(MemoryContextCallback)); }));
-  auto* state = new RoiScanState();
-  callback->func = delete_state;
-  callback->arg = state;
-  pg_guarded([&] { MemoryContextRegisterResetCallback(context, callback); });
-  return state;
-}
-
-MemoryContext aggregate_context(FunctionCallInfo fcinfo) {
-  MemoryContext context = nullptr;
-  if (!AggCheckCallContext(fcinfo, &context))
-    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "celaest ROI aggregate called outside an aggregate");
-  return context;
-}
-
-UuidBytes uuid_bytes(Datum datum) {
-  UuidBytes bytes;
-  std::memcpy(bytes.data(), DatumGetUUIDP(datum)->data, bytes.size());
-  return bytes;
-}
-
-// The elements of a one-dimensional array argument (NULL elements flagged).
-struct ArrayElements {
-  Datum* values = nullptr;
-  bool* nulls = nullptr;
-  int count = 0;
-};
-
-ArrayElements array_elements(FunctionCallInfo fcinfo, int argument, Oid element_type) {
-  if (PG_ARGISNULL(argument)) return {};
-  ArrayElements out;
-  pg_guarded([&] {
-    ArrayType* array = PG_GETARG_ARRAYTYPE_P(argument);
-    int16 length;
-    bool by_value;
-    char alignment;
-    get_typlenbyvalalign(element_type, &length, &by_value, &alignment);
-    deconstruct_array(array, element_type, length, by_value, alignment, &out.values, &out.nulls, &out.count);
-  });
-  return out;
-}
-
-std::vector<UuidBytes> uuid_list(const ArrayElements& elements) {
-  std::vector<UuidBytes> out;
-  for (int i = 0; i < elements.count; ++i)
-    if (!elements.nulls[i]) out.push_back(uuid_bytes(elements.values[i]));
-  return out;
-}
+RoiScanState* new_state(MemoryContext context) { return owned_by(context, new RoiScanState()); }
 
 // The run's constants, from the aggregate's arguments 13.. (see _roi_scan in 55_roi.sql).
 std::unique_ptr<RoiScan> scan_from_arguments(FunctionCallInfo fcinfo) {
@@ -174,13 +131,6 @@ std::optional<std::int32_t> optional_int4(FunctionCallInfo fcinfo, int argument)
 std::optional<UuidBytes> optional_uuid(FunctionCallInfo fcinfo, int argument) {
   if (PG_ARGISNULL(argument)) return std::nullopt;
   return uuid_bytes(PG_GETARG_DATUM(argument));
-}
-
-Datum bytea_datum(const std::vector<unsigned char>& bytes) {
-  auto* out = static_cast<bytea*>(pg_guarded([&] { return palloc_extended(VARHDRSZ + bytes.size(), MCXT_ALLOC_HUGE); }));
-  SET_VARSIZE(out, VARHDRSZ + bytes.size());
-  std::memcpy(VARDATA(out), bytes.data(), bytes.size());
-  return PointerGetDatum(out);
 }
 
 }  // namespace
