@@ -116,3 +116,12 @@ COMMENT ON TABLE celaest._roi_stale IS
     'Internal (ROI): notes of writes to tasks of days that may be stored (written by triggers on processed_tasks and prompts_master, in the writer''s transaction); the next run deletes the stored days they touch. NULL organization or day: all of them.';
 COMMENT ON COLUMN celaest._roi_stale.organization_id IS 'Organization whose task was written; NULL: every organization.';
 COMMENT ON COLUMN celaest._roi_stale.utc_day IS 'The task''s created_at as a UTC date; NULL: every day.';
+
+-- Bookkeeping of the ROI functions (SECURITY DEFINER): no tenant reads it; a super admin may,
+-- for support.
+ALTER TABLE celaest._roi_days ENABLE ROW LEVEL SECURITY;
+CREATE POLICY roi_days_super_admin ON celaest._roi_days FOR SELECT
+    USING (celaest._current_user_is_super_admin());
+ALTER TABLE celaest._roi_stale ENABLE ROW LEVEL SECURITY;
+CREATE POLICY roi_stale_super_admin ON celaest._roi_stale FOR SELECT
+    USING (celaest._current_user_is_super_admin());
