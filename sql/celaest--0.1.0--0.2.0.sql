@@ -2314,27 +2314,187 @@ COMMENT ON FUNCTION celaest._roi_period_of(text, date, date, date) IS
 -- _roi_rollup is now PL/pgSQL returning SETOF celaest._roi_row: dropped and created again.
 DROP FUNCTION celaest._roi_rollup(text, date, date, uuid, text);
 
--- The ROI math, written once. One row per (organization, period, dimension key):
+-- ---------------------------------------------------------------------------
+-- Stored ROI days (internal; not in the data dictionary): see "Stored days" in 55_roi.sql.
+-- ---------------------------------------------------------------------------
+-- UNLOGGED: every row can be computed again from processed_tasks; after a crash the table is
+-- empty and the next run reads the tasks. No foreign key: rows of an organization that is gone
+-- are never read, and the upkeep refresh deletes them.
+CREATE UNLOGGED TABLE celaest._roi_days (
+    organization_id uuid NOT NULL,
+    day             date NOT NULL,
+    timezone        text NOT NULL,
+    state           bytea,
+    CONSTRAINT _roi_days_pkey PRIMARY KEY (organization_id, day)
+);
+COMMENT ON TABLE celaest._roi_days IS
+    'Internal (ROI): each organization''s local day tallied once (counts, sums, completed tasks'' execution times, users), merged by aggregate_roi into its periods instead of reading the day''s tasks again. Derived data: deleting rows only makes the next run read those days'' tasks.';
+COMMENT ON COLUMN celaest._roi_days.organization_id IS 'Organization.';
+COMMENT ON COLUMN celaest._roi_days.day IS 'The local day, in timezone.';
+COMMENT ON COLUMN celaest._roi_days.timezone IS 'The organization''s time zone when the day was tallied; another zone makes the row unusable.';
+COMMENT ON COLUMN celaest._roi_days.state IS 'The day''s tally (native bytes, core/roi_tally); NULL: no task that day.';
+
+-- Logged: a note commits with the write it describes.
+CREATE TABLE celaest._roi_stale (
+    organization_id uuid,
+    utc_day         date
+);
+COMMENT ON TABLE celaest._roi_stale IS
+    'Internal (ROI): notes of writes to tasks of days that may be stored (written by triggers on processed_tasks and prompts_master, in the writer''s transaction); the next run deletes the stored days they touch. NULL organization or day: all of them.';
+COMMENT ON COLUMN celaest._roi_stale.organization_id IS 'Organization whose task was written; NULL: every organization.';
+COMMENT ON COLUMN celaest._roi_stale.utc_day IS 'The task''s created_at as a UTC date; NULL: every day.';
+
+-- Bookkeeping of the ROI functions (SECURITY DEFINER): no tenant reads it; a super admin may,
+-- for support.
+ALTER TABLE celaest._roi_days ENABLE ROW LEVEL SECURITY;
+CREATE POLICY roi_days_super_admin ON celaest._roi_days FOR SELECT
+    USING (celaest._current_user_is_super_admin());
+ALTER TABLE celaest._roi_stale ENABLE ROW LEVEL SECURITY;
+CREATE POLICY roi_stale_super_admin ON celaest._roi_stale FOR SELECT
+    USING (celaest._current_user_is_super_admin());
+
+-- The constants of a roll-up run, worked out once by small queries (never per task):
 --   p_period_type  'daily' | 'weekly' | 'monthly': every period overlapping
 --                  [p_from, p_to], whole periods (a weekly run from a Wednesday
 --                  covers the week from its Monday);
 --                  'range': one period, exactly [p_from, p_to].
---   p_org_id       one organization, or NULL for every live organization and any
---                  soft-deleted one with tasks in the window.
+--   p_org_id       one organization, or NULL for every organization in p_orgs (NULL: every
+--                  one the caller sees); reported: the live ones, the one asked for, and
+--                  soft-deleted ones with tasks near the window.
+CREATE TYPE celaest._roi_run AS (
+    lo           date,           -- the local days covered, lo .. hi
+    hi           date,
+    periods      date[],         -- each period's first and last day
+    period_end   date[],
+    day_period   integer[],      -- each local day's period (1-based), NULL: none
+    orgs         uuid[],         -- every organization of the run, soft-deleted ones too
+    org_tz       text[],         -- its time zone
+    rates        numeric[],      -- its hourly rate
+    reported     boolean[],      -- whether its rows are wanted
+    zones        text[],         -- the distinct zones
+    org_zone     integer[],      -- each organization's zone (1-based)
+    day_starts   timestamptz[],  -- per zone, where each local day starts, then where the last ends
+    prompts      uuid[],         -- the prompts that name manual minutes, and those minutes
+    minutes      text[],
+    default_minutes numeric,
+    nu_orgs      integer[],      -- new users per (organization, period), 1-based positions
+    nu_periods   integer[],
+    nu_counts    bigint[]
+);
+COMMENT ON TYPE celaest._roi_run IS
+    'Internal (ROI): the constants of a roll-up run (days, periods, organizations with their zones, rates and whether reported, where each zone''s local days start, the prompts'' manual minutes, new users), worked out once by _roi_run_constants.';
+
+CREATE FUNCTION celaest._roi_run_constants(
+    p_period_type text,
+    p_from        date,
+    p_to          date,
+    p_org_id      uuid,
+    p_orgs        uuid[] DEFAULT NULL
+)
+RETURNS celaest._roi_run
+LANGUAGE plpgsql
+STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    r            celaest._roi_run;
+    v_last_start date := CASE WHEN p_period_type = 'range' THEN p_from
+                              ELSE celaest._roi_period_start(p_period_type, p_to) END;
+    v_defaults   record;
+BEGIN
+    r.lo := CASE WHEN p_period_type = 'range' THEN p_from
+                 ELSE celaest._roi_period_start(p_period_type, p_from) END;
+    r.hi := CASE WHEN p_period_type = 'range' THEN p_to
+                 ELSE celaest._roi_period_end(p_period_type, v_last_start) END;
+    SELECT array_agg(s.d::date ORDER BY s.d),
+           array_agg(CASE WHEN p_period_type = 'range' THEN p_to
+                          ELSE celaest._roi_period_end(p_period_type, s.d::date) END ORDER BY s.d)
+      INTO r.periods, r.period_end
+      FROM generate_series(r.lo::timestamp, v_last_start::timestamp,
+                           CASE p_period_type WHEN 'weekly'  THEN interval '1 week'
+                                              WHEN 'monthly' THEN interval '1 month'
+                                              ELSE interval '1 day' END) AS s(d);
+    -- Each local day's period, as its number in r.periods.
+    SELECT array_agg(array_position(r.periods, celaest._roi_period_of(p_period_type, p_from, p_to, s.d::date))
+                     ORDER BY s.d)
+      INTO r.day_period
+      FROM generate_series(r.lo::timestamp, r.hi::timestamp, interval '1 day') AS s(d);
+    SELECT d.manual_minutes_per_task, d.hourly_rate INTO v_defaults FROM celaest._roi_defaults() AS d;
+    r.default_minutes := v_defaults.manual_minutes_per_task;
+    SELECT array_agg(o.id ORDER BY o.id),
+           array_agg(celaest._roi_timezone(o.settings) ORDER BY o.id),
+           array_agg(coalesce(celaest._roi_number(o.settings -> 'roi' ->> 'hourly_rate'), v_defaults.hourly_rate)
+                     ORDER BY o.id),
+           array_agg((o.deleted_at IS NULL
+                      OR p_org_id IS NOT NULL
+                      OR EXISTS (SELECT 1 FROM celaest.processed_tasks AS t
+                                  WHERE t.organization_id = o.id
+                                    AND t.created_at >= (r.lo - 2)::timestamptz
+                                    AND t.created_at < (r.hi + 3)::timestamptz)) ORDER BY o.id)
+      INTO r.orgs, r.org_tz, r.rates, r.reported
+      FROM celaest.organizations AS o
+     WHERE (p_org_id IS NULL OR o.id = p_org_id)
+       AND (p_orgs IS NULL OR o.id = ANY (p_orgs));
+    IF r.orgs IS NULL THEN
+        RETURN r;
+    END IF;
+    SELECT array_agg(DISTINCT z.tz) INTO r.zones FROM unnest(r.org_tz) AS z(tz);
+    SELECT array_agg(array_position(r.zones, z.tz) ORDER BY z.n) INTO r.org_zone
+      FROM unnest(r.org_tz) WITH ORDINALITY AS z(tz, n);
+    -- Where each zone's local days start (a task at exactly local midnight opens the day).
+    SELECT array_agg(s.d AT TIME ZONE z.tz ORDER BY z.n, s.d) INTO r.day_starts
+      FROM unnest(r.zones) WITH ORDINALITY AS z(tz, n),
+           generate_series(r.lo::timestamp, (r.hi + 1)::timestamp, interval '1 day') AS s(d);
+    SELECT array_agg(p.id), array_agg(m.minutes::text)
+      INTO r.prompts, r.minutes
+      FROM celaest.prompts_master AS p
+     CROSS JOIN LATERAL (SELECT celaest._roi_number(p.metadata ->> 'manual_minutes') AS minutes) AS m
+     WHERE m.minutes IS NOT NULL;
+    -- New users (soft-deleted ones included: they were new then) per organization and the
+    -- period of their local creation day; users created outside the days covered count nowhere.
+    SELECT array_agg(u.org_n), array_agg(u.period_n), array_agg(u.n)
+      INTO r.nu_orgs, r.nu_periods, r.nu_counts
+      FROM (SELECT o.n AS org_n,
+                   r.day_period[(u.created_at AT TIME ZONE o.tz)::date - r.lo + 1] AS period_n,
+                   count(*) AS n
+              FROM unnest(r.orgs, r.org_tz) WITH ORDINALITY AS o(id, tz, n)
+              JOIN celaest.users_profile AS u ON u.organization_id = o.id
+             GROUP BY 1, 2) AS u
+     WHERE u.period_n IS NOT NULL;
+    RETURN r;
+END;
+$$;
+COMMENT ON FUNCTION celaest._roi_run_constants(text, date, date, uuid, uuid[]) IS
+    'Internal (ROI): the constants of a roll-up over the daily/weekly/monthly periods overlapping [p_from, p_to] (''range'': exactly those days) for one organization or all (among p_orgs when given): see celaest._roi_run. Arguments are not validated here.';
+
+-- The finished rows of a run from its periods' figures (_roi_scan's or _roi_fold's bytes).
+CREATE FUNCTION celaest._roi_finish(p_figures bytea, r celaest._roi_run, p_dense boolean)
+RETURNS SETOF celaest._roi_row
+LANGUAGE sql
+STABLE PARALLEL SAFE
+AS $$
+    SELECT * FROM celaest._roi_rows(p_figures, r.orgs, r.reported, r.rates, r.org_tz, r.default_minutes,
+                                    r.periods, r.period_end, r.nu_orgs, r.nu_periods, r.nu_counts, p_dense);
+$$;
+COMMENT ON FUNCTION celaest._roi_finish(bytea, celaest._roi_run, boolean) IS
+    'Internal (ROI): the finished rows of a run (_roi_rows) from its periods'' figures and constants.';
+
+-- The ROI math straight from the tasks: one row per (organization, period, dimension key):
+--   p_period_type, p_org_id: see _roi_run_constants;
 --   p_dimension    'total': one row per organization and period, dense (periods
 --                  without tasks give a row of zeros);
 --                  'model' / 'prompt': one row per model / prompt with tasks
 --                  (dim_id NULL: tasks whose model / prompt is unknown).
+-- roi_summary's roll-up; aggregate_roi merges stored days instead (_roi_rollup_days).
 -- The callers validate the arguments and the time zones; this function trusts them.
--- How: the run's constants (periods, organizations and their zones, where each zone's local
--- days start, the prompts' manual minutes, hourly rates, new users) are worked out first,
--- once, by small queries; the one pass over processed_tasks is a query of one table and one
--- native aggregate (_roi_scan), which PostgreSQL runs in parallel workers (PARALLEL
--- RESTRICTED: it starts workers of its own, so it runs in the leader); _roi_rows finishes
--- every group's figures natively. No SQL function or expression runs per task or per group.
+-- How: the one pass over processed_tasks is a query of one table and one native aggregate
+-- (_roi_scan), which PostgreSQL runs in parallel workers (PARALLEL RESTRICTED: it starts
+-- workers of its own, so it runs in the leader); _roi_rows finishes every group's figures
+-- natively. No SQL function or expression runs per task or per group.
 -- jit = off: the row estimates would put small queries above jit_above_cost, and compiling
 -- cost more than it saved (1.3 s of CPU on 2 M tasks, measured before the figures went native).
-CREATE OR REPLACE FUNCTION celaest._roi_rollup(
+CREATE FUNCTION celaest._roi_rollup(
     p_period_type text,
     p_from        date,
     p_to          date,
@@ -2348,88 +2508,12 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-    -- The local days covered, v_lo .. v_hi; v_last_start: the start of the last period.
-    v_lo         date := CASE WHEN p_period_type = 'range' THEN p_from
-                              ELSE celaest._roi_period_start(p_period_type, p_from) END;
-    v_last_start date := CASE WHEN p_period_type = 'range' THEN p_from
-                              ELSE celaest._roi_period_start(p_period_type, p_to) END;
-    v_hi         date := CASE WHEN p_period_type = 'range' THEN p_to
-                              ELSE celaest._roi_period_end(p_period_type,
-                                       celaest._roi_period_start(p_period_type, p_to)) END;
-    v_periods    date[];
-    v_period_end date[];
-    v_day_period integer[];
-    v_orgs       uuid[];
-    v_org_tz     text[];
-    v_rates      numeric[];
-    v_reported   boolean[];
-    v_zones      text[];
-    v_org_zone   integer[];
-    v_day_starts timestamptz[];
-    v_prompts    uuid[];
-    v_minutes    text[];
-    v_nu_orgs    integer[];
-    v_nu_periods integer[];
-    v_nu_counts  bigint[];
-    v_defaults   record;
-    v_figures    bytea;
+    r         celaest._roi_run := celaest._roi_run_constants(p_period_type, p_from, p_to, p_org_id);
+    v_figures bytea;
 BEGIN
-    SELECT array_agg(s.d::date ORDER BY s.d),
-           array_agg(CASE WHEN p_period_type = 'range' THEN p_to
-                          ELSE celaest._roi_period_end(p_period_type, s.d::date) END ORDER BY s.d)
-      INTO v_periods, v_period_end
-      FROM generate_series(v_lo::timestamp, v_last_start::timestamp,
-                           CASE p_period_type WHEN 'weekly'  THEN interval '1 week'
-                                              WHEN 'monthly' THEN interval '1 month'
-                                              ELSE interval '1 day' END) AS s(d);
-    -- Each local day's period, as its number in v_periods.
-    SELECT array_agg(array_position(v_periods, celaest._roi_period_of(p_period_type, p_from, p_to, s.d::date))
-                     ORDER BY s.d)
-      INTO v_day_period
-      FROM generate_series(v_lo::timestamp, v_hi::timestamp, interval '1 day') AS s(d);
-    SELECT d.manual_minutes_per_task, d.hourly_rate INTO v_defaults FROM celaest._roi_defaults() AS d;
-    -- Every organization (soft-deleted ones too, so the scan places their tasks); reported:
-    -- the live ones, the one asked for, and soft-deleted ones with tasks near the window.
-    SELECT array_agg(o.id ORDER BY o.id),
-           array_agg(celaest._roi_timezone(o.settings) ORDER BY o.id),
-           array_agg(coalesce(celaest._roi_number(o.settings -> 'roi' ->> 'hourly_rate'), v_defaults.hourly_rate)
-                     ORDER BY o.id),
-           array_agg((o.deleted_at IS NULL
-                      OR p_org_id IS NOT NULL
-                      OR EXISTS (SELECT 1 FROM celaest.processed_tasks AS t
-                                  WHERE t.organization_id = o.id
-                                    AND t.created_at >= (v_lo - 2)::timestamptz
-                                    AND t.created_at < (v_hi + 3)::timestamptz)) ORDER BY o.id)
-      INTO v_orgs, v_org_tz, v_rates, v_reported
-      FROM celaest.organizations AS o
-     WHERE p_org_id IS NULL OR o.id = p_org_id;
-    IF v_orgs IS NULL THEN
+    IF r.orgs IS NULL THEN
         RETURN;
     END IF;
-    SELECT array_agg(DISTINCT z.tz) INTO v_zones FROM unnest(v_org_tz) AS z(tz);
-    SELECT array_agg(array_position(v_zones, z.tz) ORDER BY z.n) INTO v_org_zone
-      FROM unnest(v_org_tz) WITH ORDINALITY AS z(tz, n);
-    -- Where each zone's local days start (a task at exactly local midnight opens the day).
-    SELECT array_agg(s.d AT TIME ZONE z.tz ORDER BY z.n, s.d) INTO v_day_starts
-      FROM unnest(v_zones) WITH ORDINALITY AS z(tz, n),
-           generate_series(v_lo::timestamp, (v_hi + 1)::timestamp, interval '1 day') AS s(d);
-    SELECT array_agg(p.id), array_agg(m.minutes::text)
-      INTO v_prompts, v_minutes
-      FROM celaest.prompts_master AS p
-     CROSS JOIN LATERAL (SELECT celaest._roi_number(p.metadata ->> 'manual_minutes') AS minutes) AS m
-     WHERE m.minutes IS NOT NULL;
-    -- New users (soft-deleted ones included: they were new then) per organization and the
-    -- period of their local creation day; users created outside the days covered count nowhere.
-    SELECT array_agg(u.org_n), array_agg(u.period_n), array_agg(u.n)
-      INTO v_nu_orgs, v_nu_periods, v_nu_counts
-      FROM (SELECT o.n AS org_n,
-                   v_day_period[(u.created_at AT TIME ZONE o.tz)::date - v_lo + 1] AS period_n,
-                   count(*) AS n
-              FROM unnest(v_orgs, v_org_tz) WITH ORDINALITY AS o(id, tz, n)
-              JOIN celaest.users_profile AS u ON u.organization_id = o.id
-             GROUP BY 1, 2) AS u
-     WHERE u.period_n IS NOT NULL;
-
     EXECUTE format(
         'SELECT celaest._roi_scan(t.organization_id, t.created_at, t.status, t.cost_usd, t.tokens_total,
                                   t.execution_time_ms, t.ai_time_ms, t.user_id, t.prompt_id, %s,
@@ -2439,17 +2523,303 @@ BEGIN
         CASE p_dimension WHEN 'model' THEN 't.model_id' WHEN 'prompt' THEN 't.prompt_id' ELSE 'NULL::uuid' END,
         CASE WHEN p_org_id IS NOT NULL THEN 'AND t.organization_id = $9' ELSE '' END)
       INTO v_figures
-      USING v_orgs, v_org_zone, v_day_starts, v_day_period, v_prompts, v_minutes,
-            (SELECT min(d) FROM unnest(v_day_starts) AS d), (SELECT max(d) FROM unnest(v_day_starts) AS d),
+      USING r.orgs, r.org_zone, r.day_starts, r.day_period, r.prompts, r.minutes,
+            (SELECT min(d) FROM unnest(r.day_starts) AS d), (SELECT max(d) FROM unnest(r.day_starts) AS d),
             p_org_id;
-
-    RETURN QUERY SELECT * FROM celaest._roi_rows(v_figures, v_orgs, v_reported, v_rates, v_org_tz,
-                                                 v_defaults.manual_minutes_per_task, v_periods, v_period_end,
-                                                 v_nu_orgs, v_nu_periods, v_nu_counts, p_dimension = 'total');
+    RETURN QUERY SELECT * FROM celaest._roi_finish(v_figures, r, p_dimension = 'total');
 END;
 $$;
 COMMENT ON FUNCTION celaest._roi_rollup(text, date, date, uuid, text) IS
-    'Internal (ROI): the ROI figures of every organization (or one) per daily/weekly/monthly period overlapping [p_from, p_to] in each organization''s time zone, or for the exact range (''range''), in total or per model / prompt (p_dimension). Shared by aggregate_roi, roi_summary and _roi_refresh_recent; arguments and time zones are not validated here.';
+    'Internal (ROI): the ROI figures of every organization (or one) per daily/weekly/monthly period overlapping [p_from, p_to] in each organization''s time zone, or for the exact range (''range''), in total or per model / prompt (p_dimension), read straight from processed_tasks. Used by roi_summary; arguments and time zones are not validated here.';
+
+-- ---------------------------------------------------------------------------
+-- Stored days: what aggregate_roi reads instead of the tasks
+-- ---------------------------------------------------------------------------
+-- Each organization's local day is tallied once (counts, sums, the completed tasks' execution
+-- times and the users: what exact percentiles and distinct users need) and kept in
+-- celaest._roi_days; a run merges the stored days into its periods and reads from
+-- processed_tasks only the days it does not have. A stored day is
+--   * sealed: it ended at least an hour (the live window) before the oldest transaction then
+--     open in this database began, so every later write of one of its tasks is an "old" write;
+--   * invalidated by such writes: a row trigger on processed_tasks, whose WHEN clause lets only
+--     tasks created more than an hour before the writing transaction began through, notes the
+--     task's organization and UTC day in celaest._roi_stale, in the writer's transaction (so a
+--     rolled-back write notes nothing, and a committed one cannot be missed); a run first
+--     deletes the stored days those notes touch (the UTC day and the local days next to it);
+--   * tied to its organization's time zone when it was tallied: another zone reads the tasks;
+--   * also invalidated by a change of a prompt's manual minutes (its tasks' days are noted)
+--     and by TRUNCATE (every day).
+-- Today, and any day still inside the live window, is always read from the tasks.
+-- Only one run at a time maintains the store (a transaction-level advisory lock, tried, never
+-- waited for); a run that does not get it, or runs under REPEATABLE READ, reads the stored days
+-- that no note touches and the tasks of the others, and stores nothing.
+
+-- A scan by local day: _roi_scan over a calendar in which each day is its own period; the
+-- result is the tally itself (groups by organization and day), for _roi_day_states.
+CREATE AGGREGATE celaest._roi_scan_days(uuid, timestamptz, celaest.task_status, numeric, integer, integer, integer,
+                                        uuid, uuid, uuid, celaest.task_status, celaest.task_status, uuid[],
+                                        integer[], timestamptz[], integer[], uuid[], text[]) (
+    SFUNC = celaest._roi_scan_step,
+    STYPE = internal,
+    FINALFUNC = celaest._roi_scan_serialize,
+    FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = celaest._roi_scan_combine,
+    SERIALFUNC = celaest._roi_scan_serialize,
+    DESERIALFUNC = celaest._roi_scan_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE celaest._roi_scan_days(uuid, timestamptz, celaest.task_status, numeric, integer, integer, integer, uuid, uuid, uuid, celaest.task_status, celaest.task_status, uuid[], integer[], timestamptz[], integer[], uuid[], text[]) IS
+    'Internal (ROI): _roi_scan''s pass over processed_tasks returning the tally itself (one group per organization and local day when each day is its own period), for _roi_day_states. Parallel.';
+
+CREATE FUNCTION celaest._roi_day_states(p_tally bytea)
+RETURNS TABLE (organization_n integer, day_n integer, state bytea)
+AS 'MODULE_PATHNAME', 'celaest_roi_day_states'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION celaest._roi_day_states(bytea) IS
+    'Internal (ROI): the groups of a scan by local day (_roi_scan_days): organization and day as 1-based positions in the run''s arrays, and each one''s tally as the state celaest._roi_days keeps.';
+
+CREATE FUNCTION celaest._roi_fold_step(internal, integer, integer, bytea, integer[], integer, integer)
+RETURNS internal
+AS 'MODULE_PATHNAME', 'celaest_roi_fold_step' LANGUAGE C IMMUTABLE;
+CREATE FUNCTION celaest._roi_fold_final(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'celaest_roi_fold_final' LANGUAGE C IMMUTABLE;
+CREATE AGGREGATE celaest._roi_fold(integer, integer, bytea, integer[], integer, integer) (
+    SFUNC = celaest._roi_fold_step,
+    STYPE = internal,
+    FINALFUNC = celaest._roi_fold_final,
+    FINALFUNC_MODIFY = READ_WRITE
+);
+COMMENT ON AGGREGATE celaest._roi_fold(integer, integer, bytea, integer[], integer, integer) IS
+    'Internal (ROI): merges day states (organization and day as 1-based positions; the days'' periods; the numbers of organizations and periods) into their periods; returns the figures as _roi_scan does, for _roi_rows.';
+COMMENT ON FUNCTION celaest._roi_fold_step(internal, integer, integer, bytea, integer[], integer, integer) IS 'Internal (ROI): transition function of _roi_fold.';
+COMMENT ON FUNCTION celaest._roi_fold_final(internal) IS 'Internal (ROI): final function of _roi_fold.';
+
+CREATE FUNCTION celaest._roi_mark_stale() RETURNS trigger
+AS 'MODULE_PATHNAME', 'celaest_roi_mark_stale' LANGUAGE C;
+COMMENT ON FUNCTION celaest._roi_mark_stale() IS
+    'Internal (ROI, trigger): notes the organization and UTC day of an old task written (each version of the row) in celaest._roi_stale, once per transaction.';
+CREATE FUNCTION celaest._roi_forget_noted() RETURNS void
+AS 'MODULE_PATHNAME', 'celaest_roi_forget_noted' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION celaest._roi_forget_noted() IS
+    'Internal (ROI): forgets which organizations and days this transaction noted in celaest._roi_stale (after a run consumed the notes, a later write notes again).';
+
+-- The live window (one hour) is written here and in the seal of _roi_rollup_days.
+CREATE TRIGGER processed_tasks_roi_stale_insert
+    AFTER INSERT ON celaest.processed_tasks
+    FOR EACH ROW WHEN (NEW.created_at < now() - interval '1 hour')
+    EXECUTE FUNCTION celaest._roi_mark_stale();
+CREATE TRIGGER processed_tasks_roi_stale_update
+    AFTER UPDATE ON celaest.processed_tasks
+    FOR EACH ROW WHEN (OLD.created_at < now() - interval '1 hour' OR NEW.created_at < now() - interval '1 hour')
+    EXECUTE FUNCTION celaest._roi_mark_stale();
+CREATE TRIGGER processed_tasks_roi_stale_delete
+    AFTER DELETE ON celaest.processed_tasks
+    FOR EACH ROW WHEN (OLD.created_at < now() - interval '1 hour')
+    EXECUTE FUNCTION celaest._roi_mark_stale();
+
+CREATE FUNCTION celaest._roi_stale_everything() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO celaest._roi_stale (organization_id, utc_day) VALUES (NULL, NULL);
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION celaest._roi_stale_everything() IS
+    'Internal (ROI, trigger): after TRUNCATE of processed_tasks, every stored ROI day is stale.';
+CREATE TRIGGER processed_tasks_roi_stale_truncate
+    AFTER TRUNCATE ON celaest.processed_tasks
+    FOR EACH STATEMENT EXECUTE FUNCTION celaest._roi_stale_everything();
+
+-- A prompt's manual minutes are counted into the stored days of its completed tasks.
+CREATE FUNCTION celaest._roi_prompt_minutes_changed() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO celaest._roi_stale (organization_id, utc_day)
+    SELECT DISTINCT t.organization_id, (t.created_at AT TIME ZONE 'UTC')::date
+      FROM celaest.processed_tasks AS t
+     WHERE t.prompt_id = NEW.id AND t.status = 'completed';
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION celaest._roi_prompt_minutes_changed() IS
+    'Internal (ROI, trigger): a prompt''s metadata manual_minutes changed: the days of its completed tasks are noted stale.';
+CREATE TRIGGER prompts_master_roi_minutes
+    AFTER UPDATE ON celaest.prompts_master
+    FOR EACH ROW WHEN (OLD.metadata ->> 'manual_minutes' IS DISTINCT FROM NEW.metadata ->> 'manual_minutes')
+    EXECUTE FUNCTION celaest._roi_prompt_minutes_changed();
+
+-- Every trigger above also fires where rows arrive by logical replication or with
+-- session_replication_role = replica (submit_batch's task rows): a stored day must not miss a write.
+ALTER TABLE celaest.processed_tasks ENABLE ALWAYS TRIGGER processed_tasks_roi_stale_insert;
+ALTER TABLE celaest.processed_tasks ENABLE ALWAYS TRIGGER processed_tasks_roi_stale_update;
+ALTER TABLE celaest.processed_tasks ENABLE ALWAYS TRIGGER processed_tasks_roi_stale_delete;
+ALTER TABLE celaest.processed_tasks ENABLE ALWAYS TRIGGER processed_tasks_roi_stale_truncate;
+ALTER TABLE celaest.prompts_master ENABLE ALWAYS TRIGGER prompts_master_roi_minutes;
+
+-- The total figures of every organization in p_orgs (the ones the caller sees; or the one
+-- p_org_id names) per daily, weekly or monthly period overlapping [p_from, p_to], from the
+-- stored days and the tasks of the days not stored, storing the sealed days it read (see
+-- "Stored days" above). aggregate_roi's roll-up (through _roi_store); dense.
+-- SECURITY DEFINER: the store holds every organization's days, and a day is tallied from all
+-- of its tasks whoever asks; the caller chooses the organizations (p_orgs, read with its rights).
+-- enable_nestloop = on: the days not stored are read by one index range scan each
+-- ((organization_id, created_at)); the caller turns nested loops off for its upsert.
+CREATE FUNCTION celaest._roi_rollup_days(
+    p_period_type text,
+    p_from        date,
+    p_to          date,
+    p_org_id      uuid,
+    p_orgs        uuid[]
+)
+RETURNS SETOF celaest._roi_row
+LANGUAGE plpgsql
+VOLATILE PARALLEL RESTRICTED
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+SET enable_nestloop = on
+SET work_mem = '256MB'
+AS $$
+DECLARE
+    r              celaest._roi_run;
+    v_days         integer;
+    v_maintain     boolean;
+    v_sealed_until timestamptz;   -- a day that ended at or before this instant may be stored
+    v_mark_orgs    uuid[];        -- read-only runs: notes not consumed yet (NULL: every one)
+    v_mark_days    date[];
+    v_miss_orgs    integer[];     -- the (organization, day) pairs read from the tasks, 1-based
+    v_miss_days    integer[];
+    v_each_day     integer[];     -- a scan by day: each day its own period
+    v_tally        bytea;
+    v_figures      bytea;
+BEGIN
+    IF p_orgs IS NULL OR cardinality(p_orgs) = 0 THEN
+        RETURN;
+    END IF;
+    r := celaest._roi_run_constants(p_period_type, p_from, p_to, p_org_id, p_orgs);
+    IF r.orgs IS NULL THEN
+        RETURN;
+    END IF;
+    v_days := r.hi - r.lo + 1;
+    v_maintain := current_setting('transaction_isolation') = 'read committed'
+                  AND pg_try_advisory_xact_lock(hashtextextended('celaest._roi_days', 0));
+
+    IF v_maintain THEN
+        -- Consume the notes: the stored days they touch go (a UTC day meets the local days
+        -- before, of and after it in every zone).
+        WITH consumed AS (
+            DELETE FROM celaest._roi_stale RETURNING organization_id, utc_day
+        ), touched AS (
+            SELECT DISTINCT c.organization_id, c.utc_day FROM consumed AS c
+        )
+        DELETE FROM celaest._roi_days AS d
+         USING touched AS m
+         WHERE (m.organization_id IS NULL OR d.organization_id = m.organization_id)
+           AND (m.utc_day IS NULL OR d.day BETWEEN m.utc_day - 1 AND m.utc_day + 1);
+        PERFORM celaest._roi_forget_noted();
+        -- The seal: the oldest transaction open in this database (its writes of tasks created
+        -- before its start minus the live window are noted; of later ones, not). Prepared
+        -- transactions, or backends this role may not see, leave nothing sealed.
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts AS p WHERE p.database = current_database())
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity AS a
+                            WHERE a.datname = current_database() AND a.backend_xid IS NOT NULL
+                              AND a.xact_start IS NULL) THEN
+            SELECT least(now(), min(a.xact_start)) - interval '1 hour' INTO v_sealed_until
+              FROM pg_catalog.pg_stat_activity AS a
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+               AND a.backend_type <> 'autovacuum worker';
+        END IF;
+    ELSE
+        SELECT array_agg(m.organization_id), array_agg(m.utc_day)
+          INTO v_mark_orgs, v_mark_days
+          FROM (SELECT DISTINCT s.organization_id, s.utc_day FROM celaest._roi_stale AS s) AS m;
+    END IF;
+
+    -- The pairs without a usable stored day: none, another zone's, or noted (read-only runs).
+    SELECT array_agg(o.n ORDER BY o.n, d.n), array_agg(d.n ORDER BY o.n, d.n)
+      INTO v_miss_orgs, v_miss_days
+      FROM unnest(r.orgs, r.org_tz) WITH ORDINALITY AS o(id, tz, n)
+     CROSS JOIN generate_series(1, v_days) AS d(n)
+     WHERE NOT EXISTS (SELECT 1 FROM celaest._roi_days AS s
+                        WHERE s.organization_id = o.id AND s.day = r.lo + d.n - 1 AND s.timezone = o.tz)
+        OR EXISTS (SELECT 1 FROM unnest(v_mark_orgs, v_mark_days) AS m(org, day)
+                    WHERE (m.org IS NULL OR m.org = o.id)
+                      AND (m.day IS NULL OR r.lo + d.n - 1 BETWEEN m.day - 1 AND m.day + 1));
+
+    IF v_miss_orgs IS NOT NULL THEN
+        SELECT array_agg(g) INTO v_each_day FROM generate_series(1, v_days) AS g;
+        IF cardinality(v_miss_orgs) * 4 > cardinality(r.orgs) * v_days THEN
+            -- Most days are missing (the first run): one parallel pass over the window.
+            SELECT celaest._roi_scan_days(t.organization_id, t.created_at, t.status, t.cost_usd, t.tokens_total,
+                                          t.execution_time_ms, t.ai_time_ms, t.user_id, t.prompt_id, NULL::uuid,
+                                          'completed', 'failed', r.orgs, r.org_zone, r.day_starts, v_each_day,
+                                          r.prompts, r.minutes)
+              INTO v_tally
+              FROM celaest.processed_tasks AS t
+             WHERE t.created_at >= (SELECT min(x) FROM unnest(r.day_starts) AS x)
+               AND t.created_at < (SELECT max(x) FROM unnest(r.day_starts) AS x)
+               AND (p_org_id IS NULL OR t.organization_id = p_org_id);
+        ELSE
+            -- A few days: each run of consecutive missing days of an organization is one
+            -- range of its tasks.
+            SELECT celaest._roi_scan_days(t.organization_id, t.created_at, t.status, t.cost_usd, t.tokens_total,
+                                          t.execution_time_ms, t.ai_time_ms, t.user_id, t.prompt_id, NULL::uuid,
+                                          'completed', 'failed', r.orgs, r.org_zone, r.day_starts, v_each_day,
+                                          r.prompts, r.minutes)
+              INTO v_tally
+              FROM (SELECT r.orgs[i.o] AS org,
+                           r.day_starts[(r.org_zone[i.o] - 1) * (v_days + 1) + i.first_day] AS from_instant,
+                           r.day_starts[(r.org_zone[i.o] - 1) * (v_days + 1) + i.last_day + 1] AS to_instant
+                      FROM (SELECT m.o, min(m.d) AS first_day, max(m.d) AS last_day
+                              FROM (SELECT x.o, x.d, x.d - row_number() OVER (PARTITION BY x.o ORDER BY x.d) AS island
+                                      FROM unnest(v_miss_orgs, v_miss_days) AS x(o, d)) AS m
+                             GROUP BY m.o, m.island) AS i) AS g
+              JOIN celaest.processed_tasks AS t
+                ON t.organization_id = g.org AND t.created_at >= g.from_instant AND t.created_at < g.to_instant;
+        END IF;
+    END IF;
+
+    -- Store the sealed days just read (days without tasks too: a NULL state), then merge the
+    -- stored days and the days just read into the periods (a pass over the whole window reads
+    -- stored days too: only the missing ones are taken from it). The scan of _roi_days below
+    -- does not see the rows this statement inserts.
+    WITH missing AS MATERIALIZED (
+        SELECT m.o, m.d, c.state
+          FROM unnest(v_miss_orgs, v_miss_days) AS m(o, d)
+          LEFT JOIN celaest._roi_day_states(v_tally) AS c ON c.organization_n = m.o AND c.day_n = m.d
+    ), stored AS (
+        INSERT INTO celaest._roi_days AS s (organization_id, day, timezone, state)
+        SELECT r.orgs[m.o], r.lo + m.d - 1, r.org_tz[m.o], m.state
+          FROM missing AS m
+         WHERE v_maintain
+           AND r.day_starts[(r.org_zone[m.o] - 1) * (v_days + 1) + m.d + 1] <= v_sealed_until
+        ON CONFLICT (organization_id, day) DO UPDATE SET timezone = EXCLUDED.timezone, state = EXCLUDED.state
+    )
+    SELECT celaest._roi_fold(x.o, x.d, x.state, r.day_period, cardinality(r.orgs), cardinality(r.periods))
+      INTO v_figures
+      FROM (SELECT m.o, m.d, m.state FROM missing AS m
+            UNION ALL
+            SELECT o.n::integer, (s.day - r.lo + 1)::integer, s.state
+              FROM unnest(r.orgs, r.org_tz) WITH ORDINALITY AS o(id, tz, n)
+              JOIN celaest._roi_days AS s
+                ON s.organization_id = o.id AND s.day BETWEEN r.lo AND r.hi AND s.timezone = o.tz
+             WHERE s.state IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM unnest(v_miss_orgs, v_miss_days) AS m(o, d)
+                                WHERE m.o = o.n AND m.d = s.day - r.lo + 1)) AS x;
+
+    RETURN QUERY SELECT * FROM celaest._roi_finish(v_figures, r, true);
+END;
+$$;
+COMMENT ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid[]) IS
+    'Internal (ROI): the total figures of the organizations in p_orgs (or p_org_id) per daily/weekly/monthly period overlapping [p_from, p_to], merged from the stored days (celaest._roi_days) and the tasks of the days not stored; stores the sealed days it read and consumes the notes of celaest._roi_stale when it gets the store''s lock. Used by aggregate_roi; arguments and time zones are not validated here.';
+REVOKE EXECUTE ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid[]) FROM PUBLIC;
+
 
 -- ---------------------------------------------------------------------------
 -- aggregate_roi and the daily refresh
@@ -2487,7 +2857,8 @@ BEGIN
         -- r.metadata: our keys, built natively with the row (_roi_rows), for both the
         -- comparison and the insert.
         SELECT r.*
-          FROM celaest._roi_rollup(%L, %L::date, %L::date, %L::uuid, 'total') AS r
+          FROM celaest._roi_rollup_days(%L, %L::date, %L::date, %L::uuid,
+                                        (SELECT array_agg(o.id) FROM celaest.organizations AS o)) AS r
          WHERE NOT %L::boolean
             OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1
                                   AND (now() AT TIME ZONE r.timezone)::date
@@ -2637,6 +3008,9 @@ DECLARE
     v_utc_today date := (now() AT TIME ZONE 'UTC')::date;
 BEGIN
     PERFORM celaest._roi_check_timezones(NULL);
+    -- Stored days of organizations that are gone (nothing reads them).
+    DELETE FROM celaest._roi_days AS d
+     WHERE NOT EXISTS (SELECT 1 FROM celaest.organizations AS o WHERE o.id = d.organization_id);
     RETURN celaest._roi_store('daily', v_utc_today - 2, v_utc_today + 1, NULL, true);
 END;
 $$;
