@@ -502,20 +502,22 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
 COMMENT ON FUNCTION celaest._roi_day_states(bytea) IS
     'Internal (ROI): the groups of a scan by local day (_roi_scan_days): organization and day as 1-based positions in the run''s arrays, and each one''s tally as the state celaest._roi_days keeps.';
 
-CREATE FUNCTION celaest._roi_fold_step(internal, integer, integer, bytea, integer[], integer, integer)
+CREATE FUNCTION celaest._roi_fold_step(internal, uuid, date, text, bytea, uuid[], text[], date, integer[], integer,
+                                       integer[], integer[], bytea)
 RETURNS internal
 AS 'MODULE_PATHNAME', 'celaest_roi_fold_step' LANGUAGE C IMMUTABLE;
 CREATE FUNCTION celaest._roi_fold_final(internal) RETURNS bytea
 AS 'MODULE_PATHNAME', 'celaest_roi_fold_final' LANGUAGE C IMMUTABLE;
-CREATE AGGREGATE celaest._roi_fold(integer, integer, bytea, integer[], integer, integer) (
+CREATE AGGREGATE celaest._roi_fold(uuid, date, text, bytea, uuid[], text[], date, integer[], integer,
+                                   integer[], integer[], bytea) (
     SFUNC = celaest._roi_fold_step,
     STYPE = internal,
     FINALFUNC = celaest._roi_fold_final,
     FINALFUNC_MODIFY = READ_WRITE
 );
-COMMENT ON AGGREGATE celaest._roi_fold(integer, integer, bytea, integer[], integer, integer) IS
-    'Internal (ROI): merges day states (organization and day as 1-based positions; the days'' periods; the numbers of organizations and periods) into their periods; returns the figures as _roi_scan does, for _roi_rows.';
-COMMENT ON FUNCTION celaest._roi_fold_step(internal, integer, integer, bytea, integer[], integer, integer) IS 'Internal (ROI): transition function of _roi_fold.';
+COMMENT ON AGGREGATE celaest._roi_fold(uuid, date, text, bytea, uuid[], text[], date, integer[], integer, integer[], integer[], bytea) IS
+    'Internal (ROI): merges stored days (_roi_days rows: organization, day, zone, state) into the run''s periods (constants: organizations, their zones, first day, each day''s period, number of periods), the days the run read from the tasks (fresh pairs of 1-based positions, and their tally) instead of their stored copies; returns the figures as _roi_scan does, for _roi_rows. A row with a NULL organization only starts the run.';
+COMMENT ON FUNCTION celaest._roi_fold_step(internal, uuid, date, text, bytea, uuid[], text[], date, integer[], integer, integer[], integer[], bytea) IS 'Internal (ROI): transition function of _roi_fold.';
 COMMENT ON FUNCTION celaest._roi_fold_final(internal) IS 'Internal (ROI): final function of _roi_fold.';
 
 CREATE FUNCTION celaest._roi_mark_stale() RETURNS trigger
@@ -594,6 +596,9 @@ ALTER TABLE celaest.prompts_master ENABLE ALWAYS TRIGGER prompts_master_roi_minu
 -- of its tasks whoever asks; the caller chooses the organizations (p_orgs, read with its rights).
 -- enable_nestloop = on: the days not stored are read by one index range scan each
 -- ((organization_id, created_at)); the caller turns nested loops off for its upsert.
+-- enable_mergejoin = off: which days are stored is one hash anti-join of the run's pairs with
+-- _roi_days (the planner's row estimates for both are guesses; a merge join sorted both sides
+-- by uuid: 0.2 s for 90,000 pairs, measured, against 0.07 s hashed).
 CREATE FUNCTION celaest._roi_rollup_days(
     p_period_type text,
     p_from        date,
@@ -608,6 +613,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 SET enable_nestloop = on
+SET enable_mergejoin = off
 SET work_mem = '256MB'
 AS $$
 DECLARE
@@ -634,7 +640,7 @@ BEGIN
     v_maintain := current_setting('transaction_isolation') = 'read committed'
                   AND pg_try_advisory_xact_lock(hashtextextended('celaest._roi_days', 0));
 
-    IF v_maintain THEN
+    IF v_maintain AND EXISTS (SELECT 1 FROM celaest._roi_stale) THEN
         -- Consume the notes: the stored days they touch go (a UTC day meets the local days
         -- before, of and after it in every zone).
         WITH consumed AS (
@@ -647,6 +653,8 @@ BEGIN
          WHERE (m.organization_id IS NULL OR d.organization_id = m.organization_id)
            AND (m.utc_day IS NULL OR d.day BETWEEN m.utc_day - 1 AND m.utc_day + 1);
         PERFORM celaest._roi_forget_noted();
+    END IF;
+    IF v_maintain THEN
         -- The seal: the oldest transaction open in this database (its writes of tasks created
         -- before its start minus the live window are noted; of later ones, not). Prepared
         -- transactions, or backends this role may not see, leave nothing sealed.
@@ -666,29 +674,37 @@ BEGIN
     END IF;
 
     -- The pairs without a usable stored day: none, another zone's, or noted (read-only runs).
-    SELECT array_agg(o.n ORDER BY o.n, d.n), array_agg(d.n ORDER BY o.n, d.n)
+    -- (One hash anti-join: every pair of the run against the run's rows of _roi_days.)
+    SELECT array_agg(p.o ORDER BY p.o, p.d), array_agg(p.d ORDER BY p.o, p.d)
       INTO v_miss_orgs, v_miss_days
-      FROM unnest(r.orgs, r.org_tz) WITH ORDINALITY AS o(id, tz, n)
-     CROSS JOIN generate_series(1, v_days) AS d(n)
-     WHERE NOT EXISTS (SELECT 1 FROM celaest._roi_days AS s
-                        WHERE s.organization_id = o.id AND s.day = r.lo + d.n - 1 AND s.timezone = o.tz)
-        OR EXISTS (SELECT 1 FROM unnest(v_mark_orgs, v_mark_days) AS m(org, day)
-                    WHERE (m.org IS NULL OR m.org = o.id)
-                      AND (m.day IS NULL OR r.lo + d.n - 1 BETWEEN m.day - 1 AND m.day + 1));
+      FROM (SELECT o.n::integer AS o, d.n AS d, o.id, o.tz, r.lo + d.n - 1 AS day
+              FROM unnest(r.orgs, r.org_tz) WITH ORDINALITY AS o(id, tz, n)
+             CROSS JOIN generate_series(1, v_days) AS d(n)) AS p
+      LEFT JOIN (SELECT s.organization_id, s.day, s.timezone FROM celaest._roi_days AS s
+                  WHERE s.day BETWEEN r.lo AND r.hi AND (p_org_id IS NULL OR s.organization_id = p_org_id)) AS s
+        ON s.organization_id = p.id AND s.day = p.day AND s.timezone = p.tz
+     WHERE s.organization_id IS NULL
+        OR (v_mark_orgs IS NOT NULL
+            AND EXISTS (SELECT 1 FROM unnest(v_mark_orgs, v_mark_days) AS m(org, day)
+                         WHERE (m.org IS NULL OR m.org = p.id)
+                           AND (m.day IS NULL OR p.day BETWEEN m.day - 1 AND m.day + 1)));
 
     IF v_miss_orgs IS NOT NULL THEN
         SELECT array_agg(g) INTO v_each_day FROM generate_series(1, v_days) AS g;
         IF cardinality(v_miss_orgs) * 4 > cardinality(r.orgs) * v_days THEN
-            -- Most days are missing (the first run): one parallel pass over the window.
-            SELECT celaest._roi_scan_days(t.organization_id, t.created_at, t.status, t.cost_usd, t.tokens_total,
-                                          t.execution_time_ms, t.ai_time_ms, t.user_id, t.prompt_id, NULL::uuid,
-                                          'completed', 'failed', r.orgs, r.org_zone, r.day_starts, v_each_day,
-                                          r.prompts, r.minutes)
+            -- Most days are missing (the first run): one pass over the window, in parallel
+            -- workers (EXECUTE: a static SELECT INTO asks for one row, which rules workers out).
+            EXECUTE format(
+                'SELECT celaest._roi_scan_days(t.organization_id, t.created_at, t.status, t.cost_usd, t.tokens_total,
+                                               t.execution_time_ms, t.ai_time_ms, t.user_id, t.prompt_id, NULL::uuid,
+                                               ''completed'', ''failed'', $1, $2, $3, $4, $5, $6)
+                   FROM celaest.processed_tasks AS t
+                  WHERE t.created_at >= $7 AND t.created_at < $8 %s',
+                CASE WHEN p_org_id IS NOT NULL THEN 'AND t.organization_id = $9' ELSE '' END)
               INTO v_tally
-              FROM celaest.processed_tasks AS t
-             WHERE t.created_at >= (SELECT min(x) FROM unnest(r.day_starts) AS x)
-               AND t.created_at < (SELECT max(x) FROM unnest(r.day_starts) AS x)
-               AND (p_org_id IS NULL OR t.organization_id = p_org_id);
+              USING r.orgs, r.org_zone, r.day_starts, v_each_day, r.prompts, r.minutes,
+                    (SELECT min(x) FROM unnest(r.day_starts) AS x), (SELECT max(x) FROM unnest(r.day_starts) AS x),
+                    p_org_id;
         ELSE
             -- A few days: each run of consecutive missing days of an organization is one
             -- range of its tasks.
@@ -709,33 +725,27 @@ BEGIN
         END IF;
     END IF;
 
-    -- Store the sealed days just read (days without tasks too: a NULL state), then merge the
-    -- stored days and the days just read into the periods (a pass over the whole window reads
-    -- stored days too: only the missing ones are taken from it). The scan of _roi_days below
-    -- does not see the rows this statement inserts.
-    WITH missing AS MATERIALIZED (
-        SELECT m.o, m.d, c.state
+    -- Store the sealed days just read (days without tasks too: a NULL state).
+    IF v_maintain AND v_miss_orgs IS NOT NULL THEN
+        INSERT INTO celaest._roi_days AS s (organization_id, day, timezone, state)
+        SELECT r.orgs[m.o], r.lo + m.d - 1, r.org_tz[m.o], c.state
           FROM unnest(v_miss_orgs, v_miss_days) AS m(o, d)
           LEFT JOIN celaest._roi_day_states(v_tally) AS c ON c.organization_n = m.o AND c.day_n = m.d
-    ), stored AS (
-        INSERT INTO celaest._roi_days AS s (organization_id, day, timezone, state)
-        SELECT r.orgs[m.o], r.lo + m.d - 1, r.org_tz[m.o], m.state
-          FROM missing AS m
-         WHERE v_maintain
-           AND r.day_starts[(r.org_zone[m.o] - 1) * (v_days + 1) + m.d + 1] <= v_sealed_until
-        ON CONFLICT (organization_id, day) DO UPDATE SET timezone = EXCLUDED.timezone, state = EXCLUDED.state
-    )
-    SELECT celaest._roi_fold(x.o, x.d, x.state, r.day_period, cardinality(r.orgs), cardinality(r.periods))
+         WHERE r.day_starts[(r.org_zone[m.o] - 1) * (v_days + 1) + m.d + 1] <= v_sealed_until
+        ON CONFLICT (organization_id, day) DO UPDATE SET timezone = EXCLUDED.timezone, state = EXCLUDED.state;
+    END IF;
+    -- Merge the stored days and the days just read into the periods, natively: one pass over the
+    -- run's rows of _roi_days, no join (the aggregate finds each row's organization, checks its
+    -- zone and leaves out the days just read); the extra row starts the run when none is stored.
+    SELECT celaest._roi_fold(x.organization_id, x.day, x.timezone, x.state, r.orgs, r.org_tz, r.lo, r.day_period,
+                             cardinality(r.periods), v_miss_orgs, v_miss_days, v_tally)
       INTO v_figures
-      FROM (SELECT m.o, m.d, m.state FROM missing AS m
+      FROM (SELECT s.organization_id, s.day, s.timezone, s.state
+              FROM celaest._roi_days AS s
+             WHERE s.day BETWEEN r.lo AND r.hi AND s.state IS NOT NULL
+               AND (p_org_id IS NULL OR s.organization_id = p_org_id)
             UNION ALL
-            SELECT o.n::integer, (s.day - r.lo + 1)::integer, s.state
-              FROM unnest(r.orgs, r.org_tz) WITH ORDINALITY AS o(id, tz, n)
-              JOIN celaest._roi_days AS s
-                ON s.organization_id = o.id AND s.day BETWEEN r.lo AND r.hi AND s.timezone = o.tz
-             WHERE s.state IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM unnest(v_miss_orgs, v_miss_days) AS m(o, d)
-                                WHERE m.o = o.n AND m.d = s.day - r.lo + 1)) AS x;
+            SELECT NULL, NULL, NULL, NULL) AS x;
 
     RETURN QUERY SELECT * FROM celaest._roi_finish(v_figures, r, true);
 END;

@@ -3,10 +3,11 @@
 // instead of reading their tasks again.
 //   _roi_day_states(tally bytea) -> (organization_n, day_n, state)
 //       the day groups of a scan by local day (_roi_scan_days), one state each;
-//   _roi_fold(organization_n, day_n, state, day_period int[], organizations, periods) -> bytea
-//       merges day states into their periods; the figures, as _roi_scan returns them;
+//   _roi_fold(a _roi_days row, the run's constants, the fresh days) -> bytea
+//       merges the stored and fresh days into their periods; the figures, as _roi_scan returns them;
 //   _roi_mark_stale()  (row trigger on processed_tasks)
 //       notes that a task of a day that may be stored was written (celaest._roi_stale).
+#include "core/roi_fold.hpp"
 #include "core/roi_tally.hpp"
 #include "pg/boundary/boundary.hpp"
 #include "pg/roi/aggregate_glue.hpp"
@@ -26,6 +27,7 @@ extern "C" {
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -75,58 +77,87 @@ CELAEST_FUNCTION(celaest_roi_day_states) {
 
 namespace {
 
-// _roi_fold's state: the periods' tally and where each local day of the run goes.
-struct RoiFoldState {
-  RoiTally tally;
-  std::vector<std::int32_t> period_of_day;  // -1: the day is in no period of the run
-  std::uint32_t organizations = 0;
-};
+std::vector<std::uint32_t> positions(const roi::ArrayElements& elements) {  // 1-based in SQL
+  std::vector<std::uint32_t> out;
+  for (int i = 0; i < elements.count; ++i) {
+    const int32 value = elements.nulls[i] ? 0 : DatumGetInt32(elements.values[i]);
+    if (value < 1) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "celaest ROI fold: a position below 1");
+    out.push_back(static_cast<std::uint32_t>(value - 1));
+  }
+  return out;
+}
+
+std::string text_string(Datum datum) {
+  text* value = pg_guarded([&] { return DatumGetTextPP(datum); });
+  return std::string(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+}
+
+// The run's constants, from _roi_fold's arguments 5.. (see 55_roi.sql), and the fresh days'
+// tally merged at once.
+std::unique_ptr<celaest::core::RoiFold> fold_from_arguments(FunctionCallInfo fcinfo) {
+  for (int argument : {5, 6, 7, 8, 9})
+    if (PG_ARGISNULL(argument)) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "celaest ROI fold: a run constant is NULL");
+  const roi::ArrayElements organizations = roi::array_elements(fcinfo, 5, UUIDOID);
+  const roi::ArrayElements zones = roi::array_elements(fcinfo, 6, TEXTOID);
+  const roi::ArrayElements days = roi::array_elements(fcinfo, 8, INT4OID);
+  std::vector<std::string> zone_names;
+  for (int i = 0; i < zones.count; ++i)
+    zone_names.push_back(zones.nulls[i] ? std::string() : text_string(zones.values[i]));
+  std::vector<std::int32_t> period_of_day;
+  for (int i = 0; i < days.count; ++i)
+    period_of_day.push_back(days.nulls[i] ? -1 : DatumGetInt32(days.values[i]) - 1);  // 1-based
+  const int periods = PG_GETARG_INT32(9);
+  if (periods < 0) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "celaest ROI fold: a negative number of periods");
+  try {
+    auto fold = std::make_unique<celaest::core::RoiFold>(
+        roi::uuid_list(organizations), std::move(zone_names), std::move(period_of_day), static_cast<std::size_t>(periods),
+        positions(roi::array_elements(fcinfo, 10, INT4OID)), positions(roi::array_elements(fcinfo, 11, INT4OID)));
+    if (!PG_ARGISNULL(12)) {
+      std::size_t size = 0;
+      const unsigned char* bytes = bytea_bytes(PG_GETARG_DATUM(12), &size);
+      fold->add_fresh(bytes, size);
+    }
+    return fold;
+  } catch (const std::invalid_argument& e) {
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string("celaest ROI fold: ") + e.what());
+  }
+}
 
 }  // namespace
 
-// _roi_fold(organization_n integer, day_n integer, state bytea, day_period integer[],
-//           organizations integer, periods integer): merges a day's state into its period.
-// Rows with a NULL state (a stored day without tasks) count nothing.
+// _roi_fold(organization_id uuid, day date, timezone text, state bytea,    -- a _roi_days row
+//           organizations uuid[], zones text[], first_day date, day_period integer[], periods integer,
+//           fresh_organizations integer[], fresh_days integer[], fresh_tally bytea)
+// Merges the stored days of use to the run into their periods (RoiFold), and the days the run
+// read from the tasks (the fresh pairs, from their tally) instead of their stored copies.
+// A row with a NULL organization only starts the run (there may be no stored day at all).
 CELAEST_FUNCTION(celaest_roi_fold_step) {
-  auto* state = PG_ARGISNULL(0) ? nullptr : reinterpret_cast<RoiFoldState*>(PG_GETARG_POINTER(0));
-  if (state == nullptr) {
-    state = roi::owned_by(roi::aggregate_context(fcinfo), new RoiFoldState());
-    const roi::ArrayElements days = roi::array_elements(fcinfo, 4, INT4OID);
-    for (int i = 0; i < days.count; ++i)
-      state->period_of_day.push_back(days.nulls[i] ? -1 : DatumGetInt32(days.values[i]) - 1);  // 1-based
-    if (PG_ARGISNULL(5) || PG_ARGISNULL(6) || PG_GETARG_INT32(5) < 0 || PG_GETARG_INT32(6) < 0)
-      throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "celaest ROI fold: the run's sizes are missing");
-    state->organizations = static_cast<std::uint32_t>(PG_GETARG_INT32(5));
-    state->tally.index_densely(state->organizations, static_cast<std::size_t>(PG_GETARG_INT32(6)));
-  }
-  if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3)) return PointerGetDatum(state);
-  const int organization = PG_GETARG_INT32(1) - 1;
-  const int day = PG_GETARG_INT32(2) - 1;
-  if (organization < 0 || static_cast<std::uint32_t>(organization) >= state->organizations || day < 0 ||
-      static_cast<std::size_t>(day) >= state->period_of_day.size())
-    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "celaest ROI fold: a day state outside the run");
-  const std::int32_t period = state->period_of_day[static_cast<std::size_t>(day)];
-  if (period < 0) return PointerGetDatum(state);
+  auto* fold = PG_ARGISNULL(0) ? nullptr : reinterpret_cast<celaest::core::RoiFold*>(PG_GETARG_POINTER(0));
+  if (fold == nullptr) fold = roi::owned_by(roi::aggregate_context(fcinfo), fold_from_arguments(fcinfo).release());
+  if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4)) return PointerGetDatum(fold);
+  text* zone = pg_guarded([&] { return DatumGetTextPP(PG_GETARG_DATUM(3)); });
+  const std::int64_t day = static_cast<std::int64_t>(PG_GETARG_DATEADT(2)) - PG_GETARG_DATEADT(7);
   std::size_t size = 0;
-  const unsigned char* bytes = bytea_bytes(PG_GETARG_DATUM(3), &size);
+  const unsigned char* bytes = bytea_bytes(PG_GETARG_DATUM(4), &size);
   try {
-    state->tally.merge_group_state(static_cast<std::uint32_t>(organization), static_cast<std::uint32_t>(period),
-                                   bytes, size);
+    fold->add_stored(roi::uuid_bytes(PG_GETARG_DATUM(1)),
+                     std::string_view(VARDATA_ANY(zone), VARSIZE_ANY_EXHDR(zone)), day, bytes, size);
   } catch (const std::invalid_argument& e) {
     throw Error(ERRCODE_DATA_CORRUPTED, std::string("celaest ROI fold: malformed day state: ") + e.what(),
                 "celaest._roi_days holds a state this version did not write; DELETE FROM celaest._roi_days "
                 "makes the next run read the tasks again.");
   }
-  return PointerGetDatum(state);
+  return PointerGetDatum(fold);
 }
 
 // The figures of every period with a counted day, as _roi_scan returns them (for _roi_rows);
-// NULL when no day counted.
+// NULL when the aggregate saw no row.
 CELAEST_FUNCTION(celaest_roi_fold_final) {
   if (PG_ARGISNULL(0)) PG_RETURN_NULL();
-  auto* state = reinterpret_cast<RoiFoldState*>(PG_GETARG_POINTER(0));
+  auto* fold = reinterpret_cast<celaest::core::RoiFold*>(PG_GETARG_POINTER(0));
   // FINALFUNC_MODIFY = READ_WRITE: finishing reorders the kept values.
-  return roi::bytea_datum(celaest::core::encode_figures(state->tally.finish(), state->tally.minutes_scale()));
+  RoiTally& tally = fold->tally();
+  return roi::bytea_datum(celaest::core::encode_figures(tally.finish(), tally.minutes_scale()));
 }
 
 namespace {

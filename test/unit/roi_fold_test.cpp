@@ -1,0 +1,92 @@
+#include "core/roi_fold.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <vector>
+
+using celaest::core::RoiCalendar;
+using celaest::core::RoiFigures;
+using celaest::core::RoiFold;
+using celaest::core::RoiScan;
+using celaest::core::RoiTally;
+using celaest::core::RoiTaskRow;
+using celaest::core::UuidBytes;
+
+namespace {
+constexpr std::int64_t kDay = 86400LL * 1000000LL;
+
+UuidBytes org(unsigned char n) {
+  UuidBytes bytes{};
+  bytes[0] = n;
+  return bytes;
+}
+
+// Two UTC organizations over four days, each day its own period.
+RoiScan scan_by_day() { return RoiScan({org(1), org(2)}, RoiCalendar({0, 0}, {0, kDay, 2 * kDay, 3 * kDay, 4 * kDay}, {0, 1, 2, 3}), {}, {}); }
+
+RoiTaskRow task(unsigned char organization, std::int64_t day, std::int32_t ms) {
+  RoiTaskRow row;
+  row.organization = org(organization);
+  row.created_at = day * kDay + kDay / 2;
+  row.completed = true;
+  row.cost_micros = 10;
+  row.tokens = 1;
+  row.execution_ms = ms;
+  row.user = org(100);
+  return row;
+}
+
+// The run: days 0-1 are period 0, days 2-3 period 1.
+RoiFold fold(const std::vector<std::uint32_t>& fresh_orgs, const std::vector<std::uint32_t>& fresh_days) {
+  return RoiFold({org(1), org(2)}, {"UTC", "UTC"}, {0, 0, 1, 1}, 2, fresh_orgs, fresh_days);
+}
+
+std::int64_t completed(RoiTally& tally, std::uint32_t organization, std::uint32_t period) {
+  for (const RoiFigures& f : tally.finish())
+    if (f.organization == organization && f.period == period) return f.tasks_completed;
+  return 0;
+}
+}  // namespace
+
+TEST(RoiFold, MergesUsableStoredDaysAndFreshOnesInsteadOfTheirStoredCopies) {
+  RoiScan stored = scan_by_day();
+  for (int day = 0; day < 4; ++day) stored.add(task(1, day, 100 + day));  // one task a day, stored
+  RoiScan fresh = scan_by_day();
+  fresh.add(task(1, 1, 7));  // day 1 read again: now two tasks
+  fresh.add(task(1, 1, 8));
+  fresh.add(task(1, 3, 9));  // day 3 was read in the same pass, but is not fresh: ignored
+  const auto states = stored.tally().group_states();
+  const auto fresh_bytes = fresh.tally().serialize();
+
+  RoiFold run = fold({0}, {1});
+  int counted = 0;
+  for (const auto& state : states)
+    counted += run.add_stored(org(1), "UTC", state.period, state.bytes.data(), state.bytes.size());
+  EXPECT_EQ(counted, 3);  // day 1 is fresh
+  run.add_fresh(fresh_bytes.data(), fresh_bytes.size());
+  EXPECT_EQ(completed(run.tally(), 0, 0), 3);  // day 0 stored + day 1 fresh (two)
+  EXPECT_EQ(completed(run.tally(), 0, 1), 2);  // days 2 and 3 stored
+}
+
+TEST(RoiFold, IgnoresDaysOfAnotherZoneOrganizationOrOutsideTheRun) {
+  RoiScan stored = scan_by_day();
+  stored.add(task(1, 0, 100));
+  const auto state = stored.tally().group_states().at(0);
+  RoiFold run = fold({}, {});
+  EXPECT_FALSE(run.add_stored(org(1), "Asia/Tokyo", 0, state.bytes.data(), state.bytes.size()));
+  EXPECT_FALSE(run.add_stored(org(9), "UTC", 0, state.bytes.data(), state.bytes.size()));
+  EXPECT_FALSE(run.add_stored(org(1), "UTC", -1, state.bytes.data(), state.bytes.size()));
+  EXPECT_FALSE(run.add_stored(org(1), "UTC", 4, state.bytes.data(), state.bytes.size()));
+  EXPECT_TRUE(run.add_stored(org(2), "UTC", 3, state.bytes.data(), state.bytes.size()));
+  EXPECT_EQ(completed(run.tally(), 1, 1), 1);
+  EXPECT_THROW(run.add_stored(org(2), "UTC", 2, state.bytes.data(), state.bytes.size() - 2), std::invalid_argument);
+}
+
+TEST(RoiFold, RefusesInconsistentRuns) {
+  EXPECT_THROW(RoiFold({org(1)}, {"UTC", "UTC"}, {0}, 1, {}, {}), std::invalid_argument);
+  EXPECT_THROW(RoiFold({org(1), org(1)}, {"UTC", "UTC"}, {0}, 1, {}, {}), std::invalid_argument);
+  EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0, 1}, 1, {}, {}), std::invalid_argument);
+  EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0}, 1, {1}, {0}), std::invalid_argument);
+  EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0}, 1, {0}, {}), std::invalid_argument);
+}
