@@ -250,12 +250,11 @@ FIELDS = ["period_end", "tasks_completed", "tasks_failed", "success_rate", "manu
           "active_users_count", "new_users_count"]
 
 
-@pytest.fixture(scope="module")
-def world():
-    name = "celaest_it_roi"
+def world_in_database(name, seed):
+    """A generated World loaded into a database of its own (dropped when the generator ends)."""
     create_database(name)
     conn = connect(name)
-    w = World(seed=20251207)
+    w = World(seed=seed)
     w.generate()
     w.load(conn)
     w.conn = conn
@@ -265,6 +264,11 @@ def world():
     with admin.cursor() as cur:
         cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
     admin.close()
+
+
+@pytest.fixture(scope="module")
+def world():
+    yield from world_in_database("celaest_it_roi", 20251207)
 
 
 def stored(conn, period_type):

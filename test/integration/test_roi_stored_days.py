@@ -7,14 +7,14 @@ figures computed straight from the tasks (_roi_rollup, roi_summary's roll-up, wh
 checks against an independent computation). A day that stayed stored over a write it missed
 shows up as a difference.
 """
+import contextlib
 import datetime as dt
-import uuid
 
 import psycopg2
 import pytest
 
-from conftest import connect, create_database, scalar
-from test_roi import FROM, TO, World, rows
+from conftest import connect, scalar
+from test_roi import FROM, TO, rows, world_in_database
 
 DB = "celaest_it_roi_days"
 FIGURES = ("period_end, tasks_completed, tasks_failed, success_rate, manual_equivalent_minutes, "
@@ -25,18 +25,23 @@ FIGURES = ("period_end, tasks_completed, tasks_failed, success_rate, manual_equi
 
 @pytest.fixture(scope="module")
 def world():
-    create_database(DB)
-    conn = connect(DB)
-    w = World(seed=20261207)
-    w.generate()
-    w.load(conn)
-    w.conn = conn
-    yield w
-    conn.close()
-    admin = connect("postgres")
-    with admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % DB)
-    admin.close()
+    yield from world_in_database(DB, 20261207)
+
+
+@contextlib.contextmanager
+def transaction(conn, commit=True):
+    """One explicit transaction on an autocommit connection: committed (or rolled back) at the end."""
+    conn.autocommit = False
+    try:
+        with conn.cursor() as cur:
+            yield cur
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
+    finally:
+        conn.rollback()
+        conn.autocommit = True
 
 
 def assert_runs_agree_with_the_tasks(conn, period_type="daily", first=FROM, last=TO):
@@ -68,6 +73,15 @@ def old_task(conn, org_id, status="completed", offset=0):
                       " WHERE organization_id = %s AND status = %s AND created_at BETWEEN %s AND %s"
                       " ORDER BY created_at OFFSET %s LIMIT 1",
                 (org_id, status, FROM + dt.timedelta(days=5), TO - dt.timedelta(days=5), offset))[0]
+
+
+def two_old_tasks_of_one_day(conn, org_id):
+    """Two completed tasks of the stored window, of one organization and UTC day."""
+    first, day = old_task(conn, org_id)
+    second = rows(conn, "SELECT id FROM celaest.processed_tasks WHERE organization_id = %s AND status = 'completed'"
+                        " AND (created_at AT TIME ZONE 'UTC')::date = %s AND id <> %s LIMIT 1",
+                  (org_id, day, first))[0][0]
+    return first, second
 
 
 def test_a_first_run_stores_every_sealed_day_and_never_today(world):
@@ -120,13 +134,8 @@ def test_a_rolled_back_write_notes_nothing_and_changes_nothing(world):
     conn = world.conn
     assert_runs_agree_with_the_tasks(conn)
     task, _ = old_task(conn, world.orgs["new_york"]["id"])
-    conn.autocommit = False
-    try:
-        with conn.cursor() as cur:
-            cur.execute("UPDATE celaest.processed_tasks SET status = 'failed' WHERE id = %s", (task,))
-        conn.rollback()
-    finally:
-        conn.autocommit = True
+    with transaction(conn, commit=False) as cur:
+        cur.execute("UPDATE celaest.processed_tasks SET status = 'failed' WHERE id = %s", (task,))
     assert stale_notes(conn) == 0
     before = stored_days(conn)
     assert_runs_agree_with_the_tasks(conn)
@@ -137,19 +146,12 @@ def test_a_write_after_a_rolled_back_savepoint_is_noted_again(world):
     conn = world.conn
     assert_runs_agree_with_the_tasks(conn)
     org = world.orgs["new_york"]["id"]
-    first, day = old_task(conn, org)
-    second = rows(conn, "SELECT id FROM celaest.processed_tasks WHERE organization_id = %s AND status = 'completed'"
-                        " AND (created_at AT TIME ZONE 'UTC')::date = %s AND id <> %s LIMIT 1", (org, day, first))[0][0]
-    conn.autocommit = False
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SAVEPOINT s")
-            cur.execute("UPDATE celaest.processed_tasks SET cost_usd = 3 WHERE id = %s", (first,))
-            cur.execute("ROLLBACK TO SAVEPOINT s")
-            cur.execute("UPDATE celaest.processed_tasks SET cost_usd = 4, status = 'failed' WHERE id = %s", (second,))
-        conn.commit()
-    finally:
-        conn.autocommit = True
+    first, second = two_old_tasks_of_one_day(conn, org)
+    with transaction(conn) as cur:
+        cur.execute("SAVEPOINT s")
+        cur.execute("UPDATE celaest.processed_tasks SET cost_usd = 3 WHERE id = %s", (first,))
+        cur.execute("ROLLBACK TO SAVEPOINT s")
+        cur.execute("UPDATE celaest.processed_tasks SET cost_usd = 4, status = 'failed' WHERE id = %s", (second,))
     assert stale_notes(conn) == 1
     assert_runs_agree_with_the_tasks(conn)
 
@@ -157,18 +159,11 @@ def test_a_write_after_a_rolled_back_savepoint_is_noted_again(world):
 def test_a_write_after_a_run_in_the_same_transaction_is_noted_again(world):
     conn = world.conn
     org = world.orgs["auckland"]["id"]
-    first, day = old_task(conn, org)
-    second = rows(conn, "SELECT id FROM celaest.processed_tasks WHERE organization_id = %s AND status = 'completed'"
-                        " AND (created_at AT TIME ZONE 'UTC')::date = %s AND id <> %s LIMIT 1", (org, day, first))[0][0]
-    conn.autocommit = False
-    try:
-        with conn.cursor() as cur:
-            cur.execute("UPDATE celaest.processed_tasks SET cost_usd = 2 WHERE id = %s", (first,))
-            cur.execute("SELECT celaest.aggregate_roi('daily', %s, %s)", (FROM, TO))  # consumes the note
-            cur.execute("UPDATE celaest.processed_tasks SET status = 'failed' WHERE id = %s", (second,))
-        conn.commit()
-    finally:
-        conn.autocommit = True
+    first, second = two_old_tasks_of_one_day(conn, org)
+    with transaction(conn) as cur:
+        cur.execute("UPDATE celaest.processed_tasks SET cost_usd = 2 WHERE id = %s", (first,))
+        cur.execute("SELECT celaest.aggregate_roi('daily', %s, %s)", (FROM, TO))  # consumes the note
+        cur.execute("UPDATE celaest.processed_tasks SET status = 'failed' WHERE id = %s", (second,))
     assert stale_notes(conn) == 1
     assert_runs_agree_with_the_tasks(conn)
 
@@ -229,16 +224,11 @@ def test_a_repeatable_read_run_stores_nothing(world):
     conn = world.conn
     with conn.cursor() as cur:
         cur.execute("DELETE FROM celaest._roi_days")
-    conn.autocommit = False
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute("SELECT celaest.aggregate_roi('daily', %s, %s)", (FROM, TO))
-            cur.execute("SELECT count(*) FROM celaest._roi_days")
-            assert cur.fetchone()[0] == 0
-        conn.commit()
-    finally:
-        conn.autocommit = True
+    with transaction(conn) as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur.execute("SELECT celaest.aggregate_roi('daily', %s, %s)", (FROM, TO))
+        cur.execute("SELECT count(*) FROM celaest._roi_days")
+        assert cur.fetchone()[0] == 0
     assert_runs_agree_with_the_tasks(conn)
     assert stored_days(conn) > 0
 

@@ -59,6 +59,26 @@ std::map<std::pair<std::uint32_t, std::uint32_t>, RoiFigures> by_group(std::vect
   for (const auto& f : figures) out[{f.organization, f.period}] = f;
   return out;
 }
+// Every figure of every group equal.
+void expect_same_figures(const std::map<std::pair<std::uint32_t, std::uint32_t>, RoiFigures>& expected,
+                         const std::map<std::pair<std::uint32_t, std::uint32_t>, RoiFigures>& got) {
+  ASSERT_EQ(expected.size(), got.size());
+  for (const auto& [key, e] : expected) {
+    const RoiFigures& g = got.at(key);
+    EXPECT_EQ(g.tasks_completed, e.tasks_completed);
+    EXPECT_EQ(g.tasks_failed, e.tasks_failed);
+    EXPECT_EQ(g.cost_micros, e.cost_micros);
+    EXPECT_EQ(g.total_tokens, e.total_tokens);
+    EXPECT_EQ(g.ai_ms, e.ai_ms);
+    EXPECT_EQ(g.default_minute_tasks, e.default_minute_tasks);
+    EXPECT_EQ(g.avg_execution_ms, e.avg_execution_ms);
+    EXPECT_EQ(g.p95_execution_ms, e.p95_execution_ms);
+    EXPECT_EQ(g.p99_execution_ms, e.p99_execution_ms);
+    EXPECT_EQ(g.prompt_minutes, e.prompt_minutes);
+    EXPECT_EQ(g.active_users, e.active_users);
+  }
+}
+
 }  // namespace
 
 TEST(RoiCalendar, PlacesInstantsInTheLocalDayOfTheirZone) {
@@ -181,19 +201,7 @@ TEST(RoiTally, PartsMergedThroughBytesEqualOneTally) {
   merged.merge(RoiTally::deserialize(bytes_first.data(), bytes_first.size()));
   merged.merge(RoiTally::deserialize(bytes_second.data(), bytes_second.size()));
   auto expected = by_group(whole.tally().finish());
-  auto got = by_group(merged.finish());
-  ASSERT_EQ(expected.size(), got.size());
-  for (const auto& [key, e] : expected) {
-    const RoiFigures& g = got.at(key);
-    EXPECT_EQ(g.tasks_completed, e.tasks_completed);
-    EXPECT_EQ(g.tasks_failed, e.tasks_failed);
-    EXPECT_EQ(g.cost_micros, e.cost_micros);
-    EXPECT_EQ(g.avg_execution_ms, e.avg_execution_ms);
-    EXPECT_EQ(g.p95_execution_ms, e.p95_execution_ms);
-    EXPECT_EQ(g.p99_execution_ms, e.p99_execution_ms);
-    EXPECT_EQ(g.prompt_minutes, e.prompt_minutes);
-    EXPECT_EQ(g.active_users, e.active_users);
-  }
+  expect_same_figures(expected, by_group(merged.finish()));
   EXPECT_EQ(merged.minutes_scale(), 1);
   EXPECT_THROW(RoiTally::deserialize(bytes_first.data(), bytes_first.size() - 1), std::invalid_argument);
 
@@ -202,22 +210,7 @@ TEST(RoiTally, PartsMergedThroughBytesEqualOneTally) {
   RoiTally from_bytes;
   from_bytes.merge_serialized(bytes_first.data(), bytes_first.size());
   from_bytes.merge_serialized(bytes_second.data(), bytes_second.size());
-  auto got_from_bytes = by_group(from_bytes.finish());
-  ASSERT_EQ(expected.size(), got_from_bytes.size());
-  for (const auto& [key, e] : expected) {
-    const RoiFigures& g = got_from_bytes.at(key);
-    EXPECT_EQ(g.tasks_completed, e.tasks_completed);
-    EXPECT_EQ(g.tasks_failed, e.tasks_failed);
-    EXPECT_EQ(g.cost_micros, e.cost_micros);
-    EXPECT_EQ(g.total_tokens, e.total_tokens);
-    EXPECT_EQ(g.ai_ms, e.ai_ms);
-    EXPECT_EQ(g.default_minute_tasks, e.default_minute_tasks);
-    EXPECT_EQ(g.avg_execution_ms, e.avg_execution_ms);
-    EXPECT_EQ(g.p95_execution_ms, e.p95_execution_ms);
-    EXPECT_EQ(g.p99_execution_ms, e.p99_execution_ms);
-    EXPECT_EQ(g.prompt_minutes, e.prompt_minutes);
-    EXPECT_EQ(g.active_users, e.active_users);
-  }
+  expect_same_figures(expected, by_group(from_bytes.finish()));
   EXPECT_THROW(from_bytes.merge_serialized(bytes_second.data(), bytes_second.size() - 1), std::invalid_argument);
 }
 
@@ -263,22 +256,7 @@ TEST(RoiTally, DayStatesMergedIntoPeriodsEqualAScanByPeriod) {
   for (const auto& state : states)
     folded.merge_group_state(state.organization, period_of_day[state.period], state.bytes.data(), state.bytes.size());
   const auto expected = by_group(by_period.tally().finish());
-  const auto got = by_group(folded.finish());
-  ASSERT_EQ(expected.size(), got.size());
-  for (const auto& [key, e] : expected) {
-    const RoiFigures& g = got.at(key);
-    EXPECT_EQ(g.tasks_completed, e.tasks_completed);
-    EXPECT_EQ(g.tasks_failed, e.tasks_failed);
-    EXPECT_EQ(g.cost_micros, e.cost_micros);
-    EXPECT_EQ(g.total_tokens, e.total_tokens);
-    EXPECT_EQ(g.ai_ms, e.ai_ms);
-    EXPECT_EQ(g.default_minute_tasks, e.default_minute_tasks);
-    EXPECT_EQ(g.avg_execution_ms, e.avg_execution_ms);
-    EXPECT_EQ(g.p95_execution_ms, e.p95_execution_ms);
-    EXPECT_EQ(g.p99_execution_ms, e.p99_execution_ms);
-    EXPECT_EQ(g.prompt_minutes, e.prompt_minutes);
-    EXPECT_EQ(g.active_users, e.active_users);
-  }
+  expect_same_figures(expected, by_group(folded.finish()));
   EXPECT_EQ(folded.minutes_scale(), 1);
   const auto& bytes = states.front().bytes;
   EXPECT_THROW(folded.merge_group_state(0, 0, bytes.data(), bytes.size() - 1), std::invalid_argument);
