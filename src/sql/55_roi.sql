@@ -604,9 +604,10 @@ CREATE FUNCTION celaest._roi_rollup_days(
     p_from        date,
     p_to          date,
     p_org_id      uuid,
-    p_orgs        uuid[]
+    p_orgs        uuid[],
+    INOUT r       celaest._roi_run DEFAULT NULL,
+    OUT figures   bytea
 )
-RETURNS SETOF celaest._roi_row
 LANGUAGE plpgsql
 VOLATILE PARALLEL RESTRICTED
 SECURITY DEFINER
@@ -617,7 +618,6 @@ SET enable_mergejoin = off
 SET work_mem = '256MB'
 AS $$
 DECLARE
-    r              celaest._roi_run;
     v_days         integer;
     v_maintain     boolean;
     v_sealed_until timestamptz;   -- a day that ended at or before this instant may be stored
@@ -627,12 +627,8 @@ DECLARE
     v_miss_days    integer[];
     v_each_day     integer[];     -- a scan by day: each day its own period
     v_tally        bytea;
-    v_figures      bytea;
 BEGIN
-    IF p_orgs IS NULL OR cardinality(p_orgs) = 0 THEN
-        RETURN;
-    END IF;
-    r := celaest._roi_run_constants(p_period_type, p_from, p_to, p_org_id, p_orgs);
+    r := celaest._roi_run_constants(p_period_type, p_from, p_to, p_org_id, coalesce(p_orgs, '{}'));
     IF r.orgs IS NULL THEN
         RETURN;
     END IF;
@@ -739,20 +735,18 @@ BEGIN
     -- zone and leaves out the days just read); the extra row starts the run when none is stored.
     SELECT celaest._roi_fold(x.organization_id, x.day, x.timezone, x.state, r.orgs, r.org_tz, r.lo, r.day_period,
                              cardinality(r.periods), v_miss_orgs, v_miss_days, v_tally)
-      INTO v_figures
+      INTO figures
       FROM (SELECT s.organization_id, s.day, s.timezone, s.state
               FROM celaest._roi_days AS s
              WHERE s.day BETWEEN r.lo AND r.hi AND s.state IS NOT NULL
                AND (p_org_id IS NULL OR s.organization_id = p_org_id)
             UNION ALL
             SELECT NULL, NULL, NULL, NULL) AS x;
-
-    RETURN QUERY SELECT * FROM celaest._roi_finish(v_figures, r, true);
 END;
 $$;
-COMMENT ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid[]) IS
-    'Internal (ROI): the total figures of the organizations in p_orgs (or p_org_id) per daily/weekly/monthly period overlapping [p_from, p_to], merged from the stored days (celaest._roi_days) and the tasks of the days not stored; stores the sealed days it read and consumes the notes of celaest._roi_stale when it gets the store''s lock. Used by aggregate_roi; arguments and time zones are not validated here.';
-REVOKE EXECUTE ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid[]) FROM PUBLIC;
+COMMENT ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid[], celaest._roi_run) IS
+    'Internal (ROI): the total figures (as _roi_rows reads them; r: the run''s constants) of the organizations in p_orgs (or p_org_id) per daily/weekly/monthly period overlapping [p_from, p_to], merged from the stored days (celaest._roi_days) and the tasks of the days not stored; stores the sealed days it read and consumes the notes of celaest._roi_stale when it gets the store''s lock. Used by aggregate_roi; arguments and time zones are not validated here.';
+REVOKE EXECUTE ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid[], celaest._roi_run) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- aggregate_roi and the daily refresh
@@ -794,15 +788,21 @@ BEGIN
     -- Literal arguments (the statement is planned once per run, with its constants).
     -- The rows computed are kept once (MATERIALIZED, in memory) for the upsert and the count.
     EXECUTE format($q$
-    WITH computed AS MATERIALIZED (
-        -- r.metadata: our keys, built natively with the row (_roi_rows), for both the
-        -- comparison and the insert.
-        SELECT r.*
+    WITH run AS MATERIALIZED (
+        SELECT d.r, d.figures
           FROM celaest._roi_rollup_days(%L, %L::date, %L::date, %L::uuid,
-                                        (SELECT array_agg(o.id) FROM celaest.organizations AS o)) AS r
-         WHERE NOT %L::boolean
-            OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1
-                                  AND (now() AT TIME ZONE r.timezone)::date
+                                        (SELECT array_agg(o.id) FROM celaest.organizations AS o)) AS d
+    ),
+    computed AS MATERIALIZED (
+        -- r.metadata: our keys, built natively with the row (_roi_rows), for both the
+        -- comparison and the insert. (_roi_finish is inlined: the rows go from _roi_rows'
+        -- result straight into this CTE.)
+        SELECT r.*
+          FROM run CROSS JOIN LATERAL celaest._roi_finish(run.figures, run.r, true) AS r
+         WHERE (run.r).orgs IS NOT NULL
+           AND (NOT %L::boolean
+                OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1
+                                      AND (now() AT TIME ZONE r.timezone)::date)
     ),
     upserted AS (
         -- id: the column's default (uuid_generate_v4) is a random version-4 uuid as well, at
