@@ -5,9 +5,18 @@
 
 namespace celaest::core {
 
+namespace {
+
+// The same double arithmetic as PostgreSQL's percentile_cont_final_common and float8_lerp,
+// step by step, so that the result is bit-identical.
+double interpolate(double first, double second, double position, std::size_t first_row) {
+  const double proportion = position - static_cast<double>(first_row);
+  return first + (second - first) * proportion;
+}
+
+}  // namespace
+
 double percentile_cont(std::int32_t* values, std::size_t n, double fraction) {
-  // The same double arithmetic as PostgreSQL's percentile_cont_final_common and
-  // float8_lerp, step by step, so that the result is bit-identical.
   const double position = fraction * static_cast<double>(n - 1);
   const auto first_row = static_cast<std::size_t>(std::floor(position));
   const auto second_row = static_cast<std::size_t>(std::ceil(position));
@@ -17,8 +26,15 @@ double percentile_cont(std::int32_t* values, std::size_t n, double fraction) {
   // After nth_element every value right of first_row is >= it: the next one in order is
   // the smallest of them.
   const double second = *std::min_element(values + first_row + 1, values + n);
-  const double proportion = position - static_cast<double>(first_row);
-  return first + (second - first) * proportion;
+  return interpolate(first, second, position, first_row);
+}
+
+double percentile_cont_sorted(const std::int32_t* values, std::size_t n, double fraction) {
+  const double position = fraction * static_cast<double>(n - 1);
+  const auto first_row = static_cast<std::size_t>(std::floor(position));
+  const auto second_row = static_cast<std::size_t>(std::ceil(position));
+  if (second_row == first_row) return values[first_row];
+  return interpolate(values[first_row], values[second_row], position, first_row);
 }
 
 std::int64_t round_half_away_from_zero(double value) { return static_cast<std::int64_t>(std::round(value)); }

@@ -14,6 +14,8 @@ namespace celaest::core {
 // positions floor(f * (n - 1)) and ceil(f * (n - 1)), interpolated as PostgreSQL does in
 // double precision (lo + (hi - lo) * proportion). Reorders the values.
 double percentile_cont(std::int32_t* values, std::size_t n, double fraction);
+// The same over values already in ascending order (left as they are).
+double percentile_cont_sorted(const std::int32_t* values, std::size_t n, double fraction);
 
 // Rounds half away from zero (1.5 -> 2, 2.5 -> 3), as numeric round() does.
 std::int64_t round_half_away_from_zero(double value);

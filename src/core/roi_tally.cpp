@@ -189,6 +189,7 @@ void RoiTally::add(std::uint32_t organization, std::uint32_t period, const RoiTa
   if (task.execution_ms) {
     g.execution_sum += *task.execution_ms;
     g.execution_ms.push_back(*task.execution_ms);
+    g.execution_sorted = false;
   }
   if (task.ai_ms) g.ai_ms += *task.ai_ms;
   if (prompt_minutes)
@@ -217,6 +218,7 @@ void RoiTally::merge(const RoiTally& other) {
     g.default_minute_tasks += theirs.default_minute_tasks;
     g.prompt_minutes += theirs.prompt_minutes;
     g.execution_ms.insert(g.execution_ms.end(), theirs.execution_ms.begin(), theirs.execution_ms.end());
+    g.execution_sorted = false;
     g.users.insert(g.users.end(), theirs.users.begin(), theirs.users.end());
     // Short lists stay as they are (finish() drops the repeats once); long ones are kept
     // within about twice their distinct users.
@@ -300,6 +302,7 @@ void RoiTally::add_counts(Reader& reader, Group& g, const Int128& minutes_factor
   g.default_minute_tasks += reader.get<std::int64_t>();
   g.prompt_minutes += reader.get<Int128>() * minutes_factor;
   reader.append_all(g.execution_ms);
+  g.execution_sorted = false;
   const bool had_users = !g.users.empty();
   reader.append_all(g.users);
   // As merge(): long lists are kept within about twice their distinct users (a list
@@ -313,6 +316,8 @@ std::vector<RoiTally::GroupState> RoiTally::group_states() {
   for (Group& g : groups_) {
     if (g.key.dimension != 0) continue;
     compact_users(g.users);
+    if (!g.execution_sorted) std::sort(g.execution_ms.begin(), g.execution_ms.end());
+    g.execution_sorted = true;
     GroupState state;
     state.organization = g.key.organization;
     state.period = g.key.period;
@@ -334,8 +339,12 @@ void RoiTally::merge_group_state(std::uint32_t organization, std::uint32_t perio
   const auto scale = reader.get<std::int32_t>();
   if (scale < 0 || scale > kMaxMinutesScale) throw std::invalid_argument("ROI tally: a state's minutes scale");
   if (scale > minutes_scale_) raise_minutes_scale(scale);
-  add_counts(reader, group(organization, period, std::nullopt), power_of_ten(minutes_scale_ - scale));
+  Group& g = group(organization, period, std::nullopt);
+  const bool first_values = g.execution_ms.empty();
+  add_counts(reader, g, power_of_ten(minutes_scale_ - scale));
   if (!reader.done()) throw std::invalid_argument("ROI tally: trailing bytes");
+  // A state's values are sorted (group_states()); into a group without values they stay so.
+  g.execution_sorted = first_values && std::is_sorted(g.execution_ms.begin(), g.execution_ms.end());
 }
 
 void RoiTally::raise_minutes_scale(int scale) {
@@ -360,10 +369,13 @@ std::vector<RoiFigures> RoiTally::finish() {
     if (!g.execution_ms.empty()) {
       const std::size_t n = g.execution_ms.size();
       f.avg_execution_ms = rounded_mean(g.execution_sum, static_cast<std::int64_t>(n));
-      f.p95_execution_ms =
-          static_cast<std::int32_t>(round_half_away_from_zero(percentile_cont(g.execution_ms.data(), n, 0.95)));
-      f.p99_execution_ms =
-          static_cast<std::int32_t>(round_half_away_from_zero(percentile_cont(g.execution_ms.data(), n, 0.99)));
+      const auto percentile = [&](double fraction) {
+        const double value = g.execution_sorted ? percentile_cont_sorted(g.execution_ms.data(), n, fraction)
+                                                : percentile_cont(g.execution_ms.data(), n, fraction);
+        return static_cast<std::int32_t>(round_half_away_from_zero(value));
+      };
+      f.p95_execution_ms = percentile(0.95);
+      f.p99_execution_ms = percentile(0.99);
     }
     f.prompt_minutes = g.prompt_minutes;
     f.default_minute_tasks = g.default_minute_tasks;

@@ -106,7 +106,8 @@ class RoiTally {
 
   // One group's tally on its own, as bytes: what celaest._roi_days keeps per organization and
   // local day, so that a later run merges stored days into its periods instead of reading
-  // their tasks again. Groups split by a dimension have no such state.
+  // their tasks again; its execution times in ascending order (a period of one day reads its
+  // percentiles straight from them). Groups split by a dimension have no such state.
   struct GroupState {
     std::uint32_t organization = 0;
     std::uint32_t period = 0;
@@ -144,6 +145,9 @@ class RoiTally {
     std::int64_t default_minute_tasks = 0;
     Int128 prompt_minutes = 0;
     std::vector<std::int32_t> execution_ms;
+    // execution_ms is in ascending order: it came from one stored state (group_states() writes
+    // them sorted) and nothing was added since; its percentiles are then read, not selected.
+    bool execution_sorted = false;
     // The group's users, deduplicated here rather than numbered in a tally-wide table: a
     // group's few users are searched in one short run of memory, where the tally-wide hash
     // table (every user of every organization) cost a cache miss per task.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <vector>
 
 using celaest::core::percentile_cont;
@@ -44,4 +46,21 @@ TEST(SortUnique, CountsDistinctUuids) {
   ids[3][15] = 9;
   ids[4][0] = 1;
   EXPECT_EQ(celaest::core::sort_unique(ids.data(), ids.size()), 3u);
+}
+
+TEST(Percentile, OfSortedValuesEqualsTheSelection) {
+  std::vector<std::int32_t> values;
+  std::uint32_t seed = 12345;
+  for (int n = 1; n <= 300; ++n) {
+    seed = seed * 1103515245u + 12345u;
+    values.push_back(static_cast<std::int32_t>(seed % 90000));
+    std::vector<std::int32_t> sorted = values;
+    std::sort(sorted.begin(), sorted.end());
+    for (double fraction : {0.0, 0.5, 0.95, 0.99, 1.0}) {
+      std::vector<std::int32_t> shuffled = values;
+      EXPECT_EQ(celaest::core::percentile_cont_sorted(sorted.data(), sorted.size(), fraction),
+                percentile_cont(shuffled.data(), shuffled.size(), fraction))
+          << n << " values, fraction " << fraction;
+    }
+  }
 }

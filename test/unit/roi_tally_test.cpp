@@ -258,6 +258,11 @@ TEST(RoiTally, DayStatesMergedIntoPeriodsEqualAScanByPeriod) {
   const auto expected = by_group(by_period.tally().finish());
   expect_same_figures(expected, by_group(folded.finish()));
   EXPECT_EQ(folded.minutes_scale(), 1);
+  // Each day its own period: the states' sorted values give the percentiles directly.
+  RoiTally per_day;
+  for (const auto& state : states)
+    per_day.merge_group_state(state.organization, state.period, state.bytes.data(), state.bytes.size());
+  expect_same_figures(by_group(by_day.tally().finish()), by_group(per_day.finish()));
   const auto& bytes = states.front().bytes;
   EXPECT_THROW(folded.merge_group_state(0, 0, bytes.data(), bytes.size() - 1), std::invalid_argument);
   EXPECT_THROW(folded.merge_group_state(0, 0, bytes.data() + 1, bytes.size() - 1), std::invalid_argument);
