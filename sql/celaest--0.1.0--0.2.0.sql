@@ -2680,9 +2680,10 @@ CREATE FUNCTION celaest._roi_rollup_days(
     p_from        date,
     p_to          date,
     p_org_id      uuid,
-    p_orgs        uuid[]
+    p_orgs        uuid[],
+    INOUT r       celaest._roi_run DEFAULT NULL,
+    OUT figures   bytea
 )
-RETURNS SETOF celaest._roi_row
 LANGUAGE plpgsql
 VOLATILE PARALLEL RESTRICTED
 SECURITY DEFINER
@@ -2693,7 +2694,6 @@ SET enable_mergejoin = off
 SET work_mem = '256MB'
 AS $$
 DECLARE
-    r              celaest._roi_run;
     v_days         integer;
     v_maintain     boolean;
     v_sealed_until timestamptz;   -- a day that ended at or before this instant may be stored
@@ -2703,12 +2703,8 @@ DECLARE
     v_miss_days    integer[];
     v_each_day     integer[];     -- a scan by day: each day its own period
     v_tally        bytea;
-    v_figures      bytea;
 BEGIN
-    IF p_orgs IS NULL OR cardinality(p_orgs) = 0 THEN
-        RETURN;
-    END IF;
-    r := celaest._roi_run_constants(p_period_type, p_from, p_to, p_org_id, p_orgs);
+    r := celaest._roi_run_constants(p_period_type, p_from, p_to, p_org_id, coalesce(p_orgs, '{}'));
     IF r.orgs IS NULL THEN
         RETURN;
     END IF;
@@ -2815,32 +2811,49 @@ BEGIN
     -- zone and leaves out the days just read); the extra row starts the run when none is stored.
     SELECT celaest._roi_fold(x.organization_id, x.day, x.timezone, x.state, r.orgs, r.org_tz, r.lo, r.day_period,
                              cardinality(r.periods), v_miss_orgs, v_miss_days, v_tally)
-      INTO v_figures
+      INTO figures
       FROM (SELECT s.organization_id, s.day, s.timezone, s.state
               FROM celaest._roi_days AS s
              WHERE s.day BETWEEN r.lo AND r.hi AND s.state IS NOT NULL
                AND (p_org_id IS NULL OR s.organization_id = p_org_id)
             UNION ALL
             SELECT NULL, NULL, NULL, NULL) AS x;
-
-    RETURN QUERY SELECT * FROM celaest._roi_finish(v_figures, r, true);
 END;
 $$;
-COMMENT ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid[]) IS
-    'Internal (ROI): the total figures of the organizations in p_orgs (or p_org_id) per daily/weekly/monthly period overlapping [p_from, p_to], merged from the stored days (celaest._roi_days) and the tasks of the days not stored; stores the sealed days it read and consumes the notes of celaest._roi_stale when it gets the store''s lock. Used by aggregate_roi; arguments and time zones are not validated here.';
-REVOKE EXECUTE ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid[]) FROM PUBLIC;
+COMMENT ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid[], celaest._roi_run) IS
+    'Internal (ROI): the total figures (as _roi_rows reads them; r: the run''s constants) of the organizations in p_orgs (or p_org_id) per daily/weekly/monthly period overlapping [p_from, p_to], merged from the stored days (celaest._roi_days) and the tasks of the days not stored; stores the sealed days it read and consumes the notes of celaest._roi_stale when it gets the store''s lock. Used by aggregate_roi; arguments and time zones are not validated here.';
+REVOKE EXECUTE ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid[], celaest._roi_run) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- aggregate_roi and the daily refresh
 -- ---------------------------------------------------------------------------
--- Computes the periods into a temporary table first and upserts from there: a
--- CREATE TABLE AS query may run in parallel workers, an INSERT ... SELECT (or a
--- data-modifying CTE) may not. p_recent_only keeps, per organization, only the
--- daily rows of its local yesterday and today (the upkeep refresh).
--- SECURITY INVOKER: it reads tasks and writes roi_metrics with the caller's rights.
--- work_mem: the roll-up hashes one group per organization and period (90,000 for
--- 1,000 organizations over 90 days), each holding its execution times and users;
--- with the default 4 MB the hash table would spill to disk.
+-- The rows of a run that roi_metrics does not already hold as they are: _roi_rows' rows,
+-- compared natively with roi_metrics' rows of p_period_type (read with the caller's rights) and
+-- left out when every figure is equal and the stored metadata holds our keys with our values.
+CREATE FUNCTION celaest._roi_rows_changed(p_figures bytea, p_organizations uuid[], p_reported boolean[],
+                                          p_hourly_rates numeric[], p_timezones text[], p_default_minutes numeric,
+                                          p_period_starts date[], p_period_ends date[], p_new_user_orgs integer[],
+                                          p_new_user_periods integer[], p_new_user_counts bigint[], p_dense boolean,
+                                          p_period_type text)
+RETURNS SETOF celaest._roi_row
+AS 'MODULE_PATHNAME', 'celaest_roi_rows_changed'
+LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 1000;
+COMMENT ON FUNCTION celaest._roi_rows_changed(bytea, uuid[], boolean[], numeric[], text[], numeric, date[], date[], integer[], integer[], bigint[], boolean, text) IS
+    'Internal (ROI): the rows of _roi_rows (same arguments) that roi_metrics (rows of p_period_type, read with the caller''s rights) does not already hold with the same figures and our metadata keys; what _roi_store upserts.';
+
+-- Computes the periods (_roi_rollup_days: the stored days and the tasks of the others) and
+-- upserts the rows roi_metrics does not hold as they are, in one statement. p_recent_only
+-- keeps, per organization, only the daily rows of its local yesterday and today (the upkeep
+-- refresh). Returns the number of rows computed (every reported organization and period).
+-- SECURITY INVOKER: it reads and writes roi_metrics with the caller's rights.
+-- work_mem: the run's figures (90,000 periods for 1,000 organizations over 90 days) stay in
+-- memory.
+-- enable_nestloop = off: against a freshly analyzed, empty roi_metrics the planner once chose a
+-- nested loop that scanned the rows the INSERT had written so far for every row (minutes for
+-- 90,000 rows, measured).
+-- jit = off (here, in _roi_rollup and in roi_summary): the row estimates (every organization
+-- times every period) put the cost above jit_above_cost, and compiling the expressions took
+-- longer than evaluating them (1.3 s of CPU on 2 M tasks, measured).
 CREATE OR REPLACE FUNCTION celaest._roi_store(
     p_period_type text,
     p_from        date,
@@ -2860,17 +2873,24 @@ DECLARE
     v_count integer;
 BEGIN
     -- Literal arguments (the statement is planned once per run, with its constants).
-    -- The rows computed are kept once (MATERIALIZED, in memory) for the upsert and the count.
     EXECUTE format($q$
-    WITH computed AS MATERIALIZED (
-        -- r.metadata: our keys, built natively with the row (_roi_rows), for both the
-        -- comparison and the insert.
-        SELECT r.*
+    WITH run AS MATERIALIZED (
+        SELECT d.r, d.figures
           FROM celaest._roi_rollup_days(%L, %L::date, %L::date, %L::uuid,
-                                        (SELECT array_agg(o.id) FROM celaest.organizations AS o)) AS r
-         WHERE NOT %L::boolean
-            OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1
-                                  AND (now() AT TIME ZONE r.timezone)::date
+                                        (SELECT array_agg(o.id) FROM celaest.organizations AS o)) AS d
+    ),
+    changed AS (
+        -- r.metadata: our keys, built natively with the row (_roi_rows).
+        SELECT r.*
+          FROM run
+         CROSS JOIN LATERAL celaest._roi_rows_changed(
+                   run.figures, (run.r).orgs, (run.r).reported, (run.r).rates, (run.r).org_tz,
+                   (run.r).default_minutes, (run.r).periods, (run.r).period_end, (run.r).nu_orgs,
+                   (run.r).nu_periods, (run.r).nu_counts, true, %L) AS r
+         WHERE (run.r).orgs IS NOT NULL
+           AND (NOT %L::boolean
+                OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1
+                                      AND (now() AT TIME ZONE r.timezone)::date)
     ),
     upserted AS (
         -- id: the column's default (uuid_generate_v4) is a random version-4 uuid as well, at
@@ -2890,33 +2910,8 @@ BEGIN
                c.total_tokens, c.avg_tokens_per_task,
                c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
                c.active_users_count, c.new_users_count, c.metadata
-          FROM computed AS c
-         -- Rows whose figures did not change are left out before the upsert, by one hash
-         -- anti-join (ON CONFLICT would lock each of them first); the WHERE below still
-         -- applies to rows another session writes meanwhile.
-         WHERE NOT EXISTS (
-                   SELECT 1
-                     FROM celaest.roi_metrics AS m
-                    WHERE m.organization_id = c.organization_id
-                      AND m.period_type = %L
-                      AND m.period_start = c.period_start
-                      AND (m.period_end, m.tasks_completed, m.tasks_failed, m.success_rate,
-                           m.time_saved_minutes, m.manual_equivalent_minutes,
-                           m.cost_ai, m.cost_manual_equivalent, m.money_saved,
-                           m.total_tokens, m.avg_tokens_per_task,
-                           m.avg_execution_time_ms, m.p95_execution_time_ms, m.p99_execution_time_ms,
-                           m.active_users_count, m.new_users_count)
-                          IS NOT DISTINCT FROM
-                          (c.period_end, c.tasks_completed, c.tasks_failed, c.success_rate,
-                           c.time_saved_minutes, c.manual_equivalent_minutes,
-                           c.cost_ai, c.cost_manual_equivalent, c.money_saved,
-                           c.total_tokens, c.avg_tokens_per_task,
-                           c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
-                           c.active_users_count, c.new_users_count)
-                      -- The stored metadata already holds our keys with these values (the
-                      -- same test as m.metadata || c.metadata = m.metadata, as every value
-                      -- of ours is a scalar, without building the merged object per row).
-                      AND m.metadata @> c.metadata)
+          FROM changed AS c
+        -- The WHERE applies to rows another session writes meanwhile.
         ON CONFLICT (organization_id, period_type, period_start) DO UPDATE
            SET period_end                = EXCLUDED.period_end,
                tasks_completed           = EXCLUDED.tasks_completed,
@@ -2949,16 +2944,22 @@ BEGIN
                 EXCLUDED.total_tokens, EXCLUDED.avg_tokens_per_task,
                 EXCLUDED.avg_execution_time_ms, EXCLUDED.p95_execution_time_ms, EXCLUDED.p99_execution_time_ms,
                 EXCLUDED.active_users_count, EXCLUDED.new_users_count, m.metadata || EXCLUDED.metadata)
-        RETURNING 1
     )
-    SELECT count(*) FROM computed$q$,
-        p_period_type, p_from, p_to, p_org_id, p_recent_only, p_period_type, p_period_type)
+    -- Every reported organization's periods (those the recent-only refresh keeps).
+    SELECT count(*)::integer
+      FROM run
+     CROSS JOIN LATERAL unnest((run.r).org_tz, (run.r).reported) AS o(tz, reported)
+     CROSS JOIN LATERAL unnest((run.r).periods) AS p(period_start)
+     WHERE o.reported
+       AND (NOT %L::boolean
+            OR p.period_start BETWEEN (now() AT TIME ZONE o.tz)::date - 1 AND (now() AT TIME ZONE o.tz)::date)$q$,
+        p_period_type, p_from, p_to, p_org_id, p_period_type, p_recent_only, p_period_type, p_recent_only)
       INTO v_count;
     RETURN v_count;
 END;
 $$;
 COMMENT ON FUNCTION celaest._roi_store(text, date, date, uuid, boolean) IS
-    'Internal (ROI): computes the roi_metrics rows of the periods overlapping [p_from, p_to] (one organization or all) with _roi_rollup and upserts them; p_recent_only keeps only each organization''s local yesterday and today. Returns the number of rows computed. Arguments are not validated here.';
+    'Internal (ROI): computes the roi_metrics rows of the periods overlapping [p_from, p_to] (one organization or all) with _roi_rollup_days and upserts those roi_metrics does not hold as they are; p_recent_only keeps only each organization''s local yesterday and today. Returns the number of rows computed. Arguments are not validated here.';
 REVOKE EXECUTE ON FUNCTION celaest._roi_store(text, date, date, uuid, boolean) FROM PUBLIC;
 
 -- SECURITY INVOKER: it reads tasks and writes roi_metrics with the caller's rights

@@ -1,6 +1,7 @@
 #include "core/decimal.hpp"
 
 #include <cstring>
+#include <stdexcept>
 
 namespace celaest::core {
 
@@ -126,6 +127,25 @@ std::string format_scaled(Int128 value, int scale) {
     if (scale > 0 && i == static_cast<std::size_t>(scale)) text.push_back('.');
   }
   return text;
+}
+
+namespace {
+
+// 10^0 .. 10^38 (a table: Int128 arithmetic is slow).
+struct PowersOfTen {
+  Int128 value[39];
+  PowersOfTen() {
+    value[0] = 1;
+    for (int i = 1; i < 39; ++i) value[i] = value[i - 1] * 10;
+  }
+};
+const PowersOfTen kPowersOfTen;
+
+}  // namespace
+
+Int128 power_of_ten(int exponent) {
+  if (exponent < 0 || exponent > 38) throw std::overflow_error("a power of ten beyond 128 bits");
+  return kPowersOfTen.value[exponent];
 }
 
 }  // namespace celaest::core

@@ -26,6 +26,10 @@ std::optional<Int128> parse_scaled_decimal(std::string_view text, int scale);
 // Digits after the decimal point in non-negative decimal text ("7.50" -> 2, "12" -> 0).
 int decimal_places(std::string_view text);
 
+// 10^exponent for exponent 0..38 (the powers of ten within 128 bits); std::overflow_error
+// otherwise.
+Int128 power_of_ten(int exponent);
+
 // value / 10^scale as decimal text with exactly `scale` decimals ("-1.50" for -150, 2).
 std::string format_scaled(Int128 value, int scale);
 

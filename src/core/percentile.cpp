@@ -29,12 +29,19 @@ double percentile_cont(std::int32_t* values, std::size_t n, double fraction) {
   return interpolate(first, second, position, first_row);
 }
 
-double percentile_cont_sorted(const std::int32_t* values, std::size_t n, double fraction) {
+PercentilePositions percentile_positions(std::size_t n, double fraction) {
   const double position = fraction * static_cast<double>(n - 1);
-  const auto first_row = static_cast<std::size_t>(std::floor(position));
-  const auto second_row = static_cast<std::size_t>(std::ceil(position));
-  if (second_row == first_row) return values[first_row];
-  return interpolate(values[first_row], values[second_row], position, first_row);
+  return {static_cast<std::size_t>(std::floor(position)), static_cast<std::size_t>(std::ceil(position)), position};
+}
+
+double percentile_between(std::int32_t first, std::int32_t second, const PercentilePositions& at) {
+  if (at.second_row == at.first_row) return first;
+  return interpolate(first, second, at.position, at.first_row);
+}
+
+double percentile_cont_sorted(const std::int32_t* values, std::size_t n, double fraction) {
+  const PercentilePositions at = percentile_positions(n, fraction);
+  return percentile_between(values[at.first_row], values[at.second_row], at);
 }
 
 std::int64_t round_half_away_from_zero(double value) { return static_cast<std::int64_t>(std::round(value)); }

@@ -16,6 +16,15 @@ namespace celaest::core {
 double percentile_cont(std::int32_t* values, std::size_t n, double fraction);
 // The same over values already in ascending order (left as they are).
 double percentile_cont_sorted(const std::int32_t* values, std::size_t n, double fraction);
+// The same in two steps, for sorted values that are not an array of int32 (bytes): the two
+// sorted positions percentile_cont reads, then its value from the values found there.
+struct PercentilePositions {
+  std::size_t first_row;
+  std::size_t second_row;
+  double position;
+};
+PercentilePositions percentile_positions(std::size_t n, double fraction);
+double percentile_between(std::int32_t first, std::int32_t second, const PercentilePositions& at);
 
 // Rounds half away from zero (1.5 -> 2, 2.5 -> 3), as numeric round() does.
 std::int64_t round_half_away_from_zero(double value);

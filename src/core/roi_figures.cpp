@@ -27,21 +27,6 @@ Int128 checked_add(Int128 a, Int128 b) {
   return out;
 }
 
-// 10^0 .. 10^38, the powers of ten within 128 bits (a table: Int128 arithmetic is slow).
-struct PowersOfTen {
-  Int128 value[39];
-  PowersOfTen() {
-    value[0] = 1;
-    for (int i = 1; i < 39; ++i) value[i] = value[i - 1] * 10;
-  }
-};
-const PowersOfTen kPowersOfTen;
-
-Int128 power_of_ten(int exponent) {
-  if (exponent < 0 || exponent > 38) overflow();
-  return kPowersOfTen.value[exponent];
-}
-
 // The value's units at a larger scale.
 Int128 rescaled(NumericValue value, int scale) { return checked_mul(value.units, power_of_ten(scale - value.scale)); }
 
@@ -67,7 +52,7 @@ LeadingDigit leading_digit(NumericValue value) {
   Int128 units = magnitude(value.units);
   if (units == 0) return {};
   int decimal_digits = 1;
-  while (decimal_digits < 39 && units >= kPowersOfTen.value[decimal_digits]) ++decimal_digits;
+  while (decimal_digits < 39 && units >= power_of_ten(decimal_digits)) ++decimal_digits;
   // The value lies in [10^exponent, 10^(exponent + 1)).
   const int exponent = decimal_digits - 1 - value.scale;
   const int weight = exponent >= 0 ? exponent / kDecimalsPerDigit : -((-exponent + kDecimalsPerDigit - 1) / kDecimalsPerDigit);

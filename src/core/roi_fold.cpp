@@ -1,5 +1,6 @@
 #include "core/roi_fold.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
@@ -20,6 +21,10 @@ RoiFold::RoiFold(const std::vector<UuidBytes>& organizations, std::vector<std::s
       throw std::invalid_argument("ROI fold: a fresh pair outside the run");
     fresh_.insert(std::uint64_t{fresh_organizations[i]} * period_of_day_.size() + fresh_days[i]);
   }
+  std::vector<int> days_per_period(periods, 0);
+  for (std::int32_t period : period_of_day_)
+    if (period >= 0) ++days_per_period[static_cast<std::size_t>(period)];
+  for (int days : days_per_period) single_day_period_.push_back(days == 1);
   tally_.index_densely(organizations.size(), periods);
 }
 
@@ -31,8 +36,29 @@ bool RoiFold::add_stored(const UuidBytes& organization, std::string_view zone, s
   const auto d = static_cast<std::uint32_t>(day);
   const std::int32_t period = period_of_day_[d];
   if (period < 0 || is_fresh(*position, d)) return false;
-  tally_.merge_group_state(*position, static_cast<std::uint32_t>(period), state, size);
+  if (single_day_period_[static_cast<std::size_t>(period)]) {
+    int scale = 0;
+    direct_.push_back(figures_of_group_state(*position, static_cast<std::uint32_t>(period), state, size, &scale));
+    direct_scales_.push_back(scale);
+  } else {
+    tally_.merge_group_state(*position, static_cast<std::uint32_t>(period), state, size);
+  }
   return true;
+}
+
+std::vector<RoiFigures> RoiFold::finish(int* minutes_scale) {
+  std::vector<RoiFigures> figures = tally_.finish();
+  int scale = figures.empty() ? 0 : tally_.minutes_scale();
+  for (int direct_scale : direct_scales_) scale = std::max(scale, direct_scale);
+  const Int128 tally_factor = power_of_ten(scale - (figures.empty() ? 0 : tally_.minutes_scale()));
+  for (RoiFigures& f : figures) f.prompt_minutes *= tally_factor;
+  for (std::size_t i = 0; i < direct_.size(); ++i) {
+    RoiFigures f = direct_[i];
+    f.prompt_minutes *= power_of_ten(scale - direct_scales_[i]);
+    figures.push_back(f);
+  }
+  *minutes_scale = scale;
+  return figures;
 }
 
 void RoiFold::add_fresh(const unsigned char* tally, std::size_t size) {

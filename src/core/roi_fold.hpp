@@ -1,5 +1,6 @@
 // A run of aggregate_roi over stored days (src/sql/55_roi.sql, "Stored days"): each stored
-// organization-day is merged into its period, unless it is of no use to this run (another
+// organization-day is merged into its period (or, when the period is that one day, finished
+// from its state at once), unless it is of no use to this run (another
 // organization, a zone the organization no longer has, a day outside the run) or this run read
 // that day from the tasks again ("fresh"): then the fresh tally's group counts instead.
 #pragma once
@@ -36,7 +37,9 @@ class RoiFold {
   // run's days): only the fresh pairs count.
   void add_fresh(const unsigned char* tally, std::size_t size);
 
-  RoiTally& tally() noexcept { return tally_; }
+  // The figures of every period with a counted day; *minutes_scale receives the scale their
+  // prompt minutes are counted in (the largest of the days'). Reorders the kept values.
+  std::vector<RoiFigures> finish(int* minutes_scale);
 
  private:
   bool is_fresh(std::uint32_t organization, std::uint32_t day) const {
@@ -47,6 +50,11 @@ class RoiFold {
   std::vector<std::string> zones_;
   std::vector<std::int32_t> period_of_day_;
   std::unordered_set<std::uint64_t> fresh_;
+  // Periods of exactly one day (a daily run's): a stored day's figures are read from its state
+  // at once (figures_of_group_state), with the scale of its minutes; no group is built.
+  std::vector<bool> single_day_period_;
+  std::vector<RoiFigures> direct_;
+  std::vector<int> direct_scales_;
   RoiTally tally_;
 };
 

@@ -49,6 +49,16 @@ class Reader {
     take(values.data(), count * sizeof(T));
     return values;
   }
+  // The values a put_all wrote, left where they lie: their first byte and how many there are.
+  template <typename T>
+  std::pair<const unsigned char*, std::size_t> view_all() {
+    const auto count = get<std::uint64_t>();
+    if (count > left_ / sizeof(T)) throw std::invalid_argument("ROI tally: truncated bytes");
+    const unsigned char* first = data_;
+    data_ += count * sizeof(T);
+    left_ -= count * sizeof(T);
+    return {first, static_cast<std::size_t>(count)};
+  }
   // Appends the values a put_all wrote, straight from the bytes.
   template <typename T>
   void append_all(std::vector<T>& out) {
@@ -101,12 +111,6 @@ std::int32_t rounded_mean(std::int64_t sum, std::int64_t count) {
   const std::int64_t remainder = sum % count;
   if (2 * (remainder < 0 ? -remainder : remainder) >= count) quotient += sum < 0 ? -1 : 1;
   return static_cast<std::int32_t>(quotient);
-}
-
-Int128 power_of_ten(int exponent) {
-  Int128 value = 1;
-  for (int i = 0; i < exponent; ++i) value *= 10;
-  return value;
 }
 
 }  // namespace
@@ -385,6 +389,79 @@ std::vector<RoiFigures> RoiTally::finish() {
     figures.push_back(f);
   }
   return figures;
+}
+
+RoiFigures figures_of_group_state(std::uint32_t organization, std::uint32_t period, const unsigned char* data,
+                                  std::size_t size, int* minutes_scale) {
+  Reader reader(data, size);
+  if (reader.get<std::uint32_t>() != kGroupMagic) throw std::invalid_argument("ROI tally: not a group state");
+  const auto scale = reader.get<std::int32_t>();
+  if (scale < 0 || scale > kMaxMinutesScale) throw std::invalid_argument("ROI tally: a state's minutes scale");
+  *minutes_scale = scale;
+  RoiFigures f;
+  f.organization = organization;
+  f.period = period;
+  f.tasks_completed = reader.get<std::int64_t>();
+  f.tasks_failed = reader.get<std::int64_t>();
+  f.cost_micros = reader.get<std::int64_t>();
+  f.total_tokens = reader.get<std::int64_t>();
+  const auto execution_sum = reader.get<std::int64_t>();
+  f.ai_ms = reader.get<std::int64_t>();
+  f.default_minute_tasks = reader.get<std::int64_t>();
+  f.prompt_minutes = reader.get<Int128>();
+  // The values and users are read where they lie (a stored state has them sorted, the users
+  // free of repeats: nothing to allocate or copy); a state that is not so is finished the long
+  // way, as a group would be.
+  const auto [value_bytes, n] = reader.view_all<std::int32_t>();
+  const auto [user_bytes, user_count] = reader.view_all<UuidKey>();
+  if (!reader.done()) throw std::invalid_argument("ROI tally: trailing bytes");
+  const auto value_at = [&, value_bytes = value_bytes](std::size_t i) {
+    std::int32_t value;
+    std::memcpy(&value, value_bytes + i * sizeof value, sizeof value);
+    return value;
+  };
+  if (n > 0) {
+    bool sorted = true;
+    for (std::size_t i = 1; i < n && sorted; ++i) sorted = value_at(i - 1) <= value_at(i);
+    std::vector<std::int32_t> copy;
+    if (!sorted) {
+      copy.resize(n);
+      std::memcpy(copy.data(), value_bytes, n * sizeof(std::int32_t));
+    }
+    const auto percentile = [&, n = n](double fraction) {
+      double value;
+      if (sorted) {
+        const PercentilePositions at = percentile_positions(n, fraction);
+        value = percentile_between(value_at(at.first_row), value_at(at.second_row), at);
+      } else {
+        value = percentile_cont(copy.data(), n, fraction);
+      }
+      return static_cast<std::int32_t>(round_half_away_from_zero(value));
+    };
+    f.avg_execution_ms = rounded_mean(execution_sum, static_cast<std::int64_t>(n));
+    f.p95_execution_ms = percentile(0.95);
+    f.p99_execution_ms = percentile(0.99);
+  }
+  const auto user_at = [&, user_bytes = user_bytes](std::size_t i) {
+    UuidKey key;
+    std::memcpy(&key, user_bytes + i * sizeof key, sizeof key);
+    return key;
+  };
+  bool distinct_ascending = true;
+  for (std::size_t i = 1; i < user_count && distinct_ascending; ++i) {
+    const UuidKey a = user_at(i - 1);
+    const UuidKey b = user_at(i);
+    distinct_ascending = a.high != b.high ? a.high < b.high : a.low < b.low;
+  }
+  if (distinct_ascending) {
+    f.active_users = static_cast<std::int64_t>(user_count);
+  } else {
+    std::vector<UuidKey> users(user_count);
+    std::memcpy(users.data(), user_bytes, user_count * sizeof(UuidKey));
+    compact_users(users);
+    f.active_users = static_cast<std::int64_t>(users.size());
+  }
+  return f;
 }
 
 RoiScan::RoiScan(const std::vector<UuidBytes>& organizations, RoiCalendar calendar,

@@ -209,6 +209,12 @@ class RoiScan {
   RoiTally tally_;
 };
 
+// The figures of one group state (group_states()) on its own, without building a group: for a
+// period of one stored day. *minutes_scale receives the scale its prompt minutes are counted
+// in. Throws std::invalid_argument on other bytes.
+RoiFigures figures_of_group_state(std::uint32_t organization, std::uint32_t period, const unsigned char* data,
+                                  std::size_t size, int* minutes_scale);
+
 // The figures as bytes (a same-binary hand-over from the aggregate's final function to the
 // function that returns them as rows), and back; decode throws std::invalid_argument.
 std::vector<unsigned char> encode_figures(const std::vector<RoiFigures>& figures, int minutes_scale);

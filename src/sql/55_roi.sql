@@ -751,22 +751,33 @@ REVOKE EXECUTE ON FUNCTION celaest._roi_rollup_days(text, date, date, uuid, uuid
 -- ---------------------------------------------------------------------------
 -- aggregate_roi and the daily refresh
 -- ---------------------------------------------------------------------------
--- Computes the periods with _roi_rollup and upserts them in one statement (the pass over
--- processed_tasks is a query of its own inside _roi_rollup, so it runs in parallel workers
--- although an INSERT ... SELECT does not). p_recent_only keeps, per organization, only the
--- daily rows of its local yesterday and today (the upkeep refresh).
--- SECURITY INVOKER: it reads tasks and writes roi_metrics with the caller's rights.
--- work_mem: the rows computed (90,000 for 1,000 organizations over 90 days) stay in
--- memory between the roll-up and the upsert.
--- enable_nestloop = off: _roi_rollup's row count is a guess (ROWS 1000); against a freshly
--- analyzed, empty roi_metrics the planner then chose a nested-loop anti-join over a sequential
--- scan of roi_metrics, which the INSERT fills as it goes: every computed row scanned every row
--- inserted before it (90,000 rows: minutes, measured). The hash anti-join is also the faster
--- plan when roi_metrics is full (one pass over it instead of 90,000 index probes).
--- jit = off (here, in _roi_rollup and in roi_summary): the roll-up's row estimates (every
--- organization times every period) put its cost above jit_above_cost, and compiling its
--- expressions took longer than evaluating them (1.3 s of CPU on 2 M tasks, measured); the
--- scan's per-task work is in the native aggregate, which JIT does not reach.
+-- The rows of a run that roi_metrics does not already hold as they are: _roi_rows' rows,
+-- compared natively with roi_metrics' rows of p_period_type (read with the caller's rights) and
+-- left out when every figure is equal and the stored metadata holds our keys with our values.
+CREATE FUNCTION celaest._roi_rows_changed(p_figures bytea, p_organizations uuid[], p_reported boolean[],
+                                          p_hourly_rates numeric[], p_timezones text[], p_default_minutes numeric,
+                                          p_period_starts date[], p_period_ends date[], p_new_user_orgs integer[],
+                                          p_new_user_periods integer[], p_new_user_counts bigint[], p_dense boolean,
+                                          p_period_type text)
+RETURNS SETOF celaest._roi_row
+AS 'MODULE_PATHNAME', 'celaest_roi_rows_changed'
+LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 1000;
+COMMENT ON FUNCTION celaest._roi_rows_changed(bytea, uuid[], boolean[], numeric[], text[], numeric, date[], date[], integer[], integer[], bigint[], boolean, text) IS
+    'Internal (ROI): the rows of _roi_rows (same arguments) that roi_metrics (rows of p_period_type, read with the caller''s rights) does not already hold with the same figures and our metadata keys; what _roi_store upserts.';
+
+-- Computes the periods (_roi_rollup_days: the stored days and the tasks of the others) and
+-- upserts the rows roi_metrics does not hold as they are, in one statement. p_recent_only
+-- keeps, per organization, only the daily rows of its local yesterday and today (the upkeep
+-- refresh). Returns the number of rows computed (every reported organization and period).
+-- SECURITY INVOKER: it reads and writes roi_metrics with the caller's rights.
+-- work_mem: the run's figures (90,000 periods for 1,000 organizations over 90 days) stay in
+-- memory.
+-- enable_nestloop = off: against a freshly analyzed, empty roi_metrics the planner once chose a
+-- nested loop that scanned the rows the INSERT had written so far for every row (minutes for
+-- 90,000 rows, measured).
+-- jit = off (here, in _roi_rollup and in roi_summary): the row estimates (every organization
+-- times every period) put the cost above jit_above_cost, and compiling the expressions took
+-- longer than evaluating them (1.3 s of CPU on 2 M tasks, measured).
 CREATE FUNCTION celaest._roi_store(
     p_period_type text,
     p_from        date,
@@ -786,19 +797,20 @@ DECLARE
     v_count integer;
 BEGIN
     -- Literal arguments (the statement is planned once per run, with its constants).
-    -- The rows computed are kept once (MATERIALIZED, in memory) for the upsert and the count.
     EXECUTE format($q$
     WITH run AS MATERIALIZED (
         SELECT d.r, d.figures
           FROM celaest._roi_rollup_days(%L, %L::date, %L::date, %L::uuid,
                                         (SELECT array_agg(o.id) FROM celaest.organizations AS o)) AS d
     ),
-    computed AS MATERIALIZED (
-        -- r.metadata: our keys, built natively with the row (_roi_rows), for both the
-        -- comparison and the insert. (_roi_finish is inlined: the rows go from _roi_rows'
-        -- result straight into this CTE.)
+    changed AS (
+        -- r.metadata: our keys, built natively with the row (_roi_rows).
         SELECT r.*
-          FROM run CROSS JOIN LATERAL celaest._roi_finish(run.figures, run.r, true) AS r
+          FROM run
+         CROSS JOIN LATERAL celaest._roi_rows_changed(
+                   run.figures, (run.r).orgs, (run.r).reported, (run.r).rates, (run.r).org_tz,
+                   (run.r).default_minutes, (run.r).periods, (run.r).period_end, (run.r).nu_orgs,
+                   (run.r).nu_periods, (run.r).nu_counts, true, %L) AS r
          WHERE (run.r).orgs IS NOT NULL
            AND (NOT %L::boolean
                 OR r.period_start BETWEEN (now() AT TIME ZONE r.timezone)::date - 1
@@ -822,33 +834,8 @@ BEGIN
                c.total_tokens, c.avg_tokens_per_task,
                c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
                c.active_users_count, c.new_users_count, c.metadata
-          FROM computed AS c
-         -- Rows whose figures did not change are left out before the upsert, by one hash
-         -- anti-join (ON CONFLICT would lock each of them first); the WHERE below still
-         -- applies to rows another session writes meanwhile.
-         WHERE NOT EXISTS (
-                   SELECT 1
-                     FROM celaest.roi_metrics AS m
-                    WHERE m.organization_id = c.organization_id
-                      AND m.period_type = %L
-                      AND m.period_start = c.period_start
-                      AND (m.period_end, m.tasks_completed, m.tasks_failed, m.success_rate,
-                           m.time_saved_minutes, m.manual_equivalent_minutes,
-                           m.cost_ai, m.cost_manual_equivalent, m.money_saved,
-                           m.total_tokens, m.avg_tokens_per_task,
-                           m.avg_execution_time_ms, m.p95_execution_time_ms, m.p99_execution_time_ms,
-                           m.active_users_count, m.new_users_count)
-                          IS NOT DISTINCT FROM
-                          (c.period_end, c.tasks_completed, c.tasks_failed, c.success_rate,
-                           c.time_saved_minutes, c.manual_equivalent_minutes,
-                           c.cost_ai, c.cost_manual_equivalent, c.money_saved,
-                           c.total_tokens, c.avg_tokens_per_task,
-                           c.avg_execution_time_ms, c.p95_execution_time_ms, c.p99_execution_time_ms,
-                           c.active_users_count, c.new_users_count)
-                      -- The stored metadata already holds our keys with these values (the
-                      -- same test as m.metadata || c.metadata = m.metadata, as every value
-                      -- of ours is a scalar, without building the merged object per row).
-                      AND m.metadata @> c.metadata)
+          FROM changed AS c
+        -- The WHERE applies to rows another session writes meanwhile.
         ON CONFLICT (organization_id, period_type, period_start) DO UPDATE
            SET period_end                = EXCLUDED.period_end,
                tasks_completed           = EXCLUDED.tasks_completed,
@@ -881,16 +868,22 @@ BEGIN
                 EXCLUDED.total_tokens, EXCLUDED.avg_tokens_per_task,
                 EXCLUDED.avg_execution_time_ms, EXCLUDED.p95_execution_time_ms, EXCLUDED.p99_execution_time_ms,
                 EXCLUDED.active_users_count, EXCLUDED.new_users_count, m.metadata || EXCLUDED.metadata)
-        RETURNING 1
     )
-    SELECT count(*) FROM computed$q$,
-        p_period_type, p_from, p_to, p_org_id, p_recent_only, p_period_type, p_period_type)
+    -- Every reported organization's periods (those the recent-only refresh keeps).
+    SELECT count(*)::integer
+      FROM run
+     CROSS JOIN LATERAL unnest((run.r).org_tz, (run.r).reported) AS o(tz, reported)
+     CROSS JOIN LATERAL unnest((run.r).periods) AS p(period_start)
+     WHERE o.reported
+       AND (NOT %L::boolean
+            OR p.period_start BETWEEN (now() AT TIME ZONE o.tz)::date - 1 AND (now() AT TIME ZONE o.tz)::date)$q$,
+        p_period_type, p_from, p_to, p_org_id, p_period_type, p_recent_only, p_period_type, p_recent_only)
       INTO v_count;
     RETURN v_count;
 END;
 $$;
 COMMENT ON FUNCTION celaest._roi_store(text, date, date, uuid, boolean) IS
-    'Internal (ROI): computes the roi_metrics rows of the periods overlapping [p_from, p_to] (one organization or all) with _roi_rollup and upserts them; p_recent_only keeps only each organization''s local yesterday and today. Returns the number of rows computed. Arguments are not validated here.';
+    'Internal (ROI): computes the roi_metrics rows of the periods overlapping [p_from, p_to] (one organization or all) with _roi_rollup_days and upserts those roi_metrics does not hold as they are; p_recent_only keeps only each organization''s local yesterday and today. Returns the number of rows computed. Arguments are not validated here.';
 REVOKE EXECUTE ON FUNCTION celaest._roi_store(text, date, date, uuid, boolean) FROM PUBLIC;
 
 -- SECURITY INVOKER: it reads tasks and writes roi_metrics with the caller's rights

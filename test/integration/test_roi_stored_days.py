@@ -258,3 +258,33 @@ def test_truncate_makes_every_stored_day_stale(world):
     assert scalar(conn, "SELECT count(*) FROM celaest._roi_days WHERE state IS NOT NULL") == 0
     assert scalar(conn, "SELECT sum(tasks_completed) FROM celaest.roi_metrics WHERE period_type = 'daily'"
                         " AND period_start BETWEEN %s AND %s", (FROM, TO)) == 0
+
+
+def test_rows_changed_by_hand_are_put_right_and_only_they_are_rewritten(world):
+    conn = world.conn
+    assert_runs_agree_with_the_tasks(conn)
+    org = world.orgs["madrid"]["id"]
+    first, second, third = [r[0] for r in rows(
+        conn, "SELECT period_start FROM celaest.roi_metrics WHERE organization_id = %s AND period_type = 'daily'"
+              " AND period_start BETWEEN %s AND %s ORDER BY period_start LIMIT 3", (org, FROM, TO))]
+    with conn.cursor() as cur:
+        cur.execute("UPDATE celaest.roi_metrics SET tasks_completed = tasks_completed + 1,"
+                    " metadata = metadata || '{\"note\": \"kept\"}' WHERE organization_id = %s"
+                    " AND period_type = 'daily' AND period_start = %s", (org, first))
+        cur.execute("UPDATE celaest.roi_metrics SET metadata = metadata || '{\"hourly_rate\": 1}'"
+                    " WHERE organization_id = %s AND period_type = 'daily' AND period_start = %s", (org, second))
+        cur.execute("UPDATE celaest.roi_metrics SET cost_ai = cost_ai + 0.001::numeric(12,3)"
+                    " WHERE organization_id = %s AND period_type = 'daily' AND period_start = %s", (org, third))
+    before = dict(rows(conn, "SELECT id, updated_at FROM celaest.roi_metrics WHERE period_type = 'daily'"))
+    assert_runs_agree_with_the_tasks(conn)
+    after = dict(rows(conn, "SELECT id, updated_at FROM celaest.roi_metrics WHERE period_type = 'daily'"))
+    rewritten = {rid for rid in after if after[rid] != before.get(rid)}
+    expected = {r[0] for r in rows(conn, "SELECT id FROM celaest.roi_metrics WHERE organization_id = %s"
+                                         " AND period_type = 'daily' AND period_start IN (%s, %s)",
+                                   (org, first, second))}
+    # cost_ai is numeric(12,2): the hand-made 0.001 rounds away and that row was never different.
+    assert rewritten == expected
+    note, rate = rows(conn, "SELECT metadata->>'note', metadata->>'hourly_rate' FROM celaest.roi_metrics"
+                            " WHERE organization_id = %s AND period_type = 'daily' AND period_start = %s",
+                      (org, first))[0]
+    assert note == "kept" and rate == str(world.orgs["madrid"]["rate"])

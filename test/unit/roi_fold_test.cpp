@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 using celaest::core::RoiCalendar;
@@ -42,10 +44,12 @@ RoiFold fold(const std::vector<std::uint32_t>& fresh_orgs, const std::vector<std
   return RoiFold({org(1), org(2)}, {"UTC", "UTC"}, {0, 0, 1, 1}, 2, fresh_orgs, fresh_days);
 }
 
-std::int64_t completed(RoiTally& tally, std::uint32_t organization, std::uint32_t period) {
-  for (const RoiFigures& f : tally.finish())
-    if (f.organization == organization && f.period == period) return f.tasks_completed;
-  return 0;
+std::map<std::pair<std::uint32_t, std::uint32_t>, RoiFigures> finished(RoiFold& run, int* scale = nullptr) {
+  int minutes_scale = 0;
+  std::map<std::pair<std::uint32_t, std::uint32_t>, RoiFigures> out;
+  for (const RoiFigures& f : run.finish(&minutes_scale)) out[{f.organization, f.period}] = f;
+  if (scale != nullptr) *scale = minutes_scale;
+  return out;
 }
 }  // namespace
 
@@ -65,8 +69,9 @@ TEST(RoiFold, MergesUsableStoredDaysAndFreshOnesInsteadOfTheirStoredCopies) {
     counted += run.add_stored(org(1), "UTC", state.period, state.bytes.data(), state.bytes.size());
   EXPECT_EQ(counted, 3);  // day 1 is fresh
   run.add_fresh(fresh_bytes.data(), fresh_bytes.size());
-  EXPECT_EQ(completed(run.tally(), 0, 0), 3);  // day 0 stored + day 1 fresh (two)
-  EXPECT_EQ(completed(run.tally(), 0, 1), 2);  // days 2 and 3 stored
+  const auto figures = finished(run);
+  EXPECT_EQ(figures.at({0, 0}).tasks_completed, 3);  // day 0 stored + day 1 fresh (two)
+  EXPECT_EQ(figures.at({0, 1}).tasks_completed, 2);  // days 2 and 3 stored
 }
 
 TEST(RoiFold, IgnoresDaysOfAnotherZoneOrganizationOrOutsideTheRun) {
@@ -79,7 +84,7 @@ TEST(RoiFold, IgnoresDaysOfAnotherZoneOrganizationOrOutsideTheRun) {
   EXPECT_FALSE(run.add_stored(org(1), "UTC", -1, state.bytes.data(), state.bytes.size()));
   EXPECT_FALSE(run.add_stored(org(1), "UTC", 4, state.bytes.data(), state.bytes.size()));
   EXPECT_TRUE(run.add_stored(org(2), "UTC", 3, state.bytes.data(), state.bytes.size()));
-  EXPECT_EQ(completed(run.tally(), 1, 1), 1);
+  EXPECT_EQ(finished(run).at({1, 1}).tasks_completed, 1);
   EXPECT_THROW(run.add_stored(org(2), "UTC", 2, state.bytes.data(), state.bytes.size() - 2), std::invalid_argument);
 }
 
@@ -89,4 +94,45 @@ TEST(RoiFold, RefusesInconsistentRuns) {
   EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0, 1}, 1, {}, {}), std::invalid_argument);
   EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0}, 1, {1}, {0}), std::invalid_argument);
   EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0}, 1, {0}, {}), std::invalid_argument);
+}
+
+// Periods of one day are finished from each state at once; the figures equal those of the day
+// tallied from its tasks, minutes brought to the largest scale of the days.
+TEST(RoiFold, FinishesOneDayPeriodsStraightFromTheirStates) {
+  RoiScan whole_minutes({org(1), org(2)}, RoiCalendar({0, 0}, {0, kDay, 2 * kDay, 3 * kDay, 4 * kDay}, {0, 1, 2, 3}),
+                        {org(50)}, {"12"});
+  RoiScan tenths({org(1), org(2)}, RoiCalendar({0, 0}, {0, kDay, 2 * kDay, 3 * kDay, 4 * kDay}, {0, 1, 2, 3}),
+                 {org(50), org(51)}, {"12", "7.5"});
+  for (int i = 0; i < 400; ++i) {
+    RoiTaskRow row = task(static_cast<unsigned char>(1 + i % 2), (i / 2) % 4, (i * 7919) % 30000);
+    row.user = org(static_cast<unsigned char>(100 + i % 13));
+    row.completed = i % 5 != 0;
+    row.failed = !row.completed;
+    row.prompt = i % 3 == 0 ? org(50) : org(51);
+    ((i / 2) % 4 < 2 ? whole_minutes : tenths).add(row);  // days 0-1 stored at scale 0, days 2-3 at 1
+  }
+  RoiFold run({org(1), org(2)}, {"UTC", "UTC"}, {0, 1, 2, 3}, 4, {}, {});
+  for (RoiScan* scan : {&whole_minutes, &tenths})
+    for (const auto& state : scan->tally().group_states())
+      EXPECT_TRUE(run.add_stored(state.organization == 0 ? org(1) : org(2), "UTC", state.period,
+                                 state.bytes.data(), state.bytes.size()));
+  int scale = -1;
+  const auto got = finished(run, &scale);
+  EXPECT_EQ(scale, 1);
+  ASSERT_EQ(got.size(), 8u);
+  for (RoiScan* scan : {&whole_minutes, &tenths}) {
+    const int factor = scan == &whole_minutes ? 10 : 1;
+    for (const RoiFigures& e : scan->tally().finish()) {
+      const RoiFigures& g = got.at({e.organization, e.period});
+      EXPECT_EQ(g.tasks_completed, e.tasks_completed);
+      EXPECT_EQ(g.tasks_failed, e.tasks_failed);
+      EXPECT_EQ(g.cost_micros, e.cost_micros);
+      EXPECT_EQ(g.avg_execution_ms, e.avg_execution_ms);
+      EXPECT_EQ(g.p95_execution_ms, e.p95_execution_ms);
+      EXPECT_EQ(g.p99_execution_ms, e.p99_execution_ms);
+      EXPECT_EQ(g.active_users, e.active_users);
+      EXPECT_EQ(g.default_minute_tasks, e.default_minute_tasks);
+      EXPECT_EQ(g.prompt_minutes, e.prompt_minutes * factor);
+    }
+  }
 }

@@ -142,6 +142,8 @@ CELAEST_FUNCTION(celaest_roi_fold_step) {
   try {
     fold->add_stored(roi::uuid_bytes(PG_GETARG_DATUM(1)),
                      std::string_view(VARDATA_ANY(zone), VARSIZE_ANY_EXHDR(zone)), day, bytes, size);
+  } catch (const std::overflow_error& e) {
+    throw Error(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, std::string("celaest ROI fold: ") + e.what());
   } catch (const std::invalid_argument& e) {
     throw Error(ERRCODE_DATA_CORRUPTED, std::string("celaest ROI fold: malformed day state: ") + e.what(),
                 "celaest._roi_days holds a state this version did not write; DELETE FROM celaest._roi_days "
@@ -156,8 +158,14 @@ CELAEST_FUNCTION(celaest_roi_fold_final) {
   if (PG_ARGISNULL(0)) PG_RETURN_NULL();
   auto* fold = reinterpret_cast<celaest::core::RoiFold*>(PG_GETARG_POINTER(0));
   // FINALFUNC_MODIFY = READ_WRITE: finishing reorders the kept values.
-  RoiTally& tally = fold->tally();
-  return roi::bytea_datum(celaest::core::encode_figures(tally.finish(), tally.minutes_scale()));
+  int minutes_scale = 0;
+  std::vector<celaest::core::RoiFigures> figures;
+  try {
+    figures = fold->finish(&minutes_scale);
+  } catch (const std::overflow_error& e) {
+    throw Error(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, std::string("celaest ROI fold: ") + e.what());
+  }
+  return roi::bytea_datum(celaest::core::encode_figures(figures, minutes_scale));
 }
 
 namespace {
