@@ -1,31 +1,105 @@
 #include "core/roi_fold.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 namespace celaest::core {
 
+namespace {
+
+constexpr std::uint32_t kFoldMagic = 0x524F4946 + 1;  // "ROIG": a run between its steps
+
+void put_bytes(std::vector<unsigned char>& out, const void* data, std::size_t size) {
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  out.insert(out.end(), bytes, bytes + size);
+}
+template <typename T>
+void put_vector(std::vector<unsigned char>& out, const std::vector<T>& values) {
+  static_assert(std::is_trivially_copyable_v<T>, "written as bytes");
+  const std::uint64_t count = values.size();
+  put_bytes(out, &count, sizeof count);
+  put_bytes(out, values.data(), values.size() * sizeof(T));
+}
+
+class Bytes {
+ public:
+  Bytes(const unsigned char* data, std::size_t size) : data_(data), left_(size) {}
+  template <typename T>
+  std::vector<T> vector() {
+    std::uint64_t count;
+    take(&count, sizeof count);
+    if (count > left_ / sizeof(T)) throw std::invalid_argument("ROI fold: truncated bytes");
+    std::vector<T> values(count);
+    take(values.data(), count * sizeof(T));
+    return values;
+  }
+  template <typename T>
+  T value() {
+    T out;
+    take(&out, sizeof out);
+    return out;
+  }
+  const unsigned char* rest(std::size_t* size) const {
+    *size = left_;
+    return data_;
+  }
+
+ private:
+  void take(void* out, std::size_t size) {
+    if (size > left_) throw std::invalid_argument("ROI fold: truncated bytes");
+    std::memcpy(out, data_, size);
+    data_ += size;
+    left_ -= size;
+  }
+  const unsigned char* data_;
+  std::size_t left_;
+};
+
+}  // namespace
+
 RoiFold::RoiFold(const std::vector<UuidBytes>& organizations, std::vector<std::string> zones,
-                 std::vector<std::int32_t> period_of_day, std::size_t periods,
-                 const std::vector<std::uint32_t>& fresh_organizations, const std::vector<std::uint32_t>& fresh_days)
-    : zones_(std::move(zones)), period_of_day_(std::move(period_of_day)) {
+                 std::vector<std::int32_t> period_of_day, std::size_t periods, std::vector<RoiStaleNote> notes)
+    : zones_(std::move(zones)),
+      organization_count_(static_cast<std::uint32_t>(organizations.size())),
+      period_of_day_(std::move(period_of_day)),
+      notes_(std::move(notes)) {
   if (zones_.size() != organizations.size()) throw std::invalid_argument("ROI fold: one zone per organization");
-  if (fresh_organizations.size() != fresh_days.size()) throw std::invalid_argument("ROI fold: fresh pairs");
   for (const UuidBytes& organization : organizations) organizations_.find_or_add(uuid_key(organization));
   if (organizations_.size() != organizations.size()) throw std::invalid_argument("ROI fold: repeated organization");
-  for (std::int32_t period : period_of_day_)
-    if (period >= static_cast<std::int64_t>(periods)) throw std::invalid_argument("ROI fold: a day's period");
-  for (std::size_t i = 0; i < fresh_days.size(); ++i) {
-    if (fresh_organizations[i] >= organizations.size() || fresh_days[i] >= period_of_day_.size())
-      throw std::invalid_argument("ROI fold: a fresh pair outside the run");
-    fresh_.insert(std::uint64_t{fresh_organizations[i]} * period_of_day_.size() + fresh_days[i]);
-  }
   std::vector<int> days_per_period(periods, 0);
-  for (std::int32_t period : period_of_day_)
+  for (std::int32_t period : period_of_day_) {
+    if (period >= static_cast<std::int64_t>(periods)) throw std::invalid_argument("ROI fold: a day's period");
     if (period >= 0) ++days_per_period[static_cast<std::size_t>(period)];
+  }
   for (int days : days_per_period) single_day_period_.push_back(days == 1);
+  for (const RoiStaleNote& note : notes_)
+    if (note.organization && *note.organization >= organizations.size())
+      throw std::invalid_argument("ROI fold: a note of an organization outside the run");
+  present_.assign(organizations.size() * period_of_day_.size(), false);
   tally_.index_densely(organizations.size(), periods);
+}
+
+bool RoiFold::noted(std::uint32_t organization, std::int64_t day) const {
+  for (const RoiStaleNote& note : notes_) {
+    if (note.organization && *note.organization != organization) continue;
+    if (note.day && (day < *note.day - 1 || day > *note.day + 1)) continue;
+    return true;
+  }
+  return false;
+}
+
+void RoiFold::count(std::uint32_t organization, std::uint32_t day, const unsigned char* state, std::size_t size) {
+  const auto period = static_cast<std::uint32_t>(period_of_day_[day]);
+  if (single_day_period_[period]) {
+    int scale = 0;
+    direct_.push_back(figures_of_group_state(organization, period, state, size, &scale));
+    direct_scales_.push_back(scale);
+  } else {
+    tally_.merge_group_state(organization, period, state, size);
+  }
 }
 
 bool RoiFold::add_stored(const UuidBytes& organization, std::string_view zone, std::int64_t day,
@@ -34,23 +108,41 @@ bool RoiFold::add_stored(const UuidBytes& organization, std::string_view zone, s
   const auto position = organizations_.find(uuid_key(organization));
   if (!position || zones_[*position] != zone) return false;
   const auto d = static_cast<std::uint32_t>(day);
-  const std::int32_t period = period_of_day_[d];
-  if (period < 0 || is_fresh(*position, d)) return false;
-  if (single_day_period_[static_cast<std::size_t>(period)]) {
-    int scale = 0;
-    direct_.push_back(figures_of_group_state(*position, static_cast<std::uint32_t>(period), state, size, &scale));
-    direct_scales_.push_back(scale);
-  } else {
-    tally_.merge_group_state(*position, static_cast<std::uint32_t>(period), state, size);
-  }
+  const std::size_t pair = std::size_t{*position} * period_of_day_.size() + d;
+  if (period_of_day_[d] < 0 || present_[pair] || (!notes_.empty() && noted(*position, day))) return false;
+  // A stored day without tasks has no state: present, nothing to count.
+  if (state != nullptr) count(*position, d, state, size);
+  present_[pair] = true;
   return true;
+}
+
+std::vector<RoiFold::Pair> RoiFold::missing() const {
+  std::vector<Pair> out;
+  const std::size_t days = period_of_day_.size();
+  for (std::uint32_t o = 0; o < organization_count_; ++o)
+    for (std::uint32_t d = 0; d < days; ++d)
+      if (period_of_day_[d] >= 0 && !present_[o * days + d]) out.push_back({o, d});
+  return out;
+}
+
+void RoiFold::add_fresh(const unsigned char* tally, std::size_t size) {
+  const std::size_t days = period_of_day_.size();
+  for (const RoiTally::GroupState& group : RoiTally::deserialize(tally, size).group_states()) {
+    if (group.period >= days || group.organization >= organization_count_)
+      throw std::invalid_argument("ROI fold: a fresh group outside the run");
+    const std::size_t pair = std::size_t{group.organization} * days + group.period;
+    if (period_of_day_[group.period] < 0 || present_[pair]) continue;
+    count(group.organization, group.period, group.bytes.data(), group.bytes.size());
+    present_[pair] = true;
+  }
 }
 
 std::vector<RoiFigures> RoiFold::finish(int* minutes_scale) {
   std::vector<RoiFigures> figures = tally_.finish();
-  int scale = figures.empty() ? 0 : tally_.minutes_scale();
+  const int tally_scale = figures.empty() ? 0 : tally_.minutes_scale();
+  int scale = tally_scale;
   for (int direct_scale : direct_scales_) scale = std::max(scale, direct_scale);
-  const Int128 tally_factor = power_of_ten(scale - (figures.empty() ? 0 : tally_.minutes_scale()));
+  const Int128 tally_factor = power_of_ten(scale - tally_scale);
   for (RoiFigures& f : figures) f.prompt_minutes *= tally_factor;
   for (std::size_t i = 0; i < direct_.size(); ++i) {
     RoiFigures f = direct_[i];
@@ -61,15 +153,45 @@ std::vector<RoiFigures> RoiFold::finish(int* minutes_scale) {
   return figures;
 }
 
-void RoiFold::add_fresh(const unsigned char* tally, std::size_t size) {
-  for (const RoiTally::GroupState& group : RoiTally::deserialize(tally, size).group_states()) {
-    if (group.period >= period_of_day_.size() || group.organization >= zones_.size())
-      throw std::invalid_argument("ROI fold: a fresh group outside the run");
-    const std::int32_t period = period_of_day_[group.period];
-    if (period < 0 || !is_fresh(group.organization, group.period)) continue;
-    tally_.merge_group_state(group.organization, static_cast<std::uint32_t>(period), group.bytes.data(),
-                             group.bytes.size());
-  }
+std::vector<unsigned char> RoiFold::serialize() {
+  std::vector<unsigned char> out;
+  put_bytes(out, &kFoldMagic, sizeof kFoldMagic);
+  put_bytes(out, &organization_count_, sizeof organization_count_);
+  put_vector(out, period_of_day_);
+  const std::vector<unsigned char> present(present_.begin(), present_.end());
+  put_vector(out, present);
+  const std::vector<unsigned char> single(single_day_period_.begin(), single_day_period_.end());
+  put_vector(out, single);
+  static_assert(std::is_trivially_copyable_v<RoiFigures>, "written as bytes");
+  put_vector(out, direct_);
+  put_vector(out, direct_scales_);
+  const std::vector<unsigned char> tally = tally_.serialize();
+  put_bytes(out, tally.data(), tally.size());
+  return out;
+}
+
+RoiFold RoiFold::deserialize(const unsigned char* data, std::size_t size) {
+  Bytes in(data, size);
+  if (in.value<std::uint32_t>() != kFoldMagic) throw std::invalid_argument("ROI fold: not a run");
+  RoiFold fold;
+  fold.organization_count_ = in.value<std::uint32_t>();
+  fold.period_of_day_ = in.vector<std::int32_t>();
+  const auto present = in.vector<unsigned char>();
+  fold.present_.assign(present.begin(), present.end());
+  const auto single = in.vector<unsigned char>();
+  fold.single_day_period_.assign(single.begin(), single.end());
+  fold.direct_ = in.vector<RoiFigures>();
+  fold.direct_scales_ = in.vector<std::int32_t>();
+  std::size_t left = 0;
+  const unsigned char* tally = in.rest(&left);
+  fold.tally_.merge_serialized(tally, left);
+  if (fold.present_.size() != std::size_t{fold.organization_count_} * fold.period_of_day_.size() ||
+      fold.direct_.size() != fold.direct_scales_.size())
+    throw std::invalid_argument("ROI fold: inconsistent run");
+  for (std::int32_t period : fold.period_of_day_)
+    if (period >= static_cast<std::int64_t>(fold.single_day_period_.size()))
+      throw std::invalid_argument("ROI fold: a day's period");
+  return fold;
 }
 
 }  // namespace celaest::core

@@ -1,15 +1,17 @@
-// A run of aggregate_roi over stored days (src/sql/55_roi.sql, "Stored days"): each stored
-// organization-day is merged into its period (or, when the period is that one day, finished
-// from its state at once), unless it is of no use to this run (another
-// organization, a zone the organization no longer has, a day outside the run) or this run read
-// that day from the tasks again ("fresh"): then the fresh tally's group counts instead.
+// A run of aggregate_roi over stored days (src/sql/55_roi.sql, "Stored days"), in two steps:
+//   1. one pass over the run's rows of _roi_days: each stored organization-day of use to the run
+//      (its organization's, in that organization's current zone, inside the run, not touched by
+//      a note of a write the run may not consume) is merged into its period — or, when the
+//      period is that one day, finished from its state at once — and counted as present;
+//   2. the days not present are read from the tasks (a scan by day) and merged the same way.
+// Between the two the run travels as bytes (the steps are separate statements).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 #include "core/index_table.hpp"
@@ -18,43 +20,63 @@
 
 namespace celaest::core {
 
+// A note of a write (celaest._roi_stale) as the run sees it: an organization of the run (none:
+// every organization) and the UTC day of the write as a position among the run's days (none:
+// every day). It touches the local days next to that day too.
+struct RoiStaleNote {
+  std::optional<std::uint32_t> organization;
+  std::optional<std::int64_t> day;
+};
+
 class RoiFold {
  public:
   // organizations[o] lives in zones[o]; period_of_day[d]: the period (0-based) of the run's
-  // local day d, -1 for none; periods: how many; fresh_organizations[i], fresh_days[i]: the
-  // (organization, day) pairs read from the tasks by this run. Throws std::invalid_argument on
-  // inconsistent sizes or positions.
+  // local day d, -1 for none; periods: how many; notes: the notes stored days must not be used
+  // under. Throws std::invalid_argument on inconsistent sizes.
   RoiFold(const std::vector<UuidBytes>& organizations, std::vector<std::string> zones,
-          std::vector<std::int32_t> period_of_day, std::size_t periods,
-          const std::vector<std::uint32_t>& fresh_organizations, const std::vector<std::uint32_t>& fresh_days);
+          std::vector<std::int32_t> period_of_day, std::size_t periods, std::vector<RoiStaleNote> notes);
 
-  // A stored day (day: its position among the run's days, any integer). Returns whether it
-  // counted. Throws std::invalid_argument on a state group_states() did not write.
+  // Step 1: a stored day (day: its position among the run's days, any integer). Returns whether
+  // it counted. Throws std::invalid_argument on a state group_states() did not write.
   bool add_stored(const UuidBytes& organization, std::string_view zone, std::int64_t day, const unsigned char* state,
                   std::size_t size);
 
-  // The fresh days' groups of a scan by day (RoiTally::serialize bytes; its periods are the
-  // run's days): only the fresh pairs count.
+  // The (organization, day) pairs of the run no stored day counted for: read them from the tasks.
+  struct Pair {
+    std::uint32_t organization;
+    std::uint32_t day;
+  };
+  std::vector<Pair> missing() const;
+
+  // Step 2: the groups of a scan by day over the missing pairs (RoiTally::serialize bytes; its
+  // periods are the run's days); groups of pairs already counted are left out.
   void add_fresh(const unsigned char* tally, std::size_t size);
 
   // The figures of every period with a counted day; *minutes_scale receives the scale their
   // prompt minutes are counted in (the largest of the days'). Reorders the kept values.
   std::vector<RoiFigures> finish(int* minutes_scale);
 
+  // The run between the steps, and back (the organizations' ids and zones are not kept: step 1
+  // is over). deserialize throws std::invalid_argument on bytes serialize did not write.
+  std::vector<unsigned char> serialize();
+  static RoiFold deserialize(const unsigned char* data, std::size_t size);
+
  private:
-  bool is_fresh(std::uint32_t organization, std::uint32_t day) const {
-    return fresh_.count(std::uint64_t{organization} * period_of_day_.size() + day) != 0;
-  }
+  RoiFold() = default;
+  bool noted(std::uint32_t organization, std::int64_t day) const;
+  void count(std::uint32_t organization, std::uint32_t day, const unsigned char* state, std::size_t size);
 
   IndexTable<UuidKey, UuidKeyHash> organizations_;
   std::vector<std::string> zones_;
+  std::uint32_t organization_count_ = 0;
   std::vector<std::int32_t> period_of_day_;
-  std::unordered_set<std::uint64_t> fresh_;
-  // Periods of exactly one day (a daily run's): a stored day's figures are read from its state
-  // at once (figures_of_group_state), with the scale of its minutes; no group is built.
+  std::vector<RoiStaleNote> notes_;
+  std::vector<bool> present_;  // organization * days + day
+  // Periods of exactly one day (a daily run's): a day's figures are read from its state at once
+  // (figures_of_group_state), with the scale of its minutes; no group is built.
   std::vector<bool> single_day_period_;
   std::vector<RoiFigures> direct_;
-  std::vector<int> direct_scales_;
+  std::vector<std::int32_t> direct_scales_;
   RoiTally tally_;
 };
 
