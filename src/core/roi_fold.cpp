@@ -13,6 +13,7 @@ namespace {
 constexpr std::uint32_t kFoldMagic = 0x524F4946 + 1;  // "ROIG": a run between its steps
 
 void put_bytes(std::vector<unsigned char>& out, const void* data, std::size_t size) {
+  if (size == 0) return;
   const auto* bytes = static_cast<const unsigned char*>(data);
   out.insert(out.end(), bytes, bytes + size);
 }
@@ -50,6 +51,7 @@ class Bytes {
  private:
   void take(void* out, std::size_t size) {
     if (size > left_) throw std::invalid_argument("ROI fold: truncated bytes");
+    if (size == 0) return;  // an empty vector's data() may be null
     std::memcpy(out, data_, size);
     data_ += size;
     left_ -= size;

@@ -73,6 +73,7 @@ class Reader {
  private:
   void take(void* out, std::size_t size) {
     if (size > left_) throw std::invalid_argument("ROI tally: truncated bytes");
+    if (size == 0) return;  // an empty vector's data() may be null
     std::memcpy(out, data_, size);
     data_ += size;
     left_ -= size;

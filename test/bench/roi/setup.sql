@@ -3,8 +3,10 @@
 -- Fast load: one INSERT ... SELECT generate_series, foreign-key triggers off
 -- (session_replication_role = replica: the keys are right by construction), and the
 -- table's indexes dropped during the load and built afterwards (one sort each instead of
--- ten million insertions each). The only other trigger on processed_tasks
--- (max_concurrent_tasks) fires for processing/retrying tasks, which are not generated.
+-- ten million insertions each). Of the other triggers on processed_tasks, max_concurrent_tasks
+-- fires for processing/retrying tasks, which are not generated; the ROI store's note of old
+-- tasks written (enabled ALWAYS) fires for every row, as for any backfill of history, and
+-- notes each organization's UTC days once (the cold run then finds nothing stored anyway).
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 SET maintenance_work_mem = '1GB';
