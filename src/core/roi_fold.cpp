@@ -1,5 +1,7 @@
 #include "core/roi_fold.hpp"
 
+#include "core/roi_bytes.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -11,54 +13,6 @@ namespace celaest::core {
 namespace {
 
 constexpr std::uint32_t kFoldMagic = 0x524F4946 + 1;  // "ROIG": a run between its steps
-
-void put_bytes(std::vector<unsigned char>& out, const void* data, std::size_t size) {
-  if (size == 0) return;
-  const auto* bytes = static_cast<const unsigned char*>(data);
-  out.insert(out.end(), bytes, bytes + size);
-}
-template <typename T>
-void put_vector(std::vector<unsigned char>& out, const std::vector<T>& values) {
-  static_assert(std::is_trivially_copyable_v<T>, "written as bytes");
-  const std::uint64_t count = values.size();
-  put_bytes(out, &count, sizeof count);
-  put_bytes(out, values.data(), values.size() * sizeof(T));
-}
-
-class Bytes {
- public:
-  Bytes(const unsigned char* data, std::size_t size) : data_(data), left_(size) {}
-  template <typename T>
-  std::vector<T> vector() {
-    std::uint64_t count;
-    take(&count, sizeof count);
-    if (count > left_ / sizeof(T)) throw std::invalid_argument("ROI fold: truncated bytes");
-    std::vector<T> values(count);
-    take(values.data(), count * sizeof(T));
-    return values;
-  }
-  template <typename T>
-  T value() {
-    T out;
-    take(&out, sizeof out);
-    return out;
-  }
-  const unsigned char* rest(std::size_t* size) const {
-    *size = left_;
-    return data_;
-  }
-
- private:
-  void take(void* out, std::size_t size) {
-    if (size > left_) throw std::invalid_argument("ROI fold: truncated bytes");
-    if (size == 0) return;  // an empty vector's data() may be null
-    std::memcpy(out, data_, size);
-    data_ += size;
-    left_ -= size;
-  }
-  const unsigned char* data_;
-  std::size_t left_;
-};
 
 }  // namespace
 
@@ -156,37 +110,35 @@ std::vector<RoiFigures> RoiFold::finish(int* minutes_scale) {
 }
 
 std::vector<unsigned char> RoiFold::serialize() {
-  std::vector<unsigned char> out;
-  put_bytes(out, &kFoldMagic, sizeof kFoldMagic);
-  put_bytes(out, &organization_count_, sizeof organization_count_);
-  put_vector(out, period_of_day_);
-  const std::vector<unsigned char> present(present_.begin(), present_.end());
-  put_vector(out, present);
-  const std::vector<unsigned char> single(single_day_period_.begin(), single_day_period_.end());
-  put_vector(out, single);
   static_assert(std::is_trivially_copyable_v<RoiFigures>, "written as bytes");
-  put_vector(out, direct_);
-  put_vector(out, direct_scales_);
-  const std::vector<unsigned char> tally = tally_.serialize();
-  put_bytes(out, tally.data(), tally.size());
+  std::vector<unsigned char> out;
+  roi_bytes::Writer writer(&out);
+  writer.put(kFoldMagic);
+  writer.put(organization_count_);
+  writer.put_all(period_of_day_);
+  writer.put_all(std::vector<unsigned char>(present_.begin(), present_.end()));
+  writer.put_all(std::vector<unsigned char>(single_day_period_.begin(), single_day_period_.end()));
+  writer.put_all(direct_);
+  writer.put_all(direct_scales_);
+  writer.put_all(tally_.serialize());
   return out;
 }
 
 RoiFold RoiFold::deserialize(const unsigned char* data, std::size_t size) {
-  Bytes in(data, size);
-  if (in.value<std::uint32_t>() != kFoldMagic) throw std::invalid_argument("ROI fold: not a run");
+  roi_bytes::Reader in(data, size);
+  if (in.get<std::uint32_t>() != kFoldMagic) throw std::invalid_argument("ROI fold: not a run");
   RoiFold fold;
-  fold.organization_count_ = in.value<std::uint32_t>();
-  fold.period_of_day_ = in.vector<std::int32_t>();
-  const auto present = in.vector<unsigned char>();
+  fold.organization_count_ = in.get<std::uint32_t>();
+  fold.period_of_day_ = in.get_all<std::int32_t>();
+  const auto present = in.get_all<unsigned char>();
   fold.present_.assign(present.begin(), present.end());
-  const auto single = in.vector<unsigned char>();
+  const auto single = in.get_all<unsigned char>();
   fold.single_day_period_.assign(single.begin(), single.end());
-  fold.direct_ = in.vector<RoiFigures>();
-  fold.direct_scales_ = in.vector<std::int32_t>();
-  std::size_t left = 0;
-  const unsigned char* tally = in.rest(&left);
-  fold.tally_.merge_serialized(tally, left);
+  fold.direct_ = in.get_all<RoiFigures>();
+  fold.direct_scales_ = in.get_all<std::int32_t>();
+  const auto [tally, tally_size] = in.view_all<unsigned char>();
+  if (!in.done()) throw std::invalid_argument("ROI fold: trailing bytes");
+  fold.tally_.merge_serialized(tally, tally_size);
   if (fold.present_.size() != std::size_t{fold.organization_count_} * fold.period_of_day_.size() ||
       fold.direct_.size() != fold.direct_scales_.size())
     throw std::invalid_argument("ROI fold: inconsistent run");

@@ -18,7 +18,7 @@
 
 namespace celaest::core {
 
-namespace roi_bytes {  // the tallies' byte format (roi_tally.cpp)
+namespace roi_bytes {  // the tallies' byte format (core/roi_bytes.hpp)
 class Writer;
 class Reader;
 }  // namespace roi_bytes

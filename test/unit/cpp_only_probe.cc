@@ -31,6 +31,7 @@
 #include "core/percentile.hpp"
 #include "core/roi_calendar.hpp"
 #include "core/roi_figures.hpp"
+#include "core/roi_bytes.hpp"
 #include "core/roi_fold.hpp"
 #include "core/roi_tally.hpp"
 #include "core/index_table.hpp"
