@@ -20,8 +20,7 @@ RoiFold::RoiFold(const std::vector<UuidBytes>& organizations, std::vector<std::s
                  std::vector<std::int32_t> period_of_day, std::size_t periods, std::vector<RoiStaleNote> notes)
     : zones_(std::move(zones)),
       organization_count_(static_cast<std::uint32_t>(organizations.size())),
-      period_of_day_(std::move(period_of_day)),
-      notes_(std::move(notes)) {
+      period_of_day_(std::move(period_of_day)) {
   if (zones_.size() != organizations.size()) throw std::invalid_argument("ROI fold: one zone per organization");
   for (const UuidBytes& organization : organizations) organizations_.find_or_add(uuid_key(organization));
   if (organizations_.size() != organizations.size()) throw std::invalid_argument("ROI fold: repeated organization");
@@ -31,20 +30,31 @@ RoiFold::RoiFold(const std::vector<UuidBytes>& organizations, std::vector<std::s
     if (period >= 0) ++days_per_period[static_cast<std::size_t>(period)];
   }
   for (int days : days_per_period) single_day_period_.push_back(days == 1);
-  for (const RoiStaleNote& note : notes_)
+  organization_noted_.assign(organizations.size(), false);
+  days_noted_.resize(organizations.size());
+  for (const RoiStaleNote& note : notes) {
     if (note.organization && *note.organization >= organizations.size())
       throw std::invalid_argument("ROI fold: a note of an organization outside the run");
+    has_notes_ = true;
+    if (!note.organization && !note.day) everything_noted_ = true;
+    else if (!note.day) organization_noted_[*note.organization] = true;
+    else if (!note.organization) days_noted_everywhere_.push_back(*note.day);
+    else days_noted_[*note.organization].push_back(*note.day);
+  }
+  std::sort(days_noted_everywhere_.begin(), days_noted_everywhere_.end());
+  for (auto& days : days_noted_) std::sort(days.begin(), days.end());
   present_.assign(organizations.size() * period_of_day_.size(), false);
   tally_.index_densely(organizations.size(), periods);
 }
 
 bool RoiFold::noted(std::uint32_t organization, std::int64_t day) const {
-  for (const RoiStaleNote& note : notes_) {
-    if (note.organization && *note.organization != organization) continue;
-    if (note.day && (day < *note.day - 1 || day > *note.day + 1)) continue;
-    return true;
-  }
-  return false;
+  if (everything_noted_ || organization_noted_[organization]) return true;
+  // A note's UTC day touches the local days before, of and after it.
+  const auto near = [day](const std::vector<std::int64_t>& days) {
+    const auto first = std::lower_bound(days.begin(), days.end(), day - 1);
+    return first != days.end() && *first <= day + 1;
+  };
+  return near(days_noted_[organization]) || near(days_noted_everywhere_);
 }
 
 void RoiFold::count(std::uint32_t organization, std::uint32_t day, const unsigned char* state, std::size_t size) {
@@ -65,7 +75,7 @@ bool RoiFold::add_stored(const UuidBytes& organization, std::string_view zone, s
   if (!position || zones_[*position] != zone) return false;
   const auto d = static_cast<std::uint32_t>(day);
   const std::size_t pair = std::size_t{*position} * period_of_day_.size() + d;
-  if (period_of_day_[d] < 0 || present_[pair] || (!notes_.empty() && noted(*position, day))) return false;
+  if (period_of_day_[d] < 0 || present_[pair] || (has_notes_ && noted(*position, day))) return false;
   // A stored day without tasks has no state: present, nothing to count.
   if (state != nullptr) count(*position, d, state, size);
   present_[pair] = true;

@@ -70,7 +70,14 @@ class RoiFold {
   std::vector<std::string> zones_;
   std::uint32_t organization_count_ = 0;
   std::vector<std::int32_t> period_of_day_;
-  std::vector<RoiStaleNote> notes_;
+  // The notes, indexed so that a stored day is checked by a search, not against every note (a
+  // backfill leaves one note per organization and UTC day): per organization the days noted,
+  // sorted; days noted for every organization; whether an organization, or all, is noted whole.
+  bool has_notes_ = false;
+  bool everything_noted_ = false;
+  std::vector<bool> organization_noted_;
+  std::vector<std::vector<std::int64_t>> days_noted_;
+  std::vector<std::int64_t> days_noted_everywhere_;
   std::vector<bool> present_;  // organization * days + day
   // Periods of exactly one day (a daily run's): a day's figures are read from its state at once
   // (figures_of_group_state), with the scale of its minutes; no group is built.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -152,4 +153,30 @@ TEST(RoiFold, FinishesOneDayPeriodsStraightFromTheirStates) {
       EXPECT_EQ(g.prompt_minutes, e.prompt_minutes * factor);
     }
   }
+}
+
+TEST(RoiFold, NotesTouchTheirDayAndTheDaysNextToItForTheirOrganizationOrAll) {
+  RoiScan stored = scan_by_day();
+  for (int day = 0; day < 4; ++day) {
+    stored.add(task(1, day, 100));
+    stored.add(task(2, day, 100));
+  }
+  const auto states = stored.tally().group_states();
+  const auto counted = [&](std::vector<celaest::core::RoiStaleNote> notes) {
+    RoiFold run = fold(std::move(notes));
+    std::vector<int> out;
+    for (const auto& state : states)
+      if (run.add_stored(state.organization == 0 ? org(1) : org(2), "UTC", state.period, state.bytes.data(),
+                         state.bytes.size()))
+        out.push_back(static_cast<int>(state.organization * 10 + state.period));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  using Note = celaest::core::RoiStaleNote;
+  EXPECT_EQ(counted({}), (std::vector<int>{0, 1, 2, 3, 10, 11, 12, 13}));
+  EXPECT_EQ(counted({Note{std::nullopt, std::int64_t{3}}}), (std::vector<int>{0, 1, 10, 11}));  // every organization
+  EXPECT_EQ(counted({Note{1u, std::nullopt}}), (std::vector<int>{0, 1, 2, 3}));                 // organization 2, whole
+  EXPECT_EQ(counted({Note{std::nullopt, std::nullopt}}), (std::vector<int>{}));                 // everything
+  EXPECT_EQ(counted({Note{0u, std::int64_t{-1}}, Note{1u, std::int64_t{5}}}),                   // just outside
+            (std::vector<int>{1, 2, 3, 10, 11, 12, 13}));
 }
