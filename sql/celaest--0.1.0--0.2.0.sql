@@ -2337,12 +2337,16 @@ COMMENT ON COLUMN celaest._roi_days.state IS 'The day''s tally (native bytes, co
 -- Logged: a note commits with the write it describes.
 CREATE TABLE celaest._roi_stale (
     organization_id uuid,
-    utc_day         date
+    utc_day         date,
+    first_at        timestamptz,
+    last_at         timestamptz
 );
 COMMENT ON TABLE celaest._roi_stale IS
-    'Internal (ROI): notes of writes to tasks of days that may be stored (written by triggers on processed_tasks and prompts_master, in the writer''s transaction); the next run deletes the stored days they touch. NULL organization or day: all of them.';
+    'Internal (ROI): notes of writes to tasks of days that may be stored (written by triggers on processed_tasks and prompts_master, in the writer''s transaction, one per organization and UTC day); the next run deletes the stored days they touch. NULL organization or day: all of them.';
 COMMENT ON COLUMN celaest._roi_stale.organization_id IS 'Organization whose task was written; NULL: every organization.';
-COMMENT ON COLUMN celaest._roi_stale.utc_day IS 'The task''s created_at as a UTC date; NULL: every day.';
+COMMENT ON COLUMN celaest._roi_stale.utc_day IS 'The tasks'' created_at as a UTC date; NULL: every day.';
+COMMENT ON COLUMN celaest._roi_stale.first_at IS 'The earliest created_at of the tasks written that day (the local days touched follow from it and last_at); NULL: the UTC day and the days next to it.';
+COMMENT ON COLUMN celaest._roi_stale.last_at IS 'The latest created_at of the tasks written that day.';
 
 -- Bookkeeping of the ROI functions (SECURITY DEFINER): no tenant reads it; a super admin may,
 -- for support.
@@ -2543,9 +2547,11 @@ COMMENT ON FUNCTION celaest._roi_rollup(text, date, date, uuid, text) IS
 --     open in this database began, so every later write of one of its tasks is an "old" write;
 --   * invalidated by such writes: a row trigger on processed_tasks, whose WHEN clause lets only
 --     tasks created more than an hour before the writing transaction began through, notes the
---     task's organization and UTC day in celaest._roi_stale, in the writer's transaction (so a
---     rolled-back write notes nothing, and a committed one cannot be missed); a run first
---     deletes the stored days those notes touch (the UTC day and the local days next to it);
+--     task's organization, UTC day and instant; just before the writer's transaction commits
+--     they become rows of celaest._roi_stale, one per organization and UTC day with the first
+--     and last instant (so a rolled-back write notes nothing, and a committed one cannot be
+--     missed); a run first deletes the stored days those notes touch (the local days the
+--     instants fall on);
 --   * tied to its organization's time zone when it was tallied: another zone reads the tasks;
 --   * also invalidated by a change of a prompt's manual minutes (its tasks' days are noted)
 --     and by TRUNCATE (every day).
@@ -2579,20 +2585,21 @@ COMMENT ON FUNCTION celaest._roi_day_states(bytea, integer[], integer[]) IS
     'Internal (ROI): one row per given (organization, day) pair (1-based positions in the run''s arrays): that day''s group of a scan by local day (_roi_scan_days) as the state celaest._roi_days keeps, NULL when the scan counted no task that day.';
 
 CREATE FUNCTION celaest._roi_fold_step(internal, uuid, date, text, bytea, uuid[], text[], date, integer[], integer,
-                                       uuid[], date[])
+                                       uuid[], date[], date[])
 RETURNS internal
 AS 'MODULE_PATHNAME', 'celaest_roi_fold_step' LANGUAGE C IMMUTABLE;
 CREATE FUNCTION celaest._roi_fold_final(internal) RETURNS bytea
 AS 'MODULE_PATHNAME', 'celaest_roi_fold_final' LANGUAGE C IMMUTABLE;
-CREATE AGGREGATE celaest._roi_fold(uuid, date, text, bytea, uuid[], text[], date, integer[], integer, uuid[], date[]) (
+CREATE AGGREGATE celaest._roi_fold(uuid, date, text, bytea, uuid[], text[], date, integer[], integer, uuid[], date[],
+                                   date[]) (
     SFUNC = celaest._roi_fold_step,
     STYPE = internal,
     FINALFUNC = celaest._roi_fold_final,
     FINALFUNC_MODIFY = READ_WRITE
 );
-COMMENT ON AGGREGATE celaest._roi_fold(uuid, date, text, bytea, uuid[], text[], date, integer[], integer, uuid[], date[]) IS
-    'Internal (ROI): step 1 of a run over stored days: counts each stored day (_roi_days rows: organization, day, zone, state) of use to the run (constants: organizations, their zones, first day, each day''s period, number of periods; notes of writes not consumed: organizations and UTC days, NULL meaning all) into its period; returns the run as bytes for _roi_fold_missing and _roi_fold_finish. A row with a NULL organization only starts the run.';
-COMMENT ON FUNCTION celaest._roi_fold_step(internal, uuid, date, text, bytea, uuid[], text[], date, integer[], integer, uuid[], date[]) IS 'Internal (ROI): transition function of _roi_fold.';
+COMMENT ON AGGREGATE celaest._roi_fold(uuid, date, text, bytea, uuid[], text[], date, integer[], integer, uuid[], date[], date[]) IS
+    'Internal (ROI): step 1 of a run over stored days: counts each stored day (_roi_days rows: organization, day, zone, state) of use to the run (constants: organizations, their zones, first day, each day''s period, number of periods; notes of writes not consumed: organizations and the local days they touch, first and last, NULL meaning all) into its period; returns the run as bytes for _roi_fold_missing and _roi_fold_finish. A row with a NULL organization only starts the run.';
+COMMENT ON FUNCTION celaest._roi_fold_step(internal, uuid, date, text, bytea, uuid[], text[], date, integer[], integer, uuid[], date[], date[]) IS 'Internal (ROI): transition function of _roi_fold.';
 CREATE FUNCTION celaest._roi_fold_missing(p_fold bytea)
 RETURNS TABLE (organization_n integer, day_n integer)
 AS 'MODULE_PATHNAME', 'celaest_roi_fold_missing'
@@ -2609,13 +2616,12 @@ COMMENT ON FUNCTION celaest._roi_fold_final(internal) IS 'Internal (ROI): final 
 
 CREATE FUNCTION celaest._roi_mark_stale() RETURNS trigger
 AS 'MODULE_PATHNAME', 'celaest_roi_mark_stale' LANGUAGE C;
+CREATE FUNCTION celaest._roi_flush_notes() RETURNS void
+AS 'MODULE_PATHNAME', 'celaest_roi_flush_notes' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION celaest._roi_flush_notes() IS
+    'Internal (ROI): writes the notes this transaction''s writes of old tasks have left so far to celaest._roi_stale now rather than at commit (a run calls it first, so that it sees its own transaction''s writes).';
 COMMENT ON FUNCTION celaest._roi_mark_stale() IS
-    'Internal (ROI, trigger): notes the organization and UTC day of an old task written (each version of the row) in celaest._roi_stale, once per transaction.';
-CREATE FUNCTION celaest._roi_forget_noted() RETURNS void
-AS 'MODULE_PATHNAME', 'celaest_roi_forget_noted' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION celaest._roi_forget_noted() IS
-    'Internal (ROI): forgets which organizations and days this transaction noted in celaest._roi_stale (after a run consumed the notes, a later write notes again).';
-
+    'Internal (ROI, trigger): notes the organization, UTC day and instant of an old task written (each version of the row); written to celaest._roi_stale just before the transaction commits, one row per organization and UTC day.';
 -- The live window (one hour) is written here and in the seal of _roi_rollup_days.
 CREATE TRIGGER processed_tasks_roi_stale_insert
     AFTER INSERT ON celaest.processed_tasks
@@ -2705,7 +2711,8 @@ DECLARE
     v_maintain     boolean;
     v_sealed_until timestamptz;   -- a day that ended at or before this instant may be stored
     v_mark_orgs    uuid[];        -- read-only runs: notes not consumed yet (NULL: every one)
-    v_mark_days    date[];
+    v_mark_first   date[];        -- the local days each touches, first and last (NULL: all)
+    v_mark_last    date[];
     v_miss_orgs    integer[];     -- the (organization, day) pairs read from the tasks, 1-based
     v_miss_days    integer[];
     v_each_day     integer[];     -- a scan by day: each day its own period
@@ -2717,22 +2724,32 @@ BEGIN
         RETURN;
     END IF;
     v_days := r.hi - r.lo + 1;
+    PERFORM celaest._roi_flush_notes();
     v_maintain := current_setting('transaction_isolation') = 'read committed'
                   AND pg_try_advisory_xact_lock(hashtextextended('celaest._roi_days', 0));
 
     IF v_maintain AND EXISTS (SELECT 1 FROM celaest._roi_stale) THEN
-        -- Consume the notes: the stored days they touch go (a UTC day meets the local days
-        -- before, of and after it in every zone).
+        -- Consume the notes: the stored days they touch go. A note with its instants touches
+        -- the local days they fall on in the organization's zone (and, around its UTC day, any
+        -- day stored in another zone); one without (a prompt's minutes, TRUNCATE), or of an
+        -- organization that is gone, the local days before, of and after its UTC day.
         WITH consumed AS (
-            DELETE FROM celaest._roi_stale RETURNING organization_id, utc_day
+            DELETE FROM celaest._roi_stale RETURNING organization_id, utc_day, first_at, last_at
         ), touched AS (
-            SELECT DISTINCT c.organization_id, c.utc_day FROM consumed AS c
+            SELECT DISTINCT c.organization_id, c.utc_day, z.zone,
+                   (c.first_at AT TIME ZONE z.zone)::date AS first_day,
+                   (c.last_at AT TIME ZONE z.zone)::date AS last_day
+              FROM consumed AS c
+              LEFT JOIN celaest.organizations AS o ON o.id = c.organization_id
+             CROSS JOIN LATERAL (SELECT CASE WHEN o.id IS NOT NULL AND c.first_at IS NOT NULL
+                                             THEN celaest._roi_timezone(o.settings) END AS zone) AS z
         )
         DELETE FROM celaest._roi_days AS d
          USING touched AS m
          WHERE (m.organization_id IS NULL OR d.organization_id = m.organization_id)
-           AND (m.utc_day IS NULL OR d.day BETWEEN m.utc_day - 1 AND m.utc_day + 1);
-        PERFORM celaest._roi_forget_noted();
+           AND (m.utc_day IS NULL
+                OR (d.day BETWEEN m.utc_day - 1 AND m.utc_day + 1
+                    AND (m.zone IS NULL OR d.timezone <> m.zone OR d.day BETWEEN m.first_day AND m.last_day)));
     END IF;
     IF v_maintain THEN
         -- The seal: the oldest transaction open in this database (its writes of tasks created
@@ -2748,9 +2765,18 @@ BEGIN
                AND a.backend_type <> 'autovacuum worker';
         END IF;
     ELSE
-        SELECT array_agg(m.organization_id), array_agg(m.utc_day)
-          INTO v_mark_orgs, v_mark_days
-          FROM (SELECT DISTINCT s.organization_id, s.utc_day FROM celaest._roi_stale AS s) AS m;
+        -- The notes as the local days they touch (as their consumption above would delete).
+        SELECT array_agg(m.organization_id), array_agg(m.first_day), array_agg(m.last_day)
+          INTO v_mark_orgs, v_mark_first, v_mark_last
+          FROM (SELECT DISTINCT s.organization_id,
+                       CASE WHEN z.zone IS NULL THEN s.utc_day - 1 ELSE (s.first_at AT TIME ZONE z.zone)::date END
+                           AS first_day,
+                       CASE WHEN z.zone IS NULL THEN s.utc_day + 1 ELSE (s.last_at AT TIME ZONE z.zone)::date END
+                           AS last_day
+                  FROM celaest._roi_stale AS s
+                  LEFT JOIN celaest.organizations AS o ON o.id = s.organization_id
+                 CROSS JOIN LATERAL (SELECT CASE WHEN o.id IS NOT NULL AND s.first_at IS NOT NULL
+                                                 THEN celaest._roi_timezone(o.settings) END AS zone) AS z) AS m;
     END IF;
 
     -- Step 1, natively: one pass over the run's rows of _roi_days counts each stored day of use
@@ -2758,7 +2784,7 @@ BEGIN
     -- its period; then the pairs none counted for. (The extra row starts the run when no day is
     -- stored.)
     SELECT celaest._roi_fold(x.organization_id, x.day, x.timezone, x.state, r.orgs, r.org_tz, r.lo, r.day_period,
-                             cardinality(r.periods), v_mark_orgs, v_mark_days)
+                             cardinality(r.periods), v_mark_orgs, v_mark_first, v_mark_last)
       INTO v_fold
       FROM (SELECT s.organization_id, s.day, s.timezone, s.state
               FROM celaest._roi_days AS s

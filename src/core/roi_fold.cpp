@@ -3,6 +3,7 @@
 #include "core/roi_bytes.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <type_traits>
@@ -31,30 +32,45 @@ RoiFold::RoiFold(const std::vector<UuidBytes>& organizations, std::vector<std::s
   }
   for (int days : days_per_period) single_day_period_.push_back(days == 1);
   organization_noted_.assign(organizations.size(), false);
-  days_noted_.resize(organizations.size());
+  noted_days_.resize(organizations.size());
   for (const RoiStaleNote& note : notes) {
     if (note.organization && *note.organization >= organizations.size())
       throw std::invalid_argument("ROI fold: a note of an organization outside the run");
+    if (note.first_day.has_value() != note.last_day.has_value() || (note.first_day && *note.first_day > *note.last_day))
+      throw std::invalid_argument("ROI fold: a note's days");
     has_notes_ = true;
-    if (!note.organization && !note.day) everything_noted_ = true;
-    else if (!note.day) organization_noted_[*note.organization] = true;
-    else if (!note.organization) days_noted_everywhere_.push_back(*note.day);
-    else days_noted_[*note.organization].push_back(*note.day);
+    if (!note.first_day) {
+      if (note.organization)
+        organization_noted_[*note.organization] = true;
+      else
+        everything_noted_ = true;
+    } else {
+      (note.organization ? noted_days_[*note.organization] : noted_everywhere_).add(*note.first_day, *note.last_day);
+    }
   }
-  std::sort(days_noted_everywhere_.begin(), days_noted_everywhere_.end());
-  for (auto& days : days_noted_) std::sort(days.begin(), days.end());
+  noted_everywhere_.index();
+  for (NotedSpans& spans : noted_days_) spans.index();
   present_.assign(organizations.size() * period_of_day_.size(), false);
   tally_.index_densely(organizations.size(), periods);
 }
 
+void RoiFold::NotedSpans::index() {
+  std::sort(spans.begin(), spans.end());
+  last_so_far.clear();
+  for (const auto& [first, last] : spans)
+    last_so_far.push_back(last_so_far.empty() ? last : std::max(last_so_far.back(), last));
+}
+
+bool RoiFold::NotedSpans::contains(std::int64_t day) const {
+  // The spans that start on or before the day; one of them reaches it if the latest does.
+  const auto after = std::upper_bound(spans.begin(), spans.end(), std::make_pair(day, INT64_MAX));
+  if (after == spans.begin()) return false;
+  return last_so_far[static_cast<std::size_t>(after - spans.begin()) - 1] >= day;
+}
+
 bool RoiFold::noted(std::uint32_t organization, std::int64_t day) const {
   if (everything_noted_ || organization_noted_[organization]) return true;
-  // A note's UTC day touches the local days before, of and after it.
-  const auto near = [day](const std::vector<std::int64_t>& days) {
-    const auto first = std::lower_bound(days.begin(), days.end(), day - 1);
-    return first != days.end() && *first <= day + 1;
-  };
-  return near(days_noted_[organization]) || near(days_noted_everywhere_);
+  return noted_days_[organization].contains(day) || noted_everywhere_.contains(day);
 }
 
 void RoiFold::count(std::uint32_t organization, std::uint32_t day, const unsigned char* state, std::size_t size) {

@@ -21,11 +21,12 @@
 namespace celaest::core {
 
 // A note of a write (celaest._roi_stale) as the run sees it: an organization of the run (none:
-// every organization) and the UTC day of the write as a position among the run's days (none:
-// every day). It touches the local days next to that day too.
+// every organization) and the local days the noted writes fall on, as positions among the
+// run's days, first to last (none: every day).
 struct RoiStaleNote {
   std::optional<std::uint32_t> organization;
-  std::optional<std::int64_t> day;
+  std::optional<std::int64_t> first_day;
+  std::optional<std::int64_t> last_day;
 };
 
 class RoiFold {
@@ -71,13 +72,21 @@ class RoiFold {
   std::uint32_t organization_count_ = 0;
   std::vector<std::int32_t> period_of_day_;
   // The notes, indexed so that a stored day is checked by a search, not against every note (a
-  // backfill leaves one note per organization and UTC day): per organization the days noted,
-  // sorted; days noted for every organization; whether an organization, or all, is noted whole.
+  // backfill leaves one note per organization and UTC day): per organization, and for every
+  // organization, the noted spans of days sorted by their first day with the latest last day so
+  // far; whether an organization, or all, is noted whole.
+  struct NotedSpans {
+    std::vector<std::pair<std::int64_t, std::int64_t>> spans;  // first, last
+    std::vector<std::int64_t> last_so_far;
+    void add(std::int64_t first, std::int64_t last) { spans.emplace_back(first, last); }
+    void index();
+    bool contains(std::int64_t day) const;
+  };
   bool has_notes_ = false;
   bool everything_noted_ = false;
   std::vector<bool> organization_noted_;
-  std::vector<std::vector<std::int64_t>> days_noted_;
-  std::vector<std::int64_t> days_noted_everywhere_;
+  std::vector<NotedSpans> noted_days_;
+  NotedSpans noted_everywhere_;
   std::vector<bool> present_;  // organization * days + day
   // Periods of exactly one day (a daily run's): a day's figures are read from its state at once
   // (figures_of_group_state), with the scale of its minutes; no group is built.

@@ -110,12 +110,16 @@ COMMENT ON COLUMN celaest._roi_days.state IS 'The day''s tally (native bytes, co
 -- Logged: a note commits with the write it describes.
 CREATE TABLE celaest._roi_stale (
     organization_id uuid,
-    utc_day         date
+    utc_day         date,
+    first_at        timestamptz,
+    last_at         timestamptz
 );
 COMMENT ON TABLE celaest._roi_stale IS
-    'Internal (ROI): notes of writes to tasks of days that may be stored (written by triggers on processed_tasks and prompts_master, in the writer''s transaction); the next run deletes the stored days they touch. NULL organization or day: all of them.';
+    'Internal (ROI): notes of writes to tasks of days that may be stored (written by triggers on processed_tasks and prompts_master, in the writer''s transaction, one per organization and UTC day); the next run deletes the stored days they touch. NULL organization or day: all of them.';
 COMMENT ON COLUMN celaest._roi_stale.organization_id IS 'Organization whose task was written; NULL: every organization.';
-COMMENT ON COLUMN celaest._roi_stale.utc_day IS 'The task''s created_at as a UTC date; NULL: every day.';
+COMMENT ON COLUMN celaest._roi_stale.utc_day IS 'The tasks'' created_at as a UTC date; NULL: every day.';
+COMMENT ON COLUMN celaest._roi_stale.first_at IS 'The earliest created_at of the tasks written that day (the local days touched follow from it and last_at); NULL: the UTC day and the days next to it.';
+COMMENT ON COLUMN celaest._roi_stale.last_at IS 'The latest created_at of the tasks written that day.';
 
 -- Bookkeeping of the ROI functions (SECURITY DEFINER): no tenant reads it; a super admin may,
 -- for support.

@@ -248,18 +248,6 @@ def test_a_corrupt_stored_day_is_an_error_naming_the_way_out(world):
     assert_runs_agree_with_the_tasks(conn)
 
 
-def test_truncate_makes_every_stored_day_stale(world):
-    conn = world.conn
-    assert_runs_agree_with_the_tasks(conn)
-    with conn.cursor() as cur:
-        cur.execute("TRUNCATE celaest.processed_tasks CASCADE")
-    assert stale_notes(conn) == 1
-    assert_runs_agree_with_the_tasks(conn)
-    assert scalar(conn, "SELECT count(*) FROM celaest._roi_days WHERE state IS NOT NULL") == 0
-    assert scalar(conn, "SELECT sum(tasks_completed) FROM celaest.roi_metrics WHERE period_type = 'daily'"
-                        " AND period_start BETWEEN %s AND %s", (FROM, TO)) == 0
-
-
 def test_rows_changed_by_hand_are_put_right_and_only_they_are_rewritten(world):
     conn = world.conn
     assert_runs_agree_with_the_tasks(conn)
@@ -288,3 +276,55 @@ def test_rows_changed_by_hand_are_put_right_and_only_they_are_rewritten(world):
                             " WHERE organization_id = %s AND period_type = 'daily' AND period_start = %s",
                       (org, first))[0]
     assert note == "kept" and rate == str(world.orgs["madrid"]["rate"])
+
+
+def test_a_service_backend_rewriting_old_tasks_needs_no_right_on_the_bookkeeping(world):
+    """The notes are written as the extension's owner: a service role may not touch _roi_stale
+    itself, yet its late writes are noted (and nothing else changes for it)."""
+    conn = world.conn
+    assert_runs_agree_with_the_tasks(conn)
+    task, _ = old_task(conn, world.orgs["kolkata"]["id"], offset=7)
+    with conn.cursor() as cur:
+        cur.execute("DROP ROLE IF EXISTS it_roi_service")
+        cur.execute("CREATE ROLE it_roi_service NOLOGIN")
+        cur.execute("SELECT celaest.grant_access('it_roi_service', 'service')")
+    try:
+        with transaction(conn) as cur:
+            cur.execute("SET LOCAL ROLE it_roi_service")
+            with pytest.raises(psycopg2.Error) as refused:
+                cur.execute("SAVEPOINT s; INSERT INTO celaest._roi_stale VALUES (NULL, NULL, NULL, NULL)")
+            assert refused.value.pgcode == "42501"
+            cur.execute("ROLLBACK TO SAVEPOINT s")
+            cur.execute("UPDATE celaest.processed_tasks SET status = 'failed', cost_usd = 9 WHERE id = %s", (task,))
+            assert cur.rowcount == 1
+        assert stale_notes(conn) == 1
+        assert_runs_agree_with_the_tasks(conn)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SELECT celaest.revoke_access('it_roi_service')")
+            cur.execute("DROP OWNED BY it_roi_service")
+            cur.execute("DROP ROLE it_roi_service")
+
+
+def test_a_run_after_a_write_after_a_run_in_one_transaction_sees_the_write(world):
+    conn = world.conn
+    task, _ = old_task(conn, world.orgs["new_york"]["id"], offset=11)
+    with transaction(conn) as cur:
+        cur.execute("DELETE FROM celaest._roi_days")
+        assert_runs_agree_with_the_tasks(conn)            # stores the days, in this transaction
+        cur.execute("UPDATE celaest.processed_tasks SET status = 'failed', execution_time_ms = 1 WHERE id = %s",
+                    (task,))
+        assert_runs_agree_with_the_tasks(conn)            # must not use the stored day just changed
+    assert_runs_agree_with_the_tasks(conn)
+
+
+def test_truncate_makes_every_stored_day_stale(world):
+    conn = world.conn
+    assert_runs_agree_with_the_tasks(conn)
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE celaest.processed_tasks CASCADE")
+    assert stale_notes(conn) == 1
+    assert_runs_agree_with_the_tasks(conn)
+    assert scalar(conn, "SELECT count(*) FROM celaest._roi_days WHERE state IS NOT NULL") == 0
+    assert scalar(conn, "SELECT sum(tasks_completed) FROM celaest.roi_metrics WHERE period_type = 'daily'"
+                        " AND period_start BETWEEN %s AND %s", (FROM, TO)) == 0

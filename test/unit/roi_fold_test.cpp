@@ -58,14 +58,13 @@ std::map<std::pair<std::uint32_t, std::uint32_t>, RoiFigures> finished(RoiFold& 
 TEST(RoiFold, MergesStoredDaysThenReadsTheMissingOnesFromTheTasks) {
   RoiScan stored = scan_by_day();
   for (int day = 0; day < 4; ++day) stored.add(task(1, day, 100 + day));  // one task a day
-  // Day 1 of organization 1 is touched by a note: its stored copy is not used.
-  RoiFold run = fold({{0u, std::int64_t{1}}});
+  // Days 0-2 of organization 1 are touched by a note: their stored copies are not used.
+  RoiFold run = fold({{0u, std::int64_t{0}, std::int64_t{2}}});
   int counted = 0;
   for (const auto& state : stored.tally().group_states())
     counted += run.add_stored(org(1), "UTC", state.period, state.bytes.data(), state.bytes.size());
   // A stored day without tasks (organization 2, day 3): present, nothing counted.
   EXPECT_TRUE(run.add_stored(org(2), "UTC", 3, nullptr, 0));
-  // Days 0-2 are within a day of the note's day 1: not used.
   EXPECT_EQ(counted, 1);
   std::vector<std::pair<std::uint32_t, std::uint32_t>> missing;
   for (const auto& pair : run.missing()) missing.emplace_back(pair.organization, pair.day);
@@ -111,7 +110,9 @@ TEST(RoiFold, RefusesInconsistentRuns) {
   EXPECT_THROW(RoiFold({org(1)}, {"UTC", "UTC"}, {0}, 1, {}), std::invalid_argument);
   EXPECT_THROW(RoiFold({org(1), org(1)}, {"UTC", "UTC"}, {0}, 1, {}), std::invalid_argument);
   EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0, 1}, 1, {}), std::invalid_argument);
-  EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0}, 1, {{1u, std::nullopt}}), std::invalid_argument);
+  EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0}, 1, {{1u, std::nullopt, std::nullopt}}), std::invalid_argument);
+  EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0}, 1, {{0u, 2, 1}}), std::invalid_argument);
+  EXPECT_THROW(RoiFold({org(1)}, {"UTC"}, {0}, 1, {{0u, 2, std::nullopt}}), std::invalid_argument);
 }
 
 // Periods of one day are finished from each state at once; the figures equal those of the day
@@ -155,7 +156,7 @@ TEST(RoiFold, FinishesOneDayPeriodsStraightFromTheirStates) {
   }
 }
 
-TEST(RoiFold, NotesTouchTheirDayAndTheDaysNextToItForTheirOrganizationOrAll) {
+TEST(RoiFold, NotesTouchTheirDaysForTheirOrganizationOrAll) {
   RoiScan stored = scan_by_day();
   for (int day = 0; day < 4; ++day) {
     stored.add(task(1, day, 100));
@@ -173,10 +174,14 @@ TEST(RoiFold, NotesTouchTheirDayAndTheDaysNextToItForTheirOrganizationOrAll) {
     return out;
   };
   using Note = celaest::core::RoiStaleNote;
+  const std::optional<std::int64_t> all;
   EXPECT_EQ(counted({}), (std::vector<int>{0, 1, 2, 3, 10, 11, 12, 13}));
-  EXPECT_EQ(counted({Note{std::nullopt, std::int64_t{3}}}), (std::vector<int>{0, 1, 10, 11}));  // every organization
-  EXPECT_EQ(counted({Note{1u, std::nullopt}}), (std::vector<int>{0, 1, 2, 3}));                 // organization 2, whole
-  EXPECT_EQ(counted({Note{std::nullopt, std::nullopt}}), (std::vector<int>{}));                 // everything
-  EXPECT_EQ(counted({Note{0u, std::int64_t{-1}}, Note{1u, std::int64_t{5}}}),                   // just outside
-            (std::vector<int>{1, 2, 3, 10, 11, 12, 13}));
+  EXPECT_EQ(counted({Note{std::nullopt, 2, 3}}), (std::vector<int>{0, 1, 10, 11}));  // every organization
+  EXPECT_EQ(counted({Note{1u, all, all}}), (std::vector<int>{0, 1, 2, 3}));          // organization 2, whole
+  EXPECT_EQ(counted({Note{std::nullopt, all, all}}), (std::vector<int>{}));          // everything
+  EXPECT_EQ(counted({Note{0u, -3, -1}, Note{1u, 4, 6}}),                             // just outside
+            (std::vector<int>{0, 1, 2, 3, 10, 11, 12, 13}));
+  // Overlapping spans: a long one hidden behind a later-starting short one still counts.
+  EXPECT_EQ(counted({Note{0u, 0, 3}, Note{0u, 1, 1}}), (std::vector<int>{10, 11, 12, 13}));
+  EXPECT_EQ(counted({Note{0u, 0, 0}, Note{0u, 2, 2}}), (std::vector<int>{1, 3, 10, 11, 12, 13}));
 }

@@ -9,18 +9,13 @@
 //       the days no stored day counted for (to read from the tasks);
 //   _roi_fold_finish(run, the missing days' tally) -> bytea
 //       step 2: those days counted too; the figures, as _roi_scan returns them;
-//   _roi_mark_stale()  (row trigger on processed_tasks)
-//       notes that a task of a day that may be stored was written (celaest._roi_stale).
 #include "core/roi_fold.hpp"
 #include "core/roi_tally.hpp"
 #include "pg/boundary/boundary.hpp"
 #include "pg/roi/aggregate_glue.hpp"
 
 extern "C" {
-#include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
-#include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/date.h"
 #include "utils/timestamp.h"
@@ -33,7 +28,6 @@ extern "C" {
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace {
@@ -119,11 +113,13 @@ std::unique_ptr<celaest::core::RoiFold> fold_from_arguments(FunctionCallInfo fci
     period_of_day.push_back(days.nulls[i] ? -1 : DatumGetInt32(days.values[i]) - 1);  // 1-based
   const int periods = PG_GETARG_INT32(9);
   if (periods < 0) throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "celaest ROI fold: a negative number of periods");
-  // The notes of writes not consumed by this run: organization (NULL: all), UTC day (NULL: all).
+  // The notes of writes not consumed by this run: organization (NULL: all), the local days
+  // they fall on, first and last (NULL: all).
   const roi::ArrayElements note_organizations = roi::array_elements(fcinfo, 10, UUIDOID);
-  const roi::ArrayElements note_days = roi::array_elements(fcinfo, 11, DATEOID);
-  if (note_organizations.count != note_days.count)
-    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "celaest ROI fold: one day per note");
+  const roi::ArrayElements note_firsts = roi::array_elements(fcinfo, 11, DATEOID);
+  const roi::ArrayElements note_lasts = roi::array_elements(fcinfo, 12, DATEOID);
+  if (note_organizations.count != note_firsts.count || note_organizations.count != note_lasts.count)
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "celaest ROI fold: one first and last day per note");
   const std::vector<celaest::core::UuidBytes> organization_ids = roi::uuid_list(organizations);
   celaest::core::IndexTable<celaest::core::UuidKey, celaest::core::UuidKeyHash> positions;
   for (const auto& id : organization_ids) positions.find_or_add(celaest::core::uuid_key(id));
@@ -135,7 +131,10 @@ std::unique_ptr<celaest::core::RoiFold> fold_from_arguments(FunctionCallInfo fci
       if (!position) continue;  // an organization outside the run
       note.organization = *position;
     }
-    if (!note_days.nulls[i]) note.day = static_cast<std::int64_t>(DatumGetDateADT(note_days.values[i])) - first_day;
+    if (!note_firsts.nulls[i] && !note_lasts.nulls[i]) {
+      note.first_day = static_cast<std::int64_t>(DatumGetDateADT(note_firsts.values[i])) - first_day;
+      note.last_day = static_cast<std::int64_t>(DatumGetDateADT(note_lasts.values[i])) - first_day;
+    }
     notes.push_back(note);
   }
   try {
@@ -164,7 +163,7 @@ const char* const kCorruptStateHint =
 
 // _roi_fold(organization_id uuid, day date, timezone text, state bytea,    -- a _roi_days row
 //           organizations uuid[], zones text[], first_day date, day_period integer[], periods integer,
-//           note_organizations uuid[], note_days date[]) -> bytea
+//           note_organizations uuid[], note_first_days date[], note_last_days date[]) -> bytea
 // Step 1 of a run over stored days (core/roi_fold): each stored day of use to the run is counted
 // into its period; the result is the run as bytes, for _roi_fold_missing and _roi_fold_finish.
 // A row with a NULL organization only starts the run (there may be no stored day at all); a
@@ -234,116 +233,4 @@ CELAEST_FUNCTION(celaest_roi_fold_finish) {
     throw Error(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, std::string("celaest ROI fold: ") + e.what());
   }
   return roi::bytea_datum(celaest::core::encode_figures(figures, minutes_scale));
-}
-
-namespace {
-
-// The (organization, UTC day) pairs this transaction has noted already, so that a statement
-// writing many old tasks of one organization and day inserts one row into _roi_stale, not one
-// per task. Forgotten at the end of the transaction and when a subtransaction aborts (its rows
-// in _roi_stale are gone with it).
-struct StaleKey {
-  std::uint64_t high;
-  std::uint64_t low;
-  std::int32_t day;
-  bool operator==(const StaleKey& other) const noexcept {
-    return high == other.high && low == other.low && day == other.day;
-  }
-};
-struct StaleKeyHash {
-  std::size_t operator()(const StaleKey& key) const noexcept {
-    return celaest::core::mix64(key.high ^ celaest::core::mix64(key.low ^ static_cast<std::uint64_t>(key.day)));
-  }
-};
-std::unordered_set<StaleKey, StaleKeyHash>& noted() {
-  static std::unordered_set<StaleKey, StaleKeyHash> keys;
-  return keys;
-}
-
-void forget_at_transaction_end(XactEvent event, void*) {
-  if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
-      event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
-    noted().clear();
-}
-
-void forget_at_subtransaction_abort(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-  if (event == SUBXACT_EVENT_ABORT_SUB) noted().clear();
-}
-
-void note_stale(const pg_uuid_t* organization, TimestampTz created_at) {
-  static bool callbacks = false;
-  if (!callbacks) {
-    pg_guarded([] {
-      RegisterXactCallback(forget_at_transaction_end, nullptr);
-      RegisterSubXactCallback(forget_at_subtransaction_abort, nullptr);
-    });
-    callbacks = true;
-  }
-  // The UTC day as a date: both count from 2000-01-01 (floor, for instants before it too).
-  constexpr std::int64_t kDay = USECS_PER_DAY;
-  const std::int64_t day = created_at >= 0 ? created_at / kDay : -((-created_at + kDay - 1) / kDay);
-  StaleKey key{};
-  std::memcpy(&key.high, organization->data, sizeof key.high);
-  std::memcpy(&key.low, organization->data + sizeof key.high, sizeof key.low);
-  key.day = static_cast<std::int32_t>(day);
-  if (!noted().insert(key).second) return;
-  try {
-    pg_guarded([&] {
-      static SPIPlanPtr plan = nullptr;
-      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "celaest: SPI_connect failed");
-      if (plan == nullptr) {
-        Oid types[2] = {UUIDOID, DATEOID};
-        SPIPlanPtr prepared = SPI_prepare(
-            "INSERT INTO celaest._roi_stale (organization_id, utc_day) VALUES ($1, $2)", 2, types);
-        if (prepared == nullptr || SPI_keepplan(prepared) != 0) elog(ERROR, "celaest: cannot prepare the ROI mark");
-        plan = prepared;
-      }
-      Datum values[2] = {UUIDPGetDatum(const_cast<pg_uuid_t*>(organization)), DateADTGetDatum(static_cast<DateADT>(day))};
-      if (SPI_execute_plan(plan, values, nullptr, false, 0) != SPI_OK_INSERT)
-        elog(ERROR, "celaest: cannot note a stale ROI day");
-      SPI_finish();
-    });
-  } catch (...) {
-    noted().erase(key);
-    throw;
-  }
-}
-
-void note_row(TriggerData* data, HeapTuple tuple) {
-  if (tuple == nullptr) return;
-  TupleDesc desc = data->tg_relation->rd_att;
-  const int organization_column = pg_guarded([&] { return SPI_fnumber(desc, "organization_id"); });
-  const int created_column = pg_guarded([&] { return SPI_fnumber(desc, "created_at"); });
-  if (organization_column <= 0 || created_column <= 0)
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                "celaest._roi_mark_stale() needs organization_id and created_at columns");
-  bool organization_null = false;
-  bool created_null = false;
-  const Datum organization = heap_getattr(tuple, organization_column, desc, &organization_null);
-  const Datum created = heap_getattr(tuple, created_column, desc, &created_null);
-  if (organization_null || created_null) return;
-  note_stale(DatumGetUUIDP(organization), DatumGetTimestampTz(created));
-}
-
-}  // namespace
-
-// AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW on processed_tasks, with a WHEN clause that
-// lets only old tasks through (src/sql/55_roi.sql): notes the organization and UTC day of the
-// row's old and new versions in celaest._roi_stale, once per transaction.
-CELAEST_FUNCTION(celaest_roi_mark_stale) {
-  if (!CALLED_AS_TRIGGER(fcinfo))
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "celaest._roi_mark_stale() must be called as a trigger");
-  auto* data = reinterpret_cast<TriggerData*>(fcinfo->context);
-  if (!TRIGGER_FIRED_FOR_ROW(data->tg_event) || !TRIGGER_FIRED_AFTER(data->tg_event))
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "celaest._roi_mark_stale() must fire AFTER, FOR EACH ROW");
-  note_row(data, data->tg_trigtuple);
-  if (TRIGGER_FIRED_BY_UPDATE(data->tg_event)) note_row(data, data->tg_newtuple);
-  return PointerGetDatum(nullptr);
-}
-
-// _roi_forget_noted(): after a run consumed _roi_stale's rows in this transaction, a later
-// write of the same organization and day must note it again.
-CELAEST_FUNCTION(celaest_roi_forget_noted) {
-  noted().clear();
-  PG_RETURN_VOID();
 }
