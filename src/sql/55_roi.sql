@@ -633,6 +633,9 @@ DECLARE
     v_mark_orgs    uuid[];        -- read-only runs: notes not consumed yet (NULL: every one)
     v_mark_first   date[];        -- the local days each touches, first and last (NULL: all)
     v_mark_last    date[];
+    v_note_orgs    uuid[];        -- the notes this run consumes: organization, UTC day, zone
+    v_note_days    date[];
+    v_note_zones   text[];
     v_miss_orgs    integer[];     -- the (organization, day) pairs read from the tasks, 1-based
     v_miss_days    integer[];
     v_each_day     integer[];     -- a scan by day: each day its own period
@@ -655,21 +658,36 @@ BEGIN
         -- organization that is gone, the local days before, of and after its UTC day.
         WITH consumed AS (
             DELETE FROM celaest._roi_stale RETURNING organization_id, utc_day, first_at, last_at
-        ), touched AS (
-            SELECT DISTINCT c.organization_id, c.utc_day, z.zone,
-                   (c.first_at AT TIME ZONE z.zone)::date AS first_day,
-                   (c.last_at AT TIME ZONE z.zone)::date AS last_day
-              FROM consumed AS c
-              LEFT JOIN celaest.organizations AS o ON o.id = c.organization_id
-             CROSS JOIN LATERAL (SELECT CASE WHEN o.id IS NOT NULL AND c.first_at IS NOT NULL
-                                             THEN celaest._roi_timezone(o.settings) END AS zone) AS z
         )
+        SELECT array_agg(m.organization_id), array_agg(m.utc_day), array_agg(m.zone),
+               array_agg(m.first_day), array_agg(m.last_day)
+          INTO v_note_orgs, v_note_days, v_note_zones, v_mark_first, v_mark_last
+          FROM (SELECT DISTINCT c.organization_id, c.utc_day, z.zone,
+                       (c.first_at AT TIME ZONE z.zone)::date AS first_day,
+                       (c.last_at AT TIME ZONE z.zone)::date AS last_day
+                  FROM consumed AS c
+                  LEFT JOIN celaest.organizations AS o ON o.id = c.organization_id
+                 CROSS JOIN LATERAL (SELECT CASE WHEN o.id IS NOT NULL AND c.first_at IS NOT NULL
+                                                 THEN celaest._roi_timezone(o.settings) END AS zone) AS z) AS m;
+        -- A note of one organization and day: one index range scan of _roi_days' key.
         DELETE FROM celaest._roi_days AS d
-         USING touched AS m
-         WHERE (m.organization_id IS NULL OR d.organization_id = m.organization_id)
-           AND (m.utc_day IS NULL
-                OR (d.day BETWEEN m.utc_day - 1 AND m.utc_day + 1
-                    AND (m.zone IS NULL OR d.timezone <> m.zone OR d.day BETWEEN m.first_day AND m.last_day)));
+         USING unnest(v_note_orgs, v_note_days, v_note_zones, v_mark_first, v_mark_last)
+                   AS m(organization_id, utc_day, zone, first_day, last_day)
+         WHERE m.organization_id IS NOT NULL AND m.utc_day IS NOT NULL
+           AND d.organization_id = m.organization_id
+           AND d.day BETWEEN m.utc_day - 1 AND m.utc_day + 1
+           AND (m.zone IS NULL OR d.timezone <> m.zone OR d.day BETWEEN m.first_day AND m.last_day);
+        -- Notes of every organization or every day (TRUNCATE, an organization's whole history).
+        IF EXISTS (SELECT 1 FROM unnest(v_note_orgs, v_note_days) AS m(organization_id, utc_day)
+                    WHERE m.organization_id IS NULL OR m.utc_day IS NULL) THEN
+            DELETE FROM celaest._roi_days AS d
+             USING unnest(v_note_orgs, v_note_days) AS m(organization_id, utc_day)
+             WHERE (m.organization_id IS NULL OR m.utc_day IS NULL)
+               AND (m.organization_id IS NULL OR d.organization_id = m.organization_id)
+               AND (m.utc_day IS NULL OR d.day BETWEEN m.utc_day - 1 AND m.utc_day + 1);
+        END IF;
+        v_mark_first := NULL;
+        v_mark_last := NULL;
     END IF;
     IF v_maintain THEN
         -- The seal: the oldest transaction open in this database (its writes of tasks created
