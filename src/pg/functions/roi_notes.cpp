@@ -8,11 +8,11 @@
 // are written as the trigger function's owner (the extension's): the writer of a task (a service
 // backend, an end user cancelling an old batch) needs no right on the bookkeeping table.
 #include "pg/boundary/boundary.hpp"
+#include "pg/boundary/function_owner.hpp"
 
 extern "C" {
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -21,7 +21,6 @@ extern "C" {
 #include "utils/date.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 }
@@ -34,6 +33,7 @@ extern "C" {
 namespace {
 
 using celaest::pg::Error;
+using celaest::pg::function_owner;
 using celaest::pg::pg_guarded;
 
 struct NoteKey {
@@ -137,15 +137,6 @@ void at_transaction_end(XactEvent event, void*) noexcept {
     pending().clear();
 }
 
-Oid function_owner(Oid function_oid) {
-  return pg_guarded([function_oid] {
-    HeapTuple tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function_oid));
-    if (!HeapTupleIsValid(tuple)) elog(ERROR, "celaest: cache lookup failed for function %u", function_oid);
-    const Oid owner = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tuple))->proowner;
-    ReleaseSysCache(tuple);
-    return owner;
-  });
-}
 
 void note_row(TriggerData* data, HeapTuple tuple) {
   if (tuple == nullptr) return;

@@ -3,6 +3,7 @@
 #include "core/uuid_bytes.hpp"
 
 #include "pg/boundary/boundary.hpp"
+#include "pg/boundary/function_owner.hpp"
 #include "pg/boundary/spi.hpp"
 
 extern "C" {
@@ -112,15 +113,6 @@ class RunAsOwner {
   int saved_context_ = 0;
 };
 
-Oid function_owner(Oid function_oid) {
-  return pg_guarded([function_oid] {
-    HeapTuple tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function_oid));
-    if (!HeapTupleIsValid(tuple)) elog(ERROR, "celaest: cache lookup failed for function %u", function_oid);
-    Oid owner = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tuple))->proowner;
-    ReleaseSysCache(tuple);
-    return owner;
-  });
-}
 
 // Supabase's JWT subject: auth.uid() when that function exists (it need not), asked as the
 // owner like the SQL helper this replaces (SECURITY DEFINER): a role given end-user access
