@@ -472,6 +472,32 @@ def test_tasks_past_a_keys_rpm_wait_for_room_instead_of_failing(env):
         scalar(env.admin, "UPDATE celaest.ai_models SET is_active = false WHERE id = %s", (model_uuid,))
 
 
+def test_a_task_waiting_for_room_ends_at_its_timeout_ms(env):
+    # API.md: timeout_ms is the whole call. A task that waits for room in its key's windows
+    # waits within it: once timeout_ms has passed since it started, it ends failed without
+    # reaching a provider (no_usable_key: no key had room in time), its AI request given back.
+    t = tag()
+    model, model_uuid, key_id = env.paced_deepseek_key("bt-paced-timeout-" + t, rpm=2)
+    try:
+        org = env.org()
+        batch_id = env.submit(org, words(t, 3), options={"model": model, "timeout_ms": 1500})
+        final = env.wait(batch_id, timeout="20 seconds")
+        assert (final["status"], final["completed"], final["failed"]) == ("completed", 2, 1), final
+        [late] = [tk for tk in env.tasks(batch_id) if tk["status"] == "failed"]
+        assert late["error_code"] == "no_usable_key", late
+        # It waited out its timeout_ms (the runner looks for room every 100 ms), and no longer.
+        assert 1500 <= late["execution_time_ms"] < 5000, late["execution_time_ms"]
+        assert as_json(late["metadata"]).get("attempts", []) == [], late["metadata"]
+        assert scalar(env.admin, "SELECT usage_count FROM celaest.ai_api_pool WHERE id = %s", (key_id,)) == 2
+        deadline = time.time() + 5
+        while env.ai_requests_used(org) != 2:
+            assert time.time() < deadline, env.ai_requests_used(org)
+            time.sleep(0.05)
+    finally:
+        scalar(env.admin, "UPDATE celaest.ai_api_pool SET is_active = false WHERE id = %s", (key_id,))
+        scalar(env.admin, "UPDATE celaest.ai_models SET is_active = false WHERE id = %s", (model_uuid,))
+
+
 def test_a_task_answered_429_with_retry_after_waits_for_the_cool_down_instead_of_failing(env):
     # Issue 12 §3: a 429 with Retry-After cools the key down and the task is retried later;
     # pacing makes zero failures. The module runs with celaest.max_retries = 0, so the call's
