@@ -373,6 +373,7 @@ BEGIN
         WHEN 'max_concurrent_tasks' THEN
             (SELECT count(*) FROM celaest.processed_tasks AS t
               WHERE t.organization_id = p_org_id AND t.status IN ('processing', 'retrying'))
+            + celaest._sync_calls_in_flight(p_org_id)
         ELSE 0                          -- max_batch_size: a per-batch cap, nothing accumulates
     END;
     RETURN jsonb_build_object(
@@ -396,7 +397,10 @@ AS $$
                coalesce(nullif(celaest._limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
                                                    CASE WHEN l.status = 'trial' THEN celaest._trial_limits() END,
                                                    l.billing_cycle = 'usage_based'), -1), -1)::text
-               || ' ' || l.status::text
+               || ' ' || l.status::text || ' ' ||
+               coalesce(nullif(celaest._limit_value('max_concurrent_tasks', p.limits, l.custom_limits,
+                                                   CASE WHEN l.status = 'trial' THEN celaest._trial_limits() END,
+                                                   l.billing_cycle = 'usage_based'), -1), -1)::text
           FROM celaest.licenses AS l
           JOIN celaest.subscription_plans AS p ON p.id = l.plan_id
          WHERE l.organization_id = p_org_id AND l.status IN ('trial', 'active', 'suspended')), '');
@@ -1094,7 +1098,9 @@ BEGIN
          WHERE u.organization_id = p_org_id AND u.deleted_at IS NULL
            AND u.id IS DISTINCT FROM p_exclude_id;
     ELSE
-        SELECT count(*) INTO v_used FROM celaest.processed_tasks AS t
+        -- Plus the synchronous calls in flight, which have no row until they end.
+        SELECT count(*) + celaest._sync_calls_in_flight(p_org_id) INTO v_used
+          FROM celaest.processed_tasks AS t
          WHERE t.organization_id = p_org_id AND t.status IN ('processing', 'retrying')
            AND t.id IS DISTINCT FROM p_exclude_id;
     END IF;
@@ -3483,6 +3489,21 @@ CREATE POLICY batch_on_wire_super_admin ON celaest._batch_on_wire FOR SELECT
 -- ---------------------------------------------------------------------------
 -- wait_batch sleeps until a batch ends (issue 12 §5): native, on a condition variable that the
 -- transaction ending a batch broadcasts when it commits.
+-- ---------------------------------------------------------------------------
+-- max_concurrent_tasks counts the synchronous calls in flight (run_prompt, ai_chat)
+-- ---------------------------------------------------------------------------
+-- _license_terms carries the effective max_concurrent_tasks; _check_limit_general and
+-- _reserve_counted (above) add _sync_calls_in_flight to the rows processing.
+CREATE FUNCTION celaest._sync_calls_in_flight(p_org_id uuid) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'celaest_sync_calls_in_flight'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION celaest._sync_calls_in_flight(uuid) IS
+    'Internal (licensing): the organization''s synchronous AI calls (run_prompt, ai_chat) in flight in this database, counted in shared memory from admission until the provider call ends; added to the processed_tasks rows processing or retrying wherever max_concurrent_tasks is counted.';
+COMMENT ON FUNCTION celaest._license_terms(uuid) IS
+    'Internal: ''<license id> <effective max_ai_requests_per_month> <status> <effective max_concurrent_tasks>'' of the organization''s license in force ('''' when none), for the shared cache of the native check_limit, consume_quota and AI calls. Owner''s rights, fixed search_path; not granted.';
+COMMENT ON FUNCTION celaest._reserve_counted(uuid, text, bigint, boolean, uuid) IS
+    'Admission check for a counted limit (max_users: live users; max_concurrent_tasks: tasks processing or retrying plus synchronous calls in flight; max_batch_size: p_amount itself) against the license in force: returns the room left after p_amount (-1 unlimited) or raises LC010 (DETAIL limit/used/requested). p_strict: refuse an unusable license (LC001-LC004); otherwise no license in force means no check. Serialised per organization and limit by an advisory lock held to the end of the transaction; 0A000 under REPEATABLE READ. p_exclude_id leaves the row being admitted out of the count.';
+
 -- ---------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION celaest.wait_batch(p_batch_id uuid, p_timeout interval DEFAULT '5 minutes') RETURNS jsonb
     LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER

@@ -44,6 +44,16 @@ COMMENT ON FUNCTION celaest._ai_requests_pending(uuid) IS
 -- Executable by PUBLIC (stable): check_limit and consume_quota (every role) reach it through
 -- their general paths.
 
+-- The synchronous calls (run_prompt, ai_chat) of an organization in flight in this database:
+-- tasks processing that no processed_tasks row shows until their call ends
+-- (src/pg/licensing/concurrency_gate.hpp). Every count of max_concurrent_tasks adds it.
+CREATE FUNCTION celaest._sync_calls_in_flight(p_org_id uuid) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'celaest_sync_calls_in_flight'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION celaest._sync_calls_in_flight(uuid) IS
+    'Internal (licensing): the organization''s synchronous AI calls (run_prompt, ai_chat) in flight in this database, counted in shared memory from admission until the provider call ends; added to the processed_tasks rows processing or retrying wherever max_concurrent_tasks is counted.';
+-- Stable, so every level may call it: check_limit (every role) reaches it through its general path.
+
 -- The general path of check_limit: every metric, and organizations without a license
 -- in force (answered from their most recent license).
 CREATE FUNCTION celaest._check_limit_general(p_org_id uuid, p_limit text, p_amount bigint)
@@ -89,6 +99,7 @@ BEGIN
         WHEN 'max_concurrent_tasks' THEN
             (SELECT count(*) FROM celaest.processed_tasks AS t
               WHERE t.organization_id = p_org_id AND t.status IN ('processing', 'retrying'))
+            + celaest._sync_calls_in_flight(p_org_id)
         ELSE 0                          -- max_batch_size: a per-batch cap, nothing accumulates
     END;
     RETURN jsonb_build_object(
@@ -105,8 +116,8 @@ COMMENT ON FUNCTION celaest._check_limit_general(uuid, text, bigint) IS
 -- Executable by PUBLIC: check_limit (SECURITY INVOKER, every role) calls it for every answer its fast path does not give.
 
 -- The terms the hot paths keep in shared memory for every backend (src/pg/licensing/license_quota.cpp):
--- the organization's license in force and its effective AI-request cap, as
--- '<license uuid> <cap> <status>' ('' when none is in force). Owner's rights and a fixed search_path:
+-- the organization's license in force, its effective AI-request cap and its effective
+-- max_concurrent_tasks, as '<license uuid> <cap> <status> <concurrent cap>' ('' when none is in force). Owner's rights and a fixed search_path:
 -- what one caller reads here is used by all, so no caller's search_path or row-level
 -- security may shape it. Not granted to anyone: the native code calls it through fmgr, and
 -- every answer it then gives is gated by a read under the caller's own rights.
@@ -123,13 +134,16 @@ AS $$
                coalesce(nullif(celaest._limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
                                                    CASE WHEN l.status = 'trial' THEN celaest._trial_limits() END,
                                                    l.billing_cycle = 'usage_based'), -1), -1)::text
-               || ' ' || l.status::text
+               || ' ' || l.status::text || ' ' ||
+               coalesce(nullif(celaest._limit_value('max_concurrent_tasks', p.limits, l.custom_limits,
+                                                   CASE WHEN l.status = 'trial' THEN celaest._trial_limits() END,
+                                                   l.billing_cycle = 'usage_based'), -1), -1)::text
           FROM celaest.licenses AS l
           JOIN celaest.subscription_plans AS p ON p.id = l.plan_id
          WHERE l.organization_id = p_org_id AND l.status IN ('trial', 'active', 'suspended')), '');
 $$;
 COMMENT ON FUNCTION celaest._license_terms(uuid) IS
-    'Internal: ''<license id> <effective max_ai_requests_per_month> <status>'' of the organization''s license in force ('''' when none), for the shared cache of the native check_limit, consume_quota and AI calls. Owner''s rights, fixed search_path; not granted.';
+    'Internal: ''<license id> <effective max_ai_requests_per_month> <status> <effective max_concurrent_tasks>'' of the organization''s license in force ('''' when none), for the shared cache of the native check_limit, consume_quota and AI calls. Owner''s rights, fixed search_path; not granted.';
 REVOKE EXECUTE ON FUNCTION celaest._license_terms(uuid) FROM PUBLIC;
 
 -- Native (src/pg/functions/quota_functions.cpp): the common call (AI requests of an organization

@@ -132,7 +132,9 @@ BEGIN
          WHERE u.organization_id = p_org_id AND u.deleted_at IS NULL
            AND u.id IS DISTINCT FROM p_exclude_id;
     ELSE
-        SELECT count(*) INTO v_used FROM celaest.processed_tasks AS t
+        -- Plus the synchronous calls in flight, which have no row until they end.
+        SELECT count(*) + celaest._sync_calls_in_flight(p_org_id) INTO v_used
+          FROM celaest.processed_tasks AS t
          WHERE t.organization_id = p_org_id AND t.status IN ('processing', 'retrying')
            AND t.id IS DISTINCT FROM p_exclude_id;
     END IF;
@@ -148,7 +150,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION celaest._reserve_counted(uuid, text, bigint, boolean, uuid) IS
-    'Admission check for a counted limit (max_users: live users; max_concurrent_tasks: tasks processing or retrying; max_batch_size: p_amount itself) against the license in force: returns the room left after p_amount (-1 unlimited) or raises LC010 (DETAIL limit/used/requested). p_strict: refuse an unusable license (LC001-LC004); otherwise no license in force means no check. Serialised per organization and limit by an advisory lock held to the end of the transaction; 0A000 under REPEATABLE READ. p_exclude_id leaves the row being admitted out of the count.';
+    'Admission check for a counted limit (max_users: live users; max_concurrent_tasks: tasks processing or retrying plus synchronous calls in flight; max_batch_size: p_amount itself) against the license in force: returns the room left after p_amount (-1 unlimited) or raises LC010 (DETAIL limit/used/requested). p_strict: refuse an unusable license (LC001-LC004); otherwise no license in force means no check. Serialised per organization and limit by an advisory lock held to the end of the transaction; 0A000 under REPEATABLE READ. p_exclude_id leaves the row being admitted out of the count.';
 -- Not for application roles: it takes per-organization locks and reveals counts of any
 -- organization. The triggers below (SECURITY DEFINER), run_prompt/submit_batch and the
 -- workers (as the owner) call it.

@@ -2,6 +2,7 @@
 admitted against committed usage plus calls in flight, so they run side by side and never
 overshoot; a rolled-back call is charged and recorded all the same (the ledger)."""
 import threading
+import time
 
 import psycopg2
 import pytest
@@ -244,3 +245,110 @@ def test_a_reader_of_the_spool_that_rolls_back_leaves_it_as_it_was(db, conn):
     for task in (first, second):
         assert scalar(conn, "SELECT count(*) FROM celaest.processed_tasks WHERE id = %s", (task["task_id"],)) == 1
     assert db.license_used(conn) == used_before + 3
+
+
+# -- max_concurrent_tasks (API.md "Enforced limits": tasks processing at once) ---------------
+
+@pytest.fixture
+def concurrency(db, conn):
+    """Sets the license's max_concurrent_tasks; removes the tasks a test left processing and the
+    limit afterwards."""
+    def set_cap(cap):
+        scalar(conn, "UPDATE celaest.licenses SET custom_limits ="
+                     " coalesce(custom_limits, '{}') || jsonb_build_object('max_concurrent_tasks', %s::int)"
+                     " WHERE id = %s RETURNING 1", (cap, db.license_id))
+    yield set_cap
+    scalar(conn, "UPDATE celaest.processed_tasks SET status = 'failed'"
+                 " WHERE organization_id = %s AND status IN ('processing', 'retrying') RETURNING 1", (db.org_id,))
+    scalar(conn, "UPDATE celaest.licenses SET custom_limits = custom_limits - 'max_concurrent_tasks'"
+                 " WHERE id = %s RETURNING 1", (db.license_id,))
+
+
+def concurrent_tasks(conn, org_id):
+    return scalar(conn, "SELECT celaest.check_limit(%s, 'concurrent_tasks')", (org_id,))
+
+
+def test_a_synchronous_call_is_refused_when_tasks_processing_fill_max_concurrent_tasks(
+        db, conn, mock, concurrency):
+    # Two tasks processing (a batch's, anyone's) fill a cap of 2: the call is refused with LC010
+    # before any request leaves, and nothing is charged.
+    concurrency(2)
+    for _ in range(2):
+        scalar(conn, "INSERT INTO celaest.processed_tasks (organization_id, user_id, status)"
+                     " VALUES (%s, %s, 'processing') RETURNING 1", (db.org_id, db.user_id))
+    used_before = db.license_used(conn)
+    c = db.connect()
+    with pytest.raises(psycopg2.Error) as refused:
+        db.ai_chat(c, say("no room for me"), None, {"provider": "groq"})
+    c.rollback()
+    assert sqlstate(refused) == "LC010", refused.value
+    assert "max_concurrent_tasks" in str(refused.value)
+    assert mock.chat_requests_containing("no room for me", provider="groq") == []
+    assert db.license_used(conn) == used_before
+    # One of them ends: the call goes through, and then no longer counts.
+    scalar(conn, "UPDATE celaest.processed_tasks SET status = 'completed'"
+                 " WHERE id = (SELECT id FROM celaest.processed_tasks WHERE organization_id = %s"
+                 "             AND status = 'processing' LIMIT 1) RETURNING 1", (db.org_id,))
+    result = db.ai_chat(c, say("room for me"), None, {"provider": "groq"})
+    assert result["status"] == "completed", result
+    assert concurrent_tasks(conn, db.org_id)["used"] == 1
+
+
+def test_synchronous_calls_in_flight_count_against_max_concurrent_tasks(db, conn, mock, concurrency):
+    # Cap 2: two calls answered after 1.5 s are in flight; a third, started meanwhile, is refused;
+    # check_limit and the batch side (_reserve_counted) see the two; once they end, calls go again.
+    concurrency(2)
+    slow = [db.connect() for _ in range(2)]
+    results = []
+    lock = threading.Lock()
+
+    def call(c):
+        answer = db.ai_chat(c, say("slow call [[mock:sleep=1500]]"), None, {"provider": "groq"})
+        with lock:
+            results.append(answer["status"])
+
+    threads = [threading.Thread(target=call, args=(c,)) for c in slow]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 5
+    while concurrent_tasks(conn, db.org_id)["used"] < 2:
+        assert time.time() < deadline, concurrent_tasks(conn, db.org_id)
+        time.sleep(0.02)
+    state = concurrent_tasks(conn, db.org_id)
+    assert (state["allowed"], state["limit"], state["used"], state["code"]) == (False, 2, 2, "QUOTA_EXCEEDED"), state
+    third = db.connect()
+    with pytest.raises(psycopg2.Error) as refused:
+        db.ai_chat(third, say("third call"), None, {"provider": "groq"})
+    third.rollback()
+    assert sqlstate(refused) == "LC010", refused.value
+    # A task entering processing is refused too while the calls fill the cap.
+    with pytest.raises(psycopg2.Error) as row_refused:
+        scalar(third, "INSERT INTO celaest.processed_tasks (organization_id, user_id, status)"
+                      " VALUES (%s, %s, 'processing') RETURNING 1", (db.org_id, db.user_id))
+    third.rollback()
+    assert sqlstate(row_refused) == "LC010", row_refused.value
+    for t in threads:
+        t.join(20)
+    assert results == ["completed", "completed"]
+    assert concurrent_tasks(conn, db.org_id)["used"] == 0
+    assert db.ai_chat(third, say("after them"), None, {"provider": "groq"})["status"] == "completed"
+    for c in slow + [third]:
+        c.close()
+
+
+def test_a_failed_or_cancelled_call_gives_its_place_back(db, conn, mock, concurrency):
+    # Cap 1: a call the provider fails, and a call cancelled mid-flight, each leave the place free.
+    concurrency(1)
+    c = db.connect()
+    failed = db.ai_chat(c, say("fails [[mock:400]]"), None, {"provider": "groq"})
+    assert failed["status"] == "failed", failed
+    assert concurrent_tasks(conn, db.org_id)["used"] == 0
+    timer = threading.Timer(0.5, c.cancel)
+    timer.start()
+    with pytest.raises(psycopg2.Error) as cancelled:
+        db.ai_chat(c, say("cancelled [[mock:sleep=3000]]"), None, {"provider": "groq"})
+    c.rollback()
+    assert sqlstate(cancelled) == "57014", cancelled.value
+    assert concurrent_tasks(conn, db.org_id)["used"] == 0
+    assert db.ai_chat(c, say("after the cancel"), None, {"provider": "groq"})["status"] == "completed"
+    c.close()

@@ -5,6 +5,7 @@
 #include "pg/boundary/cache_validity.hpp"
 #include "pg/boundary/check_constraint_cache.hpp"
 #include "pg/boundary/shmem.hpp"
+#include "pg/licensing/concurrency_gate.hpp"
 #include "pg/licensing/license_terms_cache.hpp"
 #include "pg/licensing/quota_gate.hpp"
 #include "pg/ledger/counters.hpp"
@@ -25,6 +26,7 @@ extern "C" PGDLLEXPORT void _PG_init(void) {
   celaest::pg::run_entry_point("_PG_init", celaest::pg::OnFailure::RaiseError, [] {
     celaest::pg::settings::define_all();
     celaest::pg::register_quota_gate();
+    celaest::pg::register_sync_call_release();
     celaest::pg::ledger::register_callbacks();
     celaest::pg::ledger::set_commit_charger(celaest::pg::charge_records_at_commit);
     celaest::pg::cache_validity::register_callbacks();
@@ -35,6 +37,7 @@ extern "C" PGDLLEXPORT void _PG_init(void) {
       // Each concern its own segment and lock (shmem.hpp; the workers' registry has its own).
       celaest::pg::key_rate_windows::reserve_shared_memory();
       celaest::pg::reserve_inflight_counts();
+      celaest::pg::reserve_sync_call_counts();
       celaest::pg::ledger::reserve_shared_memory();
       celaest::pg::license_terms_cache::reserve_shared_memory();
       celaest::pg::cache_validity::reserve_shared_memory();

@@ -88,13 +88,15 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   // database was served (the writer's first seconds) is written here.
   write_records_handed_on(spi, served);
   const bool raise_on_failure = input.options.raise_on_failure;
-  context.license_id = admit_ai_request(spi, caller);
+  AdmittedCall admitted = admit_ai_request(spi, caller);
+  context.license_id = admitted.license_id;
   Router router(spi);
   KeyHealth health(spi, served ? KeyHealth::Writes::Ledger : KeyHealth::Writes::AtCommit);
   CallOutcome outcome;
   CallOutcome interrupted;
   try {
     outcome = run_call(router, health, std::move(input), &interrupted);
+    admitted.slot.release();  // the call is no longer processing: its row is written as ended
   } catch (const PgError&) {
     // A cancel or terminate (or any error) after requests were sent: they are paid for. The
     // record is kept (not written: the transaction is failing) and handed on when it aborts.

@@ -5,6 +5,7 @@
 // rules and the errors.
 #include "core/quota.hpp"
 
+#include "pg/licensing/concurrency_gate.hpp"
 #include "pg/licensing/license_quota.hpp"
 #include "pg/ledger/counters.hpp"
 
@@ -168,4 +169,13 @@ CELAEST_FUNCTION(celaest_ai_requests_pending) {
   std::optional<std::string> license = uuid_arg(fcinfo, 0);
   if (!license || !ledger::served()) return Int64GetDatum(0);
   return Int64GetDatum(ledger::pending_requests(*license, false));
+}
+
+// _sync_calls_in_flight(p_org_id uuid) RETURNS bigint: the organization's synchronous calls
+// (run_prompt, ai_chat) in flight in this database, which no processed_tasks row shows yet
+// (pg/licensing/concurrency_gate.hpp; the counts of max_concurrent_tasks add it).
+CELAEST_FUNCTION(celaest_sync_calls_in_flight) {
+  std::optional<std::string> organization = uuid_arg(fcinfo, 0);
+  if (!organization) return Int64GetDatum(0);
+  return Int64GetDatum(celaest::pg::sync_calls_in_flight(*organization));
 }

@@ -22,6 +22,7 @@ extern "C" {
 
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace celaest::pg {
 
@@ -29,7 +30,8 @@ namespace {
 
 int64_t to_int64(const Text& text) { return text ? std::stoll(*text) : 0; }
 
-// `_license_terms(org)` (src/sql/24_licensing_quota.sql) ('<license id> <cap> <status>', '' when none is in force), called
+// `_license_terms(org)` (src/sql/24_licensing_quota.sql) ('<license id> <cap> <status> <concurrent cap>', '' when
+// none is in force), called
 // through fmgr: owner's rights and a fixed search_path (its SECURITY DEFINER and SET clause),
 // and no EXECUTE check, since nobody is granted it. What one caller reads here serves all.
 std::string read_terms_text(const std::string& organization_id) {
@@ -56,12 +58,16 @@ std::optional<license_terms_cache::LicenseTermsCopy> license_terms(const std::st
   if (auto kept = license_terms_cache::find(organization_id, *generation, now - cache_validity::kMaxCopyAgeMs))
     return kept;
   const std::string answer = read_terms_text(organization_id);
-  const size_t space = answer.find(' ');
-  const size_t second_space = answer.find(' ', space == std::string::npos ? 0 : space + 1);
-  if (space == std::string::npos || second_space == std::string::npos) return std::nullopt;  // none in force
-  license_terms_cache::LicenseTermsCopy terms{answer.substr(0, space), {},
-                                              std::stoll(answer.substr(space + 1, second_space - space - 1)),
-                                              answer.compare(second_space + 1, std::string::npos, "trial") == 0};
+  // '<license id> <ai cap> <status> <concurrent cap>'; '' when no license is in force.
+  std::vector<std::string> fields;
+  for (size_t start = 0; start <= answer.size();) {
+    const size_t space = std::min(answer.find(' ', start), answer.size());
+    fields.push_back(answer.substr(start, space - start));
+    start = space + 1;
+  }
+  if (fields.size() != 4) return std::nullopt;  // none in force
+  license_terms_cache::LicenseTermsCopy terms{fields[0], {}, std::stoll(fields[1]), fields[2] == "trial",
+                                              std::stoll(fields[3])};
   const std::optional<core::UuidBytes> license_uuid = core::parse_uuid(terms.license_id);
   if (!license_uuid) return std::nullopt;
   std::memcpy(terms.license_uuid, license_uuid->data(), license_uuid->size());
@@ -87,7 +93,7 @@ std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organiz
         return std::nullopt;  // no longer in force: the general path answers from the latest license
       // The period's usage is 0 once its period has ended (refresh_licenses rolls it).
       return AiQuota{terms->license_id, std::string(core::license_state_code(row.status, row.expired, row.trial_ended)),
-                     terms->ai_cap, row.period_ended ? 0 : row.ai_requests_used};
+                     terms->ai_cap, row.period_ended ? 0 : row.ai_requests_used, terms->concurrent_cap};
     }
     case DirectRead::NotAllowed:
       break;
@@ -100,7 +106,7 @@ std::optional<AiQuota> read_ai_quota(SpiSession& spi, const std::string& organiz
       " WHERE l.id = $1::uuid AND l.organization_id = $2::uuid AND l.status IN ('trial', 'active', 'suspended')",
       {terms->license_id, organization_id}, snapshot == RowSnapshot::Statement);
   if (rows.rows.size() != 1) return std::nullopt;
-  return AiQuota{terms->license_id, *rows.at(0, 0), terms->ai_cap, to_int64(rows.at(0, 1))};
+  return AiQuota{terms->license_id, *rows.at(0, 0), terms->ai_cap, to_int64(rows.at(0, 1)), terms->concurrent_cap};
 }
 
 std::optional<std::string> license_in_force(const std::string& organization_id) {

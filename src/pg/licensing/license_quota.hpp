@@ -27,6 +27,7 @@ struct AiQuota {
   std::string code;  // VALID, SUSPENDED, EXPIRED, TRIAL_EXPIRED
   int64_t limit = -1;  // -1 = unlimited
   int64_t used = 0;    // in the current period
+  int64_t concurrent_cap = -1;  // max_concurrent_tasks in effect (-1 = unlimited)
 };
 
 // The organization's AI-request quota as check_limit reports it, read with `snapshot`.

@@ -23,6 +23,7 @@ struct TermsSlot {
   core::FixedText<37> license_id;
   unsigned char license_uuid[16];
   int64_t ai_cap;
+  int64_t concurrent_cap;
   bool trial;
   uint64_t generation;
   int64_t filled_at_ms;
@@ -69,7 +70,7 @@ std::optional<LicenseTermsCopy> find(const std::string& organization_id, uint64_
     TermsTable table(copies.cells, kTermsSlots);
     const TermsSlot* slot = table.find(OrganizationKey{MyDatabaseId, organization_id});
     if (!slot || slot->generation != generation || slot->filled_at_ms <= filled_after_ms) return std::nullopt;
-    LicenseTermsCopy terms{std::string(slot->license_id.view()), {}, slot->ai_cap, slot->trial};
+    LicenseTermsCopy terms{std::string(slot->license_id.view()), {}, slot->ai_cap, slot->trial, slot->concurrent_cap};
     std::memcpy(terms.license_uuid, slot->license_uuid, sizeof terms.license_uuid);
     return terms;
   });
@@ -88,6 +89,7 @@ void keep(const std::string& organization_id, const LicenseTermsCopy& terms, uin
     slot->license_id.assign(terms.license_id);
     std::memcpy(slot->license_uuid, terms.license_uuid, sizeof slot->license_uuid);
     slot->ai_cap = terms.ai_cap;
+    slot->concurrent_cap = terms.concurrent_cap;
     slot->trial = terms.trial;
     slot->generation = generation;
     slot->filled_at_ms = filled_at_ms;

@@ -109,13 +109,16 @@ AiQuota usable_quota(SpiSession& spi, const Caller& caller) {
   if (quota && quota->code == "VALID") return *quota;
   QueryResult rows = spi.run(
       "SELECT celaest._assert_license_usable($1::uuid)::text,"
-      "       celaest.check_limit($1::uuid, 'ai_requests', 1)::text",
+      "       celaest.check_limit($1::uuid, 'ai_requests', 1)::text,"
+      "       celaest.check_limit($1::uuid, 'concurrent_tasks', 1)->>'limit'",
       {caller.organization_id});
   nlohmann::json check = nlohmann::json::parse(rows.at(0, 1).value_or("{}"));
   auto number = [&](const char* field) {
     return check.contains(field) && check[field].is_number() ? check[field].get<int64_t>() : int64_t{0};
   };
-  return AiQuota{rows.at(0, 0).value_or(""), "VALID", number("limit"), number("used")};
+  const Text concurrent_cap = rows.at(0, 2);
+  return AiQuota{rows.at(0, 0).value_or(""), "VALID", number("limit"), number("used"),
+                 concurrent_cap ? std::stoll(*concurrent_cap) : -1};
 }
 
 }  // namespace
@@ -131,8 +134,11 @@ namespace {
 
 }  // namespace
 
-std::string admit_ai_request(SpiSession& spi, const Caller& caller) {
+AdmittedCall admit_ai_request(SpiSession& spi, const Caller& caller) {
   const AiQuota quota = usable_quota(spi, caller);
+  // Its place among the tasks processing first: a refusal there admits no AI request (given
+  // back when the call ends, or by the destructor when an error leaves before).
+  SyncCallSlot slot = occupy_sync_call_slot(spi, caller.organization_id, quota.concurrent_cap);
   if (ledger::served()) {
     // The row again, with a fresh snapshot and under the ledger's lock (counters.hpp).
     auto read_used = [&]() -> int64_t {
@@ -143,14 +149,14 @@ std::string admit_ai_request(SpiSession& spi, const Caller& caller) {
     if (!ledger::admit_request(quota.license_id, quota.limit, read_used, &seen))
       refuse(caller, quota, "used (with calls in flight and charges not yet folded): " + std::to_string(seen));
     admitted_by_ledger().push_back(quota.license_id);
-    return quota.license_id;
+    return AdmittedCall{quota.license_id, std::move(slot)};
   }
   const int64_t remaining = quota.limit < 0 ? -1 : std::max<int64_t>(quota.limit - quota.used, 0);
   int64_t inflight = 0;
   if (!admit_inflight(quota.license_id, remaining, &inflight))
     refuse(caller, quota, "used: " + std::to_string(quota.used) + ", in flight: " + std::to_string(inflight));
   admitted_in_transaction().push_back(quota.license_id);
-  return quota.license_id;
+  return AdmittedCall{quota.license_id, std::move(slot)};
 }
 
 namespace {

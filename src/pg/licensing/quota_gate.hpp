@@ -10,20 +10,28 @@
 #pragma once
 
 #include "pg/identity/caller.hpp"
+#include "pg/licensing/concurrency_gate.hpp"
 #include "pg/boundary/spi.hpp"
 
 #include <string>
 
 namespace celaest::pg {
 
-// LC001–LC004 when the license is not usable, LC010 when no request is left; returns the
-// license id.
+// An admitted call: the license charged for it, and its place among the organization's tasks
+// processing at once (concurrency_gate.hpp), held until the call ends.
+struct AdmittedCall {
+  std::string license_id;
+  SyncCallSlot slot;
+};
+
+// LC001–LC004 when the license is not usable, LC010 when no request is left or the
+// organization's max_concurrent_tasks is filled.
 //
 // In a database the ledger serves (ledger/counters.hpp), admission counts the row plus the
 // ledger's unfolded charges, the requests in flight and open consume_quota() grants, and the
 // charge goes to the ledger's shared memory: no license row is written by the call. Otherwise,
 // as before: the charge is an UPDATE in the caller's transaction.
-std::string admit_ai_request(SpiSession& spi, const Caller& caller);
+AdmittedCall admit_ai_request(SpiSession& spi, const Caller& caller);
 // Served: moves the admitted request from in flight to charged, in shared memory. false: it
 // could not (the ledger's table is full, or the database is not served): charge_ai_request().
 bool charge_admitted_request(const std::string& license_id);
