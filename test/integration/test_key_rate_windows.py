@@ -70,10 +70,11 @@ def test_more_keys_than_the_old_table_are_all_throttled(db, mock, conn):
 
 
 def test_each_concern_has_its_own_segment(db, conn):
-    """Key windows, license in-flight counts, license terms, the ledger's counters, the workers registry, cache generations
-    and batch-end announcements are separate segments, each with its own lock: one concern never waits on another's."""
+    """Key windows, license in-flight counts, license terms, synchronous calls in flight, the ledger's counters, the
+    workers registry, cache generations and batch-end announcements are separate segments, each with its own lock: one concern never waits on another's."""
     if "celaest" not in scalar(conn, "SELECT current_setting('shared_preload_libraries')"):
         pytest.skip("not preloaded: no shared memory")
     names = scalar(conn, "SELECT array_agg(name ORDER BY name) FROM pg_shmem_allocations WHERE name LIKE 'celaest%%'")
     assert names == ["celaest batch ends", "celaest cache generations", "celaest key rate windows", "celaest ledger counters",
-                     "celaest license in-flight counts", "celaest license terms", "celaest workers"]
+                     "celaest license in-flight counts", "celaest license terms",
+                     "celaest synchronous calls in flight", "celaest workers"]

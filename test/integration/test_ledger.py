@@ -41,7 +41,8 @@ class Tenant:
 
     def __init__(self, env, max_ai_requests=100000):
         self.env = env
-        self.org = env.org(max_ai_requests=max_ai_requests)
+        # No max_concurrent_tasks: the sessions here call at once, up to sixteen of them.
+        self.org = env.org(max_ai_requests=max_ai_requests, max_concurrent_tasks=-1)
         self.key_id = env.add_key("openai", "ledger-key-" + tag(), "sk-good-ledger-" + tag() + tag(),
                                   {"base_url": env.mock.url("openai"), "priority": 2000})
 
