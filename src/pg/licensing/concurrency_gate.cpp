@@ -1,4 +1,5 @@
 #include "pg/licensing/concurrency_gate.hpp"
+#include "pg/licensing/tasks_in_flight.hpp"
 
 #include "core/fixed_hash_table.hpp"
 #include "core/fixed_text.hpp"
@@ -12,6 +13,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -99,12 +101,17 @@ void SyncCallSlot::release() noexcept {
 SyncCallSlot occupy_sync_call_slot(SpiSession& spi, const std::string& organization_id, int64_t cap) {
   if (cap < 0) return SyncCallSlot();
   // The rows in flight with the latest committed state (not a snapshot taken before a batch
-  // claim committed), read under the caller's rights: its own organization's rows.
-  Text rows = spi.scalar(
-      "SELECT count(*) FROM celaest.processed_tasks AS t"
-      " WHERE t.organization_id = $1::uuid AND t.status IN ('processing', 'retrying')",
-      {organization_id});
-  const int64_t processing = rows ? std::stoll(*rows) : 0;
+  // claim committed); by query when the index cannot be read directly.
+  int64_t processing = 0;
+  if (std::optional<int64_t> counted = tasks_in_flight(organization_id)) {
+    processing = *counted;
+  } else {
+    Text rows = spi.scalar(
+        "SELECT count(*) FROM celaest.processed_tasks AS t"
+        " WHERE t.organization_id = $1::uuid AND t.status IN ('processing', 'retrying')",
+        {organization_id});
+    processing = rows ? std::stoll(*rows) : 0;
+  }
   const std::string key = key_of(organization_id);
   int64_t synchronous = 0;
   const bool admitted = segment.locked(LW_EXCLUSIVE, [&](SyncCallCounts& counts) {

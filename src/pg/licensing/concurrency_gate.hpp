@@ -4,7 +4,8 @@
 // admission until its provider call ends, but its processed_tasks row is written only then
 // (completed or failed): the rows alone never see it. So each database's synchronous calls in
 // flight are counted per organization in shared memory. A call is admitted when the
-// organization's tasks processing or retrying (rows: the batch runner's, anyone's) plus its
+// organization's tasks processing or retrying (rows: the batch runner's, anyone's; read from
+// the in-flight index, tasks_in_flight.hpp) plus its
 // synchronous calls in flight leave room under the cap; the other side does the same:
 // _reserve_counted (the batch runner's claim, the processing-row trigger, consume_quota and
 // check_limit for concurrent_tasks) adds _sync_calls_in_flight() to its count of rows.
