@@ -256,8 +256,11 @@ AS $$
     SELECT CASE p_level
                WHEN 'authenticated' THEN
                    ARRAY['run_prompt', 'ai_chat', 'submit_batch', 'wait_batch', 'cancel_batch',
-                         'track_event', 'config_set', '_config_set_as_super_admin', '_api_key_cooldowns']
+                         'track_event', 'config_set', '_config_set_as_super_admin', '_api_key_cooldowns',
+                         'add_api_key', 'rotate_api_key', 'check_api_keys', 'increment_api_key_usage']
                -- _api_key_cooldowns only reads (shared memory): v_api_pool_status calls it.
+               -- The key pool's functions are for super_admins: each refuses every other end
+               -- user (42501) before it does anything (_manages_platform).
                WHEN 'readonly' THEN ARRAY['wait_batch', '_api_key_cooldowns']
            END;
 $$;
@@ -303,6 +306,10 @@ BEGIN
                        p_grantee);
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON celaest.subscription_plans, celaest.ai_models, '
                        'celaest.prompts_master, celaest.feature_flags TO %I', p_grantee);
+        -- The key pool as service has it (super_admins only: its row-level security policy);
+        -- keys are added and given a secret or destination through add_api_key/rotate_api_key.
+        EXECUTE format('GRANT UPDATE (key_name, priority, weight, rate_limit_rpm, rate_limit_tpm, rate_limit_rpd, '
+                       'is_active, expires_at, notes), DELETE ON celaest.ai_api_pool TO %I', p_grantee);
     END IF;
     -- Functions.
     FOR v_fn IN
