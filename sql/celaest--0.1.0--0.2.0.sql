@@ -2114,7 +2114,10 @@ DECLARE
     v_subject text;
 BEGIN
     IF p_user_id IS NOT NULL THEN
-        v_user := celaest._acting_user_id(p_user_id, 'is_feature_enabled');
+        -- A service caller names anyone (_acting_user_id's first rule), asked natively
+        -- without the helper's call; everyone else through the helper.
+        v_user := CASE WHEN celaest._caller_level() = 'service' THEN p_user_id
+                       ELSE celaest._acting_user_id(p_user_id, 'is_feature_enabled') END;
     END IF;
     SELECT f.is_enabled, f.target_type, f.target_percentage, f.target_users, f.target_organizations
       INTO v_flag
@@ -3839,7 +3842,7 @@ COMMENT ON FUNCTION celaest._manages_platform() IS
 -- ---------------------------------------------------------------------------
 -- The acting user of a function that acts for a person
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION celaest._acting_user_id(p_user_id uuid, p_function text)
+CREATE OR REPLACE FUNCTION celaest._acting_user_id(p_user_id uuid, p_function text)
 RETURNS uuid
 LANGUAGE plpgsql
 STABLE PARALLEL SAFE
@@ -3855,8 +3858,12 @@ BEGIN
                   DETAIL = 'The calling role has no CELAEST access level.',
                   HINT = 'A superuser grants one with celaest.grant_access(role, level).';
     END IF;
+    -- Below service the acting user is auth.uid() itself (or the statement's identity
+    -- raises 42501 for a differing celaest.user_id): compared through the native, per-
+    -- statement identity rather than calling auth.uid() again (is_feature_enabled runs
+    -- this for every call that names a user).
     IF v_level <> 'service' AND p_user_id IS NOT NULL
-       AND p_user_id IS DISTINCT FROM celaest._auth_uid() THEN
+       AND p_user_id IS DISTINCT FROM celaest._current_user_id_or_null() THEN
         RAISE EXCEPTION 'permission denied for function %: only a service caller may name the acting user', p_function
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Omit p_user_id: this role acts as auth.uid().';

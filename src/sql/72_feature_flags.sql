@@ -91,7 +91,10 @@ DECLARE
     v_subject text;
 BEGIN
     IF p_user_id IS NOT NULL THEN
-        v_user := celaest._acting_user_id(p_user_id, 'is_feature_enabled');
+        -- A service caller names anyone (_acting_user_id's first rule), asked natively
+        -- without the helper's call; everyone else through the helper.
+        v_user := CASE WHEN celaest._caller_level() = 'service' THEN p_user_id
+                       ELSE celaest._acting_user_id(p_user_id, 'is_feature_enabled') END;
     END IF;
     SELECT f.is_enabled, f.target_type, f.target_percentage, f.target_users, f.target_organizations
       INTO v_flag

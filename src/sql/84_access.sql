@@ -112,8 +112,12 @@ BEGIN
                   DETAIL = 'The calling role has no CELAEST access level.',
                   HINT = 'A superuser grants one with celaest.grant_access(role, level).';
     END IF;
+    -- Below service the acting user is auth.uid() itself (or the statement's identity
+    -- raises 42501 for a differing celaest.user_id): compared through the native, per-
+    -- statement identity rather than calling auth.uid() again (is_feature_enabled runs
+    -- this for every call that names a user).
     IF v_level <> 'service' AND p_user_id IS NOT NULL
-       AND p_user_id IS DISTINCT FROM celaest._auth_uid() THEN
+       AND p_user_id IS DISTINCT FROM celaest._current_user_id_or_null() THEN
         RAISE EXCEPTION 'permission denied for function %: only a service caller may name the acting user', p_function
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Omit p_user_id: this role acts as auth.uid().';
