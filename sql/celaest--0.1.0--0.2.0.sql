@@ -2119,6 +2119,12 @@ DECLARE
     v_org     uuid := p_org_id;
     v_subject text;
 BEGIN
+    IF p_user_id IS NOT NULL THEN
+        -- A service caller names anyone (_acting_user_id's first rule), asked natively
+        -- without the helper's call; everyone else through the helper.
+        v_user := CASE WHEN celaest._caller_level() = 'service' THEN p_user_id
+                       ELSE celaest._acting_user_id(p_user_id, 'is_feature_enabled') END;
+    END IF;
     SELECT f.is_enabled, f.target_type, f.target_percentage, f.target_users, f.target_organizations
       INTO v_flag
       FROM celaest.feature_flags AS f
@@ -2130,7 +2136,7 @@ BEGIN
         RETURN true;
     END IF;
 
-    v_user := coalesce(p_user_id, celaest._current_user_id_or_null());
+    v_user := coalesce(v_user, celaest._current_user_id_or_null());
     IF v_org IS NULL AND v_user IS NOT NULL
        AND v_flag.target_type IN ('orgs', 'percentage') THEN
         SELECT u.organization_id INTO v_org
@@ -3583,6 +3589,54 @@ UPDATE celaest.licenses AS l
  WHERE l.id = q.license_id;
 
 -- ===========================================================================
+-- Platform objects for super_admins, the acting user of is_feature_enabled (issue 11 audit)
+-- ===========================================================================
+-- increment_api_key_usage checks its caller itself (service or super_admin) and runs as the
+-- owner; the key pool's functions become executable by the authenticated level (for its
+-- super_admins; _apply_access_privileges below grants them); is_feature_enabled refuses a
+-- p_user_id other than the caller's own below service (its body is replaced above).
+CREATE OR REPLACE FUNCTION celaest.increment_api_key_usage(p_key_id uuid, p_tokens integer)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT celaest._manages_platform() THEN
+        RAISE EXCEPTION 'permission denied for function increment_api_key_usage'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only service callers and super_admins change the API-key pool.';
+    END IF;
+    IF p_key_id IS NULL THEN
+        RAISE EXCEPTION 'celaest.increment_api_key_usage: p_key_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_tokens IS NULL OR p_tokens < 0 THEN
+        RAISE EXCEPTION 'celaest.increment_api_key_usage: invalid token count %', COALESCE(p_tokens::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'p_tokens is the number of tokens the call used: zero or more.';
+    END IF;
+
+    UPDATE celaest.ai_api_pool
+       SET usage_count  = usage_count + 1,
+           tokens_used  = tokens_used + p_tokens,
+           last_used_at = now()
+     WHERE id = p_key_id;
+
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'API key % does not exist', p_key_id
+            USING ERRCODE = 'no_data_found',
+                  DETAIL = 'There is no row in celaest.ai_api_pool with this id.';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION celaest.increment_api_key_usage(uuid, integer) IS
+    'Atomically records one use of an API key: usage_count + 1, tokens_used + p_tokens, last_used_at = now(). Service callers and super_admins only (42501 for anyone else, before anything is checked). Raises 22023 for NULL or negative tokens, P0002 for an unknown key.';
+COMMENT ON FUNCTION celaest.is_feature_enabled(text, uuid, uuid) IS
+    'Whether a feature flag is on for a user (NULL: the acting user; only a service caller may name another user, 42501 otherwise) and organization (NULL: that user''s). Unknown or disabled flag: false. target_type all: true; users: the user is in target_users; orgs: the organization is in target_organizations; percentage: Unleash''s gradual rollout, the bucket murmur3_x86_32(flag_key || '':'' || user id (else organization id), seed 0) % 100 + 1 is at most target_percentage (false with neither user nor organization). Never NULL.';
+
+-- ===========================================================================
 -- Identity and tenant isolation (issue 11)
 -- ===========================================================================
 -- Access levels (group roles celaest_service/_authenticated/_readonly, grant_access),
@@ -3809,7 +3863,7 @@ COMMENT ON FUNCTION celaest._manages_platform() IS
 -- ---------------------------------------------------------------------------
 -- The acting user of a function that acts for a person
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION celaest._acting_user_id(p_user_id uuid, p_function text)
+CREATE OR REPLACE FUNCTION celaest._acting_user_id(p_user_id uuid, p_function text)
 RETURNS uuid
 LANGUAGE plpgsql
 STABLE PARALLEL SAFE
@@ -3825,8 +3879,12 @@ BEGIN
                   DETAIL = 'The calling role has no CELAEST access level.',
                   HINT = 'A superuser grants one with celaest.grant_access(role, level).';
     END IF;
+    -- Below service the acting user is auth.uid() itself (or the statement's identity
+    -- raises 42501 for a differing celaest.user_id): compared through the native, per-
+    -- statement identity rather than calling auth.uid() again (is_feature_enabled runs
+    -- this for every call that names a user).
     IF v_level <> 'service' AND p_user_id IS NOT NULL
-       AND p_user_id IS DISTINCT FROM celaest._auth_uid() THEN
+       AND p_user_id IS DISTINCT FROM celaest._current_user_id_or_null() THEN
         RAISE EXCEPTION 'permission denied for function %: only a service caller may name the acting user', p_function
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Omit p_user_id: this role acts as auth.uid().';
@@ -3960,7 +4018,7 @@ COMMENT ON FUNCTION celaest._owner_only_functions() IS
 -- Volatile functions (they write, spend or wait) each level may call; every stable or
 -- immutable function not owner-only is callable by every level (they read under the
 -- caller's row-level security, or only the caller's own identity).
-CREATE FUNCTION celaest._level_volatile_functions(p_level text)
+CREATE OR REPLACE FUNCTION celaest._level_volatile_functions(p_level text)
 RETURNS text[]
 LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
@@ -3969,15 +4027,18 @@ AS $$
     SELECT CASE p_level
                WHEN 'authenticated' THEN
                    ARRAY['run_prompt', 'ai_chat', 'submit_batch', 'wait_batch', 'cancel_batch',
-                         'track_event', 'config_set', '_config_set_as_super_admin', '_api_key_cooldowns']
+                         'track_event', 'config_set', '_config_set_as_super_admin', '_api_key_cooldowns',
+                         'add_api_key', 'rotate_api_key', 'check_api_keys', 'increment_api_key_usage']
                -- _api_key_cooldowns only reads (shared memory): v_api_pool_status calls it.
+               -- The key pool's functions are for super_admins: each refuses every other end
+               -- user (42501) before it does anything (_manages_platform).
                WHEN 'readonly' THEN ARRAY['wait_batch', '_api_key_cooldowns']
            END;
 $$;
 COMMENT ON FUNCTION celaest._level_volatile_functions(text) IS
     'Internal (access): the volatile functions (writing, spending or waiting) an authenticated or readonly caller may execute; service may execute every function not owner-only.';
 
-CREATE FUNCTION celaest._grant_level_privileges(p_grantee name, p_level text)
+CREATE OR REPLACE FUNCTION celaest._grant_level_privileges(p_grantee name, p_level text)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE
@@ -4016,6 +4077,10 @@ BEGIN
                        p_grantee);
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON celaest.subscription_plans, celaest.ai_models, '
                        'celaest.prompts_master, celaest.feature_flags TO %I', p_grantee);
+        -- The key pool as service has it (super_admins only: its row-level security policy);
+        -- keys are added and given a secret or destination through add_api_key/rotate_api_key.
+        EXECUTE format('GRANT UPDATE (key_name, priority, weight, rate_limit_rpm, rate_limit_tpm, rate_limit_rpd, '
+                       'is_active, expires_at, notes), DELETE ON celaest.ai_api_pool TO %I', p_grantee);
     END IF;
     -- Functions.
     FOR v_fn IN

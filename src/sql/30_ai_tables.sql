@@ -240,16 +240,28 @@ SELECT pg_catalog.pg_extension_config_dump('celaest.prompts_master', '');
 -- ---------------------------------------------------------------------------
 -- increment_api_key_usage (data dictionary, "Funciones Disponibles")
 -- ---------------------------------------------------------------------------
--- One UPDATE: the row lock makes concurrent bumps serialize, so none is lost.
--- SECURITY INVOKER: the pool is owner-only; callers are the extension's own
--- privileged code paths.
+-- One UPDATE: the row lock makes concurrent bumps serialize, so none is lost. It
+-- commits with the caller's transaction (a rolled-back bump counts nothing); the
+-- ledger's fold adds to the same columns and skips a row locked here until a later
+-- pass, and its crash rebuild counts only AI calls' attempts, so a bump made here is
+-- neither lost nor counted twice (README, "The ledger").
+-- SECURITY DEFINER: the key pool is a platform object that service callers and
+-- super_admins change (API.md); the level privileges give neither UPDATE on these
+-- counters, so the caller is checked here, before anything else, and the UPDATE runs
+-- with the owner's rights. The AI calls charge keys natively, not through this.
 CREATE FUNCTION celaest.increment_api_key_usage(p_key_id uuid, p_tokens integer)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF NOT celaest._manages_platform() THEN
+        RAISE EXCEPTION 'permission denied for function increment_api_key_usage'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only service callers and super_admins change the API-key pool.';
+    END IF;
     IF p_key_id IS NULL THEN
         RAISE EXCEPTION 'celaest.increment_api_key_usage: p_key_id must not be NULL'
             USING ERRCODE = 'invalid_parameter_value';
@@ -274,4 +286,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION celaest.increment_api_key_usage(uuid, integer) IS
-    'Atomically records one use of an API key: usage_count + 1, tokens_used + p_tokens, last_used_at = now(). Raises 22023 for NULL or negative tokens, P0002 for an unknown key.';
+    'Atomically records one use of an API key: usage_count + 1, tokens_used + p_tokens, last_used_at = now(). Service callers and super_admins only (42501 for anyone else, before anything is checked). Raises 22023 for NULL or negative tokens, P0002 for an unknown key.';

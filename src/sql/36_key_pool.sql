@@ -1,5 +1,7 @@
 -- The API-key pool (native): secrets encrypted with pgcrypto under celaest.encryption_key.
--- Administrative: EXECUTE is revoked from PUBLIC; grant it to the roles that manage keys.
+-- Administrative: the key pool is a platform object (API.md). EXECUTE goes to the service and
+-- authenticated levels (module 84); each function refuses every caller but a service caller or
+-- a super_admin with 42501 before doing anything (require_platform_manager, key_pool.cpp).
 
 CREATE FUNCTION celaest.add_api_key(p_provider celaest.ai_provider, p_key_name text, p_secret text,
                                     p_options jsonb DEFAULT '{}')

@@ -69,6 +69,11 @@ COMMENT ON FUNCTION celaest._unleash_bucket(text, text) IS
 
 -- SECURITY INVOKER: flags are readable by everyone; a user named explicitly is
 -- looked up with the caller's rights (a tenant sees its own organization's users).
+-- The acting user as every function taking p_user_id decides it (_acting_user_id): a
+-- service caller may name anyone; anyone else only itself (42501 naming nobody), checked
+-- first, whatever the flag, so the answer never depends on who may be named. Without
+-- p_user_id the acting user, read from the statement's identity (native, cached): the
+-- common call costs nothing more.
 CREATE FUNCTION celaest.is_feature_enabled(
     p_flag_key text,
     p_user_id  uuid DEFAULT NULL,
@@ -85,6 +90,12 @@ DECLARE
     v_org     uuid := p_org_id;
     v_subject text;
 BEGIN
+    IF p_user_id IS NOT NULL THEN
+        -- A service caller names anyone (_acting_user_id's first rule), asked natively
+        -- without the helper's call; everyone else through the helper.
+        v_user := CASE WHEN celaest._caller_level() = 'service' THEN p_user_id
+                       ELSE celaest._acting_user_id(p_user_id, 'is_feature_enabled') END;
+    END IF;
     SELECT f.is_enabled, f.target_type, f.target_percentage, f.target_users, f.target_organizations
       INTO v_flag
       FROM celaest.feature_flags AS f
@@ -96,7 +107,7 @@ BEGIN
         RETURN true;
     END IF;
 
-    v_user := coalesce(p_user_id, celaest._current_user_id_or_null());
+    v_user := coalesce(v_user, celaest._current_user_id_or_null());
     IF v_org IS NULL AND v_user IS NOT NULL
        AND v_flag.target_type IN ('orgs', 'percentage') THEN
         SELECT u.organization_id INTO v_org
@@ -126,4 +137,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION celaest.is_feature_enabled(text, uuid, uuid) IS
-    'Whether a feature flag is on for a user (NULL: the acting user) and organization (NULL: that user''s). Unknown or disabled flag: false. target_type all: true; users: the user is in target_users; orgs: the organization is in target_organizations; percentage: Unleash''s gradual rollout, the bucket murmur3_x86_32(flag_key || '':'' || user id (else organization id), seed 0) % 100 + 1 is at most target_percentage (false with neither user nor organization). Never NULL.';
+    'Whether a feature flag is on for a user (NULL: the acting user; only a service caller may name another user, 42501 otherwise) and organization (NULL: that user''s). Unknown or disabled flag: false. target_type all: true; users: the user is in target_users; orgs: the organization is in target_organizations; percentage: Unleash''s gradual rollout, the bucket murmur3_x86_32(flag_key || '':'' || user id (else organization id), seed 0) % 100 + 1 is at most target_percentage (false with neither user nor organization). Never NULL.';

@@ -112,8 +112,12 @@ BEGIN
                   DETAIL = 'The calling role has no CELAEST access level.',
                   HINT = 'A superuser grants one with celaest.grant_access(role, level).';
     END IF;
+    -- Below service the acting user is auth.uid() itself (or the statement's identity
+    -- raises 42501 for a differing celaest.user_id): compared through the native, per-
+    -- statement identity rather than calling auth.uid() again (is_feature_enabled runs
+    -- this for every call that names a user).
     IF v_level <> 'service' AND p_user_id IS NOT NULL
-       AND p_user_id IS DISTINCT FROM celaest._auth_uid() THEN
+       AND p_user_id IS DISTINCT FROM celaest._current_user_id_or_null() THEN
         RAISE EXCEPTION 'permission denied for function %: only a service caller may name the acting user', p_function
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Omit p_user_id: this role acts as auth.uid().';
@@ -256,8 +260,11 @@ AS $$
     SELECT CASE p_level
                WHEN 'authenticated' THEN
                    ARRAY['run_prompt', 'ai_chat', 'submit_batch', 'wait_batch', 'cancel_batch',
-                         'track_event', 'config_set', '_config_set_as_super_admin', '_api_key_cooldowns']
+                         'track_event', 'config_set', '_config_set_as_super_admin', '_api_key_cooldowns',
+                         'add_api_key', 'rotate_api_key', 'check_api_keys', 'increment_api_key_usage']
                -- _api_key_cooldowns only reads (shared memory): v_api_pool_status calls it.
+               -- The key pool's functions are for super_admins: each refuses every other end
+               -- user (42501) before it does anything (_manages_platform).
                WHEN 'readonly' THEN ARRAY['wait_batch', '_api_key_cooldowns']
            END;
 $$;
@@ -303,6 +310,10 @@ BEGIN
                        p_grantee);
         EXECUTE format('GRANT INSERT, UPDATE, DELETE ON celaest.subscription_plans, celaest.ai_models, '
                        'celaest.prompts_master, celaest.feature_flags TO %I', p_grantee);
+        -- The key pool as service has it (super_admins only: its row-level security policy);
+        -- keys are added and given a secret or destination through add_api_key/rotate_api_key.
+        EXECUTE format('GRANT UPDATE (key_name, priority, weight, rate_limit_rpm, rate_limit_tpm, rate_limit_rpd, '
+                       'is_active, expires_at, notes), DELETE ON celaest.ai_api_pool TO %I', p_grantee);
     END IF;
     -- Functions.
     FOR v_fn IN

@@ -1,6 +1,8 @@
 // The API-key pool: add_api_key(), rotate_api_key() and check_api_keys().
 // Secrets are encrypted with pgcrypto under celaest.encryption_key; the plaintext travels only
 // as a bound SPI parameter (never in statement text) and is never echoed in an error.
+#include "pg/identity/acting_identity.hpp"  // first of the pg headers: it brings a pure core header
+
 #include <nlohmann/json.hpp>
 
 #include "core/codec.hpp"
@@ -89,6 +91,16 @@ bool calling_role_is_superuser(SpiSession&) {
   return pg_guarded([] { return superuser_arg(GetOuterUserId()); });
 }
 
+// The key pool is a platform object (API.md): only service callers and super_admins change it.
+// These functions are SECURITY DEFINER and executable by the authenticated level (for its
+// super_admins), so every other end user is refused here, before an argument is looked at.
+// The acting identity reads the calling role (GetOuterUserId), never the owner we run as.
+void require_platform_manager(FunctionCallInfo fcinfo, const char* function) {
+  if (!acting_identity(fcinfo->flinfo->fn_oid).manages_platform())
+    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, std::string("permission denied for function ") + function,
+                "Only service callers and super_admins change the API-key pool.");
+}
+
 void require_allowed_destination(const std::string& base_url) {
   Destination verdict = check_destination(base_url);
   if (!verdict.allowed)
@@ -107,6 +119,7 @@ namespace http = celaest::http;
 
 // add_api_key(p_provider ai_provider, p_key_name text, p_secret text, p_options jsonb) RETURNS uuid
 CELAEST_FUNCTION(celaest_add_api_key) {
+  require_platform_manager(fcinfo, "add_api_key");
   auto provider = enum_arg(fcinfo, 0);
   auto key_name = text_arg(fcinfo, 1);
   auto secret = text_arg(fcinfo, 2);
@@ -144,6 +157,7 @@ CELAEST_FUNCTION(celaest_add_api_key) {
 
 // rotate_api_key(p_key_id uuid, p_secret text) RETURNS void
 CELAEST_FUNCTION(celaest_rotate_api_key) {
+  require_platform_manager(fcinfo, "rotate_api_key");
   auto key_id = uuid_arg(fcinfo, 0);
   auto secret = text_arg(fcinfo, 1);
   if (!key_id) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "p_key_id must not be NULL");
@@ -170,6 +184,7 @@ CELAEST_FUNCTION(celaest_rotate_api_key) {
 
 // check_api_keys(p_key_id uuid) RETURNS TABLE(key_id, provider, healthy, status_code, latency_ms, error)
 CELAEST_FUNCTION(celaest_check_api_keys) {
+  require_platform_manager(fcinfo, "check_api_keys");
   auto only_key = uuid_arg(fcinfo, 0);
   struct Checked {
     std::string id, provider;

@@ -242,3 +242,141 @@ SELECT celaest.revoke_access('regress_access_reporter');
 SELECT count(*) AS levels_left FROM celaest.access_levels() WHERE role_name = 'regress_access_reporter';
 SELECT has_table_privilege('regress_access_reporter', 'celaest.licenses', 'SELECT') AS reads_after_revoke;
 DROP ROLE regress_access_reporter;
+
+-- ---------------------------------------------------------------------------
+-- The key pool is a platform object: service callers and super_admins change it, through
+-- its functions and (columns as service has them) directly; every other caller gets 42501
+-- before anything is done. No end user ever reads a ciphertext.
+-- ---------------------------------------------------------------------------
+BEGIN;
+INSERT INTO celaest.organizations (id, name, slug) VALUES
+    ('ac000000-0000-4000-8000-000000000005', 'Access E', 'access-e');
+INSERT INTO celaest.users_profile (id, organization_id, email, role) VALUES
+    ('ac100000-0000-4000-8000-0000000000e1', 'ac000000-0000-4000-8000-000000000005', 'sa@access.test', 'super_admin'),
+    ('ac100000-0000-4000-8000-0000000000e2', 'ac000000-0000-4000-8000-000000000005', 'ad@access.test', 'admin');
+INSERT INTO celaest.ai_api_pool (id, provider, key_name, key_value_encrypted, key_hint) VALUES
+    ('ac200000-0000-4000-8000-000000000001', 'openai', 'access key', '\x00', 'abcd');
+-- The outbound guard's resolver, for a public name without DNS (superuser-only setting).
+SET LOCAL celaest.resolve_override = 'api.openai.com=8.8.8.8';
+-- A service caller (not a superuser) bumps a key's usage; an unknown key is P0002.
+SET LOCAL ROLE service_role;
+SELECT celaest.increment_api_key_usage('ac200000-0000-4000-8000-000000000001', 10);
+SELECT celaest.increment_api_key_usage('ac200000-0000-4000-8000-0000000000ff', 10);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.increment_api_key_usage('ac200000-0000-4000-8000-000000000001', -1);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- ... acting for a user too (any user: a service caller may call every function).
+SET LOCAL celaest.user_id = 'ac100000-0000-4000-8000-0000000000e2';
+SELECT celaest.increment_api_key_usage('ac200000-0000-4000-8000-000000000001', 5);
+RESET celaest.user_id;
+SELECT usage_count, tokens_used, last_used_at IS NOT NULL AS used FROM celaest.ai_api_pool
+ WHERE id = 'ac200000-0000-4000-8000-000000000001';
+-- A super_admin end user: every key-pool function, the table's writable columns, no ciphertext.
+SET LOCAL ROLE authenticated;
+SET LOCAL request.jwt.claim.sub = 'ac100000-0000-4000-8000-0000000000e1';
+SELECT celaest.increment_api_key_usage('ac200000-0000-4000-8000-000000000001', 1);
+SELECT celaest.increment_api_key_usage('ac200000-0000-4000-8000-0000000000ff', 1);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.add_api_key('anthropic', 'super admin key', 'sk-ant-superadmin-0001',
+                           '{"priority": 3, "notes": "by a super_admin"}') IS NOT NULL AS added;
+SELECT key_name, key_hint, priority, metadata FROM celaest.ai_api_pool WHERE key_name = 'super admin key';
+-- A base URL set by a super_admin end user (no superuser) passes the outbound guard.
+SELECT celaest.add_api_key('openai', 'inward key', 'sk-inward-000000001', '{"base_url": "http://10.1.2.3:8080/v1"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.add_api_key('openai', 'allowed key', 'sk-allowed-00000001',
+                           '{"base_url": "https://api.openai.com/v1"}') IS NOT NULL AS added_allowed;
+SELECT metadata FROM celaest.ai_api_pool WHERE key_name = 'allowed key';
+SELECT celaest.rotate_api_key((SELECT id FROM celaest.ai_api_pool WHERE key_name = 'super admin key'),
+                              'sk-ant-superadmin-0002');
+SELECT key_hint FROM celaest.ai_api_pool WHERE key_name = 'super admin key';
+SELECT * FROM celaest.check_api_keys('ac200000-0000-4000-8000-0000000000ff');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+UPDATE celaest.ai_api_pool SET priority = 7, is_active = false WHERE key_name = 'super admin key';
+SELECT priority, is_active FROM celaest.ai_api_pool WHERE key_name = 'super admin key';
+UPDATE celaest.ai_api_pool SET metadata = '{"base_url": "http://10.1.2.3"}' WHERE key_name = 'super admin key';
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT key_value_encrypted FROM celaest.ai_api_pool;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT provider, keys_total FROM celaest.v_api_pool_status WHERE provider IN ('openai', 'anthropic') ORDER BY 1;
+SELECT count(*) AS view_columns_with_ciphertext FROM information_schema.columns
+ WHERE table_schema = 'celaest' AND table_name = 'v_api_pool_status' AND column_name LIKE '%encrypted%';
+DELETE FROM celaest.ai_api_pool WHERE key_name = 'allowed key';
+SELECT count(*) AS allowed_key_left FROM celaest.ai_api_pool WHERE key_name = 'allowed key';
+-- An admin of an organization is not a super_admin: refused before anything is done (an
+-- unknown key, a bad argument, a secret: the answer is 42501 all the same).
+SET LOCAL request.jwt.claim.sub = 'ac100000-0000-4000-8000-0000000000e2';
+SELECT celaest.increment_api_key_usage('ac200000-0000-4000-8000-000000000001', 1);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.increment_api_key_usage('ac200000-0000-4000-8000-0000000000ff', -1);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.add_api_key('openai', 'admin key', 'sk-admin-00000001');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.add_api_key(NULL, NULL, NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.rotate_api_key('ac200000-0000-4000-8000-000000000001', 'sk-admin-00000002');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT * FROM celaest.check_api_keys();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+UPDATE celaest.ai_api_pool SET priority = 9 RETURNING id;
+DELETE FROM celaest.ai_api_pool RETURNING id;
+-- An end user without a profile, and a readonly caller: refused too.
+SET LOCAL request.jwt.claim.sub = 'ac100000-0000-4000-8000-0000000000f0';
+SELECT celaest.increment_api_key_usage('ac200000-0000-4000-8000-000000000001', 1);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET LOCAL ROLE celaest_readonly;
+SELECT celaest.increment_api_key_usage('ac200000-0000-4000-8000-000000000001', 1);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT usage_count, tokens_used FROM celaest.ai_api_pool WHERE id = 'ac200000-0000-4000-8000-000000000001';
+SELECT priority, is_active, key_hint FROM celaest.ai_api_pool WHERE key_name = 'super admin key';
+SELECT resource_type, action FROM celaest.audit_logs
+ WHERE resource_type = 'api_key' AND user_id = 'ac100000-0000-4000-8000-0000000000e1'
+ ORDER BY created_at, action;
+ROLLBACK;
+
+-- Licensing and ROI aggregation stay with service callers (README, "Access levels").
+BEGIN;
+INSERT INTO celaest.organizations (id, name, slug) VALUES
+    ('ac000000-0000-4000-8000-000000000006', 'Access F', 'access-f');
+INSERT INTO celaest.users_profile (id, organization_id, email, role) VALUES
+    ('ac100000-0000-4000-8000-0000000000f1', 'ac000000-0000-4000-8000-000000000006', 'sf@access.test', 'super_admin');
+SET LOCAL ROLE authenticated;
+SET LOCAL request.jwt.claim.sub = 'ac100000-0000-4000-8000-0000000000f1';
+SELECT p.proname, has_function_privilege('authenticated', p.oid, 'EXECUTE') AS end_users_may
+  FROM pg_proc AS p
+ WHERE p.pronamespace = 'celaest'::regnamespace
+   AND p.proname IN ('issue_license', 'set_license_status', 'refresh_licenses', 'aggregate_roi')
+ ORDER BY 1;
+ROLLBACK;
+
+-- is_feature_enabled acts for the caller: below service, a p_user_id (or celaest.user_id)
+-- other than auth.uid() is 42501 naming nobody, whatever the flag; service names anyone.
+BEGIN;
+INSERT INTO celaest.organizations (id, name, slug) VALUES
+    ('ac000000-0000-4000-8000-000000000007', 'Access G', 'access-g');
+INSERT INTO celaest.users_profile (id, organization_id, email, role) VALUES
+    ('ac100000-0000-4000-8000-0000000000a1', 'ac000000-0000-4000-8000-000000000007', 'g1@access.test', 'viewer'),
+    ('ac100000-0000-4000-8000-0000000000a2', 'ac000000-0000-4000-8000-000000000007', 'g2@access.test', 'viewer');
+INSERT INTO celaest.feature_flags (flag_key, name, is_enabled, target_type, target_users) VALUES
+    ('access-users-flag', 'Access users flag', true, 'users', ARRAY['ac100000-0000-4000-8000-0000000000a2']::uuid[]),
+    ('access-all-flag', 'Access all flag', true, 'all', NULL);
+SET LOCAL ROLE service_role;
+SELECT celaest.is_feature_enabled('access-users-flag', 'ac100000-0000-4000-8000-0000000000a2') AS service_names_g2,
+       celaest.is_feature_enabled('access-users-flag', 'ac100000-0000-4000-8000-0000000000a1') AS service_names_g1;
+SET LOCAL ROLE authenticated;
+SET LOCAL request.jwt.claim.sub = 'ac100000-0000-4000-8000-0000000000a1';
+SELECT celaest.is_feature_enabled('access-users-flag') AS own_default,
+       celaest.is_feature_enabled('access-users-flag', 'ac100000-0000-4000-8000-0000000000a1') AS own_named;
+SELECT celaest.is_feature_enabled('access-users-flag', 'ac100000-0000-4000-8000-0000000000a2');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.is_feature_enabled('access-all-flag', 'ac100000-0000-4000-8000-0000000000a2');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT celaest.is_feature_enabled('no-such-flag', 'ac100000-0000-4000-8000-0000000000a2');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET LOCAL celaest.user_id = 'ac100000-0000-4000-8000-0000000000a2';
+SELECT celaest.is_feature_enabled('access-users-flag');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET celaest.user_id;
+SET LOCAL request.jwt.claim.sub = 'ac100000-0000-4000-8000-0000000000a2';
+SELECT celaest.is_feature_enabled('access-users-flag') AS g2_own_default;
+ROLLBACK;
