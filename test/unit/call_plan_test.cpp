@@ -841,6 +841,26 @@ TEST_F(CallPlanTest, APlanContinuedAfterACoolDownKeepsTheEarlierAttempts) {
   EXPECT_EQ(plan->outcome().result.error_code, "rate_limited");
 }
 
+TEST_F(CallPlanTest, APlanContinuedKeepsTheEarlierAttemptsUsage) {
+  models = {model("deepseek-chat", Provider::DeepSeek, "0.001000", "0.001000")};
+  pool.add("D", Provider::DeepSeek);
+  limits.max_retries = 0;
+  start();
+  TransferRequest request;
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(insufficient_system_resource(10, 5));
+  EXPECT_FALSE(plan->next_request(request));
+  ASSERT_TRUE(plan->finished());
+  const CallOutcome earlier = plan->outcome();
+  start();
+  plan->continue_from(earlier, now);
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(answer(200, completion("done", 10, 5)));
+  EXPECT_EQ(plan->outcome().result.tokens_input, 20);
+  EXPECT_EQ(plan->outcome().result.tokens_output, 10);
+  EXPECT_EQ(plan->outcome().cost_micro_usd, 30);
+}
+
 TEST_F(CallPlanTest, SixtyFourAttemptsEndAnyCall) {
   pool.add("A", Provider::OpenAI);
   limits.max_retries = 1000;
