@@ -67,7 +67,7 @@ TEST(Cost, NanoDollarsSumExactlyAndRoundOnce) {
   EXPECT_EQ(micro_usd_from_nano(147'499), 147);
   EXPECT_EQ(micro_usd_from_nano(-1'500), -2);
   // Two attempts of 147.5 and 43.5: 191 once rounded, not 148 + 44.
-  EXPECT_EQ(micro_usd_from_nano(cost_nano_usd(19, 10, "0.002500", "0.010000") + cost_nano_usd(29, 0, "1.5", "")),
+  EXPECT_EQ(micro_usd_from_nano(cost_nano_usd(19, 10, "0.002500", "0.010000") + cost_nano_usd(29, 0, "0.0015", "")),
             191);
   // One attempt: the same figure as cost_micro_usd.
   for (long long tokens : {0LL, 1LL, 7LL, 999LL, 123'456LL})
