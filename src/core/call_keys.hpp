@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "core/chat.hpp"
 #include "core/provider.hpp"
 
 namespace celaest::core {
@@ -55,6 +56,27 @@ struct KeyOutcome {
   std::optional<int64_t> cool_down_until_ms;  // a 429 with Retry-After: no call may use it before
   bool sent = true;  // false: the request never went out; the key's usage does not count it
 };
+
+// What an answer (or a failure to get one) says about the key's health, the one rule for AI
+// calls and health checks alike:
+//  - the key worked: any answer the key was accepted for that failed on the request or the
+//    output (blocked, empty, malformed, invalid JSON, 400);
+//  - failed definitively: 401/403, an invalid key, billing (key_unhealthy);
+//  - unchanged: a 429 (rate limited or a spent daily quota: the key authenticated fine; it
+//    neither counts toward celaest.health_failure_threshold nor resets the count), and
+//    failures that are the request's or the model's (404, 413, 422, response too large);
+//  - failed: other retryable failures (5xx, 408/409, timeouts, connection failures), which
+//    may be the key's endpoint: they count toward the threshold.
+KeyOutcome::Health key_health_after(const ChatResult& result);
+
+// What a health check that did not pass (a non-2xx answer, or a transport failure) says about
+// the key, by the same rule for what a key can fail: a 429 leaves the health unchanged (the
+// key authenticated; a per-day or per-minute cap must not take it out of routing), a bad key
+// fails definitively, and the rest counts toward the threshold: 5xx, timeouts and connection
+// failures as on the call path, and also the 4xx answers a call would blame on its request
+// (400, 404): the check's request is fixed and valid, so they mean the key or its endpoint
+// cannot serve.
+KeyOutcome::Health health_check_failure(const ChatResult& failure);
 
 class KeyLedger {
  public:

@@ -8,6 +8,7 @@
 #include "core/cost.hpp"
 #include "core/failure.hpp"
 #include "core/json_output.hpp"
+#include "core/quota_reset.hpp"
 #include "core/retry_policy.hpp"
 #include "core/text.hpp"
 
@@ -42,6 +43,9 @@ void CallPlan::continue_from(const CallOutcome& earlier, int64_t call_started_ms
   outcome_.model = earlier.model;
   outcome_.key_id = earlier.key_id;
   outcome_.blocked = earlier.blocked;
+  outcome_.tokens_input = earlier.tokens_input;
+  outcome_.tokens_output = earlier.tokens_output;
+  outcome_.cost_nano_usd = earlier.cost_nano_usd;
   if (!earlier.result.ok && !earlier.result.error_code.empty()) last_failure_ = earlier.result;
   if (input_.options.timeout_ms) deadline_ms_ = call_started_ms + *input_.options.timeout_ms;
 }
@@ -109,7 +113,9 @@ bool CallPlan::retry_round_or_next_model() {
     keyless_tried_in_round_ = false;
     // Retry-After (from the last 429) is honoured up to the maximum delay; the keys that
     // answered 429 cool down meanwhile, so the next round finds them usable again.
-    const std::optional<long> retry_after = last_failure_ ? last_failure_->retry_after_ms : std::nullopt;
+    // (Only a retryable failure's delay: a spent daily quota's RetryInfo is not this round's.)
+    const std::optional<long> retry_after =
+        last_failure_ && last_failure_->retryable ? last_failure_->retry_after_ms : std::nullopt;
     backoff_ms_ = backoff_delay_ms(retries_on_model_, limits_.retry_base_delay_ms, limits_.retry_max_delay_ms,
                                    retry_after, services_.random_unit());
     if (deadline_ms_) {
@@ -156,6 +162,7 @@ void CallPlan::on_response(const TransferResponse& response) {
                                            result.tokens_input + result.tokens_output, response.request_sent});
   outcome_.model = model;
   outcome_.key_id = current_key_->id;
+  add_usage(model, result);
 
   if (current_key_->id) record_key_outcome(*current_key_->id, result, response.request_sent);
 
@@ -163,6 +170,14 @@ void CallPlan::on_response(const TransferResponse& response) {
   if (outcome_.attempts >= kMaxAttemptsPerCall) return finish(std::move(result));
   if (result.key_unhealthy) {
     // Another key of the pool may work (no back-off); a keyless endpoint has no other key.
+    if (!current_key_->id) return next_model(std::move(result));
+    last_failure_ = std::move(result);
+    return;
+  }
+  if (result.key_quota_spent) {
+    // The key's daily quota is spent, not the pool's: the model's next usable key at once
+    // (this one is excluded for the call and cools down, see record_key_outcome); when none is
+    // left, the next model; then the call fails with this answer, not retried.
     if (!current_key_->id) return next_model(std::move(result));
     last_failure_ = std::move(result);
     return;
@@ -187,22 +202,32 @@ void CallPlan::record_key_outcome(const std::string& key, const ChatResult& resu
   // prompt, output that is not the JSON asked for): the key's counter says so too.
   outcome.tokens = result.tokens_input + result.tokens_output;
   outcome.had_failures = current_key_->has_failures;
-  if (result.ok || result.failure == FailureKind::Blocked || result.failure == FailureKind::EmptyOutput ||
-      result.failure == FailureKind::MalformedResponse || result.failure == FailureKind::BadRequest) {
-    // The key worked; the request or the output was the problem.
-    outcome.health = KeyOutcome::Health::Worked;
-  } else if (result.key_unhealthy) {
-    outcome.health = KeyOutcome::Health::FailedDefinitively;
+  outcome.health = key_health_after(result);
+  if (outcome.health == KeyOutcome::Health::FailedDefinitively) excluded_keys_.insert(key);
+  if (result.key_quota_spent) {
+    // Not a bad key (its health is unchanged) but no use until the quota resets: Google resets
+    // daily quotas at midnight Pacific time. Until then no call picks it; RetryInfo's delay
+    // (tens of seconds) would have it picked, and refused, again and again all day.
     excluded_keys_.insert(key);
+    outcome.cool_down_until_ms = next_pacific_midnight_ms(outcome.at_ms);
   } else if (result.failure == FailureKind::RateLimited) {
     // The provider's own delay keeps every call off this key until it has passed. Without
     // one, the back-off alone paces the retry: a cool-down of the base delay outlasted the
     // jittered back-off (0..base), so the retry found its only key "cooling" and gave up.
     if (result.retry_after_ms) outcome.cool_down_until_ms = outcome.at_ms + *result.retry_after_ms;
-  } else if (result.retryable) {
-    outcome.health = KeyOutcome::Health::Failed;
   }
   services_.ledger.record(key, outcome);
+}
+
+void CallPlan::add_usage(const ModelChoice& model, const ChatResult& result) {
+  outcome_.tokens_input += result.tokens_input;
+  outcome_.tokens_output += result.tokens_output;
+  try {
+    outcome_.cost_nano_usd +=
+        cost_nano_usd(result.tokens_input, result.tokens_output, model.price_in_per_1k, model.price_out_per_1k);
+  } catch (const std::invalid_argument&) {
+    // an unreadable price counts as no price
+  }
 }
 
 void CallPlan::next_model(ChatResult failure) {
@@ -224,14 +249,10 @@ void CallPlan::finish(ChatResult result) {
       result.error_message = "the model's output is not valid JSON";
     }
   }
-  if (outcome_.model) {
-    try {
-      outcome_.cost_micro_usd = cost_micro_usd(result.tokens_input, result.tokens_output,
-                                               outcome_.model->price_in_per_1k, outcome_.model->price_out_per_1k);
-    } catch (const std::invalid_argument&) {
-      outcome_.cost_micro_usd = 0;  // an unreadable price counts as no price
-    }
-  }
+  // The call's tokens and cost are those of all its attempts, not only the last one's.
+  result.tokens_input = outcome_.tokens_input;
+  result.tokens_output = outcome_.tokens_output;
+  outcome_.cost_micro_usd = micro_usd_from_nano(outcome_.cost_nano_usd);
   outcome_.result = std::move(result);
 }
 

@@ -51,6 +51,11 @@ struct CallOutcome {
   long ai_time_ms = 0;
   std::vector<AttemptRecord> history;
   std::optional<std::string> output_json;  // JSON text, in JSON mode
+  // What the call consumed: the usage every attempt reported (an attempt that failed after a
+  // 200, e.g. DeepSeek's insufficient_system_resource, is billed too), each priced at its own
+  // model's prices and rounded once. finish() puts the token sums into result.
+  long long tokens_input = 0, tokens_output = 0;
+  long long cost_nano_usd = 0;
   long long cost_micro_usd = 0;
   bool blocked = false;  // a key's destination was refused by the outbound guard (blocked_destination)
 };
@@ -79,7 +84,8 @@ class CallPlan {
   // connection) or a key failure (401, 403) moves to the model's next usable key at once;
   // when every usable key of the model has failed in this round, the round is retried with
   // back-off, at most max_retries times per model; then the next model, if any. A key that
-  // failed with 401/403 is not tried again in the call. The call's timeout_ms option bounds
+  // failed with 401/403 is not tried again in the call; nor is a key whose daily quota is
+  // spent (Gemini), which moves to the next key at once and is not retried. The call's timeout_ms option bounds
   // the whole call, retries and back-off included.
   bool next_request(TransferRequest& request);
   // The same call planned again, after an earlier plan of it ended waiting for a key's
@@ -111,6 +117,8 @@ class CallPlan {
   bool out_of_time();
   // Usage, health and cool-down of the key that answered.
   void record_key_outcome(const std::string& key, const ChatResult& result, bool sent);
+  // Adds an attempt's reported usage and its cost at `model`'s prices to the call's.
+  void add_usage(const ModelChoice& model, const ChatResult& result);
 
   std::vector<ModelChoice> models_;
   CallInput input_;
@@ -119,7 +127,7 @@ class CallPlan {
   ChatRequest chat_;
   size_t model_index_ = 0;
   int retries_on_model_ = 0;
-  std::set<std::string> excluded_keys_;   // failed with 401/403: never again in this call
+  std::set<std::string> excluded_keys_;   // failed with 401/403 or a spent daily quota: never again in this call
   std::set<std::string> tried_in_round_;  // failed retryably since the last back-off
   bool keyless_tried_in_round_ = false;   // the same, for a keyless endpoint (local Ollama)
   std::optional<KeyChoice> current_key_;

@@ -45,6 +45,9 @@ struct ChatResult {
   bool retryable = false;      // PROVIDERS §4 retry rule
   bool key_unhealthy = false;  // the key itself is bad: 401, 403, API_KEY_INVALID, billing
   bool try_next_model = false; // 404 model not found etc.
+  // The key's quota for the day is spent (Gemini's per-day QuotaFailure): not retryable and not
+  // a bad key; the model's other keys may still serve, this one not before the quota resets.
+  bool key_quota_spent = false;
   std::optional<long> retry_after_ms;  // server's requested delay, if it gave one
 };
 

@@ -161,7 +161,8 @@ void GeminiCodec::read_error(const Json* body, const HttpResponse&, ChatResult& 
   if (facts.delay_ms) r.retry_after_ms = facts.delay_ms;
   if (r.failure == FailureKind::RateLimited && facts.daily_quota) {
     r.error_code = std::string(error_code::kDailyQuota);
-    r.retryable = false;
+    r.retryable = false;         // not before tomorrow (PROVIDERS §4)
+    r.key_quota_spent = true;    // but the pool's other keys have quotas of their own
   }
 }
 

@@ -80,6 +80,15 @@ long long cost_micro_usd(long long tok_in, long long tok_out, std::string_view p
   return to_ll_saturated(div_round(total, 1000));
 }
 
+long long cost_nano_usd(long long tok_in, long long tok_out, std::string_view price_in_per_1k,
+                        std::string_view price_out_per_1k) {
+  // tokens x (millionths of a dollar per 1000 tokens) = nano-dollars.
+  return to_ll_saturated(static_cast<i128>(tok_in) * price_or_throw(price_in_per_1k) +
+                         static_cast<i128>(tok_out) * price_or_throw(price_out_per_1k));
+}
+
+long long micro_usd_from_nano(long long nano) { return to_ll_saturated(div_round(nano, 1000)); }
+
 std::string format_micro_usd(long long micro) {
   const bool negative = micro < 0;
   // Work in unsigned 128 bits so that LLONG_MIN negates cleanly.

@@ -15,6 +15,14 @@ namespace celaest::core {
 long long cost_micro_usd(long long tok_in, long long tok_out, std::string_view price_in_per_1k,
                          std::string_view price_out_per_1k);
 
+// The same cost before the rounding, in nano-dollars (1/1000 of a micro-dollar), saturated:
+// a call's attempts are summed exactly, each at its own model's prices, then rounded once
+// (micro_usd_from_nano), so a call priced from its total tokens costs what the formula says.
+long long cost_nano_usd(long long tok_in, long long tok_out, std::string_view price_in_per_1k,
+                        std::string_view price_out_per_1k);
+// Nano-dollars to micro-dollars, rounded half away from zero.
+long long micro_usd_from_nano(long long nano);
+
 // A decimal price in millionths ("0.0025" → 2500); digits past the sixth decimal are
 // rounded half away from zero. nullopt if not a plain decimal or too large.
 std::optional<long long> parse_price_micro(std::string_view price);

@@ -40,7 +40,7 @@ constexpr KindRule kRules[] = {
 void set_failure(ChatResult& r, FailureKind kind, std::string_view code) {
   r.ok = false;
   r.failure = kind;
-  r.retryable = r.key_unhealthy = r.try_next_model = false;
+  r.retryable = r.key_unhealthy = r.try_next_model = r.key_quota_spent = false;
   r.error_code.clear();
   for (const auto& rule : kRules) {
     if (rule.kind != kind) continue;

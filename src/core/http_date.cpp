@@ -12,17 +12,6 @@ namespace {
 constexpr std::array<std::string_view, 12> kMonths{"jan", "feb", "mar", "apr", "may", "jun",
                                                    "jul", "aug", "sep", "oct", "nov", "dec"};
 
-// Days since 1970-01-01 of a proleptic Gregorian date: shift the year to start in March
-// so the leap day is last, then count whole 400-year eras (146097 days each).
-long long days_from_civil(long long y, unsigned m, unsigned d) {
-  y -= m <= 2 ? 1 : 0;
-  const long long era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<long long>(doe) - 719468;
-}
-
 bool is_leap(long long y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 unsigned days_in_month(long long y, unsigned m) {
@@ -62,6 +51,17 @@ bool parse_clock(std::string_view s, long long& h, long long& m, long long& sec)
 }
 
 }  // namespace
+
+// Days since 1970-01-01 of a proleptic Gregorian date: shift the year to start in March
+// so the leap day is last, then count whole 400-year eras (146097 days each).
+long long days_from_civil(long long y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const long long era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long long>(doe) - 719468;
+}
 
 std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
   // The three forms differ only in order and separators; the fields are recognisable by

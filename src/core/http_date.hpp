@@ -12,6 +12,9 @@ namespace celaest::core {
 // The weekday is not checked (senders get it wrong; the date is what matters).
 std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text);
 
+// Days since 1970-01-01 of a proleptic Gregorian date (month 1-12, day 1-31).
+long long days_from_civil(long long y, unsigned m, unsigned d);
+
 }  // namespace celaest::core
 
 #include "core/cpp_only.hpp"

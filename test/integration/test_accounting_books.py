@@ -564,6 +564,17 @@ def compare(db, run, keys, used_before, conn):
                           " WHERE a->>'api_key_id' = ANY(%s) AND a->>'sent' = 'false'", (key_ids,))
     assert run.calls < 200 or unsent > 0, report
     assert agree, report
+    # A task's tokens are what all its attempts reported (API.md: the tokens the provider
+    # reported; an attempt retried after a billed 200 counts too), the same figures the keys'
+    # tokens_used were charged.
+    uneven = rows(conn, "SELECT t.id, t.tokens_input + t.tokens_output AS task_tokens,"
+                        "       (SELECT coalesce(sum((a->>'tokens')::bigint), 0)"
+                        "          FROM jsonb_array_elements(t.metadata->'attempts') a) AS attempt_tokens"
+                        "  FROM celaest.processed_tasks t WHERE EXISTS ("
+                        "   SELECT 1 FROM jsonb_array_elements(t.metadata->'attempts') a WHERE a->>'api_key_id' = ANY(%s))"
+                        "   AND t.tokens_input + t.tokens_output <> (SELECT coalesce(sum((a->>'tokens')::bigint), 0)"
+                        "          FROM jsonb_array_elements(t.metadata->'attempts') a)", (key_ids,))
+    assert not uneven, (uneven[:10], report)
     assert sum(m[0] for m in mock.values()) >= run.calls - run.not_sent, report
     assert run.not_sent < run.calls // 20, report
 

@@ -1,10 +1,12 @@
 """Every fault the mock can inject, through ai_chat/run_prompt: the final status, error_code,
 retry count, the attempts the provider saw, key health and what was consumed."""
 
+import json
 import socket
 import threading
 import time
 import uuid
+from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg2
 import psycopg2.errors
@@ -326,6 +328,125 @@ def test_transient_failures_mark_unhealthy_after_threshold(db, mock):
     with pytest.raises(psycopg2.Error) as exc:
         db.ai_chat(c, say("key is out"), None, {"provider": "groq"})
     assert exc.value.pgcode == "LC020"
+
+
+# ------------------------------------------------------------------ a spent daily quota (Gemini)
+
+
+def gemini_daily_quota_body():
+    """Gemini's 429 for a spent per-day quota (PROVIDERS §4), RetryInfo included."""
+    return {"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED",
+                      "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                                   "violations": [{"quotaMetric": "generativelanguage.googleapis.com/"
+                                                                  "generate_content_free_tier_requests",
+                                                   "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]},
+                                  {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]}}
+
+
+def cooling_until(conn, key_id):
+    """The end of the key's cool-down (shared memory), or None."""
+    return scalar(conn, "SELECT to_timestamp((celaest._api_key_cooldowns()->>%s)::float8 / 1000)", (key_id,))
+
+
+NEXT_PACIFIC_MIDNIGHT = ("SELECT (date_trunc('day', now() AT TIME ZONE 'America/Los_Angeles') + interval '1 day')"
+                         " AT TIME ZONE 'America/Los_Angeles'")
+
+
+def test_a_spent_daily_quota_moves_to_the_next_key_and_cools_the_key_until_midnight_pacific(db, mock, conn):
+    from conftest import add_key, new_secret
+    spent_id, spent_secret = db.only_key(conn, "gemini", "daily-spent", options={"priority": 10})
+    spare_id = add_key(conn, "gemini", "daily-spare", new_secret("gemini-daily-spare"), {"priority": 0})
+    mock.fault(provider="gemini", status=429, count=1, endpoint="chat", key_prefix=spent_secret,
+               body=gemini_daily_quota_body())
+    started = time.monotonic()
+    result = db.ai_chat(conn, say("daily quota"), MODELS["gemini"][0], {"provider": "gemini"})
+    assert result["status"] == "completed", result
+    assert time.monotonic() - started < 1.5, "the spare key at once, no back-off"
+    task = db.task(conn, result["task_id"])
+    assert [(a["api_key_id"], a["http_status"], a["outcome"]) for a in attempts_of(task)] == \
+        [(spent_id, 429, "daily_quota_exhausted"), (spare_id, 200, "ok")]
+    # A quota, not a bad key.
+    spent = db.key(conn, spent_id)
+    assert spent["is_healthy"] and spent["consecutive_failures"] == 0
+    # Cooling down until the quota resets (midnight Pacific time), not for RetryInfo's 37 s:
+    # the other calls go to the spare key.
+    assert cooling_until(conn, spent_id) == scalar(conn, NEXT_PACIFIC_MIDNIGHT)
+    for _ in range(2):
+        again = db.ai_chat(conn, say("after the quota"), MODELS["gemini"][0], {"provider": "gemini"})
+        assert db.task(conn, again["task_id"])["api_key_id"] == spare_id
+    assert len([r for r in mock.chat_requests("gemini") if spent_secret in json.dumps(r["headers"])]) == 1
+
+
+def test_a_spent_daily_quota_on_the_only_key_fails_the_call_without_retries(db, mock, conn):
+    key_id, secret = db.only_key(conn, "gemini", "daily-only")
+    mock.fault(provider="gemini", status=429, count=5, endpoint="chat", key_prefix=secret,
+               body=gemini_daily_quota_body())
+    result = db.ai_chat(conn, say("daily quota, one key"), MODELS["gemini"][0], {"provider": "gemini"})
+    assert result["status"] == "failed", result
+    assert result["error_code"] == "daily_quota_exhausted"
+    assert result["retry_count"] == 0
+    assert [r["status_returned"] for r in mock.chat_requests("gemini")] == [429]
+    key = db.key(conn, key_id)
+    assert key["is_healthy"] and key["consecutive_failures"] == 0
+    # Until the quota resets, no call sends the key: nothing usable (LC020), nothing charged.
+    with pytest.raises(psycopg2.Error) as exc:
+        db.ai_chat(conn, say("still spent"), MODELS["gemini"][0], {"provider": "gemini"})
+    assert exc.value.pgcode == "LC020"
+    assert len(mock.chat_requests("gemini")) == 1
+
+
+# ------------------------------------------------------------------ usage of retried attempts
+
+
+def test_insufficient_system_resource_is_retried_and_every_attempts_usage_is_billed(db, mock, conn):
+    key_id, secret = db.only_key(conn, "deepseek", "no-capacity")
+    before = db.key(conn, key_id)
+    mock.fault(provider="deepseek", kind="insufficient_system_resource", count=1)
+    result = db.ai_chat(conn, say("cut short, then whole"), MODELS["deepseek"][0], {"provider": "deepseek"})
+    assert result["status"] == "completed", result
+    assert result["retry_count"] == 1
+    replies = mock.chat_requests("deepseek")
+    assert [r["status_returned"] for r in replies] == [200, 200]
+    books = mock._call("GET", "/_mock/books")["keys"][secret]
+    assert books["requests"] == 2 and books["replies_with_usage"] == 2
+    task = db.task(conn, result["task_id"])
+    assert [a["outcome"] for a in attempts_of(task)] == ["overloaded", "ok"]
+    # The task's tokens are both attempts' (what the provider bills), and so is its cost.
+    assert (task["tokens_input"], task["tokens_output"]) == (books["tokens_input"], books["tokens_output"])
+    assert sum(a["tokens"] for a in attempts_of(task)) == task["tokens_input"] + task["tokens_output"]
+    m = db.models["deepseek"]
+    assert task["cost_usd"] == expected_cost(books["tokens_input"], books["tokens_output"], m["price_in"], m["price_out"])
+    # ai_chat's answer says what the row says.
+    assert (result["tokens_input"], result["tokens_output"]) == (task["tokens_input"], task["tokens_output"])
+    assert Decimal(str(result["cost_usd"])) == task["cost_usd"]
+    # The key's books agree.
+    key = db.key(conn, key_id)
+    assert key["usage_count"] == before["usage_count"] + 2
+    assert key["tokens_used"] == before["tokens_used"] + task["tokens_input"] + task["tokens_output"]
+
+
+def test_fallback_after_a_billed_failure_prices_each_attempt_at_its_own_model(db, mock, conn):
+    # DeepSeek out of capacity (no retries left), then the next model: each attempt's tokens at
+    # its own model's prices, summed, rounded once.
+    c = db.connect(max_retries=0)
+    ds_id, ds_secret = db.only_key(c, "deepseek", "no-capacity-fallback")
+    mock.fault(provider="deepseek", kind="insufficient_system_resource", count=1)
+    result = db.ai_chat(c, say("fall back after a billed failure"), MODELS["deepseek"][0],
+                        {"fallback_models": [MODELS["gemini"][0]]})
+    assert result["status"] == "completed", result
+    task = db.task(c, result["task_id"])
+    attempts = attempts_of(task)
+    assert [(a["model"], a["outcome"]) for a in attempts] == \
+        [(MODELS["deepseek"][0], "overloaded"), (MODELS["gemini"][0], "ok")]
+    ds = mock._call("GET", "/_mock/books")["keys"][ds_secret]
+    gemini_in = task["tokens_input"] - ds["tokens_input"]
+    gemini_out = task["tokens_output"] - ds["tokens_output"]
+    assert gemini_in + gemini_out == attempts[1]["tokens"] and ds["tokens_input"] + ds["tokens_output"] == attempts[0]["tokens"]
+    d, g = db.models["deepseek"], db.models["gemini"]
+    exact = (ds["tokens_input"] * Decimal(d["price_in"]) + ds["tokens_output"] * Decimal(d["price_out"])
+             + gemini_in * Decimal(g["price_in"]) + gemini_out * Decimal(g["price_out"])) / 1000
+    assert task["cost_usd"] == exact.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+    assert Decimal(str(result["cost_usd"])) == task["cost_usd"]
 
 
 # ------------------------------------------------------------------ broken replies

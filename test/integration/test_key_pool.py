@@ -352,6 +352,40 @@ def test_rpm_window_exact_under_concurrency(db, mock, conn):
         c.close()
 
 
+def test_check_api_keys_429_neither_counts_nor_resets_the_failures(db, mock):
+    # The call path does not count a 429 against a key (it authenticated; only its rate or its
+    # day's quota is spent): neither does a health check. 5xx still counts, as on the call path.
+    c = db.connect(health_failure_threshold=2)
+    key_id, _ = db.only_key(c, "groq", "check-limited")
+    scalar(c, "UPDATE celaest.ai_api_pool SET consecutive_failures = 1 WHERE id = %s RETURNING 1", (key_id,))
+    mock.fault(provider="groq", status=429, count=3, endpoint="models", retry_after=30)
+    for _ in range(3):
+        row = rows(c, "SELECT * FROM celaest.check_api_keys(%s)", (key_id,))[0]
+        # The row still says what the check found.
+        assert row["healthy"] is False and row["status_code"] == 429, row
+        assert row["error"].startswith("rate_limited"), row
+        key = db.key(c, key_id)
+        assert key["is_healthy"] and key["consecutive_failures"] == 1, key
+        assert key["last_health_check"] is not None
+    mock.fault(provider="groq", status=503, count=1, endpoint="models")
+    rows(c, "SELECT * FROM celaest.check_api_keys(%s)", (key_id,))
+    key = db.key(c, key_id)
+    assert not key["is_healthy"] and key["consecutive_failures"] == 2, key
+
+
+def test_check_api_keys_gemini_daily_quota_leaves_the_key_healthy(db, mock):
+    c = db.connect(health_failure_threshold=1)
+    key_id, _ = db.only_key(c, "gemini", "check-daily")
+    body = {"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED",
+                      "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                                   "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}]}}
+    mock.fault(provider="gemini", status=429, count=1, endpoint="models", body=body)
+    row = rows(c, "SELECT * FROM celaest.check_api_keys(%s)", (key_id,))[0]
+    assert row["healthy"] is False and row["status_code"] == 429 and row["error"].startswith("daily_quota_exhausted")
+    key = db.key(c, key_id)
+    assert key["is_healthy"] and key["consecutive_failures"] == 0, key
+
+
 def test_check_api_keys_obeys_max_response_size(db, mock):
     # A health check is a provider request like any other: celaest.max_response_size caps its
     # response too (it used to be left at the client's 8 MB default).

@@ -64,7 +64,7 @@ class Outcome:
     """What the mock model 'generated'."""
 
     text: str
-    finish: str            # "stop" | "length" | "blocked"
+    finish: str            # "stop" | "length" | "blocked" | "insufficient_system_resource"
     tokens_in: int
     tokens_out: int
 
@@ -92,6 +92,12 @@ def generate(provider, chat, fx):
     if fx.empty:
         return Outcome("", "stop", tokens_in, 0)
     echo = echo_of(chat)
+    if fx.insufficient_system_resource:
+        # DeepSeek ran out of capacity mid-reply: a 200 with the words generated so far, and
+        # their usage (PROVIDERS §3, a transient finish_reason).
+        text = ("mock reply from %s to: %s" % (provider, echo)).split()
+        text = " ".join(text[:max(1, len(text) // 2)])
+        return Outcome(text, "insufficient_system_resource", tokens_in, words(text))
     if chat.json_mode:
         if fx.badjson:
             text = "Sure! Here is the JSON you asked for: ok=true"
@@ -145,6 +151,7 @@ class Effects:
     blocked: bool = False      # provider's safety-block shape
     empty: bool = False        # empty content, normal finish
     badjson: bool = False      # JSON mode but the text is not JSON
+    insufficient_system_resource: bool = False  # DeepSeek only: a reply cut short, 200 with usage
     fail_then_ok: int = None   # first N identical requests fail
 
     def merge(self, other):
@@ -260,7 +267,7 @@ class Provider:
 DEFAULT_VALID = ("sk-good",)
 DEFAULT_INVALID = ("sk-bad",)
 FAULT_KINDS = ("error", "malformed", "truncated", "hang", "sleep",
-               "blocked", "empty", "badjson")
+               "blocked", "empty", "badjson", "insufficient_system_resource")
 
 
 @dataclass
@@ -277,7 +284,7 @@ class QueuedFault:
     def early(self):
         """Status and transport faults hit before auth; content faults after validation."""
         fx = self.effects
-        return not (fx.blocked or fx.empty or fx.badjson)
+        return not (fx.blocked or fx.empty or fx.badjson or fx.insufficient_system_resource)
 
     def matches(self, provider, endpoint, key, model, early):
         return (self.count > 0
@@ -392,6 +399,8 @@ class State:
             fx.hang_s = float(spec.get("seconds", HANG_SECONDS))
         elif kind == "sleep":
             pass
+        elif kind == "insufficient_system_resource" and provider != "deepseek":
+            raise ValueError("insufficient_system_resource is DeepSeek's (provider deepseek)")
         else:
             setattr(fx, kind, True)
             if endpoint == "any":

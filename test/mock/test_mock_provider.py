@@ -856,6 +856,20 @@ class ControlAPI(MockTest):
         self.assertEqual(chat("groq").status, 200)
         self.assertGreaterEqual(time.monotonic() - t0, 0.2)
 
+    def test_insufficient_system_resource_is_deepseeks(self):
+        self.fault(provider="deepseek", kind="insufficient_system_resource")
+        r = chat("deepseek", "tell me about the weather today")
+        self.assertEqual(r.status, 200)
+        choice = r.json["choices"][0]
+        self.assertEqual(choice["finish_reason"], "insufficient_system_resource")
+        full = "mock reply from deepseek to: tell me about the weather today"
+        self.assertEqual(choice["message"]["content"], " ".join(full.split()[:len(full.split()) // 2]))
+        self.assertEqual(r.json["usage"]["completion_tokens"], len(full.split()) // 2)
+        self.assertGreater(r.json["usage"]["prompt_tokens"], 0)
+        self.assertEqual(chat("deepseek").json["choices"][0]["finish_reason"], "stop")
+        self.assertEqual(request("POST", "/_mock/fault", {"provider": "openai",
+                                                          "kind": "insufficient_system_resource"}).status, 400)
+
     def test_content_faults_wait_for_a_valid_chat(self):
         self.fault(provider="anthropic", kind="empty")
         self.assertEqual(request("GET", "/anthropic/v1/models", headers=auth("anthropic"))

@@ -14,6 +14,7 @@
 
 #include "core/call_plan.hpp"
 #include "core/headers.hpp"
+#include "core/quota_reset.hpp"
 
 namespace celaest::core {
 namespace {
@@ -91,6 +92,26 @@ TransferResponse rate_limited(const std::string& retry_after) {
 }
 TransferResponse bad_key() {
   return answer(401, error_body("Incorrect API key provided", "invalid_request_error", "invalid_api_key"));
+}
+// Gemini's 429 for a spent per-day quota (PROVIDERS §4), with the RetryInfo it also sends.
+TransferResponse gemini_daily_quota() {
+  json details = json::array(
+      {{{"@type", "type.googleapis.com/google.rpc.QuotaFailure"},
+        {"violations", {{{"quotaMetric", "generativelanguage.googleapis.com/generate_content_free_tier_requests"},
+                         {"quotaId", "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}}}}},
+       {{"@type", "type.googleapis.com/google.rpc.RetryInfo"}, {"retryDelay", "37s"}}});
+  return answer(429, {{"error", {{"code", 429}, {"message", "You exceeded your current quota."},
+                                 {"status", "RESOURCE_EXHAUSTED"}, {"details", details}}}});
+}
+json gemini_reply(long long tokens_in = 7, long long tokens_out = 3) {
+  return {{"candidates", {{{"content", {{"role", "model"}, {"parts", {{{"text", "hi"}}}}}}, {"finishReason", "STOP"}}}},
+          {"usageMetadata", {{"promptTokenCount", tokens_in}, {"candidatesTokenCount", tokens_out}}}};
+}
+// DeepSeek's 200 whose reply was cut short for lack of capacity: transient, and billed.
+TransferResponse insufficient_system_resource(long long tokens_in, long long tokens_out) {
+  json body = completion("partial", tokens_in, tokens_out);
+  body["choices"][0]["finish_reason"] = "insufficient_system_resource";
+  return answer(200, body);
 }
 TransferResponse transport(TransportError error) {
   TransferResponse response;
@@ -573,6 +594,165 @@ TEST_F(CallPlanTest, CostFromReportedTokensAndTheModelsPrices) {
   EXPECT_EQ(plan->outcome().cost_micro_usd, 0) << "an unreadable price counts as no price";
 }
 
+TEST_F(CallPlanTest, ADailyQuotaMovesToTheModelsNextKeyAtOnceAndCoolsTheKeyUntilPacificMidnight) {
+  models = {model("gemini-2.0-flash", Provider::Gemini)};
+  pool.add("A", Provider::Gemini);
+  pool.add("B", Provider::Gemini);
+  start();
+  TransferRequest request;
+  ASSERT_TRUE(plan->next_request(request));
+  EXPECT_EQ(plan->current_key_id(), "A");
+  plan->on_response(gemini_daily_quota());
+  ASSERT_EQ(pool.recorded.size(), 1u);
+  const KeyOutcome& spent = pool.recorded[0].second;
+  EXPECT_EQ(spent.health, KeyOutcome::Health::Unchanged) << "a quota, not a bad key";
+  EXPECT_EQ(spent.cool_down_until_ms, next_pacific_midnight_ms(now)) << "not RetryInfo's 37 s";
+  EXPECT_GT(*spent.cool_down_until_ms, now + 37000);
+  ASSERT_TRUE(plan->next_request(request)) << "the model's next key at once";
+  EXPECT_EQ(plan->backoff_ms(), 0);
+  EXPECT_EQ(plan->current_key_id(), "B");
+  EXPECT_EQ(pool.picks.back(), (std::set<std::string>{"A"}));
+  plan->on_response(answer(200, gemini_reply()));
+  ASSERT_TRUE(plan->finished());
+  EXPECT_TRUE(plan->outcome().result.ok);
+  EXPECT_EQ(plan->outcome().key_id, "B");
+  EXPECT_EQ(plan->outcome().attempts, 2);
+  EXPECT_EQ(plan->outcome().history[0].outcome, "daily_quota_exhausted");
+}
+
+TEST_F(CallPlanTest, ADailyQuotaKeyIsNotRetriedAndTheRoundsBackOffIsNotItsRetryInfo) {
+  models = {model("gemini-2.0-flash", Provider::Gemini)};
+  pool.add("A", Provider::Gemini);
+  pool.add("B", Provider::Gemini);
+  jitter = 0.5;
+  start();
+  TransferRequest request;
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(gemini_daily_quota());  // A: spent for the day
+  ASSERT_TRUE(plan->next_request(request));
+  EXPECT_EQ(plan->current_key_id(), "B");
+  plan->on_response(answer(500, {{"error", {{"code", 500}, {"message", "internal"}, {"status", "INTERNAL"}}}}));
+  EXPECT_FALSE(plan->next_request(request)) << "B failed retryably: the round backs off";
+  EXPECT_EQ(plan->backoff_ms(), 500) << "the jittered back-off, not the 37 s of A's RetryInfo";
+  now += plan->backoff_ms();
+  ASSERT_TRUE(plan->next_request(request));
+  EXPECT_EQ(plan->current_key_id(), "B") << "A stays out for the rest of the call";
+  EXPECT_EQ(pool.picks.back(), (std::set<std::string>{"A"}));
+}
+
+TEST_F(CallPlanTest, ADailyQuotaOnTheLastKeyEndsTheCallWithoutRetries) {
+  models = {model("gemini-2.0-flash", Provider::Gemini)};
+  pool.add("A", Provider::Gemini);
+  limits.max_retries = 2;
+  start();
+  TransferRequest request;
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(gemini_daily_quota());
+  EXPECT_FALSE(plan->next_request(request));
+  ASSERT_TRUE(plan->finished()) << "no back-off, no retry";
+  EXPECT_EQ(plan->outcome().attempts, 1);
+  EXPECT_EQ(plan->outcome().result.error_code, "daily_quota_exhausted");
+  EXPECT_FALSE(plan->outcome().result.retryable);
+
+  // Another call, an hour later, does not pick the spent key: nothing reaches the provider.
+  now += 3'600'000;
+  start();
+  EXPECT_FALSE(plan->next_request(request));
+  EXPECT_TRUE(plan->finished());
+  EXPECT_EQ(plan->outcome().attempts, 0);
+  // After midnight Pacific time it is picked again.
+  now = next_pacific_midnight_ms(now);
+  start();
+  ASSERT_TRUE(plan->next_request(request));
+  EXPECT_EQ(plan->current_key_id(), "A");
+}
+
+TEST_F(CallPlanTest, ADailyQuotaOnTheModelsLastKeyFallsBackToTheNextModel) {
+  models = {model("gemini-2.0-flash", Provider::Gemini), model("llama-3", Provider::Groq)};
+  pool.add("A", Provider::Gemini);
+  pool.add("G", Provider::Groq);
+  start();
+  TransferRequest request;
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(gemini_daily_quota());
+  Sent next = send();
+  EXPECT_EQ(next.key, "G");
+  EXPECT_EQ(next.model, "llama-3");
+  plan->on_response(ok());
+  EXPECT_TRUE(plan->outcome().result.ok);
+}
+
+TEST_F(CallPlanTest, TokensAndCostSumEveryAttemptThatReportedUsage) {
+  // DeepSeek's insufficient_system_resource is a 200 with usage, retried: the call consumed both.
+  models = {model("deepseek-chat", Provider::DeepSeek, "0.002500", "0.010000")};
+  pool.add("D", Provider::DeepSeek);
+  limits.retry_base_delay_ms = 0;
+  start();
+  TransferRequest request;
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(insufficient_system_resource(10, 5));
+  EXPECT_FALSE(plan->finished());
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(answer(200, completion("done", 10, 5)));
+  ASSERT_TRUE(plan->finished());
+  const CallOutcome& outcome = plan->outcome();
+  EXPECT_TRUE(outcome.result.ok);
+  EXPECT_EQ(outcome.result.tokens_input, 20);
+  EXPECT_EQ(outcome.result.tokens_output, 10);
+  EXPECT_EQ(outcome.tokens_input, 20);
+  EXPECT_EQ(outcome.tokens_output, 10);
+  // (20 × 0.0025 + 10 × 0.01) / 1000 dollars = 150 micro-dollars.
+  EXPECT_EQ(outcome.cost_micro_usd, 150);
+  ASSERT_EQ(outcome.history.size(), 2u);
+  EXPECT_EQ(outcome.history[0].outcome, "overloaded");
+  EXPECT_EQ(outcome.history[0].tokens, 15);
+  EXPECT_EQ(outcome.history[1].tokens, 15);
+  ASSERT_EQ(pool.recorded.size(), 2u);
+  EXPECT_EQ(pool.recorded[0].second.tokens + pool.recorded[1].second.tokens, 30) << "the key's books agree";
+}
+
+TEST_F(CallPlanTest, AttemptsOnDifferentModelsArePricedAtTheirOwnPricesAndRoundedOnce) {
+  // Fallback after a billed failure: each attempt at its own model's prices, summed exactly.
+  models = {model("gpt-4o-mini", Provider::OpenAI, "0.002500", "0.010000"),
+            model("llama-3", Provider::Groq, "0.001500", "0.001500")};
+  pool.add("A", Provider::OpenAI);
+  pool.add("G", Provider::Groq);
+  limits.max_retries = 0;
+  start();
+  send();
+  plan->on_response(answer(200, [] {
+    json body = completion("partial", 19, 10);
+    body["choices"][0]["finish_reason"] = "insufficient_system_resource";
+    return body;
+  }()));
+  send();  // no retries left on gpt-4o-mini: llama-3
+  plan->on_response(answer(200, completion("done", 19, 10)));
+  ASSERT_TRUE(plan->outcome().result.ok);
+  EXPECT_EQ(plan->outcome().result.tokens_input, 38);
+  EXPECT_EQ(plan->outcome().result.tokens_output, 20);
+  // 147.5 + (29 × 1.5 = 43.5) = 191 micro-dollars exactly; rounding each (148 + 44) would say 192.
+  EXPECT_EQ(plan->outcome().cost_micro_usd, 191);
+}
+
+TEST_F(CallPlanTest, AFailedCallStillCountsTheTokensItsAttemptsReported) {
+  models = {model("deepseek-chat", Provider::DeepSeek, "0.001000", "0.001000")};
+  pool.add("D", Provider::DeepSeek);
+  limits.max_retries = 1;
+  limits.retry_base_delay_ms = 0;
+  start();
+  TransferRequest request;
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(insufficient_system_resource(10, 5));
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(insufficient_system_resource(10, 5));
+  EXPECT_FALSE(plan->next_request(request));
+  ASSERT_TRUE(plan->finished());
+  EXPECT_EQ(plan->outcome().result.error_code, "overloaded");
+  EXPECT_EQ(plan->outcome().result.tokens_input, 20);
+  EXPECT_EQ(plan->outcome().result.tokens_output, 10);
+  EXPECT_EQ(plan->outcome().cost_micro_usd, 30);
+}
+
 TEST_F(CallPlanTest, TheHistoryListsEveryAttempt) {
   pool.add("A", Provider::OpenAI);
   pool.add("B", Provider::OpenAI);
@@ -659,6 +839,26 @@ TEST_F(CallPlanTest, APlanContinuedAfterACoolDownKeepsTheEarlierAttempts) {
   EXPECT_FALSE(plan->next_request(request));
   EXPECT_TRUE(plan->finished());
   EXPECT_EQ(plan->outcome().result.error_code, "rate_limited");
+}
+
+TEST_F(CallPlanTest, APlanContinuedKeepsTheEarlierAttemptsUsage) {
+  models = {model("deepseek-chat", Provider::DeepSeek, "0.001000", "0.001000")};
+  pool.add("D", Provider::DeepSeek);
+  limits.max_retries = 0;
+  start();
+  TransferRequest request;
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(insufficient_system_resource(10, 5));
+  EXPECT_FALSE(plan->next_request(request));
+  ASSERT_TRUE(plan->finished());
+  const CallOutcome earlier = plan->outcome();
+  start();
+  plan->continue_from(earlier, now);
+  ASSERT_TRUE(plan->next_request(request));
+  plan->on_response(answer(200, completion("done", 10, 5)));
+  EXPECT_EQ(plan->outcome().result.tokens_input, 20);
+  EXPECT_EQ(plan->outcome().result.tokens_output, 10);
+  EXPECT_EQ(plan->outcome().cost_micro_usd, 30);
 }
 
 TEST_F(CallPlanTest, SixtyFourAttemptsEndAnyCall) {

@@ -228,6 +228,21 @@ TEST(GeminiErrors, PerDayQuotaIsNotRetryable) {
   EXPECT_EQ(r.error_code, "daily_quota_exhausted");
   EXPECT_FALSE(r.retryable);
   EXPECT_EQ(r.retry_after_ms, 37000);
+  // The key's own quota: not a bad key, and the pool's other keys may still serve.
+  EXPECT_TRUE(r.key_quota_spent);
+  EXPECT_FALSE(r.key_unhealthy);
+  EXPECT_FALSE(r.try_next_model);
+}
+
+TEST(GeminiErrors, PerMinuteQuotaLeavesTheKeysDayAlone) {
+  json details = json::array(
+      {{{"@type", "type.googleapis.com/google.rpc.QuotaFailure"},
+        {"violations", {{{"quotaId", "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}}}}}});
+  ChatResult r = gemini().decode_chat(
+      json_response(429, gemini_error(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota.", details)),
+      simple_request("gemini-2.0-flash", "x"));
+  EXPECT_TRUE(r.retryable);
+  EXPECT_FALSE(r.key_quota_spent);
 }
 
 TEST(GeminiErrors, ServerSide) {

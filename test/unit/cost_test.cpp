@@ -60,6 +60,23 @@ TEST(Cost, InvalidPriceThrows) {
   EXPECT_THROW(cost_micro_usd(1, 1, "0", "1,5"), std::invalid_argument);
 }
 
+TEST(Cost, NanoDollarsSumExactlyAndRoundOnce) {
+  // 19 × 0.0025 + 10 × 0.01 per 1000 = 147.5 micro-dollars: 147500 nano.
+  EXPECT_EQ(cost_nano_usd(19, 10, "0.002500", "0.010000"), 147'500);
+  EXPECT_EQ(micro_usd_from_nano(147'500), 148) << "half away from zero, as cost_micro_usd";
+  EXPECT_EQ(micro_usd_from_nano(147'499), 147);
+  EXPECT_EQ(micro_usd_from_nano(-1'500), -2);
+  // Two attempts of 147.5 and 43.5: 191 once rounded, not 148 + 44.
+  EXPECT_EQ(micro_usd_from_nano(cost_nano_usd(19, 10, "0.002500", "0.010000") + cost_nano_usd(29, 0, "0.0015", "")),
+            191);
+  // One attempt: the same figure as cost_micro_usd.
+  for (long long tokens : {0LL, 1LL, 7LL, 999LL, 123'456LL})
+    EXPECT_EQ(micro_usd_from_nano(cost_nano_usd(tokens, tokens * 3, "0.123457", "0.987651")),
+              cost_micro_usd(tokens, tokens * 3, "0.123457", "0.987651"));
+  EXPECT_EQ(cost_nano_usd(5, 5, "", ""), 0);
+  EXPECT_THROW(cost_nano_usd(1, 1, "abc", "0"), std::invalid_argument);
+}
+
 TEST(FormatMicroUsd, SixDecimals) {
   EXPECT_EQ(format_micro_usd(0), "0.000000");
   EXPECT_EQ(format_micro_usd(9), "0.000009");

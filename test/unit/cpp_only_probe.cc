@@ -20,6 +20,7 @@
 #include "core/fixed_text.hpp"
 #include "core/headers.hpp"
 #include "core/http_date.hpp"
+#include "core/quota_reset.hpp"
 #include "core/http_message.hpp"
 #include "core/json_output.hpp"
 #include "core/json_util.hpp"

@@ -65,24 +65,29 @@ void KeyHealth::checked(const std::string& key_id) {
 
 void KeyHealth::checked_all(const std::vector<KeyVerdict>& verdicts) {
   if (verdicts.empty()) return;
-  // The verdicts travel as three array parameters (uuids and booleans only: never a secret).
-  std::string ids = "{", healthy = "{", definitive = "{";
+  // The verdicts travel as four array parameters (uuids and booleans only: never a secret).
+  std::string ids = "{", healthy = "{", definitive = "{", counts = "{";
   for (size_t i = 0; i < verdicts.size(); ++i) {
     const char* separator = i == 0 ? "" : ",";
     ids += separator + verdicts[i].key_id;
     healthy += separator + std::string(verdicts[i].healthy ? "t" : "f");
     definitive += separator + std::string(verdicts[i].definitive ? "t" : "f");
+    counts += separator + std::string(verdicts[i].counts ? "t" : "f");
   }
-  ids += "}", healthy += "}", definitive += "}";
-  // The same rules as succeeded()/failed()/checked(), one row update per key.
+  ids += "}", healthy += "}", definitive += "}", counts += "}";
+  // The same rules as succeeded()/failed()/checked(), one row update per key; a verdict that
+  // does not count (a 429) only stamps the check.
   spi_.run(
       "UPDATE celaest.ai_api_pool AS pool SET last_health_check = now(),"
-      "  consecutive_failures = CASE WHEN verdict.healthy THEN 0 ELSE pool.consecutive_failures + 1 END,"
-      "  is_healthy = verdict.healthy OR (pool.is_healthy AND NOT verdict.definitive"
-      "                                   AND pool.consecutive_failures + 1 < $4::int)"
-      " FROM unnest($1::uuid[], $2::boolean[], $3::boolean[]) AS verdict(key_id, healthy, definitive)"
+      "  consecutive_failures = CASE WHEN verdict.healthy THEN 0"
+      "                              WHEN NOT verdict.counts THEN pool.consecutive_failures"
+      "                              ELSE pool.consecutive_failures + 1 END,"
+      "  is_healthy = verdict.healthy OR (pool.is_healthy AND (NOT verdict.counts OR (NOT verdict.definitive"
+      "                                   AND pool.consecutive_failures + 1 < $5::int)))"
+      " FROM unnest($1::uuid[], $2::boolean[], $3::boolean[], $4::boolean[])"
+      "      AS verdict(key_id, healthy, definitive, counts)"
       " WHERE pool.id = verdict.key_id",
-      {ids, healthy, definitive, std::to_string(settings::health_failure_threshold)});
+      {ids, healthy, definitive, counts, std::to_string(settings::health_failure_threshold)});
 }
 
 }  // namespace celaest::pg

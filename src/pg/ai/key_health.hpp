@@ -11,11 +11,14 @@
 
 namespace celaest::pg {
 
-// What a health check found about one key: healthy, or failed (definitive: 401/403/invalid key).
+// What a health check found about one key: healthy, or failed (definitive: 401/403/invalid key),
+// or nothing about its health (`counts` false: a 429, the key authenticated fine), which neither
+// counts toward celaest.health_failure_threshold nor resets the count (core::health_check_failure).
 struct KeyVerdict {
   std::string key_id;
   bool healthy = false;
   bool definitive = false;
+  bool counts = true;
 };
 
 class KeyHealth {
@@ -40,7 +43,7 @@ class KeyHealth {
   void failed(const std::string& key_id, bool definitive);
   void checked(const std::string& key_id);                        // stamps last_health_check
   // A health check's verdicts on many keys, written in one statement: each key succeeded() or
-  // failed() as above, and checked().
+  // failed() as above (or neither, for a verdict that does not count), and checked().
   void checked_all(const std::vector<KeyVerdict>& verdicts);
   // AtCommit: the health events recorded so far, in order, for the call's record.
   const std::vector<ledger::KeyHealthEvent>& deferred_events() const { return deferred_; }

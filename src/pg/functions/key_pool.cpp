@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/call_keys.hpp"
 #include "core/codec.hpp"
 #include "core/text.hpp"
 #include "http/client.hpp"
@@ -252,19 +253,25 @@ CELAEST_FUNCTION(celaest_check_api_keys) {
       auto provider = *core::provider_from_name(result.provider);
       result.latency_ms = response.elapsed_ms;
       result.status = response.error == http::TransportError::None ? response.status : 0;
-      bool definitive = false;
+      // A check that did not pass says what a call's failure would about the key (core::
+      // health_check_failure): a 429 leaves its health as it was; the row still reports the
+      // check's own outcome (healthy false, the error).
+      core::KeyOutcome::Health health = core::KeyOutcome::Health::Worked;
       if (response.error != http::TransportError::None) {
         result.error = std::string(http::to_string(response.error)) + ": " + response.error_text;
+        health = core::health_check_failure(
+            core::transport_failure(response.error == http::TransportError::Timeout, response.error_text));
       } else {
         result.healthy = core::codec_for(provider).health_ok(response);
         if (!result.healthy) {
           core::ChatResult failure = core::codec_for(provider).decode_chat(response, core::ChatRequest{});
-          definitive = failure.key_unhealthy;
+          health = core::health_check_failure(failure);
           result.error = failure.error_code + ": " + failure.error_message;
         }
       }
       result.error = core::redact(result.error, secrets[i]);
-      verdicts.push_back(KeyVerdict{result.id, result.healthy, definitive});
+      verdicts.push_back(KeyVerdict{result.id, result.healthy, health == core::KeyOutcome::Health::FailedDefinitively,
+                                    health != core::KeyOutcome::Health::Unchanged});
     }
     KeyHealth(spi).checked_all(verdicts);
     for (Checked& refused : blocked) checked.push_back(std::move(refused));

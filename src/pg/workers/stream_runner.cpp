@@ -482,7 +482,7 @@ bool BatchStream::Impl::has_room_later(SpiSession& spi, Router& router, const Ta
 // again, or nothing when it ends now. It waits
 //  - when this plan sent nothing (no key had room in its windows, or every key was cooling
 //    down) while a usable key exists: it looks again in kPacingRetryMs;
-//  - when the call ended on a 429 with Retry-After (its retries spent while the key cooled
+//  - when the call ended on a retryable 429 with Retry-After (its retries spent while the key cooled
 //    down): the key's cool-down, then the call goes on with a new plan, its earlier attempts
 //    kept (Task::earlier). Bounded by the call's timeout_ms and by kMaxAttemptsPerCall over
 //    all its plans, so a provider that never stops answering 429 cannot hold a task for ever.
@@ -496,7 +496,10 @@ std::optional<int64_t> BatchStream::Impl::wait_for_room(SpiSession& spi, Router&
   if (outcome.attempts == earlier_attempts && outcome.blocked == earlier_blocked)
     return has_room_later(spi, router, task) ? std::optional<int64_t>(kPacingRetryMs) : std::nullopt;
   const core::ChatResult& result = outcome.result;
-  if (result.ok || result.failure != core::FailureKind::RateLimited || !result.retry_after_ms) return std::nullopt;
+  // A spent daily quota (not retryable) ends the task as a call would end; its RetryInfo delay
+  // is no promise of room (the key cools down until the quota resets).
+  if (result.ok || result.failure != core::FailureKind::RateLimited || !result.retryable || !result.retry_after_ms)
+    return std::nullopt;
   if (outcome.attempts >= core::kMaxAttemptsPerCall) return std::nullopt;
   if (timeout && now_ms() + *result.retry_after_ms >= task.context.started_at_ms + *timeout) return std::nullopt;
   if (!has_room_later(spi, router, task)) return std::nullopt;
