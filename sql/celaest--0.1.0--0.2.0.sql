@@ -557,6 +557,16 @@ BEGIN
           FROM celaest.licenses AS l
           JOIN celaest.subscription_plans AS p ON p.id = l.plan_id
          WHERE l.id = license_id;
+        -- The caller reads the row but row-level security hides it from the UPDATE: no
+        -- attempt can ever charge it, so this is a refusal, not a race (consume_quota charges
+        -- as the owner for an acting user who may spend; other callers of this path run as
+        -- the owner).
+        IF FOUND AND row_security_active('celaest.licenses') AND NOT celaest._writes_every_org() THEN
+            RAISE EXCEPTION 'permission denied to charge % to organization %',
+                            celaest._license_metric_name(v_key), p_org_id
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Charge through celaest.consume_quota(), acting for a user of the organization who may spend (operator or above).';
+        END IF;
         IF FOUND AND v_lic.code = 'VALID' AND v_lic.status IN ('trial', 'active')
            AND NOT (v_key = 'max_ai_requests_per_month' AND v_lic.current_period_end <= now())
            AND v_lic.lim <> -1 AND v_lic.used + p_amount > v_lic.lim THEN
@@ -768,6 +778,7 @@ DECLARE
     v_lic        celaest.licenses;
     v_secret     text;
 BEGIN
+    PERFORM celaest._assert_licensing_admin('issue_license');               -- 42501
     IF p_org_id IS NULL THEN
         RAISE EXCEPTION 'organization id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -863,6 +874,7 @@ DECLARE
     v_len     interval;
     v_change  jsonb;
 BEGIN
+    PERFORM celaest._assert_licensing_admin('set_license_status');          -- 42501
     IF p_license_id IS NULL OR p_status IS NULL THEN
         RAISE EXCEPTION 'license id and status must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -3560,6 +3572,61 @@ UPDATE celaest.licenses AS l
          WHERE t.status = 'pending' AND t.batch_id IS NOT NULL AND t.license_id IS NOT NULL
          GROUP BY t.license_id) AS q
  WHERE l.id = q.license_id;
+
+-- ===========================================================================
+-- The license key's lookup hash follows the key (audit s8)
+-- ===========================================================================
+-- validate_license finds a license by license_key_hash, which only issue_license filled: a
+-- license inserted directly, or whose key was changed, was NOT_FOUND. A trigger now sets the
+-- hash on every INSERT and UPDATE OF license_key (src/sql/23_licensing_reads.sql).
+CREATE FUNCTION celaest._license_key_hash_follows_key()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.license_key_hash := encode(sha256(convert_to(lower(btrim(NEW.license_key, E' \t\r\n')), 'UTF8')), 'hex');
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION celaest._license_key_hash_follows_key() IS
+    'Internal (licensing, trigger): sets licenses.license_key_hash to the SHA-256 (hex) of the key as validate_license looks it up (lowercase, surrounding blanks ignored), on every INSERT and UPDATE OF license_key.';
+REVOKE EXECUTE ON FUNCTION celaest._license_key_hash_follows_key() FROM PUBLIC;
+CREATE TRIGGER licenses_license_key_hash
+    BEFORE INSERT OR UPDATE OF license_key ON celaest.licenses
+    FOR EACH ROW EXECUTE FUNCTION celaest._license_key_hash_follows_key();
+ALTER TABLE celaest.licenses ENABLE ALWAYS TRIGGER licenses_license_key_hash;
+
+-- Rows written without it (a NULL hash) or whose key changed since (a stale one).
+UPDATE celaest.licenses AS l
+   SET license_key_hash = encode(sha256(convert_to(lower(btrim(l.license_key, E' \t\r\n')), 'UTF8')), 'hex')
+ WHERE l.license_key_hash IS DISTINCT FROM
+       encode(sha256(convert_to(lower(btrim(l.license_key, E' \t\r\n')), 'UTF8')), 'hex');
+
+-- ===========================================================================
+-- Licensing administration is for service callers acting for no user and super_admins (audit s8)
+-- ===========================================================================
+-- Licensing administration (issuing licenses, changing their status) is, like the platform
+-- objects, for trusted backends and super_admins (API.md): callers who write every
+-- organization's rows, i.e. a service caller acting for no user, or a super_admin. A service
+-- caller acting for anyone else acts with that user's rights, which write no license; before,
+-- row-level security made set_license_status answer 22023 "does not exist" for a license the
+-- caller can read. Asked first, so the refusal says nothing about the license or organization.
+CREATE FUNCTION celaest._assert_licensing_admin(p_function text)
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT celaest._writes_every_org() THEN
+        RAISE EXCEPTION 'permission denied for function %: licensing administration is for service callers acting for no user and for super_admins', p_function
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A trusted backend administers licenses acting for no user (RESET celaest.user_id).';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION celaest._assert_licensing_admin(text) IS
+    'Internal (licensing): raises 42501 naming p_function unless the caller writes every organization (a service caller acting for no user, or a super_admin), as issue_license and set_license_status require.';
 
 -- ===========================================================================
 -- Identity and tenant isolation (issue 11)
