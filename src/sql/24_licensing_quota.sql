@@ -390,6 +390,15 @@ BEGIN
               CASE WHEN v_key = 'max_storage_gb' THEN l.storage_used_bytes ELSE l.ai_requests_used END
          INTO v_lim, v_used;
     IF NOT FOUND THEN
+        -- A license the caller reads but row-level security hides from its UPDATE (a service
+        -- caller acting for a user): a refusal, not "no license".
+        IF row_security_active('celaest.licenses') AND NOT celaest._writes_every_org()
+           AND EXISTS (SELECT 1 FROM celaest.licenses AS l
+                        WHERE l.organization_id = p_org_id AND l.status IN ('trial', 'active', 'suspended')) THEN
+            RAISE EXCEPTION 'permission denied to release % of organization %',
+                            celaest._license_metric_name(v_key), p_org_id
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
         RAISE EXCEPTION 'organization % has no license in force', p_org_id
             USING ERRCODE = 'LC001';
     END IF;

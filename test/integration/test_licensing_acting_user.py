@@ -172,6 +172,9 @@ def test_service_acting_for_a_viewer_is_refused(world, metric, amount):
         # The general path called directly refuses too, rather than retrying until 40001.
         error = refused(conn, "SELECT celaest._take_quota(%s, 'ai_requests', 1)", (w["orgs"]["A"],))
         assert error.pgcode == "42501", error.pgerror
+        # Nor is a release "no license in force" (LC001) for a license the caller reads.
+        error = refused(conn, "SELECT celaest._release_quota(%s, 'ai_requests', 1)", (w["orgs"]["A"],))
+        assert error.pgcode == "42501", error.pgerror
     finally:
         conn.close()
     assert counters(w, "A") == before
