@@ -89,10 +89,17 @@ def world(request):
         w["licenses"][org] = as_json(scalar(admin, "SELECT celaest.issue_license(%s, %s)", (org_id, plan)))["license_id"]
     yield w
     admin.close()
-    if request.param == "unserved":
-        drop = connect("postgres")
-        scalar(drop, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % OWN_DB)
-        drop.close()
+    # The roles go with the test: a level's group members get privileges in every database
+    # installed later (test/upgrade compares two such databases' ACLs).
+    cleanup = connect("postgres")
+    try:
+        if request.param == "unserved":
+            scalar(cleanup, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % OWN_DB)
+        for role in (SERVICE_ROLE, END_USER_ROLE, READONLY_ROLE):
+            scalar(cleanup, "DROP OWNED BY %s" % role)
+            scalar(cleanup, "DROP ROLE %s" % role)
+    finally:
+        cleanup.close()
 
 
 def service_for(w, user):
