@@ -561,6 +561,16 @@ BEGIN
           FROM celaest.licenses AS l
           JOIN celaest.subscription_plans AS p ON p.id = l.plan_id
          WHERE l.id = license_id;
+        -- The caller reads the row but row-level security hides it from the UPDATE: no
+        -- attempt can ever charge it, so this is a refusal, not a race (consume_quota charges
+        -- as the owner for an acting user who may spend; other callers of this path run as
+        -- the owner).
+        IF FOUND AND row_security_active('celaest.licenses') AND NOT celaest._writes_every_org() THEN
+            RAISE EXCEPTION 'permission denied to charge % to organization %',
+                            celaest._license_metric_name(v_key), p_org_id
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Charge through celaest.consume_quota(), acting for a user of the organization who may spend (operator or above).';
+        END IF;
         IF FOUND AND v_lic.code = 'VALID' AND v_lic.status IN ('trial', 'active')
            AND NOT (v_key = 'max_ai_requests_per_month' AND v_lic.current_period_end <= now())
            AND v_lic.lim <> -1 AND v_lic.used + p_amount > v_lic.lim THEN
@@ -618,6 +628,15 @@ BEGIN
               CASE WHEN v_key = 'max_storage_gb' THEN l.storage_used_bytes ELSE l.ai_requests_used END
          INTO v_lim, v_used;
     IF NOT FOUND THEN
+        -- A license the caller reads but row-level security hides from its UPDATE (a service
+        -- caller acting for a user): a refusal, not "no license".
+        IF row_security_active('celaest.licenses') AND NOT celaest._writes_every_org()
+           AND EXISTS (SELECT 1 FROM celaest.licenses AS l
+                        WHERE l.organization_id = p_org_id AND l.status IN ('trial', 'active', 'suspended')) THEN
+            RAISE EXCEPTION 'permission denied to release % of organization %',
+                            celaest._license_metric_name(v_key), p_org_id
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
         RAISE EXCEPTION 'organization % has no license in force', p_org_id
             USING ERRCODE = 'LC001';
     END IF;
@@ -772,6 +791,7 @@ DECLARE
     v_lic        celaest.licenses;
     v_secret     text;
 BEGIN
+    PERFORM celaest._assert_licensing_admin('issue_license');               -- 42501
     IF p_org_id IS NULL THEN
         RAISE EXCEPTION 'organization id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -867,6 +887,7 @@ DECLARE
     v_len     interval;
     v_change  jsonb;
 BEGIN
+    PERFORM celaest._assert_licensing_admin('set_license_status');          -- 42501
     IF p_license_id IS NULL OR p_status IS NULL THEN
         RAISE EXCEPTION 'license id and status must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -3590,8 +3611,7 @@ UPDATE celaest.licenses AS l
 
 -- ===========================================================================
 -- Platform objects for super_admins, the acting user of is_feature_enabled (issue 11 audit)
--- ===========================================================================
--- increment_api_key_usage checks its caller itself (service or super_admin) and runs as the
+-- ====================================================================-- increment_api_key_usage checks its caller itself (service or super_admin) and runs as the
 -- owner; the key pool's functions become executable by the authenticated level (for its
 -- super_admins; _apply_access_privileges below grants them); is_feature_enabled refuses a
 -- p_user_id other than the caller's own below service (its body is replaced above).
@@ -3635,6 +3655,62 @@ COMMENT ON FUNCTION celaest.increment_api_key_usage(uuid, integer) IS
     'Atomically records one use of an API key: usage_count + 1, tokens_used + p_tokens, last_used_at = now(). Service callers and super_admins only (42501 for anyone else, before anything is checked). Raises 22023 for NULL or negative tokens, P0002 for an unknown key.';
 COMMENT ON FUNCTION celaest.is_feature_enabled(text, uuid, uuid) IS
     'Whether a feature flag is on for a user (NULL: the acting user; only a service caller may name another user, 42501 otherwise) and organization (NULL: that user''s). Unknown or disabled flag: false. target_type all: true; users: the user is in target_users; orgs: the organization is in target_organizations; percentage: Unleash''s gradual rollout, the bucket murmur3_x86_32(flag_key || '':'' || user id (else organization id), seed 0) % 100 + 1 is at most target_percentage (false with neither user nor organization). Never NULL.';
+=======
+-- The license key's lookup hash follows the key (audit s8)
+-- ===========================================================================
+-- validate_license finds a license by license_key_hash, which only issue_license filled: a
+-- license inserted directly, or whose key was changed, was NOT_FOUND. A trigger now sets the
+-- hash on every INSERT and UPDATE OF license_key (src/sql/23_licensing_reads.sql).
+CREATE FUNCTION celaest._license_key_hash_follows_key()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.license_key_hash := encode(sha256(convert_to(lower(btrim(NEW.license_key, E' \t\r\n')), 'UTF8')), 'hex');
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION celaest._license_key_hash_follows_key() IS
+    'Internal (licensing, trigger): sets licenses.license_key_hash to the SHA-256 (hex) of the key as validate_license looks it up (lowercase, surrounding blanks ignored), on every INSERT and UPDATE OF license_key.';
+REVOKE EXECUTE ON FUNCTION celaest._license_key_hash_follows_key() FROM PUBLIC;
+CREATE TRIGGER licenses_license_key_hash
+    BEFORE INSERT OR UPDATE OF license_key ON celaest.licenses
+    FOR EACH ROW EXECUTE FUNCTION celaest._license_key_hash_follows_key();
+ALTER TABLE celaest.licenses ENABLE ALWAYS TRIGGER licenses_license_key_hash;
+
+-- Rows written without it (a NULL hash) or whose key changed since (a stale one).
+UPDATE celaest.licenses AS l
+   SET license_key_hash = encode(sha256(convert_to(lower(btrim(l.license_key, E' \t\r\n')), 'UTF8')), 'hex')
+ WHERE l.license_key_hash IS DISTINCT FROM
+       encode(sha256(convert_to(lower(btrim(l.license_key, E' \t\r\n')), 'UTF8')), 'hex');
+
+-- ===========================================================================
+-- Licensing administration is for service callers acting for no user and super_admins (audit s8)
+-- ===========================================================================
+-- Licensing administration (issuing licenses, changing their status) is for trusted backends
+-- and super_admins (API.md): callers who write every organization's licenses, i.e. a service
+-- caller acting for no user, or a super_admin. A service caller acting for anyone else acts
+-- with that user's rights, under which row-level security lets it write no license (and no
+-- function acts on B's rows for A's user); before, set_license_status then answered 22023
+-- "does not exist" for a license the caller reads. Roles row-level security does not apply to
+-- (superusers, the owner, BYPASSRLS roles: a DBA acting as a user) write licenses directly
+-- anyway and are not refused. Asked first, so the refusal tells nothing about the license.
+CREATE FUNCTION celaest._assert_licensing_admin(p_function text)
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF row_security_active('celaest.licenses') AND NOT celaest._writes_every_org() THEN
+        RAISE EXCEPTION 'permission denied for function %: licensing administration is for service callers acting for no user and for super_admins', p_function
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A trusted backend administers licenses acting for no user (RESET celaest.user_id).';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION celaest._assert_licensing_admin(text) IS
+    'Internal (licensing): raises 42501 naming p_function when row-level security applies to the caller and it does not write every organization (i.e. it is neither a service caller acting for no user nor a super_admin), as issue_license and set_license_status require.';
 
 -- ===========================================================================
 -- Identity and tenant isolation (issue 11)

@@ -60,7 +60,11 @@
 -- _reserve_ai_request/_check_batch) need write rights on licenses, which the owner has
 -- and which run_prompt, ai_chat and the background workers (running as the owner)
 -- use. An application role cannot reset or burn quota by calling them, and the internal
--- helpers of those writing paths are not even executable by PUBLIC. SECURITY
+-- helpers of those writing paths are not even executable by PUBLIC. Who may act for whom
+-- (API.md): consume_quota acting for a user who may spend for the organization (operator
+-- and above, src/pg/licensing/spending_rights.hpp) charges as the owner, anyone else acting
+-- for a user gets 42501; issue_license and set_license_status first ask
+-- _assert_licensing_admin (a service caller acting for no user, or a super_admin). SECURITY
 -- DEFINER, with SET search_path: validate_license (the key is the credential),
 -- _trial_limits (system_config is owner-only) and, in 26_licensing_enforcement.sql, _reserve_counted and
 -- the max_users / max_concurrent_tasks triggers (an exact count must see every row,

@@ -122,11 +122,37 @@ COMMENT ON FUNCTION celaest._assert_license_usable(uuid) IS
     'Id of the organization''s usable license (in force, not suspended, not lapsed). Raises LC001 (no license), LC002 (suspended), LC003 (expired or trial expired, also by date before refresh_licenses() runs) or LC004 (cancelled); 22004 for a NULL id.';
 REVOKE EXECUTE ON FUNCTION celaest._assert_license_usable(uuid) FROM PUBLIC;
 
+-- The lookup hash always follows the key: whoever writes a license (issue_license, an
+-- application's or a fixture's INSERT, an UPDATE of license_key) gets license_key_hash set
+-- here, by the same rule validate_license hashes what it is given (lowercase, surrounding
+-- blanks ignored; a key from generate_license_key is already lowercase hex, so issue_license's
+-- hash is unchanged). An UPDATE naming only license_key_hash is left alone. No cached copy
+-- derives from the key (78_cache_validity.sql): validate_license reads the row each call, so
+-- a changed key is followed by the very next lookup and the old key is NOT_FOUND at once.
+-- ENABLE ALWAYS: rows restored or replicated (session_replication_role = replica) get it too.
+CREATE FUNCTION celaest._license_key_hash_follows_key()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.license_key_hash := encode(sha256(convert_to(lower(btrim(NEW.license_key, E' \t\r\n')), 'UTF8')), 'hex');
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION celaest._license_key_hash_follows_key() IS
+    'Internal (licensing, trigger): sets licenses.license_key_hash to the SHA-256 (hex) of the key as validate_license looks it up (lowercase, surrounding blanks ignored), on every INSERT and UPDATE OF license_key.';
+REVOKE EXECUTE ON FUNCTION celaest._license_key_hash_follows_key() FROM PUBLIC;
+CREATE TRIGGER licenses_license_key_hash
+    BEFORE INSERT OR UPDATE OF license_key ON celaest.licenses
+    FOR EACH ROW EXECUTE FUNCTION celaest._license_key_hash_follows_key();
+ALTER TABLE celaest.licenses ENABLE ALWAYS TRIGGER licenses_license_key_hash;
+
 -- validate_license runs as its owner: the key is the credential, and whoever holds
 -- it may learn its state even without row-level access to licenses. Unknown keys and
 -- garbage take the same path (hash, one index probe that misses), so the answer and
 -- its timing do not tell them apart; a B-tree probe by SHA-256 digest reveals nothing
--- usable about near-miss keys.
+-- usable about near-miss keys. The hash is the one licenses_license_key_hash stores (above).
 CREATE FUNCTION celaest.validate_license(p_license_key text)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE

@@ -321,6 +321,16 @@ BEGIN
           FROM celaest.licenses AS l
           JOIN celaest.subscription_plans AS p ON p.id = l.plan_id
          WHERE l.id = license_id;
+        -- The caller reads the row but row-level security hides it from the UPDATE: no
+        -- attempt can ever charge it, so this is a refusal, not a race (consume_quota charges
+        -- as the owner for an acting user who may spend; other callers of this path run as
+        -- the owner).
+        IF FOUND AND row_security_active('celaest.licenses') AND NOT celaest._writes_every_org() THEN
+            RAISE EXCEPTION 'permission denied to charge % to organization %',
+                            celaest._license_metric_name(v_key), p_org_id
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Charge through celaest.consume_quota(), acting for a user of the organization who may spend (operator or above).';
+        END IF;
         IF FOUND AND v_lic.code = 'VALID' AND v_lic.status IN ('trial', 'active')
            AND NOT (v_key = 'max_ai_requests_per_month' AND v_lic.current_period_end <= now())
            AND v_lic.lim <> -1 AND v_lic.used + p_amount > v_lic.lim THEN
@@ -394,6 +404,15 @@ BEGIN
               CASE WHEN v_key = 'max_storage_gb' THEN l.storage_used_bytes ELSE l.ai_requests_used END
          INTO v_lim, v_used;
     IF NOT FOUND THEN
+        -- A license the caller reads but row-level security hides from its UPDATE (a service
+        -- caller acting for a user): a refusal, not "no license".
+        IF row_security_active('celaest.licenses') AND NOT celaest._writes_every_org()
+           AND EXISTS (SELECT 1 FROM celaest.licenses AS l
+                        WHERE l.organization_id = p_org_id AND l.status IN ('trial', 'active', 'suspended')) THEN
+            RAISE EXCEPTION 'permission denied to release % of organization %',
+                            celaest._license_metric_name(v_key), p_org_id
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
         RAISE EXCEPTION 'organization % has no license in force', p_org_id
             USING ERRCODE = 'LC001';
     END IF;

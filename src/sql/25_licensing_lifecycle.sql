@@ -140,6 +140,30 @@ COMMENT ON FUNCTION celaest._issue_license_options(jsonb) IS
     'Internal (issue_license): validates issue_license''s options (billing_cycle, trial_days, custom_limits, starts_at, expires_at, notes, metadata; a JSON null is an option left out) and returns the billing cycle, status (trial when trial_days > 0, else active), custom limits, start, expiry, trial end, notes and metadata of the license to issue. 22023 for an unknown option, a bad value, a future starts_at, or an expiry or trial end that is not after the start and now.';
 REVOKE EXECUTE ON FUNCTION celaest._issue_license_options(jsonb) FROM PUBLIC;
 
+-- Licensing administration (issuing licenses, changing their status) is for trusted backends
+-- and super_admins (API.md): callers who write every organization's licenses, i.e. a service
+-- caller acting for no user, or a super_admin. A service caller acting for anyone else acts
+-- with that user's rights, under which row-level security lets it write no license (and no
+-- function acts on B's rows for A's user); before, set_license_status then answered 22023
+-- "does not exist" for a license the caller reads. Roles row-level security does not apply to
+-- (superusers, the owner, BYPASSRLS roles: a DBA acting as a user) write licenses directly
+-- anyway and are not refused. Asked first, so the refusal tells nothing about the license.
+CREATE FUNCTION celaest._assert_licensing_admin(p_function text)
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF row_security_active('celaest.licenses') AND NOT celaest._writes_every_org() THEN
+        RAISE EXCEPTION 'permission denied for function %: licensing administration is for service callers acting for no user and for super_admins', p_function
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A trusted backend administers licenses acting for no user (RESET celaest.user_id).';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION celaest._assert_licensing_admin(text) IS
+    'Internal (licensing): raises 42501 naming p_function when row-level security applies to the caller and it does not write every organization (i.e. it is neither a service caller acting for no user nor a super_admin), as issue_license and set_license_status require.';
+
 CREATE FUNCTION celaest.issue_license(p_org_id uuid, p_plan_code text, p_options jsonb DEFAULT '{}')
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -154,6 +178,7 @@ DECLARE
     v_lic        celaest.licenses;
     v_secret     text;
 BEGIN
+    PERFORM celaest._assert_licensing_admin('issue_license');               -- 42501
     IF p_org_id IS NULL THEN
         RAISE EXCEPTION 'organization id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -251,6 +276,7 @@ DECLARE
     v_len     interval;
     v_change  jsonb;
 BEGIN
+    PERFORM celaest._assert_licensing_admin('set_license_status');          -- 42501
     IF p_license_id IS NULL OR p_status IS NULL THEN
         RAISE EXCEPTION 'license id and status must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;

@@ -12,6 +12,7 @@ Runs inside scripts/cluster.sh (PG* variables name a throwaway cluster with cela
 """
 
 import glob
+import json
 import os
 import re
 import sys
@@ -81,6 +82,10 @@ def scalar(conn, sql, params=None):
 
 
 ORG, USER, ADMIN = (str(uuid.UUID(int=n)) for n in (0xA1, 0xA2, 0xA3))
+# Licenses written without issue_license: one inserted directly (no lookup hash), one whose
+# hash no longer matches its key (changed later). The upgrade fills in both hashes.
+DIRECT_ORG = str(uuid.UUID(int=0xA4))
+DIRECT_KEY, STALE_KEY = "Direct-Upgrade-Key-0001", "stale-upgrade-key-0002"
 
 
 def fill(conn):
@@ -133,7 +138,25 @@ def fill(conn):
     run("RESET celaest.user_id")
     run("SELECT celaest.set_license_status(%s, 'suspended', 'upgrade test')", (license["license_id"],))
     run("SELECT celaest.set_license_status(%s, 'active', 'upgrade test')", (license["license_id"],))
+    run("INSERT INTO celaest.organizations (id, name, slug) VALUES (%s, 'Direct Org', 'direct-org')", (DIRECT_ORG,))
+    run("INSERT INTO celaest.licenses (organization_id, plan_id, license_key, status)"
+        " SELECT %s, id, %s, 'active' FROM celaest.subscription_plans WHERE code = 'up-pro'", (DIRECT_ORG, DIRECT_KEY))
+    run("INSERT INTO celaest.licenses (organization_id, plan_id, license_key, license_key_hash, status)"
+        " SELECT %s, id, %s, repeat('0', 64), 'cancelled' FROM celaest.subscription_plans WHERE code = 'up-pro'",
+        (ORG, STALE_KEY))
     return license
+
+
+def without_backfilled_hashes(contents):
+    """The contents with what the upgrade's hash backfill changes left out: the hash (and
+    updated_at) of every license, and the audit rows of licenses."""
+    kept = dict(contents)
+    kept["licenses"] = sorted(json.dumps({k: v for k, v in json.loads(r).items()
+                                          if k not in ("license_key_hash", "updated_at")}, sort_keys=True)
+                              for r in contents.get("licenses", []))
+    kept["audit_logs"] = sorted(r for r in contents.get("audit_logs", [])
+                                if json.loads(r).get("resource_type") != "license")
+    return kept
 
 
 def table_contents(conn):
@@ -171,9 +194,16 @@ def test_upgrade_equals_fresh_install(old_version):
             UPGRADE_HINT % (old_version, new_version), len(diff), "\n".join(diff))
 
         after = table_contents(upgraded)
-        # A table the upgrade creates starts empty, as in a fresh install: no rows changed.
-        changed = sorted(t for t in set(before) | set(after) if before.get(t, []) != after.get(t, []))
+        # A table the upgrade creates starts empty, as in a fresh install: no rows changed but
+        # the lookup hashes of the licenses written without one (below).
+        before_kept, after_kept = without_backfilled_hashes(before), without_backfilled_hashes(after)
+        changed = sorted(t for t in set(before_kept) | set(after_kept)
+                         if before_kept.get(t, []) != after_kept.get(t, []))
         assert not changed, "the upgrade changed the rows of %s" % ", ".join(changed)
+        assert scalar(upgraded, "SELECT count(*) FROM celaest.licenses WHERE license_key_hash IS DISTINCT FROM"
+                                " encode(sha256(convert_to(lower(license_key), 'UTF8')), 'hex')") == 0
+        assert scalar(upgraded, "SELECT celaest.validate_license(%s) ->> 'code'", (DIRECT_KEY,)) == "VALID"
+        assert scalar(upgraded, "SELECT celaest.validate_license(%s) ->> 'code'", (STALE_KEY,)) == "CANCELLED"
 
         # The upgraded database works: reads, a charge and the fast paths.
         validated = scalar(upgraded, "SELECT celaest.validate_license(%s)", (license["license_key"],))
@@ -183,7 +213,7 @@ def test_upgrade_equals_fresh_install(old_version):
         assert scalar(upgraded, "SELECT celaest.effective_limits(%s)->>'max_users'",
                       (license["license_id"],)) == "20"
         assert scalar(upgraded, "SELECT celaest.config_get('upgrade.secret')") == "hidden"
-        assert scalar(upgraded, "SELECT count(*) FROM celaest.v_active_licenses") == 1
+        assert scalar(upgraded, "SELECT count(*) FROM celaest.v_active_licenses") == 2
         scalar(upgraded, "SELECT celaest.refresh_licenses()")
         scalar(upgraded, "SELECT celaest.roi_summary(%s, current_date - 1, current_date)", (ORG,))
     finally:

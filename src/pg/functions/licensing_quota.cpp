@@ -7,10 +7,12 @@
 
 #include "pg/licensing/concurrency_gate.hpp"
 #include "pg/licensing/license_quota.hpp"
+#include "pg/licensing/spending_rights.hpp"
 #include "pg/ledger/counters.hpp"
 
 #include "pg/boundary/boundary.hpp"
 #include "pg/boundary/datum.hpp"
+#include "pg/boundary/function_owner.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -149,6 +151,14 @@ CELAEST_FUNCTION(celaest_check_limit) {
 //   RETURNS bigint
 CELAEST_FUNCTION(celaest_consume_quota) {
   const QuotaArguments args = quota_arguments(fcinfo);
+  // Who may spend for the organization (spending_rights.hpp): 42501 before anything is read,
+  // or the charge made as the owner for a user who may spend but not write licenses. Both
+  // paths below then run unchanged, so the charge is as exact as any other. (A NULL
+  // organization goes on to the general path's 22004.)
+  std::optional<RunAsOwner> as_owner;
+  if (args.organization_id &&
+      spending_rights(*args.organization_id, "consume_quota", fcinfo->flinfo->fn_oid) == SpendAs::Owner)
+    as_owner.emplace(function_owner(fcinfo->flinfo->fn_oid));
   SpiSession spi;
   if (args.fast_path_applies()) {
     if (ledger::served()) {

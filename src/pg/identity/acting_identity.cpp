@@ -95,24 +95,9 @@ StatementKey current_key() {
   return key;
 }
 
-// Runs the profile lookups as the function's owner (the extension's owner), as the SQL
-// helpers did with SECURITY DEFINER: row-level security on users_profile calls back into
+// The profile lookups run as the function's owner (RunAsOwner, function_owner.hpp), as the
+// SQL helpers did with SECURITY DEFINER: row-level security on users_profile calls back into
 // this identity and must not see itself.
-class RunAsOwner {
- public:
-  explicit RunAsOwner(Oid owner) {
-    GetUserIdAndSecContext(&saved_user_, &saved_context_);
-    SetUserIdAndSecContext(owner, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
-  }
-  ~RunAsOwner() { SetUserIdAndSecContext(saved_user_, saved_context_); }
-  RunAsOwner(const RunAsOwner&) = delete;
-  RunAsOwner& operator=(const RunAsOwner&) = delete;
-
- private:
-  Oid saved_user_ = InvalidOid;
-  int saved_context_ = 0;
-};
-
 
 // Supabase's JWT subject: auth.uid() when that function exists (it need not), asked as the
 // owner like the SQL helper this replaces (SECURITY DEFINER): a role given end-user access

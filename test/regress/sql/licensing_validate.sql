@@ -93,4 +93,35 @@ UPDATE celaest.licenses SET license_key_hash = repeat('0', 64)
  WHERE id = (SELECT license_id FROM k WHERE name = 'active');
 SELECT (pg_temp.v(license_key)).code AS key_with_wrong_hash FROM k WHERE name = 'active';
 
+-- ---------------------------------------------------------------------------
+-- The hash follows the key, however the license was written
+-- ---------------------------------------------------------------------------
+-- Inserted directly (an application, a fixture): no hash given, found by its key as given,
+-- in any case and with blanks around it; the stored hash is the key's, as issue_license's.
+INSERT INTO celaest.organizations (id, name, slug)
+VALUES ('c2000000-0000-4000-8000-000000000011', 'Validate Org direct', 'regress-lc-validate-direct');
+INSERT INTO celaest.licenses (organization_id, plan_id, license_key, status)
+SELECT 'c2000000-0000-4000-8000-000000000011', p.id, 'Direct-License-Key-0001', 'active'
+  FROM celaest.subscription_plans AS p WHERE p.code = 'lc-val';
+SELECT (pg_temp.v('Direct-License-Key-0001')).code AS direct, (pg_temp.v('direct-license-key-0001')).code AS lower_case,
+       (pg_temp.v(E' Direct-License-Key-0001\n')).code AS padded,
+       celaest.validate_license('Direct-License-Key-0001') ->> 'organization_id' AS organization_id;
+-- Even a hash written with the row gives way to the key's.
+INSERT INTO celaest.licenses (organization_id, plan_id, license_key, license_key_hash, status)
+SELECT 'c2000000-0000-4000-8000-000000000011', p.id, 'direct-cancelled-key', repeat('f', 64), 'cancelled'
+  FROM celaest.subscription_plans AS p WHERE p.code = 'lc-val';
+SELECT (pg_temp.v('direct-cancelled-key')).code AS written_with_a_wrong_hash;
+-- A key changed later: the new key is found at once, the old one is NOT_FOUND.
+UPDATE celaest.licenses SET license_key = 'Replaced-License-Key-0002'
+ WHERE license_key = 'Direct-License-Key-0001';
+SELECT (pg_temp.v('Replaced-License-Key-0002')).code AS new_key, (pg_temp.v('Direct-License-Key-0001')).code AS old_key;
+-- check_limit and validate_license answer for the same license.
+SELECT celaest.check_limit('c2000000-0000-4000-8000-000000000011', 'ai_requests') ->> 'code' AS check_limit,
+       (celaest.validate_license('Replaced-License-Key-0002') ->> 'license_id')::uuid
+       = (SELECT id FROM celaest.licenses WHERE license_key = 'Replaced-License-Key-0002') AS same_license;
+SELECT count(*) AS hash_not_the_keys FROM celaest.licenses
+ WHERE license_key_hash IS DISTINCT FROM encode(sha256(convert_to(lower(btrim(license_key)), 'UTF8')), 'hex')
+   AND organization_id <> (SELECT organization_id FROM celaest.licenses AS l JOIN k ON k.license_id = l.id
+                            WHERE k.name = 'active');
+
 ROLLBACK;
