@@ -284,7 +284,9 @@ BEGIN
     END IF;
     SELECT count(*) INTO v_users FROM celaest.users_profile AS u
      WHERE u.organization_id = v_lic.organization_id AND u.deleted_at IS NULL;
-    SELECT count(*) INTO v_tasks FROM celaest.processed_tasks AS t
+    -- Tasks processing: the rows, and the synchronous calls in flight (no row until they end).
+    SELECT count(*) + celaest._sync_calls_in_flight(v_lic.organization_id) INTO v_tasks
+      FROM celaest.processed_tasks AS t
      WHERE t.organization_id = v_lic.organization_id AND t.status IN ('processing', 'retrying');
 
     RETURN jsonb_build_object(
