@@ -3613,7 +3613,8 @@ UPDATE celaest.licenses AS l
 
 -- ===========================================================================
 -- Platform objects for super_admins, the acting user of is_feature_enabled (issue 11 audit)
--- ====================================================================-- increment_api_key_usage checks its caller itself (service or super_admin) and runs as the
+-- ===========================================================================
+-- increment_api_key_usage checks its caller itself (service or super_admin) and runs as the
 -- owner; the key pool's functions become executable by the authenticated level (for its
 -- super_admins; _apply_access_privileges below grants them); is_feature_enabled refuses a
 -- p_user_id other than the caller's own below service (its body is replaced above).
@@ -3657,7 +3658,8 @@ COMMENT ON FUNCTION celaest.increment_api_key_usage(uuid, integer) IS
     'Atomically records one use of an API key: usage_count + 1, tokens_used + p_tokens, last_used_at = now(). Service callers and super_admins only (42501 for anyone else, before anything is checked). Raises 22023 for NULL or negative tokens, P0002 for an unknown key.';
 COMMENT ON FUNCTION celaest.is_feature_enabled(text, uuid, uuid) IS
     'Whether a feature flag is on for a user (NULL: the acting user; only a service caller may name another user, 42501 otherwise) and organization (NULL: that user''s). Unknown or disabled flag: false. target_type all: true; users: the user is in target_users; orgs: the organization is in target_organizations; percentage: Unleash''s gradual rollout, the bucket murmur3_x86_32(flag_key || '':'' || user id (else organization id), seed 0) % 100 + 1 is at most target_percentage (false with neither user nor organization). Never NULL.';
-=======
+
+-- ===========================================================================
 -- The license key's lookup hash follows the key (audit s8)
 -- ===========================================================================
 -- validate_license finds a license by license_key_hash, which only issue_license filled: a
