@@ -1145,8 +1145,6 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
     v_license uuid;
-    v_start   timestamptz;
-    v_end     timestamptz;
 BEGIN
     -- Same statement as consume_quota's fast path, for one request.
     UPDATE celaest.licenses AS l
@@ -1160,15 +1158,12 @@ BEGIN
        AND 1 <= COALESCE(NULLIF(celaest._limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
                                     NULL, l.billing_cycle = 'usage_based'), -1),
                          9223372036854775807) - l.ai_requests_used - celaest._ai_requests_pending(l.id)
-    RETURNING l.id, l.current_period_start, l.current_period_end
-         INTO v_license, v_start, v_end;
+    RETURNING l.id INTO v_license;
     IF v_license IS NULL THEN
-        SELECT q.license_id, q.period_start, q.period_end INTO v_license, v_start, v_end
+        SELECT q.license_id INTO v_license
           FROM celaest._take_quota(p_org_id, 'ai_requests', 1) AS q;      -- raises, or charges
     END IF;
-    INSERT INTO celaest.license_usage_log
-        (license_id, organization_id, metric, quantity, period_start, period_end, task_id, user_id)
-    VALUES (v_license, p_org_id, 'ai_requests', 1, v_start, v_end, p_task_id, p_user_id);
+    -- No license_usage_log row per call (API.md): the period's close sums the counter.
     RETURN v_license;
 END;
 $$;
@@ -3528,6 +3523,9 @@ CREATE FUNCTION celaest._sync_calls_in_flight(p_org_id uuid) RETURNS bigint
     LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION celaest._sync_calls_in_flight(uuid) IS
     'Internal (licensing): the organization''s synchronous AI calls (run_prompt, ai_chat) in flight in this database, counted in shared memory from admission until the provider call ends; added to the processed_tasks rows processing or retrying wherever max_concurrent_tasks is counted.';
+-- _reserve_ai_request (above) writes no license_usage_log row per call any more.
+COMMENT ON FUNCTION celaest._reserve_ai_request(uuid, uuid, uuid) IS
+    'For the AI-call glue: charges one AI request to the organization''s license in the current billing period (atomic, exact under concurrency; no license_usage_log row: the period''s close sums the counter; p_user_id and p_task_id are not used any more) and returns the license id. Raises LC001/LC002/LC003/LC004 for the license, LC010 when the period''s quota is used up; a refusal charges nothing and a rollback undoes the charge. Holds the license row lock until the transaction ends.';
 COMMENT ON FUNCTION celaest._license_terms(uuid) IS
     'Internal: ''<license id> <effective max_ai_requests_per_month> <status> <effective max_concurrent_tasks>'' of the organization''s license in force ('''' when none), for the shared cache of the native check_limit, consume_quota and AI calls. Owner''s rights, fixed search_path; not granted.';
 COMMENT ON FUNCTION celaest._reserve_counted(uuid, text, bigint, boolean, uuid) IS

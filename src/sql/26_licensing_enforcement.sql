@@ -26,12 +26,12 @@
 --   celaest._reserve_ai_request(p_org_id uuid, p_user_id uuid, p_task_id uuid DEFAULT NULL)
 --       RETURNS uuid  -- the license charged (for processed_tasks.license_id)
 --     Charges one AI request to the organization's license in the current billing
---     period, atomically, and logs it in license_usage_log (task_id, user_id;
---     p_task_id must be an existing processed_tasks row, or NULL). Raises LC001 (no
+--     period, atomically; no license_usage_log row (API.md: the per-call paths write
+--     none, the period's close sums the counter; p_user_id, p_task_id unused). Raises LC001 (no
 --     license in force), LC002 (suspended), LC003 (expired / trial expired), LC004
 --     (cancelled), LC010 (quota used up; DETAIL "limit: L, used: U, requested: 1"),
 --     22004 (NULL organization). A refusal charges nothing; a rollback of the calling
---     transaction undoes the charge and the log row.
+--     transaction undoes the charge.
 --   celaest._check_batch(p_org_id uuid, p_inputs integer, p_reserve boolean DEFAULT false)
 --       RETURNS uuid  -- the license
 --     For submit_batch: raises LC001-LC004 as above, LC010 when p_inputs exceeds
@@ -167,8 +167,6 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
     v_license uuid;
-    v_start   timestamptz;
-    v_end     timestamptz;
 BEGIN
     -- Same statement as consume_quota's fast path, for one request.
     UPDATE celaest.licenses AS l
@@ -182,20 +180,17 @@ BEGIN
        AND 1 <= COALESCE(NULLIF(celaest._limit_value('max_ai_requests_per_month', p.limits, l.custom_limits,
                                     NULL, l.billing_cycle = 'usage_based'), -1),
                          9223372036854775807) - l.ai_requests_used - celaest._ai_requests_pending(l.id)
-    RETURNING l.id, l.current_period_start, l.current_period_end
-         INTO v_license, v_start, v_end;
+    RETURNING l.id INTO v_license;
     IF v_license IS NULL THEN
-        SELECT q.license_id, q.period_start, q.period_end INTO v_license, v_start, v_end
+        SELECT q.license_id INTO v_license
           FROM celaest._take_quota(p_org_id, 'ai_requests', 1) AS q;      -- raises, or charges
     END IF;
-    INSERT INTO celaest.license_usage_log
-        (license_id, organization_id, metric, quantity, period_start, period_end, task_id, user_id)
-    VALUES (v_license, p_org_id, 'ai_requests', 1, v_start, v_end, p_task_id, p_user_id);
+    -- No license_usage_log row per call (API.md): the period's close sums the counter.
     RETURN v_license;
 END;
 $$;
 COMMENT ON FUNCTION celaest._reserve_ai_request(uuid, uuid, uuid) IS
-    'For the AI-call glue: charges one AI request to the organization''s license in the current billing period (atomic, exact under concurrency), logs it in license_usage_log with p_task_id/p_user_id, and returns the license id. Raises LC001/LC002/LC003/LC004 for the license, LC010 when the period''s quota is used up; a refusal charges nothing and a rollback undoes the charge. Holds the license row lock until the transaction ends.';
+    'For the AI-call glue: charges one AI request to the organization''s license in the current billing period (atomic, exact under concurrency; no license_usage_log row: the period''s close sums the counter; p_user_id and p_task_id are not used any more) and returns the license id. Raises LC001/LC002/LC003/LC004 for the license, LC010 when the period''s quota is used up; a refusal charges nothing and a rollback undoes the charge. Holds the license row lock until the transaction ends.';
 REVOKE EXECUTE ON FUNCTION celaest._reserve_ai_request(uuid, uuid, uuid) FROM PUBLIC;
 
 CREATE FUNCTION celaest._check_batch(p_org_id uuid, p_inputs integer, p_reserve boolean DEFAULT false)

@@ -422,19 +422,9 @@ void charge_records_at_commit(const std::vector<const ledger::TaskRecord*>& reco
   SpiSession spi;
   for (const auto& [license_id, charged] : licenses) {
     // The call was paid: charged whatever the room (admission already counted it in flight).
-    QueryResult period = spi.run(
-        "UPDATE celaest.licenses SET ai_requests_used = ai_requests_used + $2::bigint WHERE id = $1::uuid"
-        " RETURNING current_period_start, current_period_end",
-        {license_id, std::to_string(charged.size())});
-    if (period.rows.empty()) continue;  // the license is gone
-    for (const ledger::TaskRecord* record : charged)
-      spi.run(
-          "INSERT INTO celaest.license_usage_log"
-          "  (id, license_id, organization_id, metric, quantity, period_start, period_end, task_id, user_id)"
-          " VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'ai_requests', 1, $3::timestamptz, $4::timestamptz,"
-          "         $5::uuid, $6::uuid)",
-          {license_id, record->params.at(1), period.at(0, 0), period.at(0, 1), record->params.at(0),
-           record->params.at(2)});
+    // No license_usage_log row per call (API.md): the period's close sums the counter.
+    spi.run("UPDATE celaest.licenses SET ai_requests_used = ai_requests_used + $2::bigint WHERE id = $1::uuid",
+            {license_id, std::to_string(charged.size())});
   }
   // Usage and health of each key in id order (its row held from the first through the commit).
   for (const auto& [key_id, total] : keys) {

@@ -128,7 +128,7 @@ Datum execute_and_record(SpiSession& spi, const Caller& caller, TaskContext cont
   // Unserved: the record's charges (license, keys, prompt) are made when the transaction commits
   // (ledger/records.hpp), so that the call holds none of those rows past its statement. Served
   // with a full license table: the license row in this transaction, as before.
-  if (charges == Charges::InTransaction && served) charge_ai_request(spi, caller, task_id);
+  if (charges == Charges::InTransaction && served) charge_ai_request(spi, caller);
   // Unserved, the prompt's statistics go with the record at commit; a full shared table: here.
   if (context.prompt_id && (served || charges != Charges::InTransaction) && !context.prompt_stats_shared)
     update_prompt_statistics(spi, *context.prompt_id, outcome, execution_ms);

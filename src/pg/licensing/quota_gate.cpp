@@ -183,22 +183,11 @@ void release_admitted_request(const std::string& license_id) {
   if (forget_ledger_admission(license_id)) ledger::release_request(license_id);
 }
 
-void charge_ai_request(SpiSession& spi, const Caller& caller, const std::string& task_id) {
-  if (std::optional<AiCharge> charge = charge_ai_requests(spi, caller.organization_id, 1, ChargePeriod::Returned)) {
-    spi.run(
-        // The id given, not the column default: uuid-ossp's uuid_generate_v4() took ~5 us a call
-        // here (pg_stat_user_functions); core's gen_random_uuid() makes the same kind of uuid.
-        "INSERT INTO celaest.license_usage_log"
-        "  (id, license_id, organization_id, metric, quantity, period_start, period_end, task_id, user_id)"
-        " VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'ai_requests', 1, $3::timestamptz, $4::timestamptz,"
-        "         $5::uuid, $6::uuid)",
-        {charge->license_id, caller.organization_id, charge->period_start, charge->period_end, task_id,
-         caller.user_id});
-    return;
-  }
+void charge_ai_request(SpiSession& spi, const Caller& caller) {
+  // No license_usage_log row per call (API.md: the period's close sums the counter).
+  if (charge_ai_requests(spi, caller.organization_id, 1, ChargePeriod::NotNeeded)) return;
   // Refused, a period to roll, no cached terms: the SQL function charges or raises.
-  spi.run("SELECT celaest._reserve_ai_request($1::uuid, $2::uuid, $3::uuid)",
-          {caller.organization_id, caller.user_id, task_id});
+  spi.run("SELECT celaest._reserve_ai_request($1::uuid, $2::uuid)", {caller.organization_id, caller.user_id});
 }
 
 void register_quota_gate() { RegisterXactCallback(release_at_transaction_end, nullptr); }

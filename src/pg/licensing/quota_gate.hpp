@@ -37,8 +37,9 @@ AdmittedCall admit_ai_request(SpiSession& spi, const Caller& caller);
 bool charge_admitted_request(const std::string& license_id);
 // Served: the admitted request reached no provider; it is no longer counted.
 void release_admitted_request(const std::string& license_id);
-// Charges the admitted request in the caller's transaction (license_usage_log row with the task).
-void charge_ai_request(SpiSession& spi, const Caller& caller, const std::string& task_id);
+// Charges the admitted request in the caller's transaction (the license's counter only: no
+// license_usage_log row per call).
+void charge_ai_request(SpiSession& spi, const Caller& caller);
 // Releases the in-flight admissions when the transaction ends (from _PG_init).
 void register_quota_gate();
 // The in-flight counts' shared memory (from _PG_init, when preloaded).

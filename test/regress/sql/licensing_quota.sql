@@ -173,7 +173,7 @@ SELECT o.n, celaest.check_limit(o.id, 'ai_requests', 2) = celaest._check_limit_g
  ORDER BY o.n;
 
 -- ---------------------------------------------------------------------------
--- The AI-call glue: reserve_ai_request (one request, logged) and check_batch
+-- The AI-call glue: reserve_ai_request (one request, no log row per call) and check_batch
 -- ---------------------------------------------------------------------------
 INSERT INTO celaest.users_profile (id, organization_id, email) VALUES
     ('c3100000-0000-4000-8000-000000000011', 'c3000000-0000-4000-8000-000000000011', 'q11@lc.test');
